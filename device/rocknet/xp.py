@@ -1,0 +1,22 @@
+"""The one array backend: ulab.numpy on boards and in MicroPython, numpy on CPython.
+
+Device code imports ``np`` from here and sticks to the subset of the numpy API that ulab 6.5+
+implements (int8/uint8/int16/uint16/float dtypes, 2-D arrays, no int32). ``ULAB`` tells the
+rare places that must differ which one they got.
+"""
+
+try:
+    from ulab import numpy as np  # noqa: F401  (boards, MicroPython WebAssembly)
+
+    ULAB = True
+except ImportError:
+    import numpy as np  # noqa: F401  (CPython host and fast tests)
+
+    ULAB = False
+
+int8 = np.int8
+uint8 = np.uint8
+int16 = np.int16
+uint16 = np.uint16
+# ulab's only float dtype: float32 on boards, float64 in the WebAssembly build and on CPython.
+float_ = np.float if ULAB else np.float64

@@ -1,0 +1,1 @@
+"""Subcommands of the `rocknet` CLI, one module each."""

@@ -1,0 +1,213 @@
+"""Run device code inside the pinned MicroPython 1.29 + ulab (WebAssembly, via Node.js).
+
+One `MicroPython` object owns one Node.js process holding one MicroPython instance with the
+device package installed under ``/lib``. Arrays cross the boundary as raw bytes (base64), so
+integer results compare bit for bit; device exceptions come back as `DeviceError` carrying the
+device traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .paths import DEVICE_DIR, REPO_ROOT
+
+RUNTIME_PACKAGE = "@micropython/micropython-webassembly-pyscript"
+RUNTIME_VERSION = "1.29.0-6"
+_BRIDGE = Path(__file__).with_name("mpy_bridge.mjs")
+
+# dtype names understood on both sides (ulab has no int32/int64/float32 arrays).
+_DTYPES = {"int8": "b", "uint8": "B", "int16": "h", "uint16": "H", "float": "d"}
+
+# Injected once into the device interpreter: decodes inputs and encodes outputs.
+_PRELUDE = """
+import json, binascii, gc
+from rocknet import xp as _xp
+def _rn_dec(v):
+    if isinstance(v, dict) and '__nd__' in v:
+        a = _xp.np.frombuffer(binascii.a2b_base64(v['b64']), dtype=getattr(_xp.np, v['__nd__']))
+        if len(v['shape']) == 2:
+            a = a.reshape(tuple(v['shape']))
+        return a
+    if isinstance(v, dict) and '__bytes__' in v:
+        return binascii.a2b_base64(v['__bytes__'])
+    if isinstance(v, dict):
+        return {k: _rn_dec(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_rn_dec(x) for x in v]
+    return v
+_RN_NAMES = {_xp.np.int8: 'int8', _xp.np.uint8: 'uint8', _xp.np.int16: 'int16',
+             _xp.np.uint16: 'uint16', _xp.np.float: 'float'}
+def _rn_enc(v):
+    if isinstance(v, _xp.np.ndarray):
+        return {'__nd__': _RN_NAMES[v.dtype], 'shape': list(v.shape),
+                'b64': binascii.b2a_base64(bytes(v.tobytes())).decode().strip()}
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return {'__bytes__': binascii.b2a_base64(bytes(v)).decode().strip()}
+    if isinstance(v, dict):
+        return {k: _rn_enc(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_rn_enc(x) for x in v]
+    return v
+"""
+
+
+class DeviceError(RuntimeError):
+    """An exception raised by device code inside MicroPython (message holds its traceback)."""
+
+    def __init__(self, traceback: str, exc_type: str | None = None) -> None:
+        super().__init__(traceback)
+        self.device_traceback = traceback
+        self.exc_type = exc_type
+
+
+class RuntimeMissing(RuntimeError):
+    pass
+
+
+def runtime_dir() -> Path:
+    """Folder of the pinned npm package (override with ROCKNET_MPY_RUNTIME)."""
+    env = os.environ.get("ROCKNET_MPY_RUNTIME")
+    path = Path(env) if env else REPO_ROOT / "node_modules" / RUNTIME_PACKAGE
+    if not (path / "micropython-ulab.wasm").exists():
+        raise RuntimeMissing(
+            f"MicroPython WebAssembly runtime not found at {path}. Run `npm ci` in {REPO_ROOT} "
+            f"(installs {RUNTIME_PACKAGE}@{RUNTIME_VERSION}) or set ROCKNET_MPY_RUNTIME."
+        )
+    if shutil.which("node") is None:
+        raise RuntimeMissing("Node.js >= 18 is required to run MicroPython: install `nodejs`.")
+    return path
+
+
+def encode(value: Any) -> Any:
+    """Host value -> JSON for the device side (numpy arrays become typed byte blobs)."""
+    if isinstance(value, np.ndarray):
+        name = "float" if value.dtype.kind == "f" else value.dtype.name
+        if name not in _DTYPES:
+            raise TypeError(f"dtype {value.dtype} has no ulab equivalent; use one of {list(_DTYPES)}")
+        arr = value.astype(np.float64 if name == "float" else value.dtype, copy=False)
+        if arr.ndim > 2:
+            raise ValueError("ulab in this runtime is built with 2 dimensions at most")
+        raw = np.ascontiguousarray(arr).tobytes()
+        return {"__nd__": name, "shape": list(arr.shape), "b64": base64.b64encode(raw).decode()}
+    if isinstance(value, (bytes, bytearray)):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def decode(value: Any) -> Any:
+    """Device JSON -> host values (typed blobs become numpy arrays of the same dtype)."""
+    if isinstance(value, dict) and "__nd__" in value:
+        dt = np.dtype(_DTYPES[value["__nd__"]])
+        return np.frombuffer(base64.b64decode(value["b64"]), dtype=dt).reshape(value["shape"])
+    if isinstance(value, dict) and "__bytes__" in value:
+        return base64.b64decode(value["__bytes__"])
+    if isinstance(value, dict):
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+class MicroPython:
+    """A MicroPython 1.29 + ulab interpreter with the rocknet device package on its path.
+
+    >>> with MicroPython() as mpy:
+    ...     mpy.eval("1 + 1")
+    2
+    """
+
+    def __init__(self, heapsize: int = 64 * 1024 * 1024, device_dir: Path = DEVICE_DIR) -> None:
+        rt = runtime_dir()
+        cmd = [
+            "node",
+            str(_BRIDGE),
+            f"runtime={rt}",
+            f"heapsize={heapsize}",
+            f"pkg0={device_dir / 'rocknet'}:/lib/rocknet",
+        ]
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, bufsize=1,
+        )
+        hello = self._read()
+        if not hello.get("ready"):
+            raise RuntimeMissing(f"MicroPython bridge failed to start: {hello}")
+        self.last_stdout = ""
+        self.exec(_PRELUDE)
+
+    def _read(self) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            err = self._proc.stderr.read() if self._proc.stderr else ""
+            raise RuntimeMissing(f"MicroPython bridge exited: {err.strip()[-2000:]}")
+        return json.loads(line)
+
+    def _request(self, req: dict[str, Any]) -> dict[str, Any]:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(req) + "\n")
+        self._proc.stdin.flush()
+        rep = self._read()
+        self.last_stdout = rep.get("stdout", "") or ""
+        if not rep.get("ok"):
+            raise DeviceError(rep.get("error", "unknown device error"), rep.get("type"))
+        return rep
+
+    def exec(self, code: str, *, asynchronous: bool = False) -> str:
+        """Run statements; returns what they printed."""
+        self._request({"op": "exec", "code": code, "async": asynchronous})
+        return self.last_stdout
+
+    def set(self, **values: Any) -> None:
+        """Bind host values (arrays, bytes, JSON-able) to globals in the interpreter."""
+        payload = json.dumps(encode(values))
+        self.exec(f"_rn_in = _rn_dec(json.loads({payload!r}))\nglobals().update(_rn_in)\ndel _rn_in")
+
+    def eval(self, expr: str) -> Any:
+        """Evaluate an expression and bring its value back (arrays as numpy, same dtype)."""
+        rep = self._request({"op": "exec", "code": f"_rn_out = json.dumps(_rn_enc({expr}))"})
+        return decode(json.loads(rep["out"]))
+
+    def call(self, code: str, result: str = "result", **inputs: Any) -> Any:
+        """Bind `inputs`, run `code`, return the global named `result`."""
+        if inputs:
+            self.set(**inputs)
+        self.exec(code)
+        return self.eval(result)
+
+    def mem_alloc(self) -> int:
+        """gc.mem_alloc() after a real collection (this port collects only between calls)."""
+        return int(self._request({"op": "mem_alloc"})["mem_alloc"])
+
+    def put_file(self, path: str, data: bytes) -> None:
+        self._request({"op": "put", "path": path, "b64": base64.b64encode(data).decode()})
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+    def __enter__(self) -> MicroPython:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,87 @@
+// Runs device code inside the pinned MicroPython 1.29 + ulab (WebAssembly) for the host.
+// Protocol: one JSON request per stdin line, one JSON reply per stdout line.
+//   {"op": "exec", "code": str, "async": bool}  -> {"ok", "stdout", "out", "error"}
+//   {"op": "mem_alloc"}                          -> {"ok", "mem_alloc"} (after a real collection)
+//   {"op": "put", "path": str, "b64": str}       -> {"ok"}  (write a file into the VFS)
+// Python code hands a result back by assigning a str to the global `_rn_out`.
+// GC only runs between calls in this port, so every request is its own call.
+import { createInterface } from "node:readline";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { join, dirname } from "node:path";
+
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split("=")));
+const pkgDir = args.runtime;
+const heapsize = parseInt(args.heapsize || String(64 * 1024 * 1024), 10);
+const { loadMicroPython } = await import(join(pkgDir, "micropython.mjs"));
+
+let captured = [];
+const mp = await loadMicroPython({
+  url: join(pkgDir, "micropython-ulab.wasm"),
+  heapsize,
+  pystack: 16 * 1024,
+  linebuffer: false,
+  stdout: (b) => captured.push(...b),
+  stderr: (b) => captured.push(...b),
+});
+
+// Install device packages (directories given as deviceN=path) under /lib.
+function mkdirs(path) {
+  let cur = "";
+  for (const part of path.split("/").filter(Boolean)) {
+    cur += "/" + part;
+    try { mp.FS.mkdir(cur); } catch (e) { /* exists */ }
+  }
+}
+function copyTree(src, dst) {
+  mkdirs(dst);
+  for (const name of readdirSync(src)) {
+    if (name === "__pycache__") continue;
+    const s = join(src, name);
+    const d = dst + "/" + name;
+    if (statSync(s).isDirectory()) copyTree(s, d);
+    else if (name.endsWith(".py") || name.endsWith(".mpy") || name.endsWith(".json")) mp.FS.writeFile(d, readFileSync(s));
+  }
+}
+for (const [k, v] of Object.entries(args)) {
+  if (k.startsWith("pkg")) { const [src, dst] = v.split(":"); copyTree(src, dst); }
+}
+
+function reply(obj) { process.stdout.write(JSON.stringify(obj) + "\n"); }
+function takeStdout() { const s = Buffer.from(captured).toString("utf8"); captured = []; return s; }
+
+async function handle(req) {
+  try {
+    if (req.op === "exec") {
+      if (req.async) await mp.runPythonAsync(req.code); else mp.runPython(req.code);
+      let out = null;
+      try { out = mp.globals.get("_rn_out"); } catch (e) { out = null; }
+      if (out !== undefined && out !== null) mp.runPython("del _rn_out");
+      return { ok: true, stdout: takeStdout(), out: out ?? null };
+    }
+    if (req.op === "mem_alloc") {
+      mp.runPython("import gc\ngc.collect()");
+      mp.runPython("import gc\n_rn_out = str(gc.mem_alloc())");
+      const v = parseInt(mp.globals.get("_rn_out"), 10);
+      mp.runPython("del _rn_out");
+      return { ok: true, mem_alloc: v, stdout: takeStdout() };
+    }
+    if (req.op === "put") {
+      mkdirs(dirname(req.path));
+      mp.FS.writeFile(req.path, Buffer.from(req.b64, "base64"));
+      return { ok: true };
+    }
+    return { ok: false, error: "unknown op " + req.op };
+  } catch (e) {
+    const msg = e && e.name === "PythonError" ? e.message : String(e && e.stack || e);
+    return { ok: false, error: msg, type: e && e.type, stdout: takeStdout() };
+  }
+}
+
+const rl = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
+reply({ ok: true, ready: true });
+let chain = Promise.resolve();
+rl.on("line", (line) => {
+  if (!line.trim()) return;
+  chain = chain.then(async () => reply(await handle(JSON.parse(line))));
+});
+rl.on("close", () => chain.then(() => process.exit(0)));
