@@ -1,0 +1,1 @@
+"""Benchmarks behind `rocknet bench KIND`, one module per kind."""
