@@ -1,0 +1,367 @@
+"""One Mixer round: GF(2) random linear network coding of a generation of rows (sans-I/O).
+
+A round carries M rows of P bytes; row i belongs to node ``owners[i]``. Every packet holds a
+random XOR of rows its sender knows plus the coding vector saying which. Receivers keep the
+rows in reduced row-echelon form indexed by pivot (the highest set bit of the coding vector),
+so a row is decoded as soon as its pivot row is a unit vector, and everything is decoded at
+full rank.
+
+Transmit policy (what `Round.next_packet` hands out), after Mixer (Herrmann et al. 2018):
+- answer requests: a neighbour near full rank lists its missing pivots; we send an XOR of
+  decoded rows from that list, which is innovative for it whatever else it holds;
+- systematic start: own rows go out uncoded first, once each;
+- coded: a random half of the rows we hold, with the freshest innovative packet sideloaded;
+- smart shutdown: once we are full rank and no recently heard neighbour is unfinished, send
+  a few more full-rank packets so the neighbours learn it, then stay quiet (None) until an
+  unfinished neighbour speaks again.
+
+Coding vectors and payloads are Python ints (XOR is one C call either way); bit i of a coding
+vector is row i. No clock, no radio: times are integer milliseconds handed in by the caller.
+"""
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+try:
+    from typing import Optional  # noqa: F401  (type comments only)
+except ImportError:
+    pass
+
+# Flags byte (wire format too). Bit 0: sender is full rank. Bits 1-2: what the info vector is.
+FLAG_FULL_RANK = const(0x01)
+INFO_MASK = const(0x06)
+INFO_NONE = const(0x00)
+INFO_REQUEST = const(0x02)  # info = rows (pivots) the sender still misses
+INFO_FULL_MAP = const(0x04)  # info = nodes (index into Round.nodes) known to be full rank
+FLAGS_KNOWN = const(0x07)  # any other bit set: malformed
+
+MAX_ROWS = const(64)
+DEFAULT_TIMEOUT_MS = const(5000)
+
+_LINGER = const(2)  # full-rank packets still sent once the neighbourhood looks done
+_FRESH_USES = const(2)  # how many coded packets sideload the freshest innovative packet
+_REQUEST_GAP = const(3)  # request missing rows once at most this many remain (or M/8)
+_REQUEST_TTL_MS = const(500)  # a heard request is answered only this long
+_NEIGHBOUR_TTL_MS = const(2000)  # an unfinished neighbour silent this long is gone
+
+
+class Packet:
+    """One coded packet as the round sees it (the wire adds company, network, seq, tag)."""
+
+    def __init__(self, round_no, sender, flags, cv, info, payload, seq=0):
+        self.round_no = round_no
+        self.sender = sender
+        self.flags = flags
+        self.cv = cv  # coding vector: bit i set = row i is in the XOR
+        self.info = info  # missing rows (INFO_REQUEST) or full-rank node map (INFO_FULL_MAP)
+        self.payload = payload  # bytes, exactly row_size long
+        self.seq = seq  # per-sender packet number within the round (set by the link)
+
+    def __repr__(self):
+        return "Packet(round=%d sender=%d flags=%d cv=%x info=%x seq=%d)" % (
+            self.round_no, self.sender, self.flags, self.cv, self.info, self.seq)
+
+
+class Rng:
+    """xorshift32: the same stream on CPython, MicroPython and CircuitPython (no `random`)."""
+
+    def __init__(self, seed):
+        seed = (seed ^ 0x9E3779B9) & 0xFFFFFFFF
+        self._s = seed or 0x6D2B79F5
+
+    def next32(self):
+        x = self._s
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self._s = x
+        return x
+
+    def bits(self, n):
+        """n independent fair coin flips as the low bits of an int."""
+        r = 0
+        k = 0
+        while k < n:
+            r |= self.next32() << k
+            k += 32
+        return r & ((1 << n) - 1)
+
+    def below(self, n):
+        return self.next32() % n
+
+
+def mask_bits(mask, n):
+    """Indices of the set bits of `mask` below n, ascending."""
+    out = []
+    for i in range(n):
+        if (mask >> i) & 1:
+            out.append(i)
+    return out
+
+
+class Round:
+    """State of one round at one node: what it knows, what it has heard, what to send next."""
+
+    def __init__(self, node_id, round_no, owners, row_size, seed=0, now_ms=0,
+                 timeout_ms=DEFAULT_TIMEOUT_MS):
+        m = len(owners)
+        if not 0 < m <= MAX_ROWS:
+            raise ValueError("a round needs 1..%d rows, got %d owners" % (MAX_ROWS, m))
+        if row_size < 1:
+            raise ValueError("row_size must be >= 1 byte")
+        self.node_id = node_id
+        self.round_no = round_no
+        self.owners = list(owners)
+        self.m = m
+        self.row_size = row_size
+        # Nodes = distinct owners, sorted: position = bit in full-rank maps (N <= M bits fit).
+        self.nodes = sorted(set(self.owners))
+        self._index = {}
+        for i, n in enumerate(self.nodes):
+            self._index[n] = i
+        self._all_rows = (1 << m) - 1
+        self._all_nodes = (1 << len(self.nodes)) - 1
+        self._cv = [0] * m  # pivot-indexed reduced rows: coding vector (0 = no row)
+        self._pl = [0] * m  # ... and payload as an int (big-endian bytes)
+        self.rank = 0
+        self._rng = Rng(seed ^ ((round_no * 0x2545F491) & 0xFFFFFFFF))
+        self._own_unsent = []  # own row indices not yet sent uncoded, ascending
+        self._fresh_cv = 0  # freshest innovative packet as received (sideload)
+        self._fresh_pl = 0
+        self._fresh_left = 0
+        self._heard = 0  # node mask: neighbours heard this round
+        self._finished = 0  # node mask: nodes known to be full rank
+        self._last_ms = [0] * len(self.nodes)  # when each neighbour was last heard
+        self._strangers = {}  # sender id not among owners -> (full rank?, last heard ms)
+        self._requests = 0  # row mask requested by neighbours
+        self._request_ms = 0
+        self._linger = _LINGER
+        self.started_ms = now_ms
+        self.deadline_ms = now_ms + timeout_ms
+        self.full_rank_ms = None  # when this node reached full rank
+        self.sent = 0  # packets handed out
+        self.received = 0  # packets of this round taken in
+        self.innovative = 0  # ... of which raised the rank
+
+    # ----- state -----
+
+    @property
+    def full_rank(self):
+        return self.rank == self.m
+
+    def row(self, i):
+        """Row i as bytes once decoded, else None."""
+        if self._cv[i] != 1 << i:
+            return None
+        return self._pl[i].to_bytes(self.row_size, "big")
+
+    def rows(self):
+        """All rows, None where not decoded yet."""
+        return [self.row(i) for i in range(self.m)]
+
+    def decoded_mask(self):
+        mask = 0
+        for i in range(self.m):
+            if self._cv[i] == 1 << i:
+                mask |= 1 << i
+        return mask
+
+    def missing_mask(self):
+        """Pivots with no row yet: what a request asks for (exactly M - rank bits)."""
+        mask = 0
+        for i in range(self.m):
+            if not self._cv[i]:
+                mask |= 1 << i
+        return mask
+
+    def finished_nodes(self):
+        """Node ids known to be full rank (self included once it is)."""
+        return [self.nodes[i] for i in mask_bits(self._finished, len(self.nodes))]
+
+    @property
+    def all_finished(self):
+        """Every owner node is known to be full rank (the round is complete fleet-wide)."""
+        return self._finished == self._all_nodes
+
+    def neighbourhood_done(self, now_ms):
+        """Full rank and no neighbour heard within the TTL is unfinished (smart shutdown)."""
+        if self.rank < self.m:
+            return False
+        unfinished = self._heard & ~self._finished
+        i = 0
+        while unfinished:
+            if unfinished & 1 and now_ms - self._last_ms[i] < _NEIGHBOUR_TTL_MS:
+                return False
+            unfinished >>= 1
+            i += 1
+        for full, ms in self._strangers.values():
+            if not full and now_ms - ms < _NEIGHBOUR_TTL_MS:
+                return False
+        return True
+
+    # ----- input -----
+
+    def add_own_rows(self, rows, now_ms=None):
+        """Contribute rows {index: bytes} (zero-padded to row_size); they go out uncoded first."""
+        for i in sorted(rows):
+            data = rows[i]
+            if not 0 <= i < self.m:
+                raise ValueError("row index %d outside 0..%d" % (i, self.m - 1))
+            if len(data) > self.row_size:
+                raise ValueError("row %d has %d bytes; row_size is %d"
+                                 % (i, len(data), self.row_size))
+            pl = int.from_bytes(bytes(data) + bytes(self.row_size - len(data)), "big")
+            self._insert(1 << i, pl, now_ms if now_ms is not None else self.started_ms)
+            if i not in self._own_unsent:
+                self._own_unsent.append(i)
+        self._own_unsent.sort()
+
+    def receive(self, packet, now_ms):
+        """Take in a packet of any sender; True if it raised the rank."""
+        if packet.round_no != self.round_no:
+            return False
+        cv = packet.cv
+        if cv >> self.m or len(packet.payload) != self.row_size:
+            return False
+        self.received += 1
+        self._note_sender(packet.sender, packet.flags, packet.info, now_ms)
+        if not cv:
+            return False  # a pure info packet (beacon / request)
+        pl = int.from_bytes(packet.payload, "big")
+        if not self._insert(cv, pl, now_ms):
+            return False
+        self.innovative += 1
+        self._fresh_cv = cv
+        self._fresh_pl = pl
+        self._fresh_left = _FRESH_USES
+        return True
+
+    def _note_sender(self, sender, flags, info, now_ms):
+        full = flags & FLAG_FULL_RANK
+        i = self._index.get(sender)
+        if i is None:
+            if sender != self.node_id:
+                self._strangers[sender] = (full, now_ms)
+        elif sender != self.node_id:
+            bit = 1 << i
+            self._heard |= bit
+            self._last_ms[i] = now_ms
+            if full:
+                self._finished |= bit
+        kind = flags & INFO_MASK
+        if kind == INFO_FULL_MAP:
+            self._finished |= info & self._all_nodes  # full rank never undoes itself
+        elif kind == INFO_REQUEST and not full:
+            self._requests |= info & self._all_rows
+            self._request_ms = now_ms
+
+    def _insert(self, cv, pl, now_ms):
+        """Online Gauss-Jordan step; keeps the table in reduced row-echelon form."""
+        rows_cv = self._cv
+        rows_pl = self._pl
+        for q in range(self.m - 1, -1, -1):
+            if (cv >> q) & 1 and rows_cv[q]:
+                cv ^= rows_cv[q]
+                pl ^= rows_pl[q]
+        if not cv:
+            return False
+        p = self.m - 1
+        while not (cv >> p) & 1:
+            p -= 1
+        # The new row has zeros in every existing pivot column; clear column p elsewhere.
+        for q in range(p + 1, self.m):
+            if (rows_cv[q] >> p) & 1:
+                rows_cv[q] ^= cv
+                rows_pl[q] ^= pl
+        rows_cv[p] = cv
+        rows_pl[p] = pl
+        self.rank += 1
+        if self.rank == self.m:
+            self.full_rank_ms = now_ms
+            i = self._index.get(self.node_id)
+            if i is not None:
+                self._finished |= 1 << i
+        return True
+
+    # ----- output -----
+
+    def next_packet(self, now_ms):
+        """The packet to send now, or None to stay quiet (deadline passed or smart shutdown)."""
+        if now_ms >= self.deadline_ms:
+            return None
+        if self.neighbourhood_done(now_ms):
+            if self._linger <= 0:
+                return None
+            self._linger -= 1
+        else:
+            self._linger = _LINGER
+        cv, pl = self._answer_request(now_ms)
+        if not cv and self._own_unsent:
+            i = self._own_unsent.pop(0)
+            cv, pl = self._unit(i)
+        if not cv:
+            cv, pl = self._coded()
+        flags, info = self._info()
+        self.sent += 1
+        return Packet(self.round_no, self.node_id, flags, cv, info,
+                      pl.to_bytes(self.row_size, "big"))
+
+    def _info(self):
+        missing = self.m - self.rank
+        if missing and (missing <= max(_REQUEST_GAP, self.m >> 3) or not self.rank):
+            return INFO_REQUEST, self.missing_mask()
+        flags = INFO_FULL_MAP
+        if not missing:
+            flags |= FLAG_FULL_RANK
+        return flags, self._finished
+
+    def _unit(self, i):
+        """Row i as a unit-vector packet if decoded (own rows stay decoded: they are units)."""
+        if self._cv[i] == 1 << i:
+            return self._cv[i], self._pl[i]
+        return 0, 0
+
+    def _answer_request(self, now_ms):
+        if not self._requests:
+            return 0, 0
+        wanted = self._requests & self.decoded_mask()
+        fresh = now_ms - self._request_ms < _REQUEST_TTL_MS
+        self._requests = 0  # requesters repeat themselves in every packet
+        if not wanted or not fresh:
+            return 0, 0
+        # Any non-empty XOR of rows the requester misses is innovative for it.
+        pick = wanted & self._rng.bits(self.m)
+        if not pick:
+            pick = wanted
+        cv = 0
+        pl = 0
+        for i in mask_bits(pick, self.m):
+            cv ^= self._cv[i]
+            pl ^= self._pl[i]
+        return cv, pl
+
+    def _coded(self):
+        """A random XOR of the rows held, with the freshest innovative packet sideloaded."""
+        cv = 0
+        pl = 0
+        if self._fresh_left > 0:
+            self._fresh_left -= 1
+            cv = self._fresh_cv
+            pl = self._fresh_pl
+        coins = self._rng.bits(self.m)
+        rows_cv = self._cv
+        rows_pl = self._pl
+        for i in range(self.m):
+            if (coins >> i) & 1 and rows_cv[i]:
+                cv ^= rows_cv[i]
+                pl ^= rows_pl[i]
+        if cv or not self.rank:
+            return cv, pl  # rank 0: a pure info packet (beacon + request for everything)
+        held = [i for i in range(self.m) if rows_cv[i]]
+        i = held[self._rng.below(len(held))]
+        return rows_cv[i], rows_pl[i]
