@@ -1,0 +1,40 @@
+"""`rocknet virtual-board [--port N] [--dir D]`: a MicroPython 1.29 + ulab board (WebAssembly)
+serving its REPL over TCP for mpremote, with its files kept in a host folder."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.console import Console
+
+from ..virtual_board import DEFAULT_HEAPSIZE, VirtualBoard
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("virtual-board",
+                       help="run a virtual MicroPython board that mpremote can drive over TCP")
+    p.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--dir", default=".rocknet-board",
+                   help="host folder holding the board's files (default ./.rocknet-board)")
+    p.add_argument("--heapsize", type=int, default=DEFAULT_HEAPSIZE,
+                   help="initial MicroPython heap in bytes (it grows on demand)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    board = VirtualBoard(args.dir, port=args.port, host=args.host, heapsize=args.heapsize)
+    board.start()
+    con = Console()
+    con.print(f"virtual board on [bold]{board.url}[/] (files in {board.directory})")
+    con.print(f"  try: mpremote connect {board.url} exec \"import sys; print(sys.platform)\"")
+    con.print("  Ctrl-C stops it.")
+    try:
+        while board.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        board.stop()
+    return 0
