@@ -1,7 +1,7 @@
 """Run device code inside the pinned MicroPython 1.29 + ulab (WebAssembly, via Node.js).
 
 One `MicroPython` object owns one Node.js process holding one MicroPython instance with the
-device package installed under ``/lib``. Arrays cross the boundary as raw bytes (base64), so
+device package installed under ``/lib``. Arrays cross the boundary as raw bytes (hex: C-implemented on both sides), so
 integer results compare bit for bit; device exceptions come back as `DeviceError` carrying the
 device traceback.
 """
@@ -29,16 +29,16 @@ _DTYPES = {"int8": "b", "uint8": "B", "int16": "h", "uint16": "H", "float": "d"}
 
 # Injected once into the device interpreter: decodes inputs and encodes outputs.
 _PRELUDE = """
-import json, binascii, gc
+import json, gc
 from rocknet import xp as _xp
 def _rn_dec(v):
     if isinstance(v, dict) and '__nd__' in v:
-        a = _xp.np.frombuffer(binascii.a2b_base64(v['b64']), dtype=getattr(_xp.np, v['__nd__']))
+        a = _xp.np.frombuffer(bytes.fromhex(v['hex']), dtype=getattr(_xp.np, v['__nd__']))
         if len(v['shape']) == 2:
             a = a.reshape(tuple(v['shape']))
         return a
     if isinstance(v, dict) and '__bytes__' in v:
-        return binascii.a2b_base64(v['__bytes__'])
+        return bytes.fromhex(v['__bytes__'])
     if isinstance(v, dict):
         return {k: _rn_dec(x) for k, x in v.items()}
     if isinstance(v, list):
@@ -48,10 +48,11 @@ _RN_NAMES = {_xp.np.int8: 'int8', _xp.np.uint8: 'uint8', _xp.np.int16: 'int16',
              _xp.np.uint16: 'uint16', _xp.np.float: 'float'}
 def _rn_enc(v):
     if isinstance(v, _xp.np.ndarray):
+        v = v.copy()  # tobytes() needs a dense array; slices may be strided views
         return {'__nd__': _RN_NAMES[v.dtype], 'shape': list(v.shape),
-                'b64': binascii.b2a_base64(bytes(v.tobytes())).decode().strip()}
+                'hex': bytes(v.tobytes()).hex()}
     if isinstance(v, (bytes, bytearray, memoryview)):
-        return {'__bytes__': binascii.b2a_base64(bytes(v)).decode().strip()}
+        return {'__bytes__': bytes(v).hex()}
     if isinstance(v, dict):
         return {k: _rn_enc(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
@@ -97,9 +98,9 @@ def encode(value: Any) -> Any:
         if arr.ndim > 2:
             raise ValueError("ulab in this runtime is built with 2 dimensions at most")
         raw = np.ascontiguousarray(arr).tobytes()
-        return {"__nd__": name, "shape": list(arr.shape), "b64": base64.b64encode(raw).decode()}
+        return {"__nd__": name, "shape": list(arr.shape), "hex": raw.hex()}
     if isinstance(value, (bytes, bytearray)):
-        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
+        return {"__bytes__": bytes(value).hex()}
     if isinstance(value, dict):
         return {str(k): encode(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -113,9 +114,9 @@ def decode(value: Any) -> Any:
     """Device JSON -> host values (typed blobs become numpy arrays of the same dtype)."""
     if isinstance(value, dict) and "__nd__" in value:
         dt = np.dtype(_DTYPES[value["__nd__"]])
-        return np.frombuffer(base64.b64decode(value["b64"]), dtype=dt).reshape(value["shape"])
+        return np.frombuffer(bytes.fromhex(value["hex"]), dtype=dt).reshape(value["shape"])
     if isinstance(value, dict) and "__bytes__" in value:
-        return base64.b64decode(value["__bytes__"])
+        return bytes.fromhex(value["__bytes__"])
     if isinstance(value, dict):
         return {k: decode(v) for k, v in value.items()}
     if isinstance(value, list):

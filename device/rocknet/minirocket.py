@@ -1,0 +1,146 @@
+"""One node's slice of a quantized MiniRocket transform.
+
+int8 series in, PPV counts out. Each of MiniRocket's kernels has weight +2 at three taps and
+-1 at the other six, so with S9 the sum of the nine dilated taps and G the sum of the three
++2 taps, the convolution is C = 3*G - S9. Everything stays in int16 (|C| <= 12*127 = 1524):
+ulab has no int32 and wraps silently, so the host plan guarantees the ranges. A feature is
+the number of positions where C > bias (integer biases make that exact); PPV = count / n,
+with n the length counted (the whole series, or its unpadded centre for "alternating
+padding" combinations).
+
+All buffers come from the plan at construction; per series, the ulab calls are
+O(dilations * (9 + kernels * (4 + bias chunks))), never O(length * features).
+"""
+
+from . import xp
+from .xp import np
+
+_TAPS = 9
+_CENTRE = 4
+# Keep each (bias rows x positions) int16 temporary near this many elements.
+_CHUNK_ELEMENTS = 2048
+MAX_LENGTH = 32767  # int16 counts
+
+
+class Slice:
+    """A node's feature slice, built from the ``features`` section of its plan.
+
+    ``features`` keys: ``length`` (L), ``dilations`` (list of int), ``kernels`` (this node's
+    kernels as lists of the three +2 tap indices 0..8), ``biases_per_dilation`` (int per
+    dilation), ``biases`` (flat ints: dilation, then kernel, then bias), ``centre`` (flat 0/1
+    per (dilation, kernel): 1 = count only the unpadded centre).
+    """
+
+    def __init__(self, features):
+        L = int(features["length"])
+        dilations = [int(d) for d in features["dilations"]]
+        kernels = [tuple(int(t) for t in k) for k in features["kernels"]]
+        per_dil = [int(n) for n in features["biases_per_dilation"]]
+        biases = features["biases"]
+        centre = features["centre"]
+        _check_shape(L, dilations, kernels, per_dil, biases, centre)
+
+        self.length = L
+        self.dilations = dilations
+        self.kernels = kernels
+        self.n_features = len(biases)
+        pad = _CENTRE * max(dilations)
+        self._base = pad
+        # Zero-padded input, and 3x the input: the padding zones are never written.
+        self._x = np.zeros(L + 2 * pad, dtype=xp.int16)
+        self._x3 = np.zeros(L + 2 * pad, dtype=xp.int16)
+        self._s9 = np.zeros(L, dtype=xp.int16)
+        self._c = np.zeros(L, dtype=xp.int16)
+        self.denominator = np.zeros(self.n_features, dtype=xp.uint16)
+
+        # Per (dilation, kernel): bias columns in chunks, and the counted window.
+        self._combos = []
+        bias_arr = np.array(biases, dtype=xp.int16)
+        f = 0
+        combo = 0
+        for di, d in enumerate(dilations):
+            nb = per_dil[di]
+            for _ in kernels:
+                lo, hi = (_CENTRE * d, L - _CENTRE * d) if centre[combo] else (0, L)
+                n = hi - lo
+                rows = max(1, _CHUNK_ELEMENTS // n)
+                chunks = []
+                for s in range(0, nb, rows):
+                    e = min(nb, s + rows)
+                    chunks.append((f + s, f + e, bias_arr[f + s:f + e].reshape((e - s, 1))))
+                self._combos.append((lo, hi, chunks))
+                self.denominator[f:f + nb] = n
+                f += nb
+                combo += 1
+
+    def transform(self, series, out=None):
+        """PPV counts (uint16, length ``n_features``) of one int8 series of length L.
+
+        ``series`` may be an int8 array, bytes or bytearray. ``out`` reuses a counts buffer.
+        """
+        if isinstance(series, (bytes, bytearray, memoryview)):
+            series = np.frombuffer(series, dtype=xp.int8)
+        n = len(series)
+        if n != self.length:
+            raise ValueError(
+                "series has %d values but this plan was fitted for length %d; resample or "
+                "re-plan for the new length" % (n, self.length)
+            )
+        if out is None:
+            out = np.zeros(self.n_features, dtype=xp.uint16)
+        L = self.length
+        b = self._base
+        x, x3, s9, c = self._x, self._x3, self._s9, self._c
+        x[b:b + L] = series
+        x3[b:b + L] = series
+        x3 *= 3
+        combo = 0
+        for d in self.dilations:
+            # S9 = sum of the nine dilated taps (tap j reads x[i + (j - 4) * d]).
+            s9[:] = x[b - _CENTRE * d:b - _CENTRE * d + L]
+            for j in range(1, _TAPS):
+                o = b + (j - _CENTRE) * d
+                s9 += x[o:o + L]
+            for k in self.kernels:
+                o = b + (k[0] - _CENTRE) * d
+                c[:] = x3[o:o + L]
+                o = b + (k[1] - _CENTRE) * d
+                c += x3[o:o + L]
+                o = b + (k[2] - _CENTRE) * d
+                c += x3[o:o + L]
+                c -= s9
+                lo, hi, chunks = self._combos[combo]
+                row = c[lo:hi].reshape((1, hi - lo))
+                for f0, f1, col in chunks:
+                    # (C - bias) clipped to {0, 1} counts C > bias; int16 sums stay exact.
+                    out[f0:f1] = np.sum(np.clip(row - col, 0, 1), axis=1)
+                combo += 1
+        return out
+
+    def ppv(self, counts):
+        """Counts to PPV fractions in [0, 1] (float)."""
+        return counts / self.denominator
+
+
+def _check_shape(L, dilations, kernels, per_dil, biases, centre):
+    if not 9 <= L <= MAX_LENGTH:
+        raise ValueError("plan length %d outside 9..%d; re-plan the dataset" % (L, MAX_LENGTH))
+    if not dilations or len(per_dil) != len(dilations):
+        raise ValueError("plan has %d dilations but %d bias counts; the plan file is corrupt, "
+                         "re-run `rocknet plan`" % (len(dilations), len(per_dil)))
+    for d in dilations:
+        if d < 1 or 8 * d > L - 1:
+            raise ValueError("dilation %d does not fit length %d; re-run `rocknet plan`" % (d, L))
+    for k in kernels:
+        if len(k) != 3 or min(k) < 0 or max(k) >= _TAPS:
+            raise ValueError("kernel %r is not three tap indices in 0..8; re-run `rocknet plan`"
+                             % (k,))
+    expect = len(kernels) * sum(per_dil)
+    if len(biases) != expect:
+        raise ValueError("plan lists %d biases, expected %d; the plan file is corrupt, re-run "
+                         "`rocknet plan`" % (len(biases), expect))
+    if len(centre) != len(kernels) * len(dilations):
+        raise ValueError("plan padding flags do not match its kernels; re-run `rocknet plan`")
+    for v in biases:
+        if not -32768 <= v <= 32767:
+            raise ValueError("bias %d outside int16; re-run `rocknet plan`" % v)

@@ -1,0 +1,149 @@
+"""`rocknet bench features`: speed and memory of the feature slices, measured in one run.
+
+- ms per series per node inside MicroPython 1.29 + ulab (WebAssembly) and CPython + numpy
+  (the device code, timed around its transform calls, mean over nodes);
+- the host reference's whole-transform throughput next to aeon's MiniRocket (numba, after a
+  warm-up call so compilation is not counted) on the same series and machine;
+- MicroPython heap held by one node's slice (plan data + working buffers): gc.mem_alloc()
+  after a collection with the slice built and used, minus before; the maximum over nodes.
+  The slice holds only int16/uint16 arrays and small objects, so the WebAssembly figure
+  (32-bit pointers like a Cortex-M4) stands for the board without float correction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from .. import reference
+from ..commands.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from ..runtime import open_runtime
+from ..validate import device_counts
+
+HEAP_CODE = """
+from rocknet.minirocket import Slice
+from rocknet.xp import np
+_s = Slice(features)
+_out = np.zeros(_s.n_features, dtype=np.uint16)
+_s.transform(series, _out)
+del features, series
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("features", help="feature-slice speed and memory, device vs reference")
+    add_dataset_args(p, default="FaceAll")
+    add_plan_args(p)
+    p.set_defaults(nodes=20)
+    p.add_argument("--series", type=int, default=64,
+                   help="series timed per node in the device runtimes (default 64)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def slice_heap_bytes(mpy: Any, features: dict[str, Any], series: np.ndarray) -> int:
+    mpy.exec("import gc\nimport rocknet.minirocket")
+    before = mpy.mem_alloc()
+    mpy.set(features=features, series=series.astype(np.int8).tobytes())
+    mpy.exec(HEAP_CODE)
+    held = mpy.mem_alloc() - before
+    mpy.exec("del _s, _out")
+    return held
+
+
+def ulab_calls_per_series(features: dict[str, Any]) -> int:
+    """Array calls one transform makes, counted from the slice's loop structure."""
+    L = features["length"]
+    calls = 3  # load x, load 3x, scale 3x
+    combo = 0
+    for di, d in enumerate(features["dilations"]):
+        calls += 9
+        nb = features["biases_per_dilation"][di]
+        for _ in features["kernels"]:
+            n = L - 8 * d if features["centre"][combo] else L
+            chunks = -(-nb // max(1, 2048 // n))
+            calls += 5 + 4 * chunks
+            combo += 1
+    return calls
+
+
+def run(args: argparse.Namespace) -> int:
+    result = measure(args)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    t = Table(title=f"features: {result['dataset']}, {result['nodes']} nodes, "
+                    f"{result['features']} features ({result['variant']})")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_row("ms/series/node, MicroPython+ulab", f"{result['ms_per_series']['micropython']:.2f}")
+    t.add_row("ms/series/node, CPython+numpy", f"{result['ms_per_series']['cpython']:.2f}")
+    t.add_row("reference series/s (whole transform)", f"{result['reference_series_per_s']:.0f}")
+    t.add_row("aeon MiniRocket series/s", f"{result['aeon_series_per_s']:.0f}")
+    t.add_row("reference / aeon", f"{result['reference_vs_aeon']:.2f}")
+    t.add_row("MicroPython heap per node (max)", f"{result['heap_bytes_per_node']} B")
+    t.add_row("ulab calls per series (max node)", str(result["ulab_calls_per_series"]))
+    t.add_row("device counts bit-exact (timed series)", str(result["features_bitexact"]))
+    Console().print(t)
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from aeon.transformations.collection.convolution_based import MiniRocket
+
+    ds = load_dataset(args)
+    pl = fit_plan(args, ds)
+    X = np.vstack([ds.X_train, ds.X_test])
+    Q = pl.quantizer(X)
+    sample = Q[: args.series]
+    ms: dict[str, float] = {}
+    exact = True
+    heap = 0
+    for name in ("cpython", "micropython"):
+        rt = open_runtime(name)
+        per_node = []
+        try:
+            for node in range(pl.n_nodes):
+                feats = pl.node_features(node)
+                counts, spent = device_counts(rt, feats, sample)
+                exact &= bool(np.array_equal(counts, reference.slice_counts(sample, feats)))
+                per_node.append(1000 * spent / len(sample))
+                if name == "micropython":
+                    heap = max(heap, slice_heap_bytes(rt, feats, sample[0]))
+        finally:
+            rt.close()
+        ms[name] = float(np.mean(per_node))
+
+    t0 = time.perf_counter()
+    for node in range(pl.n_nodes):
+        reference.slice_counts(Q, pl.node_features(node))
+    ref_rate = len(Q) / (time.perf_counter() - t0)
+
+    mr = MiniRocket(n_kernels=pl.n_features, random_state=args.seed, n_jobs=1)
+    mr.fit(ds.X_train[:, None, :])
+    mr.transform(X[:2, None, :])  # compile outside the timing
+    t0 = time.perf_counter()
+    mr.transform(X[:, None, :])
+    aeon_rate = len(X) / (time.perf_counter() - t0)
+
+    return {
+        "dataset": ds.name,
+        "variant": pl.variant,
+        "nodes": pl.n_nodes,
+        "features": pl.n_features,
+        "series_timed": int(len(sample)),
+        "ms_per_series": ms,
+        "reference_series_per_s": ref_rate,
+        "aeon_series_per_s": aeon_rate,
+        "reference_vs_aeon": ref_rate / aeon_rate,
+        "heap_bytes_per_node": int(heap),
+        "ulab_calls_per_series": max(ulab_calls_per_series(pl.node_features(i))
+                                     for i in range(pl.n_nodes)),
+        "features_bitexact": bool(exact),
+    }

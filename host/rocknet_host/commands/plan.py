@@ -1,0 +1,31 @@
+"""`rocknet plan DATASET --nodes N --out DIR`: fit and write a fleet plan."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from .. import plan
+from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="fit quantization, dilations, biases; split across nodes")
+    add_dataset_args(p, positional=True)
+    add_plan_args(p)
+    p.add_argument("--out", required=True, help="folder for node_XX.plan files and fleet.json")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ds = load_dataset(args)
+    pl = fit_plan(args, ds)
+    paths = plan.write(pl, args.out)
+    s = pl.summary()
+    con = Console()
+    con.print(f"[bold]{s['dataset']}[/]: {s['features']} features ({s['variant']}), "
+              f"{s['nodes']} nodes, {min(s['features_per_node'])}-{max(s['features_per_node'])} "
+              f"features per node, dilations {s['dilations']}")
+    con.print(f"wrote {len(paths) - 1} node plans and fleet.json to {args.out}")
+    return 0

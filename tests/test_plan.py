@@ -1,0 +1,112 @@
+"""Plan fitting, splitting and the checked plan files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rocknet_host import data, plan, reference
+from rocknet_host.runtime import import_device
+
+store = import_device("rocknet.store")
+
+
+def test_quantizer_rule():
+    X = np.linspace(-3, 3, 1001)[None, :]
+    q = plan.fit_quantizer(X, "nearest")
+    assert q.offset == pytest.approx(0.0)
+    assert q.scale == pytest.approx(np.percentile(np.abs(X), 99.9))
+    Q = q(X)
+    assert Q.dtype == np.int8 and Q.min() == -127 and Q.max() == 127
+
+
+def test_trunc_vs_nearest_rounding():
+    Q_near = reference.quantize(np.array([0.6, -0.6, 1.5, 2.5]), 0.0, 127.0, "nearest")
+    Q_trunc = reference.quantize(np.array([0.6, -0.6, 1.5, 2.5]), 0.0, 127.0, "trunc")
+    assert Q_near.tolist() == [1, -1, 2, 2]
+    assert Q_trunc.tolist() == [0, 0, 1, 2]
+
+
+def test_quantize_refuses_nan():
+    with pytest.raises(ValueError, match="NaN"):
+        reference.quantize(np.array([0.0, np.nan]), 0.0, 1.0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 20, 40, 84])
+def test_even_split_as_rocknet(n):
+    splits = plan.split_kernels(n)
+    sizes = [b - a for a, b in splits]
+    assert sum(sizes) == 84 and splits[0][0] == 0 and splits[-1][1] == 84
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+
+
+def test_weighted_split_follows_weights():
+    splits = plan.split_kernels(4, [3, 1, 1, 1])
+    sizes = [b - a for a, b in splits]
+    assert sum(sizes) == 84 and sizes[0] > 2.5 * sizes[1]
+
+
+def test_split_refuses_impossible():
+    with pytest.raises(ValueError, match="at most 84"):
+        plan.split_kernels(85)
+
+
+def test_rocknet_first_sample_biases():
+    """RockNet: sorted C of the first training series, floor index min(int(L*q), L-1)."""
+    ds = data.load("GunPoint")
+    pl = plan.fit(ds, 1, variant="rocknet")
+    Q = pl.quantizer(ds.X_train)
+    q = plan.golden_quantiles(pl.n_features)
+    assert q[:3] == pytest.approx([0.618034, 0.236068, 0.854102], abs=1e-6)
+    nb = pl.biases_per_dilation[0]
+    k = 3  # dilation index 0, kernel 3
+    C = np.sort(reference.conv(Q[0], 1, pl.kernels[k])[0])
+    want = [C[min(int(np.float32(150) * q[k * nb + b]), 149)] for b in range(nb)]
+    assert pl.biases[k * nb:(k + 1) * nb].tolist() == want
+    assert pl.quantizer.rounding == "trunc" and not pl.alternating
+
+
+def test_plan_files_round_trip_and_are_atomic(tmp_path):
+    ds = data.load("GunPoint")
+    pl = plan.fit(ds, 3, n_features=1000)
+    paths = plan.write(pl, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
+    node = plan.read_node(tmp_path / "node_01.plan")
+    assert node["features"] == pl.node_features(1)
+    assert node["quantizer"]["scale"] == pl.quantizer.scale
+    fleet = json.loads((tmp_path / "fleet.json").read_text())
+    assert fleet["nodes"] == 3 and sum(fleet["features_per_node"]) == pl.n_features
+
+
+def test_corrupt_plan_detected_on_device(device, tmp_path):
+    ds = data.load("GunPoint")
+    plan.write(plan.fit(ds, 2, n_features=1000), tmp_path)
+    raw = bytearray((tmp_path / "node_00.plan").read_bytes())
+    raw[len(raw) // 2] ^= 0x20
+    with pytest.raises(Exception) as info:
+        device.call("from rocknet import store\nresult = store.decode(raw, 'plan', 'p')",
+                    raw=bytes(raw))
+    assert "checksum" in str(info.value)
+    good = (tmp_path / "node_00.plan").read_bytes()
+    version = device.call("from rocknet import store\nresult = store.decode(raw, 'plan')[0]",
+                          raw=good)
+    assert version == plan.PLAN_VERSION
+
+
+def test_torn_write_keeps_the_previous_plan(tmp_path):
+    path = str(tmp_path / "node_00.plan")
+    store.write(path, "plan", 1, b'{"a": 1}')
+    with open(path + ".tmp", "wb") as fh:  # a crash half-way through the next write
+        fh.write(store.encode("plan", 1, b'{"a": 2, "b": [1, 2, 3]}')[:30])
+    version, body, used = store.read_newest(path, "plan")
+    assert body == b'{"a": 1}' and used == path
+
+
+def test_bad_inputs_name_the_fix():
+    ds = data.load("GunPoint")
+    with pytest.raises(ValueError, match="variant"):
+        plan.fit(ds, 2, variant="other")
+    empty = data.Dataset("e", np.zeros((0, 20)), np.zeros(0, int), np.zeros((0, 20)),
+                         np.zeros(0, int), [], "x")
+    with pytest.raises(ValueError, match="empty training set"):
+        plan.fit(empty, 2)
