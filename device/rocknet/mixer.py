@@ -7,9 +7,9 @@ so a row is decoded as soon as its pivot row is a unit vector, and everything is
 full rank.
 
 Transmit policy (what `Round.next_packet` hands out), after Mixer (Herrmann et al. 2018):
+- systematic start: own rows go out uncoded first, once each (only we have them);
 - answer requests: a neighbour near full rank lists its missing pivots; we send an XOR of
   decoded rows from that list, which is innovative for it whatever else it holds;
-- systematic start: own rows go out uncoded first, once each;
 - coded: a random half of the rows we hold, with the freshest innovative packet sideloaded;
 - smart shutdown: once we are full rank and no recently heard neighbour is unfinished, send
   a few more full-rank packets so the neighbours learn it, then stay quiet (None) until an
@@ -257,6 +257,8 @@ class Round:
         if kind == INFO_FULL_MAP:
             self._finished |= info & self._all_nodes  # full rank never undoes itself
         elif kind == INFO_REQUEST and not full:
+            if now_ms - self._request_ms >= _REQUEST_TTL_MS:
+                self._requests = 0  # forget requests nobody repeated
             self._requests |= info & self._all_rows
             self._request_ms = now_ms
 
@@ -300,10 +302,12 @@ class Round:
             self._linger -= 1
         else:
             self._linger = _LINGER
-        cv, pl = self._answer_request(now_ms)
-        if not cv and self._own_unsent:
-            i = self._own_unsent.pop(0)
-            cv, pl = self._unit(i)
+        cv = 0
+        pl = 0
+        if self._own_unsent:
+            cv, pl = self._unit(self._own_unsent.pop(0))
+        if not cv:
+            cv, pl = self._answer_request(now_ms)
         if not cv:
             cv, pl = self._coded()
         flags, info = self._info()
@@ -313,7 +317,7 @@ class Round:
 
     def _info(self):
         missing = self.m - self.rank
-        if missing and (missing <= max(_REQUEST_GAP, self.m >> 3) or not self.rank):
+        if missing and missing <= max(_REQUEST_GAP, self.m >> 3):
             return INFO_REQUEST, self.missing_mask()
         flags = INFO_FULL_MAP
         if not missing:
@@ -361,7 +365,7 @@ class Round:
                 cv ^= rows_cv[i]
                 pl ^= rows_pl[i]
         if cv or not self.rank:
-            return cv, pl  # rank 0: a pure info packet (beacon + request for everything)
+            return cv, pl  # rank 0: a pure info packet, so neighbours know we are here
         held = [i for i in range(self.m) if rows_cv[i]]
         i = held[self._rng.below(len(held))]
         return rows_cv[i], rows_pl[i]

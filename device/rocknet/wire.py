@@ -286,8 +286,9 @@ class Codec:
 
     @property
     def scan_prefix(self):
-        """AD-structure prefix for CircuitPython's start_scan(prefixes=...): type + company."""
-        return bytes((3,)) + self.header[1:4]
+        """Filter for CircuitPython's start_scan(prefixes=...): one length byte, then the AD
+        structure's first bytes (type, company, network), matched in C before Python runs."""
+        return bytes((4,)) + self.header[1:5]
 
     def pack(self, p):
         nb = self.nb
