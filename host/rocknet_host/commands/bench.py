@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-KINDS = ["features"]
+KINDS = ["features", "protocol"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
