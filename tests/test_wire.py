@@ -152,6 +152,9 @@ def test_extend_round_picks_the_nearest_32_bit_round():
     assert wire.extend_round(0x0001, 0x1FFFE) == 0x20001  # just after one
     assert wire.extend_round(0x9000, 0x10) is None  # would be negative
     assert wire.extend_round(0x8010, 0x10) == 0x8010  # 32768 ahead is still ahead
+    assert wire.extend_round(0xFFFB, 0, forward=True) == 0xFFFB  # no round yet: look ahead
+    assert wire.extend_round(0x0003, 0x1FFFE, forward=True) == 0x20003
+    assert wire.extend_round(0x0003, 0x10003, forward=True) == 0x10003
 
 
 def test_tag_binds_the_full_round():

@@ -34,7 +34,7 @@ class Link:
         self.seed = node_id if seed is None else seed
         self.timeout_ms = timeout_ms
         self.auto_join = auto_join
-        self.round_hint = round_hint  # where to look for the round before any is known
+        self.round_hint = round_hint  # last round this node knew (checkpoint); 0 = fresh
         self.round = None  # current mixer.Round
         self.previous = None  # the round before, still served
         self._turn = 0
@@ -104,8 +104,10 @@ class Link:
     def on_advert(self, data, now_ms):
         """Feed one advert's data as a scanner delivers it; foreign or bad ones are counted."""
         self.stats["adverts"] += 1
-        ref = self.round.round_no if self.round is not None else self.round_hint
-        p = self.codec.unpack(data, ref)
+        if self.round is not None:
+            p = self.codec.unpack(data, self.round.round_no)
+        else:
+            p = self.codec.unpack(data, self.round_hint, forward=True)
         if p is None:
             return
         target = self._round(p.round_no)

@@ -18,7 +18,8 @@ Layout (byte offsets; nb = ceil(M/8), P = row size, all little-endian):
 Overhead = 14 + 2*nb bytes. Legacy adverts carry 31 bytes of advertising data, extended ones
 up to 254: `max_row_size` says what is left for a row. A receiver extends the 16-bit round to
 32 bits around its own round (serial arithmetic, +-32767), so nodes must stay within that many
-rounds of each other; a node without a round uses its hint (from its checkpoint).
+rounds of each other; a node without a round takes the first round at or after its hint (its
+last checkpointed round, 0 on a fresh board), i.e. it can join a fleet up to 65535 rounds on.
 
 Receiving is ordered cheapest first: length, AD type, company, network, round window, field
 sanity and the per-sender replay window are checked before any hashing, so foreign adverts
@@ -70,8 +71,12 @@ def packet_size(m, row_size):
     return overhead(m) + row_size
 
 
-def extend_round(low16, ref):
-    """The 32-bit round whose low 16 bits are `low16`, closest to `ref` (None if < 0)."""
+def extend_round(low16, ref, forward=False):
+    """The 32-bit round whose low 16 bits are `low16`: the closest to `ref` (None if < 0), or
+    with `forward` the first at or after `ref` (a node with no round yet, `ref` = its hint:
+    the fleet can only be ahead of its last checkpoint)."""
+    if forward:
+        return ref + ((low16 - ref) & 0xFFFF)
     r = (ref & ~0xFFFF) | low16
     if r - ref > 0x8000:
         r -= 0x10000
@@ -312,15 +317,15 @@ class Codec:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
         return None
 
-    def unpack(self, data, round_ref):
-        """Advertising data -> authenticated, fresh Packet (round extended around round_ref),
-        or None with the reason counted. Marks the packet in the replay window."""
+    def unpack(self, data, round_ref, forward=False):
+        """Advertising data -> authenticated, fresh Packet (round extended around round_ref,
+        see `extend_round`), or None with the reason counted. Marks it in the replay window."""
         try:
-            return self._unpack(data, round_ref)
+            return self._unpack(data, round_ref, forward)
         except Exception:  # belt and braces: malformed input must never escape
             return self._reject("malformed")
 
-    def _unpack(self, data, round_ref):
+    def _unpack(self, data, round_ref, forward):
         n = len(data)
         h = self.header
         if n < 5:
@@ -334,7 +339,7 @@ class Codec:
         if n != self.size or data[0] != n - 1:
             return self._reject("length")
         low, sender, flags, seq = struct.unpack_from("<HBBB", data, 5)
-        round_no = extend_round(low, round_ref)
+        round_no = extend_round(low, round_ref, forward)
         if round_no is None:
             return self._reject("round")
         nb = self.nb
