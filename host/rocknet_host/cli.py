@@ -10,7 +10,7 @@ import sys
 from . import __version__
 
 # module names under rocknet_host.commands
-COMMANDS = ["datasets", "plan", "validate", "bench", "virtual_board", "flash"]
+COMMANDS = ["datasets", "plan", "validate", "bench", "virtual_board", "flash", "deploy"]
 
 
 class UserError(Exception):

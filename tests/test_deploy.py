@@ -1,0 +1,124 @@
+"""`rocknet deploy` to virtual boards through mpremote's transport: three boards, plans and key,
+idempotent re-runs, and a deploy interrupted half-way that the next run completes."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+from rocknet_host import deploy as dp
+from rocknet_host.cli import main
+from rocknet_host.virtual_board import VirtualBoard
+
+
+def mpremote(url: str, *args: str) -> str:
+    res = subprocess.run([sys.executable, "-m", "mpremote", "connect", url, *args],
+                         capture_output=True, text=True, timeout=120)
+    return res.stdout + res.stderr
+
+
+def board_sha(url: str, path: str) -> str:
+    return mpremote(url, "fs", "sha256sum", ":" + path).split()[-1]
+
+
+@pytest.fixture(scope="module")
+def boards(tmp_path_factory):
+    bs = [VirtualBoard(tmp_path_factory.mktemp(f"b{i}")).start() for i in range(3)]
+    yield bs
+    for b in bs:
+        b.close()
+
+
+def test_deploy_three_boards_then_plans_via_fleet(boards, tmp_path):
+    urls = [b.url for b in boards]
+    args = ["deploy"] + [x for u in urls for x in ("--port", u)]
+    assert main(args) == 0
+    version = dp.package_version()
+    for u in urls:
+        out = mpremote(u, "exec", "import rocknet; print(rocknet.__version__, rocknet.__file__)")
+        assert out.split() == [version, "/lib/rocknet/__init__.mpy"]
+    # no plan given: the package alone
+    assert "rocknet_plan.bin" not in mpremote(urls[0], "fs", "ls", ":")
+
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    for i in range(3):
+        (plans / f"node_{i:02d}.plan").write_bytes(b"ROCKNET plan 1 x\n" + bytes([i]) * 50)
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text('[fleet]\nplan_dir = "plans"\n\n[[group]]\nboard = "virtual"\ncount = 3\n'
+                     f"ports = {urls!r}\n".replace("'", '"'))
+    assert main(["deploy", "--fleet", str(fleet)]) == 0
+    key = (plans / dp.KEY_NAME).read_bytes()
+    assert len(key) == 16
+    for i, u in enumerate(urls):
+        want = hashlib.sha256((plans / f"node_{i:02d}.plan").read_bytes()).hexdigest()
+        assert board_sha(u, dp.PLAN_FILE) == want
+        assert board_sha(u, dp.KEY_FILE) == hashlib.sha256(key).hexdigest()
+
+    # a second run sends nothing
+    res = dp.deploy_one(urls[1], dp.read_plan(plans, 1), key)
+    assert res.ok and res.up_to_date and res.uploaded == 0
+
+
+class Unplugged:
+    """A target whose board goes away after `k` file writes (`pull` pulls the plug)."""
+
+    def __init__(self, inner: dp.Target, k: int, pull) -> None:
+        self.inner, self.k, self.pull, self.writes = inner, k, pull, 0
+
+    def write(self, path, data, on_bytes):
+        if self.writes == self.k:
+            self.pull()
+        self.writes += 1
+        return self.inner.write(path, data, on_bytes)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_interrupted_deploy_is_completed_by_the_next_run(tmp_path):
+    with VirtualBoard(tmp_path / "b") as board:
+        # 1. no install yet; the board is unplugged after 3 files: nothing importable
+        res = dp.deploy_one(board.url, None, None, opener=lambda p: Unplugged(
+            dp.ReplTarget(p), 3, board.kill))
+        assert not res.ok and "connection lost" in res.message
+        board.start()  # plugged back in: files written so far were kept
+        assert "ImportError" in mpremote(board.url, "exec", "import rocknet")
+        staged = dp.ReplTarget(board.url)
+        assert len(staged.hashes([dp.STAGING_DIR], [])[dp.STAGING_DIR]) >= 3
+        staged.close()
+        res = dp.deploy_one(board.url, None, None)
+        assert res.ok and res.reused >= 3, res
+        out = mpremote(board.url, "exec", "import rocknet; print(rocknet.__version__)")
+        assert out.strip() == dp.package_version()
+
+        # 2. an update (.py instead of .mpy) that fails after 2 files keeps the old install
+        res = dp.deploy_one(board.url, None, None, fmt="py", opener=lambda p: Unplugged(
+            dp.ReplTarget(p), 2, lambda: (_ for _ in ()).throw(dp.DeployError("unplugged"))))
+        assert not res.ok
+        out = mpremote(board.url, "exec", "import rocknet; print(rocknet.__file__)")
+        assert out.strip() == "/lib/rocknet/__init__.mpy"
+        res = dp.deploy_one(board.url, None, None, fmt="py")
+        assert res.ok and res.reused == 2
+        out = mpremote(board.url, "exec", "import rocknet; print(rocknet.__file__)",
+                       "+", "fs", "ls", ":lib")
+        assert "/lib/rocknet/__init__.py" in out and ".rocknet-new" not in out
+
+
+def test_drive_target_and_refusals(tmp_path, capsys):
+    drive = tmp_path / "CIRCUITPY"
+    drive.mkdir()
+    (drive / "boot_out.txt").write_text("Adafruit CircuitPython 9.2.1 on 2024-11-20; Adafruit "
+                                        "Feather nRF52840 Express with nRF52840\n")
+    res = dp.deploy_one(str(drive), None, None)
+    assert res.ok and res.fmt == "py"
+    assert (drive / "lib" / "rocknet" / "__init__.py").exists()
+    assert dp.deploy_one(str(drive), None, None).up_to_date
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "node_00.plan").write_bytes(b"p")
+    (plans / "node_01.plan").write_bytes(b"q")
+    assert main(["deploy", "--port", str(drive), "--plan-dir", str(plans)]) == 2
+    assert "re-plan with --nodes 1" in capsys.readouterr().err
