@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
     for r in failed:
         con.print(f"[red]{r.port}[/]: {r.message}", highlight=False)
     if failed:
-        con.print(f"[red]{len(failed)} board(s) not done[/]: fix the problem above and run the same "
-                  "command again; finished files are kept and only the rest is sent.")
+        con.print(f"[red]{len(failed)} board(s) not done[/]: fix the problem above and run the "
+                  "same command again; finished files are kept and only the rest is sent.")
         return 1
     return 0
 
