@@ -216,6 +216,16 @@ class Medium:
         self._at(start_us, self._boot, node, node.epoch)
         return node
 
+    def send(self, node: int, data: bytes, t_us: int) -> None:
+        """Inject one advertising event of `node` carrying `data` at t_us, outside its
+        endpoint's schedule (tests, probes, a foreign advertiser)."""
+        self._at(t_us, self._send_now, self.nodes[node], data)
+
+    def _send_now(self, node: SimNode, data: bytes) -> None:
+        if node.alive:
+            node.stats.tx_adverts += 1
+            self._schedule_event(node, data, self.now)
+
     def crash(self, node: int, t_us: int) -> None:
         """Schedule node's crash at t_us: radio off, buffered adverts and state gone."""
         self._at(t_us, self._crash, self.nodes[node])
@@ -485,10 +495,11 @@ class Medium:
         self._at(start, self._event_on, node, node.epoch, ev)
         frag = 0
         for off, dur, ch, kind in plan.pdus:
-            index = frag if kind != "ext" else -1
-            if kind != "ext":
+            index = -1 if kind == "ext" else 0 if kind == "adv" else frag
+            if kind == "aux":
                 frag += 1
-            last = kind != "ext" and index == n_data - 1
+            # a legacy copy on each primary is complete by itself; AUX ends with its last part
+            last = kind == "adv" or (kind == "aux" and index == n_data - 1)
             pdu = _Pdu(node.id, ch, start + off, start + off + dur, kind, ev, index, last)
             self._at(start + off, self._pdu_start, node, node.epoch, pdu)
         end = start + plan.duration_us
