@@ -2,3 +2,11 @@
 linear classifier, and the radio protocol that lets a fleet train them together."""
 
 __version__ = "0.1.0"
+
+
+def demo(**kwargs):
+    """Train and test on a tiny built-in dataset on this board (no radio): prints accuracy,
+    time and memory. Keyword arguments go to ``rocknet.quickstart.run``."""
+    from .quickstart import run
+
+    return run(**kwargs)

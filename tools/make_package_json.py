@@ -1,0 +1,34 @@
+"""Write device/package.json, the manifest `mpremote mip install` reads, from device/rocknet.
+
+    python tools/make_package_json.py          # rewrite it
+    python tools/make_package_json.py --check  # exit 1 if it is out of date
+
+Install on a board (URLs are relative to package.json, so any fork or branch works):
+    mpremote mip install github:OWNER/REPO/device/package.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+DEVICE = Path(__file__).resolve().parents[1] / "device"
+
+
+def manifest() -> str:
+    init = (DEVICE / "rocknet" / "__init__.py").read_text()
+    version = init.split('__version__ = "', 1)[1].split('"', 1)[0]
+    files = sorted(p.relative_to(DEVICE).as_posix() for p in (DEVICE / "rocknet").rglob("*.py")
+                   if "__pycache__" not in p.parts)
+    return json.dumps({"urls": [[f, f] for f in files], "deps": [], "version": version},
+                      indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    path = DEVICE / "package.json"
+    text = manifest()
+    if "--check" in sys.argv:
+        sys.exit(0 if path.exists() and path.read_text() == text else 1)
+    path.write_text(text)
+    print(f"wrote {path}")
