@@ -10,6 +10,7 @@ Install on a board (URLs are relative to package.json, so any fork or branch wor
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +22,12 @@ def manifest() -> str:
     version = init.split('__version__ = "', 1)[1].split('"', 1)[0]
     files = sorted(p.relative_to(DEVICE).as_posix() for p in (DEVICE / "rocknet").rglob("*.py")
                    if "__pycache__" not in p.parts)
+    try:  # only what is committed: a package must not name files a clone lacks
+        out = subprocess.run(["git", "ls-files", "rocknet"], cwd=DEVICE, capture_output=True,
+                             text=True, check=True).stdout.split()
+        files = [f for f in files if f in out]
+    except (OSError, subprocess.CalledProcessError):
+        pass
     return json.dumps({"urls": [[f, f] for f in files], "deps": [], "version": version},
                       indent=2) + "\n"
 
