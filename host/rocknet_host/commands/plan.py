@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 
 from .. import plan
+from . import plan_fleet
 from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 
 
@@ -15,11 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_args(p, positional=True)
     add_plan_args(p)
     p.add_argument("--out", required=True, help="folder for node_XX.plan files and fleet.json")
+    plan_fleet.add_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args)
+    if args.fleet:
+        return plan_fleet.run(args, ds)
     pl = fit_plan(args, ds)
     paths = plan.write(pl, args.out)
     s = pl.summary()
