@@ -27,11 +27,6 @@ except ImportError:  # CPython
         return x
 
 
-try:
-    from typing import Optional  # noqa: F401  (type comments only)
-except ImportError:
-    pass
-
 # Flags byte (wire format too). Bit 0: sender is full rank. Bits 1-2: what the info vector is.
 FLAG_FULL_RANK = const(0x01)
 INFO_MASK = const(0x06)
