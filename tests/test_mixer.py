@@ -191,6 +191,20 @@ def test_smart_shutdown_quiet_when_done_and_wakes_for_unfinished_neighbour():
     assert [a.next_packet(late + k) for k in range(4)][-1] is None
 
 
+def test_a_done_node_speaks_up_when_a_map_does_not_know_it_is_done():
+    owners = [0, 1]
+    a = mixer.Round(0, 5, owners, 1)
+    a.add_own_rows({0: b"a"})
+    a.receive(mixer.Packet(5, 1, mixer.FLAG_FULL_RANK | mixer.INFO_FULL_MAP, 2, 0b10, b"b"), 1)
+    sent = [a.next_packet(t) for t in range(2, 8)]
+    assert sent[-1] is None  # own row, linger, then quiet: b is known to be done
+    # b's map still lacks a: a tells it once more, then goes quiet again.
+    a.receive(mixer.Packet(5, 1, mixer.FLAG_FULL_RANK | mixer.INFO_FULL_MAP, 1, 0b10, b"b"), 9)
+    again = a.next_packet(10)
+    assert again is not None and again.flags & mixer.FLAG_FULL_RANK and again.info == 0b11
+    assert a.next_packet(11) is None
+
+
 def test_deadline_silences_the_round():
     r = mixer.Round(0, 0, [0, 1], 2, now_ms=1000, timeout_ms=500)
     r.add_own_rows({0: b"xy"})

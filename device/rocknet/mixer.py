@@ -251,6 +251,9 @@ class Round:
         kind = flags & INFO_MASK
         if kind == INFO_FULL_MAP:
             self._finished |= info & self._all_nodes  # full rank never undoes itself
+            me = self._index.get(self.node_id)
+            if me is not None and self.rank == self.m and not (info >> me) & 1:
+                self._linger = max(self._linger, 1)  # it does not know we are done: say so
         elif kind == INFO_REQUEST and not full:
             if now_ms - self._request_ms >= _REQUEST_TTL_MS:
                 self._requests = 0  # forget requests nobody repeated
