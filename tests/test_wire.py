@@ -239,3 +239,18 @@ def test_malformed_fields_are_rejected_before_the_tag():
     for adv in bad:
         assert c.unpack(adv, 7) is None
     assert c.rejected == {"malformed": 5} and c._mac.calls == 0
+
+
+def test_circuitpython_style_hashlib_is_used(monkeypatch):
+    """CircuitPython's hashlib has only new("sha256"); the tags must not change."""
+
+    class CircuitPythonHashlib:
+        @staticmethod
+        def new(name, data=b""):
+            assert name == "sha256"
+            return NoCopySha(data)
+
+    monkeypatch.setitem(__import__("sys").modules, "hashlib", CircuitPythonHashlib)
+    sha = wire._native_sha256()
+    assert sha is not None and sha(b"abc").digest() == hashlib.sha256(b"abc").digest()
+    assert wire.Mac(KEY, sha256=sha).digest(b"m") == hmac.new(KEY, b"m", hashlib.sha256).digest()
