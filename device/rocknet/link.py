@@ -20,7 +20,13 @@ _MAX_PACKETS = wire.MAX_SEQ + 1  # seq is one byte: a round sends at most this m
 
 
 class Link:
-    """One node's end of the Mixer flood for a fixed round geometry (owners, row size)."""
+    """One node's end of the Mixer flood for a fixed round geometry (owners, row size).
+
+    `stats`: adverts (all handed in), rx (authenticated and taken by a round), innovative,
+    tx, joined (rounds aligned to from the air), rejected {reason: count} with the codec's
+    reasons (short, ad_type, company, network, length, round, malformed, replay, auth) plus
+    stale (a round older than the two kept) and future (newer round, auto_join off).
+    """
 
     def __init__(self, node_id, key, owners, row_size, profile=wire.EXTENDED,
                  company_id=wire.COMPANY_TESTING, network_id=0, seed=None,

@@ -13,7 +13,7 @@ Transmit policy (what `Round.next_packet` hands out), after Mixer (Herrmann et a
 - coded: a random half of the rows we hold, with the freshest innovative packet sideloaded;
 - smart shutdown: once we are full rank and no recently heard neighbour is unfinished, send
   a few more full-rank packets so the neighbours learn it, then stay quiet (None) until an
-  unfinished neighbour speaks again.
+  unfinished neighbour speaks again (or a full-rank map shows a neighbour missed our news).
 
 Coding vectors and payloads are Python ints (XOR is one C call either way); bit i of a coding
 vector is row i. No clock, no radio: times are integer milliseconds handed in by the caller.
