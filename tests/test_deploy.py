@@ -4,6 +4,7 @@ idempotent re-runs, and a deploy interrupted half-way that the next run complete
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 
@@ -122,3 +123,34 @@ def test_drive_target_and_refusals(tmp_path, capsys):
     (plans / "node_01.plan").write_bytes(b"q")
     assert main(["deploy", "--port", str(drive), "--plan-dir", str(plans)]) == 2
     assert "re-plan with --nodes 1" in capsys.readouterr().err
+
+
+def test_validate_on_each_board(boards, monkeypatch, capsys):
+    """`rocknet validate --port socket://...` passes on every deployed board, and reports a
+    failure when the board disagrees with the reference."""
+    urls = [b.url for b in boards]
+    assert main(["deploy"] + [x for u in urls for x in ("--port", u)]) == 0
+    capsys.readouterr()
+    args = ["validate", "--dataset", "GunPoint", "--nodes", "2", "--features", "840",
+            "--limit", "2", "--json"]
+    assert main(args + [x for u in urls for x in ("--port", u)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert [b["passed"] for b in res["boards"]] == [True] * 3
+    checks = res["boards"][0]["checks"]
+    assert {c["name"] for c in checks} == {"features bit-exact", "head partial logits"}
+    assert len(checks) == 4  # two nodes x two checks
+    out = mpremote(urls[0], "exec", "import rocknet; rocknet.demo(n_train=4, n_test=2)")
+    assert "accuracy" in out and "memory" in out
+
+    from rocknet_host import reference
+
+    real = reference.slice_counts
+    monkeypatch.setattr(reference, "slice_counts", lambda Q, f: real(Q, f) + 1)
+    assert main(args + ["--port", urls[0]]) == 1
+    assert json.loads(capsys.readouterr().out)["boards"][0]["passed"] is False
+
+
+def test_validate_needs_a_deployed_board(tmp_path, capsys):
+    with VirtualBoard(tmp_path / "empty") as b:
+        assert main(["validate", "--port", b.url, "--nodes", "1", "--limit", "1"]) == 2
+    assert "rocknet deploy --port" in capsys.readouterr().err

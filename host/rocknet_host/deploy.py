@@ -257,12 +257,12 @@ class ReplTarget(Target):
 
     def __init__(self, port: str) -> None:
         from mpremote.transport import TransportError
-        from mpremote.transport_serial import SerialTransport
+
+        from .repl import open_raw_repl
 
         self.name = port
         try:
-            self.t = SerialTransport(port, baudrate=115200)
-            self.t.enter_raw_repl(soft_reset=True)
+            self.t = open_raw_repl(port)
         except (TransportError, OSError) as exc:
             raise DeployError(f"{port}: cannot reach the board's REPL ({exc}); check the cable "
                               "and that no other program (a serial monitor, mpremote repl) "

@@ -94,10 +94,15 @@ let tail = "";          // last output characters, to spot the mode banners
 
 function onOutput(bytes) {
   if (muted) return;
-  for (const b of bytes) out.push(b);
-  tail = (tail + Buffer.from(bytes).toString("latin1")).slice(-64);
-  if (tail.endsWith("raw REPL; CTRL-B to exit\r\n>")) rawMode = true;
-  else if (tail.endsWith(">>> ")) rawMode = false;
+  for (const b of bytes) {
+    out.push(b);
+    tail += String.fromCharCode(b);
+    if (b === 0x3e || b === 0x20) {  // '>' or ' ' may end a prompt
+      if (tail.endsWith("raw REPL; CTRL-B to exit\r\n>")) rawMode = true;
+      else if (tail.endsWith(">>> ")) rawMode = false;
+    }
+    if (tail.length > 256) tail = tail.slice(-64);
+  }
 }
 
 // ---- the host folder mirror -------------------------------------------------------------

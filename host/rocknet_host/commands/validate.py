@@ -12,6 +12,7 @@ from rich.progress import Progress
 
 from ..runtime import RUNTIMES, open_runtime
 from ..validate import validate_features
+from . import validate_board
 from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 
 
@@ -23,12 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=0,
                    help="only the first K train and K test series (default: all)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    validate_board.add_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args)
     pl = fit_plan(args, ds)
+    if args.port:
+        return validate_board.run(args, ds, pl)
     Xtr, Xte = ds.X_train, ds.X_test
     if args.limit:
         Xtr, Xte = Xtr[: args.limit], Xte[: args.limit]
