@@ -1,0 +1,764 @@
+"""One node's whole behaviour, round by round (sans-I/O, like `mixer`): the RockNet pipeline
+with an agreed outcome for every sample.
+
+    node = Node(node_id=2, n_nodes=4, features=plan["features"], head=head, n_classes=3,
+                row_size=60, schedule=Schedule([8, 8, 8, 8], [2, 2, 2, 2], batch=8),
+                data={"train": [(series_bytes, label), ...], "eval": [...]})
+    rows = node.begin_round(r)          # {row index: bytes} to contribute to round r
+    ... the link floods round r ...
+    node.end_round(r, decoded_rows)     # list (len node.m) of bytes or None
+
+The node never touches a radio, clock or file: a caller (radio adapter, simulator, host fleet
+runner) hands rows in and out, and checkpoints leave through the injected ``save(body)``
+callable (write them with `store.write`; `Node.restore(body)` takes one back).
+
+Pipeline (RockNet, §4.2 of the reference notes). Sample s of the fixed schedule travels in
+round s: its owner (the node that "measured" it) sends the int8 series, label and phase in
+the first ``series_rows`` rows. At the end of round s every node that decoded the series
+computes its PPV counts and its partial logits W_i f_i; in round s+1 every node sends them in
+its control message (``ctrl_rows`` rows per node, rows in node-id order after the series).
+
+Agreement (DESIGN §6: every node applies the same update for every sample, or none does).
+A control message of round r carries: flags; the ack bitmap of which nodes' control messages
+of round r-1 this node decoded; its partial logits for sample r-1 (if it decoded that series);
+and a relay window of the last ``window`` decisions it knows (sample, COMMIT/DROP, membership
+epoch, member bitmap). Then:
+
+- The leader decides sample s = r-2 at the end of round r. COMMIT iff, for the membership M
+  it states, it holds every member's valid partial logits for s (round r-1), decoded every
+  member's message of round r, and every one of those acks shows all of M decoded in round
+  r-1. So a COMMIT implies every member holds every partial logit of s: all of them can sum
+  the same bytes in the same (node-id) order. Otherwise DROP: nobody updates for s, but s
+  still counts toward batch boundaries, so batches stay aligned. Samples the leader could not
+  decide in their own round are DROPped by the next decision.
+- A decision travels in the leader's next message and is relayed by everyone in their
+  windows. Nodes apply decisions strictly in sample order, keeping per undecided sample their
+  counts, the label and the decoded partial-logit rows (a ring of ``pending`` samples).
+- The leader applies its *own* decision only after it has come back in another node's window,
+  and a new leader adopts every decision it sees relayed before it decides anything. So a
+  decision that died with a crashed leader was applied by nobody and can be re-decided.
+- Membership is part of every decision (bitmap + epoch, effective from the decided sample), so
+  all nodes switch at the same sample. The leader removes a member whose message it missed
+  ``gone_after`` rounds in a row, or that says it is out of sync (flag OUT: it stopped
+  applying), and adds a node that asks to join (flag JOIN) once the COMMIT test holds with it
+  included (its logits and acks are there): it then counts from that sample on.
+- Leader = lowest-id member. It decides round r only if a majority of M acknowledge its round
+  r-1 message (itself included). The next member takes over after missing every lower member
+  ``gone_after`` rounds in a row, and only in a round where it decoded the messages of all
+  other members, they are a majority, and none of their acks show a lower member. The two
+  conditions read the same acks of round r, so two leaders cannot decide in the same round
+  (quorum intersection); a takeover removes the lower members from the decided sample on.
+- A node that missed a decision it needs (the relay window moved past it, or its ring
+  overflowed) is *desynced*: it stops applying, flags OUT (the leader removes it), keeps its
+  weights as of the last sample it applied and rejoins through a decision, like a rebooted
+  node that restored its checkpoint. Rejoined nodes' blocks are therefore as of their
+  checkpoint, and the decision log says from which sample they count again.
+
+Known limits: with two members a takeover needs a majority of two, so the survivor waits for
+the leader to return; a node that keeps missing the exact decision that adds it stays out and is
+removed again after ``gone_after`` rounds; decisions are applied (and checkpointed) after
+being relayed, so ``pending`` must cover gone_after + window + a few samples.
+
+Agreement off (``agreement=False``) is RockNet's behaviour: each node sums whatever partial
+logits it decoded for s at the end of round s+1 and updates at once (for comparisons).
+
+Consistency measure: ``digest`` is a SHA-256 hash chain over what this node applied, in order:
+(sample, outcome, label, the partial-logit bytes summed, in node-id order) and every optimizer
+step. Nodes that applied the same updates have equal digests. With ``log=True`` the node also
+keeps ``applied`` (those entries as (kind, sample, payload, digest after) tuples: kinds A
+applied, D dropped, S optimizer step, J joined, R restored) so the host can replay the global
+model and compare digests at a common sample.
+
+Head interface used here (see rocknet.head): ``partial_logits(counts)`` -> C floats,
+``apply(z, label, counts)`` accumulates the gradient of one sample from the summed logits z,
+``step()`` ends a batch, ``save()`` -> bytes and ``load(bytes)`` for checkpoints.
+"""
+
+import hashlib
+import json
+import struct
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+from . import xp
+from .minirocket import Slice
+from .xp import np
+
+TRAIN = const(0)
+EVAL = const(1)
+PREDICT = const(2)
+PHASES = ("train", "eval", "predict")
+
+DROP = const(0)
+COMMIT = const(1)
+
+# control message flags
+F_LOGITS = const(0x01)  # carries partial logits for sample r-1
+F_OUT = const(0x02)  # a member (in its own view) that stopped applying: remove me
+F_JOIN = const(0x04)  # not applying, wants to join: add me when my rows are complete
+
+_SERIES_HEAD = const(2)  # label, phase
+_ENTRY = const(13)  # sample u32, outcome u8, epoch u16, since u32, back u16 (+ members)
+CHECKPOINT_KIND = "checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class Schedule:
+    """The fixed sample order every node computes from the plan.
+
+    ``train``, ``eval``, ``predict``: samples held per owner (list index = node id). Each phase
+    goes round-robin over owners, each owner's samples in order. Sample s is, for s < epochs *
+    (T + E), training then evaluation of epoch s // (T + E); then one prediction pass; then
+    nothing (idle rounds). Batches of ``batch`` training samples, plus the remainder at the end
+    of each epoch.
+    """
+
+    def __init__(self, train, eval=None, predict=None, epochs=1, batch=128):
+        self.train = _round_robin(train)
+        self.eval = _round_robin(eval or [])
+        self.predict = _round_robin(predict or [])
+        self.epochs = epochs
+        self.batch = max(1, batch)
+        self.period = len(self.train) + len(self.eval)
+        self.length = epochs * self.period + len(self.predict)
+
+    def at(self, s):
+        """(phase, owner, local index, epoch) of sample s, or None (idle)."""
+        if s < 0 or s >= self.length:
+            return None
+        if s >= self.epochs * self.period:
+            o, k = self.predict[s - self.epochs * self.period]
+            return PREDICT, o, k, self.epochs
+        e, p = divmod(s, self.period)
+        T = len(self.train)
+        if p < T:
+            o, k = self.train[p]
+            return TRAIN, o, k, e
+        o, k = self.eval[p - T]
+        return EVAL, o, k, e
+
+    def batch_end(self, s):
+        """True when sample s closes a training batch."""
+        if s < 0 or s >= self.epochs * self.period:
+            return False
+        p = s % self.period
+        T = len(self.train)
+        return p < T and ((p + 1) % self.batch == 0 or p == T - 1)
+
+
+def _round_robin(counts):
+    out = []
+    most = max(counts) if counts else 0
+    for k in range(most):
+        for o in range(len(counts)):
+            if k < counts[o]:
+                out.append((o, k))
+    return out
+
+
+def _bits(mask, n):
+    out = []
+    for i in range(n):
+        if (mask >> i) & 1:
+            out.append(i)
+    return out
+
+
+def _popcount(mask):
+    c = 0
+    while mask:
+        mask &= mask - 1
+        c += 1
+    return c
+
+
+class Geometry:
+    """Row layout of a round: series rows first, then ``ctrl_rows`` rows per node."""
+
+    def __init__(self, n_nodes, length, n_classes, row_size, window):
+        self.n = n_nodes
+        self.nb = (n_nodes + 7) // 8
+        self.c = n_classes
+        self.window = window
+        self.row_size = row_size
+        self.series_bytes = _SERIES_HEAD + length
+        self.ctrl_bytes = 1 + self.nb + 4 * n_classes + 1 + window * (_ENTRY + self.nb)
+        self.series_rows = (self.series_bytes + row_size - 1) // row_size
+        self.ctrl_rows = (self.ctrl_bytes + row_size - 1) // row_size
+        self.m = self.series_rows + n_nodes * self.ctrl_rows
+
+    def owners(self, sample_owner=0):
+        """Row owners for `link.Link` (the series rows are nominally ``sample_owner``'s)."""
+        out = [sample_owner] * self.series_rows
+        for i in range(self.n):
+            out += [i] * self.ctrl_rows
+        return out
+
+    def ctrl_index(self, node):
+        return self.series_rows + node * self.ctrl_rows
+
+    def split(self, data, first):
+        """{row index: bytes} of a message starting at row ``first``."""
+        out = {}
+        rs = self.row_size
+        for k in range((len(data) + rs - 1) // rs):
+            out[first + k] = data[k * rs:(k + 1) * rs]
+        return out
+
+    def join(self, rows, first, count, size):
+        """The message in rows first.., or None unless all of them were decoded."""
+        parts = []
+        for k in range(count):
+            r = rows[first + k]
+            if r is None:
+                return None
+            parts.append(bytes(r))
+        return b"".join(parts)[:size]
+
+
+class _Ctrl:
+    """A parsed control message."""
+
+    def __init__(self, flags, ack, logits, window):
+        self.flags = flags
+        self.ack = ack  # node bitmap, round r-1
+        self.logits = logits  # bytes (4C) or None
+        self.window = window  # list of (sample, outcome, epoch, members)
+
+
+class Node:
+    """One node's core: pipeline, agreement, batches, checkpoints (see the module docstring)."""
+
+    def __init__(self, node_id, n_nodes, features, head, n_classes, row_size, schedule,
+                 data=None, agreement=True, window=4, gone_after=8, pending=None,
+                 checkpoint_every=0, save=None, log=False, slice_=None):
+        if not 0 <= node_id < n_nodes:
+            raise ValueError("node_id %d outside 0..%d" % (node_id, n_nodes - 1))
+        self.id = node_id
+        self.n = n_nodes
+        self.head = head
+        self.schedule = schedule
+        self.data = data or {}
+        self.agreement = agreement
+        self.window = window
+        self.gone_after = gone_after
+        self.checkpoint_every = checkpoint_every
+        self.save = save
+        self.slice = slice_ if slice_ is not None else Slice(features)
+        self.geo = Geometry(n_nodes, self.slice.length, n_classes, row_size, window)
+        self.m = self.geo.m
+        self.c = n_classes
+        self._fmt = "<%df" % n_classes
+        # ring of undecided samples: counts, label, phase, partial-logit rows by node
+        cap = pending if pending is not None else gone_after + window + 8
+        self.capacity = cap
+        nf = self.slice.n_features
+        self._counts = [np.zeros(nf, dtype=xp.uint16) for _ in range(cap)]
+        self._slot_sample = [-1] * cap
+        self._slot_label = [0] * cap
+        self._slot_phase = [0] * cap
+        self._slot_rows = [None] * cap  # dict node -> logits bytes (round s+1)
+        self._own_logits = None  # (sample, bytes) to send next round
+        # agreement state
+        self.all_mask = (1 << n_nodes) - 1
+        self.members = self.all_mask  # membership view (latest known decision)
+        self.epoch = 0
+        self.view_sample = -1  # sample of the decision the view comes from
+        self._since = 0  # first sample of the current membership epoch
+        self.entries = {}  # decision entries by last sample: (outcome, epoch, members, since,
+        #                    back) deciding samples s-back..s (DROP for all but s)
+        self.known = {}  # sample -> (outcome, epoch, members, since), expanded from entries
+        self._joinwait = [0] * n_nodes  # rounds a member kept flagging JOIN (leader)
+        self._confirmed = {}  # own decisions seen relayed back: sample -> True
+        self._mine = {}  # decisions this node made: sample -> True
+        self.applied_through = -1  # last sample processed (applied, dropped, or skipped)
+        self.synced = True  # False: not applying (rebooted, desynced) until a decision adds us
+        self._ack_next = 0  # ack bitmap for the next round's message
+        self._last_round = None
+        self._prev_ctrl = {}  # round r-1 parsed messages (leader)
+        self._miss = [0] * n_nodes  # consecutive rounds each node's message was missing
+        self._batch_applied = 0
+        self._since_checkpoint = 0
+        self.digest = bytes(32)
+        self.log = log
+        self.applied = []  # (kind, sample, ...) entries when log=True
+        self.correct = 0
+        self.evaluated = 0
+        self.accuracy = []  # (epoch, correct, evaluated) at the end of each evaluation pass
+        self.predictions = {}  # sample -> class
+        self.stats = {"rounds": 0, "commit": 0, "drop": 0, "skipped": 0, "decided": 0,
+                      "steps": 0, "desynced": 0, "conflicts": 0, "joined": 0, "removed": 0,
+                      "checkpoints": 0, "series_missed": 0}
+
+    # ----- round I/O -----
+
+    def begin_round(self, r):
+        """Rows {index: bytes} this node contributes to round r."""
+        geo = self.geo
+        out = {}
+        at = self.schedule.at(r)
+        if at is not None and at[1] == self.id:
+            msg = self._series_message(at)
+            if msg is not None:
+                out.update(geo.split(msg, 0))
+        msg = self._ctrl_message(r)
+        out.update(geo.split(msg, geo.ctrl_index(self.id)))
+        self._sent = (r, msg)
+        return out
+
+    def end_round(self, r, rows):
+        """Take the decoded rows of round r (a list of bytes or None per row index)."""
+        geo = self.geo
+        if len(rows) != self.m:
+            raise ValueError("round has %d rows, this geometry %d" % (len(rows), self.m))
+        self.stats["rounds"] += 1
+        contiguous = self._last_round == r - 1
+        own = self._sent[1] if getattr(self, "_sent", (None,))[0] == r else None
+        # control messages of round r (logits for r-1, acks of r-1, windows)
+        ctrl = {}
+        for n in range(self.n):
+            if n == self.id and own is not None:
+                data = own
+            else:
+                data = geo.join(rows, geo.ctrl_index(n), geo.ctrl_rows, geo.ctrl_bytes)
+            if data is not None:
+                ctrl[n] = self._parse_ctrl(data)
+        decoded = 0
+        for n in range(self.n):
+            if n in ctrl:
+                decoded |= 1 << n
+                self._miss[n] = 0
+                if ctrl[n].flags & F_JOIN and (self.members >> n) & 1:
+                    self._joinwait[n] += 1
+                else:
+                    self._joinwait[n] = 0
+            else:
+                self._miss[n] += 1
+        # partial logits of sample r-1
+        slot = self._slot(r - 1)
+        if slot is not None:
+            got = {}
+            for n in ctrl:
+                c = ctrl[n]
+                if c.flags & F_LOGITS:
+                    got[n] = c.logits
+            self._slot_rows[slot] = got
+        if self.agreement:
+            for n in ctrl:
+                self._learn(ctrl[n].window, n)
+            self._lead(r, ctrl, contiguous)
+            self._apply_known()
+        else:
+            self._apply_now(r - 1)
+        # the series of sample r: features and partial logits for round r+1
+        self._own_logits = None
+        at = self.schedule.at(r)
+        if at is not None:
+            msg = geo.join(rows, 0, geo.series_rows, geo.series_bytes)
+            if msg is None:
+                self.stats["series_missed"] += 1
+            else:
+                self._take_series(r, msg)
+        self._ack_next = decoded
+        self._prev_ctrl = ctrl
+        self._last_round = r
+
+    # ----- messages -----
+
+    def _series_message(self, at):
+        phase, _, k, _ = at
+        items = self.data.get(PHASES[phase]) or []
+        if k >= len(items):
+            return None
+        if phase == PREDICT:
+            series, label = items[k], 0xFF
+        else:
+            series, label = items[k]
+        return bytes([label & 0xFF, phase]) + bytes(series)
+
+    def _ctrl_message(self, r):
+        geo = self.geo
+        flags = 0
+        logits = bytes(4 * self.c)
+        if self._own_logits is not None and self._own_logits[0] == r - 1:
+            flags |= F_LOGITS
+            logits = self._own_logits[1]
+        if not self.synced:
+            flags |= F_OUT if (self.members >> self.id) & 1 else F_JOIN
+        ack = self._ack_next if self._last_round == r - 1 else 0
+        win = self._window()
+        parts = [bytes([flags]), ack.to_bytes(geo.nb, "little"), logits, bytes([len(win)])]
+        for s in win:
+            outcome, epoch, members, since, back = self.entries[s]
+            parts.append(struct.pack("<IBHIH", s, outcome, epoch, since, back))
+            parts.append(members.to_bytes(geo.nb, "little"))
+        msg = b"".join(parts)
+        return msg + bytes(geo.ctrl_bytes - len(msg))
+
+    def _parse_ctrl(self, data):
+        geo = self.geo
+        nb = geo.nb
+        flags = data[0]
+        ack = int.from_bytes(data[1:1 + nb], "little")
+        o = 1 + nb
+        logits = bytes(data[o:o + 4 * self.c]) if flags & F_LOGITS else None
+        o += 4 * self.c
+        cnt = min(data[o], self.window)
+        o += 1
+        win = []
+        for _ in range(cnt):
+            s, outcome, epoch, since, back = struct.unpack("<IBHIH", data[o:o + _ENTRY])
+            members = int.from_bytes(data[o + _ENTRY:o + _ENTRY + nb], "little")
+            o += _ENTRY + nb
+            if back <= s and since <= s:
+                win.append((s, outcome, epoch, members & self.all_mask, since, back))
+        return _Ctrl(flags, ack, logits, win)
+
+    def _window(self):
+        """The last `window` decision entries this node knows, oldest first."""
+        keys = sorted(self.entries)
+        return keys[-self.window:]
+
+    # ----- samples -----
+
+    def _slot(self, s):
+        if s < 0:
+            return None
+        i = s % self.capacity
+        return i if self._slot_sample[i] == s else None
+
+    def _take_series(self, r, msg):
+        label, phase = msg[0], msg[1]
+        i = r % self.capacity
+        if self._slot_sample[i] > self.applied_through and self.agreement and self.synced:
+            # the ring wraps over a sample still undecided: we cannot apply it any more
+            self._desync()
+        self._slot_sample[i] = r
+        self._slot_label[i] = label
+        self._slot_phase[i] = phase
+        self._slot_rows[i] = None
+        counts = self._counts[i]
+        self.slice.transform(msg[_SERIES_HEAD:], counts)
+        p = self.head.partial_logits(counts)
+        self._own_logits = (r, struct.pack(self._fmt, *[float(v) for v in p]))
+
+    def _sum(self, rows, members):
+        """Summed logits (list of C floats) and the bytes summed, over ``members`` in id
+        order; None if a member's logits are missing."""
+        z = [0.0] * self.c
+        parts = []
+        for n in _bits(members, self.n):
+            b = rows.get(n) if rows is not None else None
+            if b is None:
+                return None, None
+            parts.append(b)
+            vals = struct.unpack(self._fmt, b)
+            for k in range(self.c):
+                z[k] += vals[k]
+        return z, b"".join(parts)
+
+    def _use(self, s, z, summed, epoch, members):
+        """Apply one sample whose logits are agreed (or, agreement off, whatever arrived)."""
+        i = s % self.capacity
+        label, phase = self._slot_label[i], self._slot_phase[i]
+        if phase == TRAIN:
+            self.head.apply(np.array(z, dtype=xp.float_), label, self._counts[i])
+            self._batch_applied += 1
+        else:
+            best = 0
+            for k in range(1, self.c):
+                if z[k] > z[best]:
+                    best = k
+            if phase == EVAL:
+                self.evaluated += 1
+                self.correct += 1 if best == label else 0
+            else:
+                self.predictions[s] = best
+        self._record(b"A", s, bytes([label, phase]) + struct.pack("<H", epoch)
+                     + members.to_bytes(self.geo.nb, "little") + summed)
+        self.stats["commit"] += 1
+
+    def _after(self, s):
+        """Per-sample bookkeeping once sample s is processed (batch ends, evaluation ends)."""
+        sch = self.schedule
+        if sch.batch_end(s) and self._batch_applied:
+            self.head.step()
+            self._batch_applied = 0
+            self.stats["steps"] += 1
+            self._record(b"S", s, b"")
+            if self.checkpoint_every and self._since_checkpoint >= self.checkpoint_every:
+                self._checkpoint()
+        at = sch.at(s)
+        nxt = sch.at(s + 1)
+        if at is not None and at[0] == EVAL and (nxt is None or nxt[0] != EVAL):
+            self.accuracy.append((at[3], self.correct, self.evaluated))
+            self.correct = 0
+            self.evaluated = 0
+
+    def _record(self, kind, s, payload):
+        entry = kind + struct.pack("<I", s) + payload
+        self.digest = hashlib.sha256(self.digest + entry).digest()
+        if self.log:
+            self.applied.append((kind.decode(), s, payload, self.digest))
+
+    # ----- agreement off (RockNet) -----
+
+    def _apply_now(self, s):
+        i = self._slot(s)
+        if i is None:
+            self.applied_through = max(self.applied_through, s)
+            if s >= 0:
+                self._after(s)
+            return
+        rows = self._slot_rows[i] or {}
+        present = 0
+        for n in rows:
+            present |= 1 << n
+        z, summed = self._sum(rows, present)
+        self._use(s, z, summed, 0, present)
+        self._since_checkpoint += 1
+        self.applied_through = s
+        self._after(s)
+
+    # ----- agreement on -----
+
+    def _learn(self, window, sender):
+        """Merge a relay window. An entry decides samples s-back..s: DROP for all but s."""
+        for s, outcome, epoch, members, since, back in window:
+            if s <= self.applied_through - 4 * self.window:
+                continue
+            entry = (outcome, epoch, members, since, back)
+            have = self.entries.get(s)
+            if have is None:
+                self._enter(s, entry)
+            elif have != entry:
+                self.stats["conflicts"] += 1
+            if sender != self.id:
+                for q in range(s - back, s + 1):
+                    if q in self._mine:
+                        self._confirmed[q] = True
+
+    def _enter(self, s, entry):
+        outcome, epoch, members, since, back = entry
+        self.entries[s] = entry
+        for q in range(s - back, s):
+            if q not in self.known:
+                self.known[q] = (DROP, epoch, members, since)
+        self.known[s] = (outcome, epoch, members, since)
+        if s > self.view_sample:
+            self.view_sample = s
+            self.epoch = epoch
+            self.members = members
+            self._since = since
+
+    def _decide(self, first, s, outcome, members):
+        changed = members != self.members
+        epoch = (self.epoch + 1) & 0xFFFF if changed else self.epoch
+        since = first if changed else self._since
+        self._enter(s, (outcome, epoch, members, since, s - first))
+        for q in range(first, s + 1):
+            self._mine[q] = True
+        self.stats["decided"] += 1
+
+    def _leader_condition(self, ctrl):
+        """(acting leader?, members after a takeover) for this node in this round."""
+        M = self.members
+        if not (M >> self.id) & 1 or not self.synced:
+            return False, M
+        lower = M & ((1 << self.id) - 1)
+        need = _popcount(M) // 2 + 1
+        if lower == 0:
+            votes = 0
+            for n in _bits(M, self.n):
+                c = ctrl.get(n)
+                if c is not None and (n == self.id or (c.ack >> self.id) & 1):
+                    votes += 1
+            return votes >= need, M
+        for n in _bits(lower, self.n):
+            if self._miss[n] < self.gone_after:
+                return False, M
+        rest = M & ~lower
+        if _popcount(rest) < need:
+            return False, M
+        for n in _bits(rest, self.n):
+            c = ctrl.get(n)
+            if c is None or (n != self.id and c.ack & lower):
+                return False, M
+        return True, rest
+
+    def _lead(self, r, ctrl, contiguous):
+        s = r - 2
+        if s < 0 or not contiguous:
+            return
+        last = max(self.known) if self.known else self.applied_through
+        if last >= s:
+            return
+        ok, M = self._leader_condition(ctrl)
+        if not ok:
+            return
+        # removals: missing too long, out of sync, or still asking to join long after joining
+        for n in _bits(M, self.n):
+            if n == self.id:
+                continue
+            c = ctrl.get(n)
+            if (self._miss[n] >= self.gone_after or self._joinwait[n] >= self.gone_after
+                    or (c is not None and c.flags & F_OUT)):
+                M &= ~(1 << n)
+                self.stats["removed"] += 1
+        # joins: non-members asking, whose message of this round is here
+        joins = 0
+        for n in ctrl:
+            if not (M >> n) & 1 and ctrl[n].flags & F_JOIN:
+                joins |= 1 << n
+        if self._commit_ok(s, ctrl, M | joins):
+            M |= joins
+            outcome = COMMIT
+        elif joins and self._commit_ok(s, ctrl, M):
+            outcome = COMMIT
+        else:
+            M |= joins
+            outcome = DROP
+        # one entry: samples nobody decided in their own round are DROPped with it
+        self._decide(last + 1, s, outcome, M)
+
+    def _commit_ok(self, s, ctrl, M):
+        i = self._slot(s)
+        if i is None:
+            return False
+        rows = self._slot_rows[i]
+        if rows is None:
+            return False
+        for n in _bits(M, self.n):
+            c = ctrl.get(n)
+            if c is None or rows.get(n) is None or (c.ack & M) != M:
+                return False
+        return True
+
+    def _apply_known(self):
+        """Apply known decisions strictly in sample order, as far as they go."""
+        while True:
+            s = self.applied_through + 1
+            d = self.known.get(s)
+            if d is None:
+                later = [k for k in self.known if k > s]
+                if not later:
+                    return
+                if self.synced:
+                    if max(later) - s < self.capacity - 2:
+                        return  # wait: the decision for s is still on its way
+                    self._desync()  # the relays moved past a decision we needed
+                # not applying: decisions we never heard cannot be the one that adds us
+                self.applied_through = min(later) - 1
+                continue
+            if self.synced and s in self._mine and not self._confirmed.get(s) \
+                    and _popcount(self.members) > 1:
+                return  # our own decision: apply once someone relayed it back
+            self._process(s, d)
+
+    def _process(self, s, d):
+        outcome, epoch, members, since = d
+        me = (members >> self.id) & 1
+        if not self.synced:
+            if me and since == s:
+                self.synced = True  # a decision added us from sample s on
+                self.stats["joined"] += 1
+                self._record(b"J", s, struct.pack("<H", epoch))
+            else:
+                self.applied_through = s
+                return
+        elif not me:
+            # removed from sample s on (we were too slow, or a takeover happened)
+            self._go_out(s - 1)
+            self.applied_through = s
+            return
+        if outcome == COMMIT:
+            i = self._slot(s)
+            z, summed = (None, None) if i is None else self._sum(self._slot_rows[i], members)
+            if z is None:
+                self._desync()  # cannot happen unless our ring lost the sample
+                return
+            self._use(s, z, summed, epoch, members)
+            self._since_checkpoint += 1
+        else:
+            self.stats["drop"] += 1
+            self._record(b"D", s, struct.pack("<H", epoch) + members.to_bytes(self.geo.nb,
+                                                                              "little"))
+        self.applied_through = s
+        self._after(s)
+        self._prune()
+
+    def _go_out(self, s):
+        if self._batch_applied:  # close the half batch so the record stays replayable
+            self.head.step()
+            self._batch_applied = 0
+            self.stats["steps"] += 1
+            self._record(b"S", s, b"")
+        self.synced = False
+
+    def _desync(self):
+        if self.synced:
+            self.stats["desynced"] += 1
+            self._go_out(self.applied_through)
+
+    def _prune(self):
+        horizon = self.applied_through - 4 * self.window
+        for s in [k for k in self.known if k < horizon]:
+            del self.known[s]
+        for s in [k for k in self.entries if k < horizon]:
+            del self.entries[s]
+            self._mine.pop(s, None)
+            self._confirmed.pop(s, None)
+
+    # ----- checkpoints -----
+
+    def _checkpoint(self):
+        self._since_checkpoint = 0
+        self.stats["checkpoints"] += 1
+        if self.save is not None:
+            self.save(self.checkpoint())
+
+    def checkpoint(self):
+        """Checkpoint body (bytes): taken at a batch boundary, so no half batch is in it."""
+        meta = {"node": self.id, "applied_through": self.applied_through,
+                "epoch": self.epoch, "members": self.members, "view": self.view_sample,
+                "since": self._since,
+                "digest": "".join("%02x" % b for b in self.digest)}
+        return json.dumps(meta).encode() + b"\n" + self.head.save()
+
+    def restore(self, body):
+        """Resume from a checkpoint body after a reboot: weights as of the checkpoint, not
+        applying until a leader decision adds this node again."""
+        nl = body.find(b"\n")
+        meta = json.loads(body[:nl])
+        if meta["node"] != self.id:
+            raise ValueError("checkpoint is node %d's, not node %d's" % (meta["node"], self.id))
+        self.head.load(body[nl + 1:])
+        self.applied_through = meta["applied_through"]
+        self.epoch = meta["epoch"]
+        self.members = meta["members"]
+        self.view_sample = meta["view"]
+        self._since = meta["since"]
+        self.digest = bytes.fromhex(meta["digest"])
+        self.synced = False
+        self._batch_applied = 0
+        self._record(b"R", max(0, self.applied_through), b"")
+
+    # ----- state for hosts and tests -----
+
+    @property
+    def leader(self):
+        """Lowest-id member in this node's view."""
+        for n in range(self.n):
+            if (self.members >> n) & 1:
+                return n
+        return None
+
+    def decisions(self, since=0):
+        """Known decisions from sample ``since`` on: list of (sample, outcome, epoch, members)."""
+        return [(s,) + self.known[s] for s in sorted(self.known) if s >= since]
