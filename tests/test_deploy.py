@@ -20,10 +20,6 @@ def mpremote(url: str, *args: str) -> str:
     return res.stdout + res.stderr
 
 
-def board_sha(url: str, path: str) -> str:
-    return mpremote(url, "fs", "sha256sum", ":" + path).split()[-1]
-
-
 @pytest.fixture(scope="module")
 def boards(tmp_path_factory):
     bs = [VirtualBoard(tmp_path_factory.mktemp(f"b{i}")).start() for i in range(3)]
@@ -55,8 +51,8 @@ def test_deploy_three_boards_then_plans_via_fleet(boards, tmp_path):
     assert len(key) == 16
     for i, u in enumerate(urls):
         want = hashlib.sha256((plans / f"node_{i:02d}.plan").read_bytes()).hexdigest()
-        assert board_sha(u, dp.PLAN_FILE) == want
-        assert board_sha(u, dp.KEY_FILE) == hashlib.sha256(key).hexdigest()
+        out = mpremote(u, "fs", "sha256sum", ":" + dp.PLAN_FILE, ":" + dp.KEY_FILE).split()
+        assert want in out and hashlib.sha256(key).hexdigest() in out
 
     # a second run sends nothing
     res = dp.deploy_one(urls[1], dp.read_plan(plans, 1), key)
@@ -95,17 +91,23 @@ def test_interrupted_deploy_is_completed_by_the_next_run(tmp_path):
         out = mpremote(board.url, "exec", "import rocknet; print(rocknet.__version__)")
         assert out.strip() == dp.package_version()
 
-        # 2. an update (.py instead of .mpy) that fails after 2 files keeps the old install
-        res = dp.deploy_one(board.url, None, None, fmt="py", opener=lambda p: Unplugged(
-            dp.ReplTarget(p), 2, lambda: (_ for _ in ()).throw(dp.DeployError("unplugged"))))
+        # 2. an update that fails after 2 files keeps the old install importable
+        new = tmp_path / "new" / "rocknet"
+        new.mkdir(parents=True)
+        (new / "__init__.py").write_text('__version__ = "9.9.9"\n')
+        for name in "abcd":
+            (new / f"{name}.py").write_text(f"X = {name!r}\n")
+        fail = lambda: (_ for _ in ()).throw(dp.DeployError("unplugged"))  # noqa: E731
+        res = dp.deploy_one(board.url, None, None, device_dir=new.parent,
+                            opener=lambda p: Unplugged(dp.ReplTarget(p), 2, fail))
         assert not res.ok
-        out = mpremote(board.url, "exec", "import rocknet; print(rocknet.__file__)")
-        assert out.strip() == "/lib/rocknet/__init__.mpy"
-        res = dp.deploy_one(board.url, None, None, fmt="py")
-        assert res.ok and res.reused == 2
-        out = mpremote(board.url, "exec", "import rocknet; print(rocknet.__file__)",
+        out = mpremote(board.url, "exec", "import rocknet; print(rocknet.__version__)")
+        assert out.strip() == dp.package_version()
+        res = dp.deploy_one(board.url, None, None, device_dir=new.parent)
+        assert res.ok and res.reused == 2 and res.uploaded == 3, res
+        out = mpremote(board.url, "exec", "import rocknet; print(rocknet.__version__)",
                        "+", "fs", "ls", ":lib")
-        assert "/lib/rocknet/__init__.py" in out and ".rocknet-new" not in out
+        assert "9.9.9" in out and ".rocknet-new" not in out and ".rocknet-old" not in out
 
 
 def test_drive_target_and_refusals(tmp_path, capsys):

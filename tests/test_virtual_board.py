@@ -39,11 +39,17 @@ def test_cp_ls_hash_and_import(board, tmp_path):
     assert f"{src.stat().st_size} hello.txt" in " ".join(ls.split())
     digest = mpremote(board.url, "fs", "sha256sum", ":hello.txt").stdout.split()[-1]
     assert digest == hashlib.sha256(src.read_bytes()).hexdigest()
-    # `cp -r rocknet :` then `import rocknet` works, as on a board
-    mpremote(board.url, "fs", "cp", "-r", "rocknet", ":", cwd=DEVICE_DIR)
-    out = mpremote(board.url, "exec", "import rocknet; print(rocknet.__version__)").stdout
+    # `cp -r rocknet :` then `import rocknet` works, as on a board (a two-file package here;
+    # the whole one goes through `rocknet deploy` in test_deploy)
+    pkg = tmp_path / "rocknet"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_bytes((DEVICE_DIR / "rocknet" / "__init__.py").read_bytes())
+    (pkg / "xp.py").write_bytes((DEVICE_DIR / "rocknet" / "xp.py").read_bytes())
+    mpremote(board.url, "fs", "cp", "-r", "rocknet", ":", cwd=tmp_path)
+    out = mpremote(board.url, "exec", "import rocknet, rocknet.xp; print(rocknet.__version__,"
+                   " rocknet.xp.ULAB)").stdout
     version = (DEVICE_DIR / "rocknet" / "__init__.py").read_text().split('__version__ = "')[1]
-    assert out.strip() == version.split('"')[0]
+    assert out.split() == [version.split('"')[0], "True"]
     # the files are mirrored to the host folder
     assert (board.directory / "hello.txt").read_bytes() == src.read_bytes()
     assert (board.directory / "rocknet" / "__init__.py").exists()

@@ -546,13 +546,14 @@ def fleet_key(path: Path) -> bytes:
 
 def deploy_one(port: str, plan: bytes | None, key: bytes | None,
                report: Reporter | None = None, fmt: str | None = None,
-               opener: Callable[[str], Target] = open_target) -> Result:
+               opener: Callable[[str], Target] = open_target,
+               device_dir: Path = DEVICE_DIR) -> Result:
     """Open the board, build its artefacts, install; errors come back in the Result."""
     target: Target | None = None
     try:
         target = opener(port)
-        bundle = bundle_for(target.describe(), plan, key, fmt=fmt)
-        return install(target, bundle, package_version(), report)
+        bundle = bundle_for(target.describe(), plan, key, device_dir=device_dir, fmt=fmt)
+        return install(target, bundle, package_version(device_dir), report)
     except DeployError as exc:
         return Result(port, ok=False, message=str(exc))
     finally:
