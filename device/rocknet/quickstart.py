@@ -133,6 +133,26 @@ def _alloc():
     return gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0  # CPython has no such figure
 
 
+def _float_bits():
+    return 8 * np.zeros(1, dtype=xp.float_).itemsize
+
+
+def _model_bytes(sl, cent):
+    """What the trained model keeps: the slice's arrays and the class centroids."""
+    n = 0
+    for a in (sl._x, sl._x3, sl._s9, sl._c, sl.denominator, cent):
+        n += a.itemsize * a.size
+    return n + 2 * sl.n_features  # int16 biases
+
+
+def _heap_note():
+    import sys
+
+    if sys.platform == "webassembly":  # garbage is collected only after the call returns
+        return " - WebAssembly collects only between calls, so this counts garbage too"
+    return ""
+
+
 def run(n_train=20, n_test=10, seed=1, verbose=True):
     """Train and test on the built-in dataset; returns a dict of the results."""
     gc.collect()
@@ -161,12 +181,14 @@ def run(n_train=20, n_test=10, seed=1, verbose=True):
     gc.collect()
     res = {"accuracy": correct / len(yte), "test": len(yte), "train": len(ytr),
            "features": sl.n_features, "ms": t1 - t0, "peak_bytes": used,
-           "held_bytes": _alloc() - base, "float_bits": 32 if xp.ULAB else 64}
+           "held_bytes": _alloc() - base, "model_bytes": _model_bytes(sl, cent),
+           "float_bits": _float_bits()}
     if verbose:
         print("rocknet demo: %d features, %d train / %d test series of length %d, classes %s"
               % (sl.n_features, len(ytr), len(yte), _LENGTH, ", ".join(_CLASSES)))
         print("accuracy %d/%d = %.1f %%, %d ms" % (correct, len(yte), 100 * res["accuracy"],
                                                    res["ms"]))
-        print("memory: %d bytes allocated during the run, %d still held (gc.mem_alloc)"
-              % (res["peak_bytes"], res["held_bytes"]))
+        print("memory: model %d bytes (slice buffers + centroids, float%d); heap grew %d bytes "
+              "during the run (gc.mem_alloc)%s" % (res["model_bytes"], res["float_bits"],
+                                                   res["peak_bytes"], _heap_note()))
     return res

@@ -4,6 +4,7 @@ serving its REPL over TCP for mpremote, with its files kept in a host folder."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from rich.console import Console
@@ -30,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     con.print(f"virtual board on [bold]{board.url}[/] (files in {board.directory})")
     con.print(f"  try: mpremote connect {board.url} exec \"import sys; print(sys.platform)\"")
     con.print("  Ctrl-C stops it.")
+    sys.stdout.flush()  # visible at once when stdout is a log file
     try:
         while board.running:
             time.sleep(0.5)
