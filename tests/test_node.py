@@ -234,3 +234,46 @@ def test_same_decisions_in_both_runtimes(device):
     assert [tuple(x) for x in got["log"]] == ref["result"]["log"]
     assert got["s"] == ref["result"]["s"]
     assert any(k == "A" for _, k in ref["result"]["log"])
+
+
+def test_a_short_deafness_is_caught_up_through_relays():
+    """A node that hears nothing for 5 rounds still talks: DROPs meanwhile (its acks are
+    empty), one merged relay entry covers them, and it catches up without leaving."""
+    fr, sched = fleet(4, loss=0.05, seed=2, epochs=4,
+                      events=[Event(20, 2, "deaf"), Event(25, 2, "hear")])
+    fr.run(sched.length + 6)
+    _survivors_agree(fr, range(4))
+    assert all(nd.stats["desynced"] == 0 and nd.members == 0b1111 for nd in fr.nodes)
+
+
+def test_a_long_deafness_removes_the_node_and_it_rejoins():
+    fr, sched = fleet(4, loss=0.05, seed=2, epochs=4,
+                      events=[Event(20, 2, "deaf"), Event(45, 2, "hear")])
+    fr.run(sched.length + 6)
+    nd = fr.nodes[2]
+    assert fr.nodes[0].stats["removed"] == 1  # talking but deaf blocks COMMIT: removed
+    assert nd.stats["joined"] == 1 and nd.synced
+    _survivors_agree(fr, [0, 1, 3])
+    joined = [e for e in nd.applied if e[0] == "J"][0][1]
+    s = fr.common_sample(range(4))
+    assert agreed_log(nd, since=joined, until=s) == agreed_log(fr.nodes[1], since=joined, until=s)
+    # every update it applied, before and after, is one the others applied too
+    others = set(agreed_log(fr.nodes[1]))
+    assert all(e in others for e in agreed_log(nd) if e[0] in "AD")
+    assert nd.stats["desynced"] == 1  # it noticed the relays had moved past it
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_a_leader_nobody_hears_is_replaced_and_never_applies_a_conflicting_update(n):
+    """One-way link: the leader hears everyone, nobody hears it. It loses its majority and
+    stops deciding; the next member takes over (newer epoch), the old leader's last
+    unrelayed decision is overridden at the old leader itself, and it rejoins later."""
+    fr, sched = fleet(n, loss=0.05, seed=0, epochs=4,
+                      events=[Event(20, 0, "mute"), Event(40, 0, "unmute")])
+    fr.run(sched.length + 6)
+    _survivors_agree(fr, range(1, n))
+    old = fr.nodes[0]
+    applied = {e for e in agreed_log(fr.nodes[1]) if e[0] in "AD"}
+    assert all(e in applied for e in agreed_log(old) if e[0] in "AD")
+    assert fr.nodes[1].stats["decided"] > 0
+    assert old.stats["joined"] == 1 and old.synced and old.leader == 0  # back, and leading

@@ -21,43 +21,59 @@ its control message (``ctrl_rows`` rows per node, rows in node-id order after th
 Agreement (DESIGN §6: every node applies the same update for every sample, or none does).
 A control message of round r carries: flags; the ack bitmap of which nodes' control messages
 of round r-1 this node decoded; its partial logits for sample r-1 (if it decoded that series);
-and a relay window of the last ``window`` decisions it knows (sample, COMMIT/DROP, membership
-epoch, member bitmap). Then:
+and a relay window of the last ``window`` decision entries it knows. An entry (s, outcome,
+epoch, since, back, members) decides samples s-back..s: DROP for all but s, ``outcome`` for
+s, with member bitmap ``members`` (membership epoch ``epoch``, in force since sample
+``since``). Then:
 
 - The leader decides sample s = r-2 at the end of round r. COMMIT iff, for the membership M
-  it states, it holds every member's valid partial logits for s (round r-1), decoded every
+  it states, it holds every member's partial logits for s (from round r-1), decoded every
   member's message of round r, and every one of those acks shows all of M decoded in round
-  r-1. So a COMMIT implies every member holds every partial logit of s: all of them can sum
-  the same bytes in the same (node-id) order. Otherwise DROP: nobody updates for s, but s
-  still counts toward batch boundaries, so batches stay aligned. Samples the leader could not
-  decide in their own round are DROPped by the next decision.
-- A decision travels in the leader's next message and is relayed by everyone in their
-  windows. Nodes apply decisions strictly in sample order, keeping per undecided sample their
-  counts, the label and the decoded partial-logit rows (a ring of ``pending`` samples).
-- The leader applies its *own* decision only after it has come back in another node's window,
-  and a new leader adopts every decision it sees relayed before it decides anything. So a
-  decision that died with a crashed leader was applied by nobody and can be re-decided.
-- Membership is part of every decision (bitmap + epoch, effective from the decided sample), so
-  all nodes switch at the same sample. The leader removes a member whose message it missed
-  ``gone_after`` rounds in a row, or that says it is out of sync (flag OUT: it stopped
-  applying), and adds a node that asks to join (flag JOIN) once the COMMIT test holds with it
-  included (its logits and acks are there): it then counts from that sample on.
-- Leader = lowest-id member. It decides round r only if a majority of M acknowledge its round
-  r-1 message (itself included). The next member takes over after missing every lower member
-  ``gone_after`` rounds in a row, and only in a round where it decoded the messages of all
-  other members, they are a majority, and none of their acks show a lower member. The two
-  conditions read the same acks of round r, so two leaders cannot decide in the same round
-  (quorum intersection); a takeover removes the lower members from the decided sample on.
-- A node that missed a decision it needs (the relay window moved past it, or its ring
-  overflowed) is *desynced*: it stops applying, flags OUT (the leader removes it), keeps its
-  weights as of the last sample it applied and rejoins through a decision, like a rebooted
-  node that restored its checkpoint. Rejoined nodes' blocks are therefore as of their
-  checkpoint, and the decision log says from which sample they count again.
+  r-1. So a COMMIT implies every member holds every partial logit of s: all of them sum the
+  same bytes in the same (node-id) order. Otherwise DROP: nobody updates for s, but s still
+  counts toward batch boundaries, so batches stay aligned. Samples nobody could decide in
+  their own round are DROPped by the next entry, and a DROP extends the previous run of DROPs
+  (same membership), so a long outage costs one window entry.
+- An entry travels in the leader's next message and is relayed by everyone in their windows.
+  Nodes apply decisions strictly in sample order, keeping per undecided sample their counts,
+  the label and the decoded partial-logit rows (a ring of ``pending`` samples).
+- The leader applies its *own* decision only after it came back in another node's window,
+  and a new leader adopts every decision relayed to it before it decides anything. So a
+  decision that died with its leader was applied by nobody and can be re-decided; should two
+  decisions for one unapplied sample still meet, the newer membership epoch wins.
+- Membership is part of every decision, effective from a stated sample, so all nodes switch at
+  the same sample. The leader removes a member whose message it missed ``gone_after`` rounds
+  in a row, whose acks showed no other member ``gone_after`` rounds in a row (it talks but
+  does not hear: it would block every COMMIT), that kept flagging JOIN ``gone_after`` rounds
+  after it was added, or that flags OUT (it stopped applying). It adds a node flagging JOIN
+  whose message of round r it decoded: with the COMMIT of s when the test holds with it
+  included, else with a DROP of s (never by failing a COMMIT that holds without it). The
+  joiner starts applying at the sample its entry names (``since``).
+- Leader = lowest-id member. It decides in round r only if a majority of M acknowledge its
+  round r-1 message (itself included). The next member takes over after missing every lower
+  member ``gone_after`` rounds in a row, and only in a round where it decoded the messages of
+  all other members, they are a majority, and none of their acks show a lower member. Both
+  conditions read the acks of round r (about round r-1), so two leaders cannot decide in the
+  same round (the majorities would intersect); a takeover removes the lower members.
+- A node that missed a decision it needs (the relays moved past it, or its ring overflowed)
+  is *desynced*: it stops applying, flags OUT (the leader removes it), keeps its weights as of
+  the last sample it applied and rejoins through a decision, like a rebooted node that
+  restored its checkpoint. Rejoined nodes' blocks are therefore as of their checkpoint (or
+  desync), and the decision log says from which sample they count again.
 
 Known limits: with two members a takeover needs a majority of two, so the survivor waits for
-the leader to return; a node that keeps missing the exact decision that adds it stays out and is
-removed again after ``gone_after`` rounds; decisions are applied (and checkpointed) after
-being relayed, so ``pending`` must cover gone_after + window + a few samples.
+the leader to return; a COMMIT needs every member to have every message of two rounds, so
+under independent per-row loss (no coding) its rate falls like (1-p)^(N^2): the Link's coded
+rounds, which complete as a whole, are what makes COMMIT the common case; a joiner that misses
+the entry adding it flags OUT and is removed and re-added; ``pending`` must cover
+gone_after + window + a few samples, since decisions are applied only after being relayed.
+
+Batches and checkpoints. A sample closes a batch by its schedule position, whatever its outcome,
+so every member steps at the same sample (a member that applied nothing in the batch does not
+step). With ``checkpoint_every=K`` the node saves at the first batch boundary after K applied
+samples: weights, optimizer and the sample it stands at, never half a batch. After a reboot
+`restore` puts that back and the node asks to rejoin (it counts again from the sample the
+joining decision names).
 
 Agreement off (``agreement=False``) is RockNet's behaviour: each node sums whatever partial
 logits it decoded for s at the end of round s+1 and updates at once (for comparisons).
@@ -275,13 +291,14 @@ class Node:
         #                    back) deciding samples s-back..s (DROP for all but s)
         self.known = {}  # sample -> (outcome, epoch, members, since), expanded from entries
         self._joinwait = [0] * n_nodes  # rounds a member kept flagging JOIN (leader)
+        self._deaf = [0] * n_nodes  # rounds a member's acks missed some member (leader)
         self._confirmed = {}  # own decisions seen relayed back: sample -> True
         self._mine = {}  # decisions this node made: sample -> True
         self.applied_through = -1  # last sample processed (applied, dropped, or skipped)
         self.synced = True  # False: not applying (rebooted, desynced) until a decision adds us
         self._ack_next = 0  # ack bitmap for the next round's message
         self._last_round = None
-        self._prev_ctrl = {}  # round r-1 parsed messages (leader)
+        self._sent = (None, None)  # (round, control message) of the last begin_round
         self._miss = [0] * n_nodes  # consecutive rounds each node's message was missing
         self._batch_applied = 0
         self._since_checkpoint = 0
@@ -319,7 +336,7 @@ class Node:
             raise ValueError("round has %d rows, this geometry %d" % (len(rows), self.m))
         self.stats["rounds"] += 1
         contiguous = self._last_round == r - 1
-        own = self._sent[1] if getattr(self, "_sent", (None,))[0] == r else None
+        own = self._sent[1] if self._sent[0] == r else None
         # control messages of round r (logits for r-1, acks of r-1, windows)
         ctrl = {}
         for n in range(self.n):
@@ -334,10 +351,13 @@ class Node:
             if n in ctrl:
                 decoded |= 1 << n
                 self._miss[n] = 0
-                if ctrl[n].flags & F_JOIN and (self.members >> n) & 1:
-                    self._joinwait[n] += 1
-                else:
-                    self._joinwait[n] = 0
+                c = ctrl[n]
+                member = (self.members >> n) & 1
+                self._joinwait[n] = self._joinwait[n] + 1 if member and c.flags & F_JOIN else 0
+                # a member that heard no other member in round r-1 (deaf, but talking)
+                others = self.members & ~(1 << n)
+                deaf = member and contiguous and others and not c.ack & others
+                self._deaf[n] = self._deaf[n] + 1 if deaf else 0
             else:
                 self._miss[n] += 1
         # partial logits of sample r-1
@@ -366,7 +386,6 @@ class Node:
             else:
                 self._take_series(r, msg)
         self._ack_next = decoded
-        self._prev_ctrl = ctrl
         self._last_round = r
 
     # ----- messages -----
@@ -531,26 +550,39 @@ class Node:
     def _learn(self, window, sender):
         """Merge a relay window. An entry decides samples s-back..s: DROP for all but s."""
         for s, outcome, epoch, members, since, back in window:
-            if s <= self.applied_through - 4 * self.window:
+            if s <= self.applied_through:
                 continue
             entry = (outcome, epoch, members, since, back)
-            have = self.entries.get(s)
-            if have is None:
+            if self.entries.get(s) != entry:
                 self._enter(s, entry)
-            elif have != entry:
-                self.stats["conflicts"] += 1
             if sender != self.id:
-                for q in range(s - back, s + 1):
-                    if q in self._mine:
+                for q in range(max(s - back, self.applied_through + 1), s + 1):
+                    d = self.known.get(q)
+                    want = outcome if q == s else DROP
+                    if q in self._mine and d is not None and d[0] == want and d[1] == epoch:
                         self._confirmed[q] = True
 
     def _enter(self, s, entry):
         outcome, epoch, members, since, back = entry
+        first = s - back
+        for k in [k for k in self.entries if first <= k < s]:
+            e = self.entries[k]
+            if e[0] == DROP and k - e[4] >= first:
+                del self.entries[k]  # a longer run of DROPs covers it
         self.entries[s] = entry
-        for q in range(s - back, s):
-            if q not in self.known:
-                self.known[q] = (DROP, epoch, members, since)
-        self.known[s] = (outcome, epoch, members, since)
+        for q in range(max(first, self.applied_through + 1), s + 1):
+            d = (outcome if q == s else DROP, epoch, members, since)
+            have = self.known.get(q)
+            if have is None:
+                self.known[q] = d
+            elif have != d:
+                # Two leaders decided q (a takeover while the old leader's last decision was
+                # still unrelayed). Not applied yet here: the newer membership epoch wins.
+                self.stats["conflicts"] += 1
+                if 0 < ((epoch - have[1]) & 0xFFFF) < 0x8000:
+                    self.known[q] = d
+                    self._mine.pop(q, None)
+                    self._confirmed.pop(q, None)
         if s > self.view_sample:
             self.view_sample = s
             self.epoch = epoch
@@ -559,11 +591,17 @@ class Node:
 
     def _decide(self, first, s, outcome, members):
         changed = members != self.members
+        if outcome == DROP and not changed:
+            # extend the previous run of DROPs: long outages fit one relay window entry
+            e = self.entries.get(first - 1)
+            if e is not None and e[0] == DROP and e[1] == self.epoch and e[2] == members:
+                first = first - 1 - e[4]
+        first = max(first, s - 0xFFFF)  # back is a u16
         epoch = (self.epoch + 1) & 0xFFFF if changed else self.epoch
         since = first if changed else self._since
-        self._enter(s, (outcome, epoch, members, since, s - first))
-        for q in range(first, s + 1):
+        for q in range(max(first, self.applied_through + 1), s + 1):
             self._mine[q] = True
+        self._enter(s, (outcome, epoch, members, since, s - first))
         self.stats["decided"] += 1
 
     def _leader_condition(self, ctrl):
@@ -608,7 +646,7 @@ class Node:
                 continue
             c = ctrl.get(n)
             if (self._miss[n] >= self.gone_after or self._joinwait[n] >= self.gone_after
-                    or (c is not None and c.flags & F_OUT)):
+                    or self._deaf[n] >= self.gone_after or (c is not None and c.flags & F_OUT)):
                 M &= ~(1 << n)
                 self.stats["removed"] += 1
         # joins: non-members asking, whose message of this round is here
@@ -670,7 +708,9 @@ class Node:
                 self.stats["joined"] += 1
                 self._record(b"J", s, struct.pack("<H", epoch))
             else:
+                self.stats["skipped"] += 1
                 self.applied_through = s
+                self._prune()
                 return
         elif not me:
             # removed from sample s on (we were too slow, or a takeover happened)
@@ -745,7 +785,7 @@ class Node:
         self.view_sample = meta["view"]
         self._since = meta["since"]
         self.digest = bytes.fromhex(meta["digest"])
-        self.synced = False
+        self.synced = not self.agreement  # without agreement a node just carries on
         self._batch_applied = 0
         self._record(b"R", max(0, self.applied_through), b"")
 

@@ -18,13 +18,18 @@ from typing import Any
 Factory = Callable[[int, Callable[[bytes], None]], Any]
 
 
+ACTIONS = ("crash", "reboot", "deaf", "hear", "mute", "unmute")
+
+
 @dataclass(frozen=True)
 class Event:
-    """Before round ``round_no``, node ``node`` crashes or reboots."""
+    """Before round ``round_no``, node ``node``: crashes, reboots (from its checkpoint), goes
+    deaf (receives nothing but its own rows) or hears again, goes mute (nobody receives its
+    rows, a one-way link) or speaks again."""
 
     round_no: int
     node: int
-    action: str  # "crash" | "reboot"
+    action: str
 
 
 @dataclass
@@ -48,11 +53,13 @@ class FleetRun:
         self._rng = random.Random(f"rocknet-fleet-run/{self.seed}")
         self._events: dict[int, list[Event]] = {}
         for ev in self.events:
-            if ev.action not in ("crash", "reboot"):
-                raise ValueError(f"event action must be 'crash' or 'reboot', got {ev.action!r}")
+            if ev.action not in ACTIONS:
+                raise ValueError(f"event action must be one of {ACTIONS}, got {ev.action!r}")
             self._events.setdefault(ev.round_no, []).append(ev)
         self.nodes = [self._build(i) for i in range(self.n)]
         self.alive = [True] * self.n
+        self.deaf = [False] * self.n
+        self.mute = [False] * self.n
 
     def _build(self, i: int) -> Any:
         def save(body: bytes, i: int = i) -> None:
@@ -61,6 +68,12 @@ class FleetRun:
         return self.factory(i, save)
 
     def _fault(self, ev: Event) -> None:
+        if ev.action in ("deaf", "hear"):
+            self.deaf[ev.node] = ev.action == "deaf"
+            return
+        if ev.action in ("mute", "unmute"):
+            self.mute[ev.node] = ev.action == "mute"
+            return
         if ev.action == "crash":
             self.alive[ev.node] = False
             return
@@ -81,14 +94,23 @@ class FleetRun:
         m = self.nodes[live[0]].m if live else 0
         truth: list[bytes | None] = [None] * m
         own: dict[int, set[int]] = {}
+        muted: set[int] = set()
         for i in live:
             rows = self.nodes[i].begin_round(r)
             own[i] = set(rows)
+            if self.mute[i]:
+                muted |= own[i]
             for k, data in rows.items():
                 truth[k] = bytes(data)
         for i in live:
-            got = [row if row is not None and (k in own[i] or self._rng.random() >= self.loss)
-                   else None for k, row in enumerate(truth)]
+            got: list[bytes | None] = []
+            for k, row in enumerate(truth):
+                if k in own[i]:
+                    got.append(row)
+                elif row is None or self.deaf[i] or k in muted:
+                    got.append(None)
+                else:
+                    got.append(row if self._rng.random() >= self.loss else None)
             self.nodes[i].end_round(r, got)
         self.round_no += 1
 
