@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from ..board_validate import BoardValidationError, validate_board
@@ -33,8 +33,11 @@ def run(args: argparse.Namespace, ds: Any, pl: Any) -> int:
         try:
             with Progress(disable=args.json, transient=True, console=con) as prog:
                 task = prog.add_task(f"{port}: {ds.name}", total=len(Q) * pl.n_nodes)
-                rep = validate_board(port, pl, Q, seed=args.seed,
-                                     on_step=lambda n, t=task: prog.advance(t, n))
+
+                def step(n: int, t: TaskID = task, pr: Progress = prog) -> None:
+                    pr.advance(t, n)
+
+                rep = validate_board(port, pl, Q, seed=args.seed, on_step=step)
         except BoardValidationError as exc:
             raise UserError(str(exc)) from None
         reports.append(rep)
