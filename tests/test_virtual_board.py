@@ -85,3 +85,36 @@ def test_files_survive_a_restart(tmp_path):
         b.start()
         out = mpremote(b.url, "exec", "import keep; print(keep.X)").stdout
         assert out.strip() == "7"
+
+
+def test_repl_protocol_over_a_plain_socket(board):
+    """Friendly REPL, raw REPL, refused raw-paste and soft reboot, byte for byte."""
+    import socket
+    import time
+
+    def read_until(s: socket.socket, marker: bytes, timeout: float = 20) -> bytes:
+        buf, end = b"", time.monotonic() + timeout
+        while marker not in buf and time.monotonic() < end:
+            try:
+                buf += s.recv(4096)
+            except TimeoutError:
+                pass
+        assert marker in buf, buf
+        return buf
+
+    with socket.create_connection((board.host, board.port), timeout=1) as s:
+        s.sendall(b"\x02\r")                       # friendly REPL
+        read_until(s, b">>> ")
+        s.sendall(b"6 * 7\r")
+        assert b"42" in read_until(s, b">>> ")
+        s.sendall(b"\x01")                         # raw REPL
+        read_until(s, b"raw REPL; CTRL-B to exit\r\n>")
+        s.sendall(b"\x05A\x01")                    # raw-paste request: refused
+        assert read_until(s, b"R\x00").endswith(b"R\x00")
+        s.sendall(b"print('ok')\x04")
+        assert b"OK" in read_until(s, b"ok\r\n\x04\x04>")
+        s.sendall(b"\x04")                         # soft reboot, stays in raw mode
+        out = read_until(s, b"raw REPL; CTRL-B to exit\r\n>")
+        assert b"MPY: soft reboot\r\n" in out
+        s.sendall(b"\x02")
+        read_until(s, b">>> ")

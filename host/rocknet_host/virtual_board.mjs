@@ -91,10 +91,13 @@ let out = [];           // bytes it printed, not yet sent
 let muted = false;      // drop output while booting
 let rawMode = false;    // which REPL mode the board is in (from what it printed)
 let tail = "";          // last output characters, to spot the mode banners
+let lastOut = 0;        // last byte printed
 
 function onOutput(bytes) {
   if (muted) return;
   for (const b of bytes) {
+    if (b === 0x0a && lastOut !== 0x0d) out.push(0x0d);  // boards print "\r\n" (cooked)
+    lastOut = b;
     out.push(b);
     tail += String.fromCharCode(b);
     if (b === 0x3e || b === 0x20) {  // '>' or ' ' may end a prompt
