@@ -64,7 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hops", type=int, help="network diameter for line/grid/random (default 3)")
     p.add_argument("--loss", type=float, help="per-link packet loss probability, 0..1")
     p.add_argument("--matrix", type=Path, help="loss matrix file for --topology matrix")
-    p.add_argument("--rounds", type=int, default=100, help="rounds per configuration (100)")
+    p.add_argument("--rounds", type=int, default=50,
+                   help="rounds of the coded link per configuration (default 50)")
+    p.add_argument("--flood-rounds", type=int, default=20,
+                   help="rounds of the flooding baseline per configuration (default 20, at "
+                   "most --rounds): flooding is slow to simulate and its counts vary little")
     p.add_argument("--target-rounds", type=int, default=1000,
                    help="rounds for the 30%%-loss completion target in the sweep (1000; "
                    "99.9%% needs >= 1000 rounds to be shown)")
@@ -83,6 +87,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--proc-ms", type=float, help="CPU ms per received advert (model override)")
     p.add_argument("--prep-ms", type=float, help="CPU ms per prepared advert (model override)")
     p.add_argument("--scan-ms", type=float, help="scan phase between bursts (model override)")
+    p.add_argument("--auth-ms", type=float, default=0.0,
+                   help="extra CPU ms per authentication tag the endpoint computes (checking a "
+                   "received advert or signing one); 0 = included in --proc-ms/--prep-ms. "
+                   "Models boards without native SHA-256")
     p.add_argument("--start-skew-ms", type=float, default=10.0,
                    help="nodes start a round up to this late (uniform; default 10)")
     p.add_argument("--no-flooding", action="store_true", help="skip the flooding baseline")
@@ -162,6 +170,44 @@ def faceall_generation(lay: Layout, round_no: int, seed: int, logit_bytes: int) 
 # ----- one configuration -----
 
 
+class TagCounter:
+    """Counts the authentication tags an endpoint's codec computes (wraps its MAC)."""
+
+    def __init__(self, mac: Any) -> None:
+        self._mac = mac
+        self.count = 0
+
+    def tag(self, *parts: bytes) -> bytes:
+        self.count += 1
+        return self._mac.tag(*parts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mac, name)
+
+
+def count_tags(endpoint: Any) -> Any:
+    codec = getattr(endpoint, "codec", None)
+    if codec is None or not hasattr(codec, "_mac"):
+        raise ValueError("--auth-ms needs an endpoint whose codec has a MAC (rocknet.wire)")
+    codec._mac = TagCounter(codec._mac)
+    return endpoint
+
+
+def auth_work(auth_ms: float) -> Any:
+    """work_ms hook: auth_ms per tag computed since the node's last endpoint call."""
+    last: dict[int, tuple[int, int]] = {}
+
+    def work(node: int, endpoint: Any) -> float:
+        counter = endpoint.codec._mac
+        seen_id, seen = last.get(node, (0, 0))
+        if seen_id != id(counter):  # a rebooted node has a fresh endpoint
+            seen = 0
+        last[node] = (id(counter), counter.count)
+        return (counter.count - seen) * auth_ms
+
+    return work
+
+
 def _model(args: Any) -> RadioModel:
     model = profile(args.radio)
     overrides = {k: v for k, v in (("proc_ms", args.proc_ms), ("prep_ms", args.prep_ms),
@@ -186,13 +232,18 @@ def measure(cfg: Config, args: Any) -> dict[str, Any]:
     own = [lay.series_rows / n + lay.logit_rows] * n  # the series owner rotates
     deadline_ms = int(args.deadline * 1000)
 
+    auth_ms = getattr(args, "auth_ms", 0.0) or 0.0
+    wrap = count_tags if auth_ms > 0 else (lambda ep: ep)
+    work = auth_work(auth_ms) if auth_ms > 0 else None
+
     def link_factory(i: int) -> Any:
-        return link_mod.Link(i, KEY, owners, row_size, model.wire_profile,
-                             seed=(args.seed * 7919 + i + 1) & 0xFFFFFFFF, timeout_ms=deadline_ms)
+        return wrap(link_mod.Link(i, KEY, owners, row_size, model.wire_profile,
+                                  seed=(args.seed * 7919 + i + 1) & 0xFFFFFFFF,
+                                  timeout_ms=deadline_ms))
 
     run = run_rounds(topology, model, link_factory, gen, cfg.rounds, seed=args.seed,
                      deadline_s=args.deadline, start_skew_ms=args.start_skew_ms,
-                     current=current, pcap_path=getattr(args, "pcap", None))
+                     current=current, pcap_path=getattr(args, "pcap", None), work_ms=work)
     out: dict[str, Any] = {
         "nodes": n, "topology": cfg.topology, "hops": topology.diameter, "loss": cfg.loss,
         "m_rows": m, "row_size": row_size,
@@ -204,14 +255,15 @@ def measure(cfg: Config, args: Any) -> dict[str, Any]:
         flood_ms = int(args.flood_deadline * 1000)
 
         def flood_factory(i: int) -> Any:
-            return FloodingEndpoint(i, KEY, owners, row_size, model.wire_profile,
-                                    repeats=args.flood_repeats, timeout_ms=flood_ms)
+            return wrap(FloodingEndpoint(i, KEY, owners, row_size, model.wire_profile,
+                                         repeats=args.flood_repeats, timeout_ms=flood_ms))
 
-        frun = run_rounds(topology, model, flood_factory, gen, cfg.rounds, seed=args.seed,
+        flood_rounds = max(1, min(cfg.rounds, args.flood_rounds))
+        frun = run_rounds(topology, model, flood_factory, gen, flood_rounds, seed=args.seed,
                           deadline_s=args.flood_deadline, start_skew_ms=args.start_skew_ms,
-                          current=current)
+                          current=current, work_ms=auth_work(auth_ms) if auth_ms > 0 else None)
         fsum = summarise(frun, m, own)
-        for key in ("completion_rate", "mean_round_s", "p95_round_s", "tx_per_node",
+        for key in ("rounds", "completion_rate", "mean_round_s", "p95_round_s", "tx_per_node",
                     "rx_per_node", "airtime_ms_per_node", "energy_mj_per_node", "wrong_rows"):
             out[f"flooding_{key}"] = fsum[key]
         out["flooding_tx_over_coded_tx"] = (
@@ -273,11 +325,13 @@ def targets(results: list[dict[str, Any]], radio: str) -> list[dict[str, Any]]:
                 (rate >= TARGET_COMPLETION if enough or rate < TARGET_COMPLETION else None)),
         "note": None if enough or r is None else "fewer than 1000 rounds cannot show 99.9%",
     })
+    # the issue states its targets for N=20; smaller fleets are in the table
     ratios = [(x["nodes"], x["topology"], x["loss"], x.get("flooding_tx_over_coded_tx"))
-              for x in results if x["hops"] == 3 and x.get("flooding_tx_over_coded_tx")]
+              for x in results if x["hops"] == 3 and x["nodes"] == 20
+              and x.get("flooding_tx_over_coded_tx")]
     worst = min((q[3] for q in ratios), default=None)
     out.append({
-        "target": "at 3 hops, flooding needs >= 2x the transmissions of network coding",
+        "target": "at 3 hops (N=20), flooding needs >= 2x the transmissions of network coding",
         "measured": worst, "threshold": TARGET_TX_RATIO,
         "configs": [{"nodes": a, "topology": b, "loss": c, "ratio": d} for a, b, c, d in ratios],
         "met": None if worst is None else worst >= TARGET_TX_RATIO,
@@ -293,6 +347,7 @@ def _params(args: Any) -> dict[str, Any]:
         "payload": {"dataset": "FaceAll", "series_bytes": SERIES_LENGTH + 1,
                     "logit_row_bytes": CLASSES * args.logit_bytes, "rows": "series + 1 per node"},
         "deadline_s": args.deadline, "flood_deadline_s": args.flood_deadline,
+        "auth_ms": args.auth_ms,
         "flood_repeats": args.flood_repeats, "start_skew_ms": args.start_skew_ms,
         "seed": args.seed, "loss_applies_to": "each data-carrying PDU at each receiver",
         "tx_counts": "advertising events (one advert on all three primary channels)",

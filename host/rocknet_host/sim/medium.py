@@ -57,6 +57,7 @@ class NodeStats:
     tx_us: int = 0  # radio in TX (airtime + ramp-up)
     rx_us: int = 0  # radio in RX (scan windows, following AUX pointers)
     cpu_us: int = 0
+    work_us: int = 0  # part of cpu_us reported by the driver's work_ms hook
     alive_us: int = 0
     rx_pdus: int = 0  # PDUs received intact
     rx_adverts: int = 0  # complete adverts put into the scan buffer
@@ -169,7 +170,11 @@ class SimNode:
 
     def dur(self, local_ms: float) -> int:
         """A duration measured by this node's clock, in global microseconds."""
-        return int(round(local_ms * 1000.0 / (1.0 + self.ppm * 1e-6)))
+        return round(local_ms * self.us_per_local_ms)
+
+    @property
+    def us_per_local_ms(self) -> float:
+        return 1000.0 / (1.0 + self.ppm * 1e-6)
 
 
 class Medium:
@@ -194,6 +199,8 @@ class Medium:
         self.quiet_alive = 0
         self.on_delivered: Callable[[int, int], None] | None = None  # (node, t_us) after on_advert
         self.on_reboot: Callable[[int, int], Any] | None = None  # (node, t_us) -> new endpoint
+        # (node, endpoint) -> extra CPU ms of the endpoint call just made (None: model only)
+        self.work_ms: Callable[[int, Any], float] | None = None
 
     # ----- set-up -----
 
@@ -257,7 +264,9 @@ class Medium:
             t, _, _, fn, args = heapq.heappop(heap)
             self.now = t
             fn(*args)
-            if stop is not None and stop():
+            # a round can only be over when nothing is in flight: test that inline first
+            if (stop is not None and self.pending_pdus == 0 and self.pending_rx == 0
+                    and stop()):
                 return self.now
         self.now = max(self.now, until_us)
         return self.now
@@ -341,38 +350,49 @@ class Medium:
     # ----- CPU -----
 
     def _cpu_kick(self, node: SimNode) -> None:
+        """Start the next CPU job. The endpoint runs at the job's start and the job lasts the
+        model's cost plus any extra work the driver's `work_ms` hook reports (e.g. a slow
+        authentication per tag computed); its effect (advert ready, delivery counted) lands
+        at the end. The CPU is one thread, so nothing else sees the endpoint in between."""
         if node.cpu_busy or not node.alive:
             return
         if node.prep_pending:
             node.cpu_busy = True
-            dur = node.dur(self.model.prep_ms)
-            self._at(self.now + dur, self._prep_done, node, node.epoch, dur)
+            data = node.endpoint.next_advert(node.now_ms(self.now))
+            dur = self._job_us(node, self.model.prep_ms)
+            self._at(self.now + dur, self._prep_done, node, node.epoch, dur, data)
         elif node.rxq:
             data = node.rxq.popleft()
             node.rxq_bytes -= len(data) + self.model.rx_entry_overhead
             node.cpu_busy = node.cpu_rx = True
-            dur = node.dur(self.model.proc_ms)
-            self._at(self.now + dur, self._rx_done, node, node.epoch, dur, data)
+            node.endpoint.on_advert(data, node.now_ms(self.now))
+            dur = self._job_us(node, self.model.proc_ms)
+            self._at(self.now + dur, self._rx_done, node, node.epoch, dur)
 
-    def _rx_done(self, node: SimNode, epoch: int, dur: int, data: bytes) -> None:
+    def _job_us(self, node: SimNode, base_ms: float) -> int:
+        if self.work_ms is None:
+            return node.dur(base_ms)
+        extra = node.dur(float(self.work_ms(node.id, node.endpoint)))
+        node.stats.work_us += extra
+        return node.dur(base_ms) + extra
+
+    def _rx_done(self, node: SimNode, epoch: int, dur: int) -> None:
         if epoch != node.epoch:
             return
         node.cpu_busy = node.cpu_rx = False
         node.stats.cpu_us += dur
         node.stats.rx_delivered += 1
-        node.endpoint.on_advert(data, node.now_ms(self.now))
         self.pending_rx -= 1
         if self.on_delivered is not None:
             self.on_delivered(node.id, self.now)
         self._cpu_kick(node)
 
-    def _prep_done(self, node: SimNode, epoch: int, dur: int) -> None:
+    def _prep_done(self, node: SimNode, epoch: int, dur: int, data: bytes | None) -> None:
         if epoch != node.epoch:
             return
         node.cpu_busy = False
         node.prep_pending = False
         node.stats.cpu_us += dur
-        data = node.endpoint.next_advert(node.now_ms(self.now))
         was_quiet = node.quiet
         node.quiet = data is None
         self.quiet_alive += int(node.quiet) - int(was_quiet)

@@ -53,6 +53,7 @@ def summarise(run: RunResult, m_rows: int | None = None,
         "airtime_ms_per_node": per_node(lambda r, i: r.stats[i].airtime_us / 1000.0),
         "radio_rx_ms_per_node": per_node(lambda r, i: r.stats[i].rx_us / 1000.0),
         "cpu_ms_per_node": per_node(lambda r, i: r.stats[i].cpu_us / 1000.0),
+        "work_ms_per_node": per_node(lambda r, i: r.stats[i].work_us / 1000.0),
         "energy_mj_per_node": per_node(lambda r, i: r.energy_mj[i]),
     }
     if all(v is not None for r in rounds for v in r.innovative):

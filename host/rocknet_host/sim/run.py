@@ -102,9 +102,11 @@ def run_rounds(
     faults: Sequence[Fault] = (),
     current: CurrentModel = DEFAULT,
     pcap_path: str | Path | None = None,
+    work_ms: Callable[[int, Any], float] | None = None,
 ) -> RunResult:
     """Run `rounds` rounds; factory(node) builds a node's endpoint (again after a reboot),
-    generation(round_no) gives the rows to exchange in that round."""
+    generation(round_no) gives the rows to exchange in that round; work_ms(node, endpoint),
+    if given, adds CPU time for the endpoint call just made (see Medium.work_ms)."""
     medium = Medium(topology, model, seed=seed, record=pcap_path is not None)
     n = topology.n
     endpoints = [factory(i) for i in range(n)]
@@ -141,6 +143,7 @@ def run_rounds(
         return ep
 
     medium.on_delivered = mark_done
+    medium.work_ms = work_ms
     medium.on_reboot = rebooted
     for f in faults:
         t = int(round(f.t_s * 1e6))
@@ -158,10 +161,7 @@ def run_rounds(
                 and medium.quiet_alive >= alive and medium.idle)
 
     def stop() -> bool:
-        # cheap checks first: this runs after every event
-        if state["started"] < n or not medium.idle:
-            return False
-        return finished()
+        return state["started"] == n and finished()
 
     results: list[RoundResult] = []
     t0 = 0
