@@ -289,3 +289,32 @@ def test_hop_counts_and_matrix_files(tmp_path):
     with pytest.raises(ValueError, match="choose one of"):
         topo.build("ring", 4)
     assert topo.Topology("matrix", np.ones((3, 3))).diameter == -1
+
+
+def test_bleio_profiles_follow_the_adapter_defaults():
+    import inspect
+
+    bleio = import_device("rocknet.radio.bleio")
+    d = {k: p.default for k, p in inspect.signature(bleio.BleioRadio.__init__).parameters.items()}
+    m = profile("nrf52840-ext-bleio")
+    assert m.burst_ms == d["burst_ms"] and m.scan_ms == d["scan_ms"]
+    assert m.scan_jitter_ms == d["jitter_ms"] and m.adv_interval_ms == d["interval"] * 1000
+    assert m.alternate and m.extended and "BleioRadio" in m.adapter
+    esp = profile("esp32-legacy")
+    assert not esp.alternate and not esp.extended and esp.rx_buffer_entries > 0
+
+
+def test_a_burst_too_short_for_any_event_sends_nothing():
+    model = profile("esp32-legacy").with_overrides(burst_ms=0.5, adv_start_ms=1.0,
+                                                   clock_drift_ppm=0.0)
+
+    class Talker(Recorder):
+        def next_advert(self, now_ms: int) -> bytes | None:
+            return adv(1)
+
+    m = Medium(topo.full(2), model, seed=0)
+    m.add_node(Talker())
+    m.add_node(Recorder())
+    m.run(500_000)
+    st = m.nodes[0].stats
+    assert st.tx_adverts > 10 and st.tx_events == 0 and st.tx_pdus == 0

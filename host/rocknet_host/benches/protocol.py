@@ -87,6 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--proc-ms", type=float, help="CPU ms per received advert (model override)")
     p.add_argument("--prep-ms", type=float, help="CPU ms per prepared advert (model override)")
     p.add_argument("--scan-ms", type=float, help="scan phase between bursts (model override)")
+    p.add_argument("--scan-jitter-ms", type=float,
+                   help="random extra scan time per phase, 0..this (model override)")
     p.add_argument("--auth-ms", type=float, default=0.0,
                    help="extra CPU ms per authentication tag the endpoint computes (checking a "
                    "received advert or signing one); 0 = included in --proc-ms/--prep-ms. "
@@ -211,7 +213,9 @@ def auth_work(auth_ms: float) -> Any:
 def _model(args: Any) -> RadioModel:
     model = profile(args.radio)
     overrides = {k: v for k, v in (("proc_ms", args.proc_ms), ("prep_ms", args.prep_ms),
-                                   ("scan_ms", args.scan_ms)) if v is not None}
+                                   ("scan_ms", args.scan_ms),
+                                   ("scan_jitter_ms", getattr(args, "scan_jitter_ms", None)))
+                 if v is not None}
     return model.with_overrides(**overrides) if overrides else model
 
 

@@ -356,7 +356,8 @@ class Medium:
         at the end. The CPU is one thread, so nothing else sees the endpoint in between."""
         if node.cpu_busy or not node.alive:
             return
-        if node.prep_pending:
+        # alternate mode: the adapter's scan loop drains the buffer before the next burst
+        if node.prep_pending and not (self.model.alternate and node.rxq):
             node.cpu_busy = True
             data = node.endpoint.next_advert(node.now_ms(self.now))
             dur = self._job_us(node, self.model.prep_ms)
@@ -411,29 +412,31 @@ class Medium:
         self._cpu_kick(node)
 
     def _after_prep(self, node: SimNode, data: bytes | None) -> None:
+        """Advertise `data` for one burst (alternate) or slot (concurrent): the events that
+        fit in burst_ms, at least one; then scan (alternate) or take the next slot."""
         m = self.model
         t = self.now
-        if m.alternate:
-            if data is None:
+        if data is None:
+            if m.alternate:
                 self._start_scan(node)
-                return
+            else:
+                self._at(t + node.dur(m.burst_ms), self._cycle, node, node.epoch, node.adv_gen)
+            return
+        if m.alternate:
             node.in_burst = True
-            start = t + node.dur(m.adv_start_ms)
-            last_end = start
-            for _ in range(max(1, m.events_per_burst)):
-                start += node.dur(node.rng.uniform(0.0, m.adv_delay_max_ms))
-                last_end = self._schedule_event(node, data, start)
-                start += node.dur(m.adv_interval_ms)
-            self._at(last_end + node.dur(m.switch_ms), self._end_burst, node, node.epoch)
+        # stop_advertising() at `end`: events that started by then complete, later ones never
+        # happen (a burst shorter than start-up + advDelay may send nothing)
+        end = t + node.dur(m.burst_ms)
+        start = t + node.dur(m.adv_start_ms + node.rng.uniform(0.0, m.adv_delay_max_ms))
+        last_end = end
+        while start < end:
+            last_end = self._schedule_event(node, data, start)
+            start += node.dur(m.adv_interval_ms + node.rng.uniform(0.0, m.adv_delay_max_ms))
+        if m.alternate:
+            self._at(max(end, last_end) + node.dur(m.switch_ms), self._end_burst, node,
+                     node.epoch)
         else:
-            if data is None:
-                self._at(t + node.dur(m.adv_interval_ms), self._cycle, node, node.epoch,
-                         node.adv_gen)
-                return
-            start = t + node.dur(node.rng.uniform(0.0, m.adv_delay_max_ms))
-            self._schedule_event(node, data, start)
-            self._at(start + node.dur(m.adv_interval_ms), self._cycle, node, node.epoch,
-                     node.adv_gen)
+            self._at(max(end, last_end), self._cycle, node, node.epoch, node.adv_gen)
 
     def _end_burst(self, node: SimNode, epoch: int) -> None:
         if epoch != node.epoch:
@@ -449,7 +452,10 @@ class Medium:
             node.scan_ch = 37
         self._scan_tick(node, node.epoch, node.scan_gen, first=True)
         if m.alternate:
-            self._at(self.now + node.dur(m.scan_ms), self._end_scan, node, node.scan_gen)
+            jitter = node.rng.uniform(0.0, m.scan_jitter_ms) if m.scan_jitter_ms > 0 else 0.0
+            # start_scan(timeout=...) needs timeout >= interval
+            phase = max(m.scan_ms + jitter, m.scan_interval_ms)
+            self._at(self.now + node.dur(phase), self._end_scan, node, node.scan_gen)
 
     def _scan_tick(self, node: SimNode, epoch: int, gen: int, first: bool = False) -> None:
         if epoch != node.epoch or gen != node.scan_gen or not node.scan_on:
@@ -643,7 +649,8 @@ class Medium:
 
     def _buffer(self, r: SimNode, data: bytes) -> None:
         need = len(data) + self.model.rx_entry_overhead
-        if r.rxq_bytes + need > self.model.rx_buffer_bytes:
+        cap = self.model.rx_buffer_entries
+        if r.rxq_bytes + need > self.model.rx_buffer_bytes or (cap and len(r.rxq) >= cap):
             r.stats.rx_dropped += 1
             return
         r.stats.rx_adverts += 1

@@ -1,22 +1,27 @@
 """What a board's radio adapter and stack do, as parameters: advertising and scanning timing,
 PHY, and the CPU cost of handling an advert. The medium (medium.py) executes these.
 
-Profiles name typical set-ups. The nRF52840 figures follow CircuitPython's `_bleio`: no
-scanning while our own advertising runs (alternate advertise bursts and scan windows),
-advertising data > 31 bytes goes out as extended advertising (ADV_EXT_IND on the primaries,
-AUX_ADV_IND on a secondary channel). ESP32 MicroPython advertises legacy only, and its
-controller interleaves scanning with its own advertising events.
+The profiles model our own adapters as written, with their defaults read from the adapter
+classes themselves (one place): `rocknet.radio.bleio.BleioRadio` on CircuitPython/nRF52840
+(no scanning while our advertising runs, so it alternates an advertise burst of `burst_ms`
+and a scan of `scan_ms` + 0..`jitter_ms`; extended adverts above 31 bytes, ADV_EXT_IND on the
+primaries and AUX_ADV_IND on a secondary channel) and `rocknet.radio.bluetooth.BluetoothRadio`
+on ESP32 MicroPython (legacy adverts; NimBLE scans continuously between its own advertising
+events; the packet changes every `slot_ms`).
 
 CPU costs per advert are assumptions, stated with every result: per received advert (scan
 entry object, prefix filter, HMAC check, GF(2) elimination in Python) and per advert prepared
-(coding, HMAC, start/stop calls). Override them with measured figures where you have them.
+(coding, HMAC, start/stop calls). They assume native SHA-256; override them (or add
+--auth-ms in the bench) with measured figures where you have them.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from ..runtime import import_device
 from . import phy
 
 
@@ -29,10 +34,11 @@ class RadioModel:
     adv_interval_ms: float = 20.0  # advInterval (BLE 5 minimum for all legacy types)
     adv_delay_max_ms: float = 10.0  # advDelay, uniform 0..10 ms per event (spec)
     adv_start_ms: float = 1.0  # start_advertising() to first event, before advDelay
-    events_per_burst: int = 1  # advertising events per next_advert() (alternate mode)
-    scan_ms: float = 20.0  # scan phase length between bursts (alternate mode)
-    scan_interval_ms: float = 20.0  # scanner moves to the next primary channel each interval
-    scan_window_ms: float = 20.0  # listening time per interval (= interval: 100 % duty)
+    burst_ms: float = 12.0  # one packet is advertised this long (events starting within it)
+    scan_ms: float = 10.0  # scan phase length between bursts (alternate mode) ...
+    scan_jitter_ms: float = 20.0  # ... + uniform 0..this (breaks lock-step cycles)
+    scan_interval_ms: float = 10.0  # scanner moves to the next primary channel each interval
+    scan_window_ms: float = 10.0  # listening time per interval (= interval: 100 % duty)
     scan_restart_37: bool = True  # each start_scan() begins on channel 37
     switch_ms: float = 1.0  # stop_advertising()/start_scan() turnaround (radio idle)
     pdu_gap_us: int = 150  # primary PDU end to next primary PDU start within an event
@@ -40,10 +46,12 @@ class RadioModel:
     ramp_us: int = 70  # radio ramp-up before each TX PDU (counted at TX current)
     proc_ms: float = 2.0  # CPU per received advert delivered to the endpoint
     prep_ms: float = 1.0  # CPU per next_advert() call
-    rx_buffer_bytes: int = 4096  # scan result ring buffer (CircuitPython start_scan buffer_size)
+    rx_buffer_bytes: int = 2048  # scan result ring buffer (CircuitPython start_scan buffer_size)
     rx_entry_overhead: int = 15  # bytes of buffer per entry besides the advert data
+    rx_buffer_entries: int = 0  # or a bound on entries (MicroPython IRQ inbox); 0 = none
     clock_drift_ppm: float = 20.0  # each node's clock error, uniform in +-this
     board: str = "adafruit_feather_nrf52840"  # boards/<board>.toml: current draw, if present
+    adapter: str = "built-in defaults"  # where the adapter timing came from
 
     @property
     def wire_profile(self) -> str:
@@ -65,14 +73,59 @@ class RadioModel:
         return replace(self, **overrides)
 
 
+def _defaults(module: str, cls: str) -> dict[str, Any]:
+    """Keyword defaults of a device adapter's constructor ({} if it cannot be imported)."""
+    try:
+        klass = getattr(import_device(module), cls)
+    except (ImportError, AttributeError):
+        return {}
+    return {k: p.default for k, p in inspect.signature(klass.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _bleio_model(**extra: Any) -> RadioModel:
+    d = _defaults("rocknet.radio.bleio", "BleioRadio")
+    base = RadioModel()
+    return replace(
+        base,
+        adv_interval_ms=float(d.get("interval", base.adv_interval_ms / 1000)) * 1000,
+        burst_ms=float(d.get("burst_ms", base.burst_ms)),
+        scan_ms=float(d.get("scan_ms", base.scan_ms)),
+        scan_jitter_ms=float(d.get("jitter_ms", base.scan_jitter_ms)),
+        scan_interval_ms=float(d.get("scan_interval", base.scan_interval_ms / 1000)) * 1000,
+        scan_window_ms=float(d.get("scan_interval", base.scan_window_ms / 1000)) * 1000,
+        rx_buffer_bytes=int(d.get("buffer_size", base.rx_buffer_bytes)),
+        adapter="rocknet.radio.bleio.BleioRadio defaults" if d else base.adapter,
+        **extra,
+    )
+
+
+def _bluetooth_model(**extra: Any) -> RadioModel:
+    d = _defaults("rocknet.radio.bluetooth", "BluetoothRadio")
+    scan = float(d.get("scan_us", 30000)) / 1000
+    return replace(
+        RadioModel(), name="esp32-legacy", extended=False, aux_phy=1, alternate=False,
+        adv_interval_ms=float(d.get("interval_us", 20000)) / 1000, adv_start_ms=0.0,
+        burst_ms=float(d.get("slot_ms", 60)), scan_ms=0.0, scan_jitter_ms=0.0,
+        scan_interval_ms=scan, scan_window_ms=scan, scan_restart_37=False, switch_ms=0.0,
+        proc_ms=1.0, prep_ms=0.5, rx_buffer_bytes=1 << 20,
+        rx_buffer_entries=int(d.get("inbox", 24)), board="esp32_devkitc",
+        adapter="rocknet.radio.bluetooth.BluetoothRadio defaults" if d else "built-in defaults",
+        **extra,
+    )
+
+
+# The nRF52840 timing the protocol is tuned for (docs/protocol-notes.md: one advertising
+# event per burst, short jittered scans); "-bleio" profiles take BleioRadio's own defaults.
+_TUNED = {"adapter": "tuned: burst 12 ms, scan 10 + 0..20 ms, scan interval 10 ms"}
 PROFILES: dict[str, RadioModel] = {
-    "nrf52840-ext": RadioModel(),
-    "nrf52840-legacy": RadioModel(name="nrf52840-legacy", extended=False, aux_phy=1),
-    "esp32-legacy": RadioModel(
-        name="esp32-legacy", extended=False, aux_phy=1, alternate=False, adv_start_ms=0.0,
-        scan_ms=0.0, switch_ms=0.0, proc_ms=1.0, prep_ms=0.5, rx_buffer_bytes=8192,
-        board="esp32_devkitc",
-    ),
+    "nrf52840-ext": replace(RadioModel(), **_TUNED),
+    "nrf52840-legacy": replace(RadioModel(), name="nrf52840-legacy", extended=False, aux_phy=1,
+                               **_TUNED),
+    "nrf52840-ext-bleio": _bleio_model(name="nrf52840-ext-bleio"),
+    "nrf52840-legacy-bleio": _bleio_model(name="nrf52840-legacy-bleio", extended=False,
+                                          aux_phy=1),
+    "esp32-legacy": _bluetooth_model(),
 }
 
 
