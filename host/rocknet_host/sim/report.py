@@ -56,6 +56,14 @@ def summarise(run: RunResult, m_rows: int | None = None,
         "work_ms_per_node": per_node(lambda r, i: r.stats[i].work_us / 1000.0),
         "energy_mj_per_node": per_node(lambda r, i: r.energy_mj[i]),
     }
+    # latency by hop distance from the owner of row 0 (the sample's series in a FaceAll round)
+    by_hops: dict[int, list[float]] = {}
+    for r in rounds:
+        for i, d in enumerate(r.done_s):
+            h = int(run.topology.hops[r.first_owner, i])
+            if d is not None and h >= 0:
+                by_hops.setdefault(h, []).append(d)
+    out["done_s_by_hops"] = {str(h): sum(v) / len(v) for h, v in sorted(by_hops.items())}
     if all(v is not None for r in rounds for v in r.innovative):
         out["innovative_per_node"] = per_node(lambda r, i: r.innovative[i])
     if m_rows is not None:

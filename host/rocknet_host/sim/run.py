@@ -63,6 +63,7 @@ class RoundResult:
     energy_mj: list[float]
     alive: list[bool]
     innovative: list[int | None]  # per node, if the endpoint counts stats["innovative"]
+    first_owner: int = 0  # owner of row 0 (e.g. the sample's series): hop counts start there
 
 
 @dataclass
@@ -199,6 +200,7 @@ def run_rounds(
             round_no=r, start_s=t0 / 1e6, complete=complete,
             duration_s=last if complete else None, elapsed_s=(end - t0) / 1e6, done_s=done_s,
             wrong_rows=wrong, stats=stats, energy_mj=energy, alive=alive, innovative=innov,
+            first_owner=gen.owners[0] if gen.owners else 0,
         ))
         t0 = max(end, t0 + 1) + int(round(gap_ms * 1000))
     pdus = 0
