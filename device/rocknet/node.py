@@ -20,11 +20,11 @@ its control message (``ctrl_rows`` rows per node, rows in node-id order after th
 
 Agreement (DESIGN §6: every node applies the same update for every sample, or none does).
 A control message of round r carries: flags; the ack bitmap of which nodes' control messages
-of round r-1 this node decoded; its partial logits for sample r-1 (if it decoded that series);
-and a relay window of the last ``window`` decision entries it knows. An entry (s, outcome,
-epoch, since, back, members) decides samples s-back..s: DROP for all but s, ``outcome`` for
-s, with member bitmap ``members`` (membership epoch ``epoch``, in force since sample
-``since``). Then:
+of round r-1 this node decoded (a message flagging OUT is not acknowledged); its partial
+logits for sample r-1 (if it decoded that series); and a relay window of the last ``window``
+decision entries it knows. An entry (s, outcome, epoch, since, back, members) decides samples
+s-back..s: DROP for all but s, ``outcome`` for s, with member bitmap ``members`` (membership
+epoch ``epoch``, in force since sample ``since``). Then:
 
 - The leader decides sample s = r-2 at the end of round r. COMMIT iff, for the membership M
   it states, it holds every member's partial logits for s (from round r-1), decoded every
@@ -49,10 +49,12 @@ s, with member bitmap ``members`` (membership epoch ``epoch``, in force since sa
   whose message of round r it decoded: with the COMMIT of s when the test holds with it
   included, else with a DROP of s (never by failing a COMMIT that holds without it). The
   joiner starts applying at the sample its entry names (``since``).
-- Leader = lowest-id member. It decides in round r only if a majority of M acknowledge its
-  round r-1 message (itself included). The next member takes over after missing every lower
-  member ``gone_after`` rounds in a row, and only in a round where it decoded the messages of
-  all other members, they are a majority, and none of their acks show a lower member. Both
+- Leader = lowest-id member. It decides in round r only if it applies decisions itself and a
+  majority of M acknowledge its round r-1 message (itself included). The next member takes
+  over once every lower member's message was missing or flagging OUT ``gone_after`` rounds in
+  a row (a crashed leader, or one rebooted and not yet re-added), and only in a round where it
+  decoded the messages of all other members, they are a majority, and none of their acks
+  show a lower member. Both
   conditions read the acks of round r (about round r-1), so two leaders cannot decide in the
   same round (the majorities would intersect); a takeover removes the lower members.
 - A node that missed a decision it needs (the relays moved past it, or its ring overflowed)
@@ -66,7 +68,7 @@ the leader to return; a COMMIT needs every member to have every message of two r
 under independent per-row loss (no coding) its rate falls like (1-p)^(N^2): the Link's coded
 rounds, which complete as a whole, are what makes COMMIT the common case; a joiner that misses
 the entry adding it flags OUT and is removed and re-added; ``pending`` must cover
-gone_after + window + a few samples, since decisions are applied only after being relayed.
+about 5 samples plus the loss-induced delay of decisions (default 2 * window + 4).
 
 Batches and checkpoints. A sample closes a batch by its schedule position, whatever its outcome,
 so every member steps at the same sample (a member that applied nothing in the batch does not
@@ -271,8 +273,12 @@ class Node:
         self.m = self.geo.m
         self.c = n_classes
         self._fmt = "<%df" % n_classes
-        # ring of undecided samples: counts, label, phase, partial-logit rows by node
-        cap = pending if pending is not None else gone_after + window + 8
+        # Ring of undecided samples: counts, label, phase, partial-logit rows by node. A sample
+        # waits ~5 rounds for its decision in the common case (decided in round s+2, relayed
+        # back to the leader in s+4). Overwriting an undecided sample is harmless when its
+        # decision is a DROP (outages: nothing commits while a member is missing); only a
+        # COMMIT of a lost sample desyncs the node.
+        cap = pending if pending is not None else 2 * window + 4
         self.capacity = cap
         nf = self.slice.n_features
         self._counts = [np.zeros(nf, dtype=xp.uint16) for _ in range(cap)]
@@ -300,6 +306,7 @@ class Node:
         self._last_round = None
         self._sent = (None, None)  # (round, control message) of the last begin_round
         self._miss = [0] * n_nodes  # consecutive rounds each node's message was missing
+        self._absent = [0] * n_nodes  # ... missing or flagging OUT (not applying)
         self._batch_applied = 0
         self._since_checkpoint = 0
         self.digest = bytes(32)
@@ -311,7 +318,7 @@ class Node:
         self.predictions = {}  # sample -> class
         self.stats = {"rounds": 0, "commit": 0, "drop": 0, "skipped": 0, "decided": 0,
                       "steps": 0, "desynced": 0, "conflicts": 0, "joined": 0, "removed": 0,
-                      "checkpoints": 0, "series_missed": 0}
+                      "checkpoints": 0, "series_missed": 0, "evicted": 0}
 
     # ----- round I/O -----
 
@@ -346,12 +353,16 @@ class Node:
                 data = geo.join(rows, geo.ctrl_index(n), geo.ctrl_rows, geo.ctrl_bytes)
             if data is not None:
                 ctrl[n] = self._parse_ctrl(data)
-        decoded = 0
+        decoded = 0  # our ack of round r: messages heard, except from nodes flagging OUT
         for n in range(self.n):
             if n in ctrl:
-                decoded |= 1 << n
-                self._miss[n] = 0
                 c = ctrl[n]
+                self._miss[n] = 0
+                if c.flags & F_OUT:
+                    self._absent[n] += 1
+                else:
+                    decoded |= 1 << n
+                    self._absent[n] = 0
                 member = (self.members >> n) & 1
                 self._joinwait[n] = self._joinwait[n] + 1 if member and c.flags & F_JOIN else 0
                 # a member that heard no other member in round r-1 (deaf, but talking)
@@ -360,6 +371,7 @@ class Node:
                 self._deaf[n] = self._deaf[n] + 1 if deaf else 0
             else:
                 self._miss[n] += 1
+                self._absent[n] += 1
         # partial logits of sample r-1
         slot = self._slot(r - 1)
         if slot is not None:
@@ -455,9 +467,8 @@ class Node:
     def _take_series(self, r, msg):
         label, phase = msg[0], msg[1]
         i = r % self.capacity
-        if self._slot_sample[i] > self.applied_through and self.agreement and self.synced:
-            # the ring wraps over a sample still undecided: we cannot apply it any more
-            self._desync()
+        if self._slot_sample[i] > self.applied_through:
+            self.stats["evicted"] += 1  # undecided; fatal only if it turns out a COMMIT
         self._slot_sample[i] = r
         self._slot_label[i] = label
         self._slot_phase[i] = phase
@@ -619,7 +630,7 @@ class Node:
                     votes += 1
             return votes >= need, M
         for n in _bits(lower, self.n):
-            if self._miss[n] < self.gone_after:
+            if self._absent[n] < self.gone_after:
                 return False, M
         rest = M & ~lower
         if _popcount(rest) < need:
@@ -688,9 +699,14 @@ class Node:
                 if not later:
                     return
                 if self.synced:
-                    if max(later) - s < self.capacity - 2:
-                        return  # wait: the decision for s is still on its way
-                    self._desync()  # the relays moved past a decision we needed
+                    newer = 0
+                    for k in self.entries:
+                        if k > s:
+                            newer += 1
+                    if newer < 2 * self.window:
+                        return  # wait: the decision for s may still be on its way
+                    # every up-to-date window has moved past s: nobody will relay it again
+                    self._desync()
                 # not applying: decisions we never heard cannot be the one that adds us
                 self.applied_through = min(later) - 1
                 continue
@@ -703,7 +719,8 @@ class Node:
         outcome, epoch, members, since = d
         me = (members >> self.id) & 1
         if not self.synced:
-            if me and since == s:
+            can = outcome != COMMIT or self._slot(s) is not None
+            if me and since == s and can:
                 self.synced = True  # a decision added us from sample s on
                 self.stats["joined"] += 1
                 self._record(b"J", s, struct.pack("<H", epoch))
@@ -720,8 +737,10 @@ class Node:
         if outcome == COMMIT:
             i = self._slot(s)
             z, summed = (None, None) if i is None else self._sum(self._slot_rows[i], members)
-            if z is None:
-                self._desync()  # cannot happen unless our ring lost the sample
+            if z is None:  # our ring lost the sample (it waited too long for its decision)
+                self._desync()
+                self.stats["skipped"] += 1
+                self.applied_through = s
                 return
             self._use(s, z, summed, epoch, members)
             self._since_checkpoint += 1
@@ -785,6 +804,11 @@ class Node:
         self.view_sample = meta["view"]
         self._since = meta["since"]
         self.digest = bytes.fromhex(meta["digest"])
+        self.rejoin()
+
+    def rejoin(self):
+        """Boot into a running fleet (after `restore`, or with fresh weights when there is no
+        checkpoint): apply nothing until a leader decision adds this node."""
         self.synced = not self.agreement  # without agreement a node just carries on
         self._batch_applied = 0
         self._record(b"R", max(0, self.applied_through), b"")

@@ -81,6 +81,8 @@ class FleetRun:
         body = self.checkpoints.get(ev.node)
         if body is not None:
             node.restore(body)
+        else:
+            node.rejoin()  # no checkpoint yet: fresh weights, back in through a decision
         self.nodes[ev.node] = node
         self.alive[ev.node] = True
         self.reboots[ev.node] = self.reboots.get(ev.node, 0) + 1

@@ -103,6 +103,8 @@ class FleetSim:
         body = self.checkpoints.get(i)
         if body is not None:
             node.restore(body)
+        else:
+            node.rejoin()  # no checkpoint yet: fresh weights, back in through a decision
         self.nodes[i] = node
         self.links[i] = link
         return link
