@@ -285,7 +285,7 @@ def _measure_star(item: tuple[Config, Any]) -> dict[str, Any]:
 def configs(args: Any) -> list[Config]:
     single = any(v is not None for v in (args.nodes, args.topology, args.hops, args.loss))
     if single:
-        kind = args.topology or "full"
+        kind = args.topology or ("line" if args.hops is not None else "full")
         hops = args.hops if args.hops is not None else (None if kind == "full" else 3)
         if kind != "matrix" and args.nodes is None:
             args.nodes = 20
