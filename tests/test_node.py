@@ -277,3 +277,57 @@ def test_a_leader_nobody_hears_is_replaced_and_never_applies_a_conflicting_updat
     assert all(e in applied for e in agreed_log(old) if e[0] in "AD")
     assert fr.nodes[1].stats["decided"] > 0
     assert old.stats["joined"] == 1 and old.synced and old.leader == 0  # back, and leading
+
+
+def _random_faults(seed):
+    import random
+
+    rng = random.Random(seed)
+    n = rng.choice([3, 4, 5])
+    events = []
+    for _ in range(rng.randrange(1, 4)):
+        node, r0, d = rng.randrange(n), rng.randrange(5, 30), rng.randrange(1, 20)
+        kind = rng.choice(["crash", "deaf", "mute"])
+        back = {"crash": "reboot", "deaf": "hear", "mute": "unmute"}[kind]
+        events += [Event(r0, node, kind), Event(r0 + d, node, back)]
+    return n, rng.choice([0.0, 0.05, 0.1, 0.2]), rng.choice([4, 8]), events
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_faults_never_split_an_update_and_everyone_ends_back_in(seed):
+    """Safety: for every sample, every node that processed it did the same (all applied the
+    same logit bytes, or all dropped it). Liveness: after the faults, every node is back."""
+    n, loss, gone_after, events = _random_faults(seed)
+    fr, sched = fleet(n, loss=loss, seed=seed, events=events, epochs=3, batch=4,
+                      checkpoint_every=3, gone_after=gone_after)
+    fr.run(sched.length + 30)
+    seen = {}
+    for nd in fr.nodes:
+        for e in nd.applied:
+            if e[0] in "AD":
+                seen.setdefault(e[1], set()).add((e[0], e[2] if e[0] == "A" else b""))
+    assert all(len(v) == 1 for v in seen.values()), (n, loss, events)
+    assert all(nd.synced and nd.members == (1 << n) - 1 for nd in fr.nodes), (n, loss, events)
+    assert min(nd.applied_through for nd in fr.nodes) >= sched.length - 1
+
+
+def test_prediction_phase_gives_every_node_the_same_answers():
+    make, _ = NS["make_fleet"](3, epochs=2)
+    X, y = NS["quickstart"].dataset(2, 11)
+    sched = node_mod.Schedule([4, 4, 4], [1, 1, 1], predict=[2, 2, 2], epochs=2, batch=4)
+    Xt, yt = NS["quickstart"].dataset(4, 3)
+
+    def build(i, save=None):
+        base = make(i)
+        data = {"train": [(bytes(Xt[k]), yt[k]) for k in range(i, 12, 3)],
+                "eval": [(bytes(X[i]), y[i])],
+                "predict": [bytes(X[k]) for k in range(i, 6, 3)]}
+        return node_mod.Node(i, 3, None, base.head, 3, 80, sched, data=data, log=True,
+                             slice_=base.slice)
+
+    fr = FleetRun(3, build, loss=0.0).run(sched.length + 6)
+    preds = [nd.predictions for nd in fr.nodes]
+    assert preds[0] == preds[1] == preds[2]
+    first = 2 * sched.period
+    assert sorted(preds[0]) == list(range(first, first + 6))
+    assert all(0 <= c < 3 for c in preds[0].values())

@@ -50,13 +50,13 @@ epoch ``epoch``, in force since sample ``since``). Then:
   included, else with a DROP of s (never by failing a COMMIT that holds without it). The
   joiner starts applying at the sample its entry names (``since``).
 - Leader = lowest-id member. It decides in round r only if it applies decisions itself and a
-  majority of M acknowledge its round r-1 message (itself included). The next member takes
-  over once every lower member's message was missing or flagging OUT ``gone_after`` rounds in
-  a row (a crashed leader, or one rebooted and not yet re-added), and only in a round where it
-  decoded the messages of all other members, they are a majority, and none of their acks
-  show a lower member. Both
-  conditions read the acks of round r (about round r-1), so two leaders cannot decide in the
-  same round (the majorities would intersect); a takeover removes the lower members.
+  majority of M vote for it: their round-r acks show its round r-1 message (its own ack
+  included) and no lower member's. The next member takes over once every lower member's
+  message was missing or flagging OUT ``gone_after`` rounds in a row (a crashed leader, or
+  one rebooted and not yet re-added), in a round where it decoded every other member's
+  message and won the same majority vote. Two nodes never decide in the same round: their
+  voter majorities would intersect in an ack that shows the lower of them and does not. A
+  takeover removes the lower members; OUT and rebooted members still vote (they hear).
 - A node that missed a decision it needs (the relays moved past it, or its ring overflowed)
   is *desynced*: it stops applying, flags OUT (the leader removes it), keeps its weights as of
   the last sample it applied and rejoins through a decision, like a rebooted node that
@@ -616,30 +616,33 @@ class Node:
         self.stats["decided"] += 1
 
     def _leader_condition(self, ctrl):
-        """(acting leader?, members after a takeover) for this node in this round."""
+        """(acting leader?, members after a takeover) for this node in this round.
+
+        Votes are the acks of round r's messages (about round r-1), each a fact every node
+        decoding that message reads alike: member n votes for us if its ack shows us and no
+        member below us. Deciding needs a majority of votes, so two nodes never decide in the
+        same round: their voter sets would intersect, and no ack shows both the lower node and
+        not it."""
         M = self.members
         if not (M >> self.id) & 1 or not self.synced:
             return False, M
         lower = M & ((1 << self.id) - 1)
-        need = _popcount(M) // 2 + 1
-        if lower == 0:
-            votes = 0
-            for n in _bits(M, self.n):
-                c = ctrl.get(n)
-                if c is not None and (n == self.id or (c.ack >> self.id) & 1):
-                    votes += 1
-            return votes >= need, M
-        for n in _bits(lower, self.n):
-            if self._absent[n] < self.gone_after:
-                return False, M
-        rest = M & ~lower
-        if _popcount(rest) < need:
-            return False, M
-        for n in _bits(rest, self.n):
+        if lower:
+            # take over only from lower members gone (or back but not applying) long enough,
+            # and having heard every other member this round (so we adopt every decision any
+            # of them relays before deciding anything ourselves)
+            for n in _bits(lower, self.n):
+                if self._absent[n] < self.gone_after:
+                    return False, M
+            for n in _bits(M & ~lower, self.n):
+                if n not in ctrl:
+                    return False, M
+        votes = 0
+        for n in _bits(M, self.n):
             c = ctrl.get(n)
-            if c is None or (n != self.id and c.ack & lower):
-                return False, M
-        return True, rest
+            if c is not None and (c.ack >> self.id) & 1 and not c.ack & lower:
+                votes += 1
+        return votes >= _popcount(M) // 2 + 1, M & ~lower
 
     def _lead(self, r, ctrl, contiguous):
         s = r - 2
@@ -694,7 +697,10 @@ class Node:
         while True:
             s = self.applied_through + 1
             d = self.known.get(s)
-            if d is None:
+            # our own decision: apply it once someone relayed it back
+            mine = d is not None and s in self._mine and not self._confirmed.get(s) \
+                and _popcount(self.members) > 1
+            if d is None or mine:
                 later = [k for k in self.known if k > s]
                 if not later:
                     return
@@ -704,15 +710,13 @@ class Node:
                         if k > s:
                             newer += 1
                     if newer < 2 * self.window:
-                        return  # wait: the decision for s may still be on its way
+                        return  # wait: the decision for s (or its echo) may still come
                     # every up-to-date window has moved past s: nobody will relay it again
                     self._desync()
-                # not applying: decisions we never heard cannot be the one that adds us
-                self.applied_through = min(later) - 1
-                continue
-            if self.synced and s in self._mine and not self._confirmed.get(s) \
-                    and _popcount(self.members) > 1:
-                return  # our own decision: apply once someone relayed it back
+                if d is None:
+                    # not applying: decisions we never heard cannot be the one that adds us
+                    self.applied_through = min(later) - 1
+                    continue
             self._process(s, d)
 
     def _process(self, s, d):
