@@ -208,6 +208,12 @@ make, sched = make_fleet(3, epochs=2, row_size=80)
 nodes = [make(i) for i in range(3)]
 run_lossy(nodes, sched.length + 6, 51, 7)
 s = min(nd.applied_through for nd in nodes)
+# a second fleet: the leader crashes at round 10, node 1 takes over (4 nodes, 5 % loss)
+make4, sched4 = make_fleet(4, epochs=2, row_size=80, gone_after=4)
+fleet4 = [make4(i) for i in range(4)]
+run_lossy(fleet4, sched4.length + 8, 13, 3, crash=(0, 10))
+crash_log = [[(e[1], e[0]) for e in nd.applied if e[0] in "AD"] for nd in fleet4[1:]]
+crash_end = min(nd.applied_through for nd in fleet4[1:])
 def upto(nd, s):
     d = None
     out = []
@@ -219,7 +225,10 @@ def upto(nd, s):
     return d, out
 res = [upto(nd, s) for nd in nodes]
 result = {"same": all(r == res[0] for r in res), "log": res[0][1], "s": s,
-          "commits": [nd.stats["commit"] for nd in nodes]}
+          "commits": [nd.stats["commit"] for nd in nodes],
+          "crash_log": [[x for x in lg if x[0] <= crash_end] for lg in crash_log],
+          "crash_members": [nd.members for nd in fleet4[1:]], "crash_end": crash_end,
+          "crash_length": sched4.length}
 '''
 
 
@@ -234,6 +243,11 @@ def test_same_decisions_in_both_runtimes(device):
     assert [tuple(x) for x in got["log"]] == ref["result"]["log"]
     assert got["s"] == ref["result"]["s"]
     assert any(k == "A" for _, k in ref["result"]["log"])
+    # leader crash: survivors agree in the runtime, and with CPython
+    logs = [[tuple(x) for x in lg] for lg in got["crash_log"]]
+    assert logs[0] == logs[1] == logs[2] == ref["result"]["crash_log"][0]
+    assert got["crash_members"] == [0b1110] * 3 == ref["result"]["crash_members"]
+    assert got["crash_end"] >= got["crash_length"] - 1  # through the whole schedule
 
 
 def test_a_short_deafness_is_caught_up_through_relays():
