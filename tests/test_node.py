@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from node_standin import SETUP_SRC, standin_namespace
-from rocknet_host.fleet_run import Event, FleetRun, digest_at, outcomes
+from rocknet_host.fleet_run import Event, FleetRun, digest_at, outcomes, replay
 from rocknet_host.runtime import import_device
 
 node_mod = import_device("rocknet.node")
@@ -345,3 +345,21 @@ def test_prediction_phase_gives_every_node_the_same_answers():
     first = 2 * sched.period
     assert sorted(preds[0]) == list(range(first, first + 6))
     assert all(0 <= c < 3 for c in preds[0].values())
+
+
+def test_the_host_replays_each_block_from_the_log():
+    """The applied log is the whole story: replaying it (summed logits, features recomputed
+    from the series, steps) on a fresh head gives each node's weights bit for bit."""
+    make, sched = NS["make_fleet"](4, row_size=80, epochs=3, batch=4)
+    fr = FleetRun(4, make, loss=0.05, seed=5).run(sched.length + 6)
+    X, y = NS["quickstart"].dataset(4, 3)  # make_fleet's training data, owner k % 4
+
+    def series_of(s):
+        phase, owner, k, _ = sched.at(s)
+        assert phase == node_mod.TRAIN
+        return bytes(X[k * 4 + owner])
+
+    for i, nd in enumerate(fr.nodes):
+        head = replay(nd, make(i).head, series_of)
+        assert bytes(head.save()) == bytes(nd.head.save())
+        assert any(e[0] == "A" for e in nd.applied)

@@ -11,9 +11,12 @@ the BLE simulator (`rocknet_host.sim`) drives the same cores through their Links
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .runtime import import_device
 
 Factory = Callable[[int, Callable[[bytes], None]], Any]
 
@@ -158,3 +161,32 @@ def outcomes(node: Any, since: int = 0, until: int | None = None) -> list[tuple[
     """(sample, 'A' applied | 'D' dropped) a node processed in [since, until]."""
     return [(e[1], e[0]) for e in node.applied if e[0] in "AD" and e[1] >= since
             and (until is None or e[1] <= until)]
+
+
+def replay(node: Any, head: Any, series_of: Callable[[int], bytes]) -> Any:
+    """Rebuild a node's head block from what it logged (``log=True``): every applied training
+    sample (its summed logit bytes, in the logged member order, with the features recomputed
+    from ``series_of(sample)``) and every optimizer step, in order, on a fresh ``head``. The
+    host's view of the global model is the replayed blocks side by side. A node that restored
+    a checkpoint starts from that checkpoint instead: replay it from there (not done here)."""
+    node_mod = import_device("rocknet.node")
+    xp = import_device("rocknet.xp")
+    fmt = f"<{node.c}f"
+    nb = node.geo.nb
+    counts = xp.np.zeros(node.slice.n_features, dtype=xp.uint16)
+    for kind, s, payload, _ in node.applied:
+        if kind == "R":
+            raise ValueError(f"node {node.id} restored a checkpoint at sample {s}; replay "
+                             "from that checkpoint instead of a fresh head")
+        if kind == "S":
+            head.step()
+        elif kind == "A" and payload[1] == node_mod.TRAIN:
+            z = [0.0] * node.c
+            body = payload[4 + nb:]
+            for o in range(0, len(body), 4 * node.c):
+                vals = struct.unpack(fmt, body[o:o + 4 * node.c])
+                for k in range(node.c):
+                    z[k] += vals[k]
+            node.slice.transform(series_of(s), counts)
+            head.apply(xp.np.array(z, dtype=xp.float_), payload[0], counts)
+    return head
