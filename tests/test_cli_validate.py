@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import has_faceall
 from rocknet_host import cli, data, reference
 
@@ -47,7 +46,7 @@ def test_validate_by_path_and_rocknet_variant(tmp_path):
         (tmp_path / f"Gun_{split}.tsv").write_text(
             "\n".join(
                 "\t".join([str(y + 1)] + [repr(float(v)) for v in x])
-                for x, y in zip(*_split(src, split))
+                for x, y in zip(*_split(src, split), strict=True)
             )
         )
     proc = run_cli("validate", "--runtime", "micropython", "--dataset",

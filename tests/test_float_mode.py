@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from aeon.transformations.collection.convolution_based import MiniRocket
-
 from rocknet_host import data, reference
 
 

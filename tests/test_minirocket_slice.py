@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import has_faceall
 from rocknet_host import data, plan, reference
 from rocknet_host.validate import device_counts

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from rocknet_host import data, plan, reference
 from rocknet_host.runtime import import_device
 

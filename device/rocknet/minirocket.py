@@ -6,10 +6,12 @@ int8 series in, PPV counts out. Each of MiniRocket's kernels has weight +2 at th
 ulab has no int32 and wraps silently, so the host plan guarantees the ranges. A feature is
 the number of positions where C > bias (integer biases make that exact); PPV = count / n,
 with n the length counted (the whole series, or its unpadded centre for "alternating
-padding" combinations).
+padding" combinations). Counting compares a chunk of bias rows against C at once (uint8
+results) and sums over at most 255 positions per call, so a uint8 sum can never wrap.
 
 All buffers come from the plan at construction; per series, the ulab calls are
-O(dilations * (9 + kernels * (4 + bias chunks))), never O(length * features).
+O(dilations * (9 + kernels * (4 + bias chunks * column blocks))), never
+O(length * features).
 """
 
 from . import xp
@@ -17,8 +19,9 @@ from .xp import np
 
 _TAPS = 9
 _CENTRE = 4
-# Keep each (bias rows x positions) int16 temporary near this many elements.
-_CHUNK_ELEMENTS = 2048
+# Keep each (bias rows x positions) uint8 comparison temporary near this many bytes.
+_CHUNK_ELEMENTS = 4096
+_BLOCK = 255  # positions summed per call: the uint8 sum of 0/1 values cannot wrap
 MAX_LENGTH = 32767  # int16 counts
 
 
@@ -112,8 +115,9 @@ class Slice:
                 lo, hi, chunks = self._combos[combo]
                 row = c[lo:hi].reshape((1, hi - lo))
                 for f0, f1, col in chunks:
-                    # (C - bias) clipped to {0, 1} counts C > bias; int16 sums stay exact.
-                    out[f0:f1] = np.sum(np.clip(row - col, 0, 1), axis=1)
+                    out[f0:f1] = xp.count_rows(row[:, 0:_BLOCK] > col)
+                    for a in range(_BLOCK, hi - lo, _BLOCK):
+                        out[f0:f1] += xp.count_rows(row[:, a:a + _BLOCK] > col)
                 combo += 1
         return out
 

@@ -20,3 +20,17 @@ int16 = np.int16
 uint16 = np.uint16
 # ulab's only float dtype: float32 on boards, float64 in the WebAssembly build and on CPython.
 float_ = np.float if ULAB else np.float64
+
+
+if ULAB:
+
+    def count_rows(mask):
+        """Row sums of a 0/1 (uint8) matrix with at most 255 columns, as uint8: ulab sums in
+        the operand dtype, which cannot wrap here, and adds into uint16 in place."""
+        return np.sum(mask, axis=1)
+
+else:
+
+    def count_rows(mask):
+        """Row sums of a 0/1 matrix, as uint16 so in-place adds into uint16 counts work."""
+        return mask.sum(axis=1, dtype=np.uint16)

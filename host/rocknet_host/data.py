@@ -16,7 +16,9 @@ import numpy as np
 
 DATA_DIR_ENV = "ROCKNET_DATA_DIR"
 # aeon's bundled univariate classification sets (checked against aeon 1.x's data folder).
-BUNDLED = ("ACSF1", "ArrowHead", "GunPoint", "ItalyPowerDemand", "OSULeaf", "PickupGestureWiimoteZ")
+BUNDLED = (
+    "ACSF1", "ArrowHead", "GunPoint", "ItalyPowerDemand", "OSULeaf", "PickupGestureWiimoteZ",
+)
 EQUALIZE = ("error", "resample", "pad")
 MISSING = ("error", "interpolate")
 _SUFFIXES = (".tsv", ".txt", ".ts")

