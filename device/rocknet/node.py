@@ -20,11 +20,12 @@ its control message (``ctrl_rows`` rows per node, rows in node-id order after th
 
 Agreement (DESIGN §6: every node applies the same update for every sample, or none does).
 A control message of round r carries: flags; the ack bitmap of which nodes' control messages
-of round r-1 this node decoded (a message flagging OUT is not acknowledged); its partial
-logits for sample r-1 (if it decoded that series); and a relay window of the last ``window``
-decision entries it knows. An entry (s, outcome, epoch, since, back, members) decides samples
-s-back..s: DROP for all but s, ``outcome`` for s, with member bitmap ``members`` (membership
-epoch ``epoch``, in force since sample ``since``). Then:
+of round r-1 this node decoded (a message flagging OUT is not acknowledged) and the heard
+bitmap (all of them); its partial logits for sample r-1 (if it decoded that series); and a
+relay window of the last ``window`` decision entries it knows. An entry (s, outcome, epoch,
+since, back, members) decides samples s-back..s: DROP for all but s, ``outcome`` for s, with
+member bitmap ``members`` (membership epoch ``epoch``, in force since sample ``since``).
+Then:
 
 - The leader decides sample s = r-2 at the end of round r. COMMIT iff, for the membership M
   it states, it holds every member's partial logits for s (from round r-1), decoded every
@@ -38,9 +39,12 @@ epoch ``epoch``, in force since sample ``since``). Then:
   Nodes apply decisions strictly in sample order, keeping per undecided sample their counts,
   the label and the decoded partial-logit rows (a ring of ``pending`` samples).
 - The leader applies its *own* decision only after it came back in another node's window,
-  and a new leader adopts every decision relayed to it before it decides anything. So a
-  decision that died with its leader was applied by nobody and can be re-decided; should two
-  decisions for one unapplied sample still meet, the newer membership epoch wins.
+  and a new leader adopts every decision relayed to it before it decides anything. A leader
+  whose decision no one echoed within gone_after - 2 rounds withdraws its unechoed decisions
+  (never relays them again) and stops applying: it may be alive but unheard, and a takeover
+  needs gone_after rounds of its absence, so a decision nobody heard can never resurface
+  after another leader re-decided its sample. Should two decisions for one unapplied sample
+  still meet, the newer membership epoch wins.
 - Membership is part of every decision, effective from a stated sample, so all nodes switch at
   the same sample. The leader removes a member whose message it missed ``gone_after`` rounds
   in a row, whose acks showed no other member ``gone_after`` rounds in a row (it talks but
@@ -57,6 +61,11 @@ epoch ``epoch``, in force since sample ``since``). Then:
   message and won the same majority vote. Two nodes never decide in the same round: their
   voter majorities would intersect in an ack that shows the lower of them and does not. A
   takeover removes the lower members; OUT and rebooted members still vote (they hear).
+- Refound: when every member is gone or not applying (say a majority rebooted at once), no
+  one can decide. After gone_after rounds of that, a non-applying node that wins the refound
+  vote (members heard it, heard nobody below it, and acknowledged nobody applying) decides a
+  DROP entry with a new membership: itself and the higher nodes it hears. They all rejoin
+  from that entry's first sample, weights as they stand.
 - A node that missed a decision it needs (the relays moved past it, or its ring overflowed)
   is *desynced*: it stops applying, flags OUT (the leader removes it), keeps its weights as of
   the last sample it applied and rejoins through a decision, like a rebooted node that
@@ -68,7 +77,11 @@ the leader to return; a COMMIT needs every member to have every message of two r
 under independent per-row loss (no coding) its rate falls like (1-p)^(N^2): the Link's coded
 rounds, which complete as a whole, are what makes COMMIT the common case; a joiner that misses
 the entry adding it flags OUT and is removed and re-added; ``pending`` must cover
-about 5 samples plus the loss-induced delay of decisions (default 2 * window + 4).
+about 5 samples plus the loss-induced delay of decisions (default 2 * window + 4). Faults
+are omissions (loss, deafness, one-way links, crashes, reboots), not lies: packets are
+authenticated. One residual split remains: a node that alone received a leader's decision,
+applied it, and then failed before relaying it to anyone who stays, holds one update the
+others re-decided as DROP; it is out of the fleet by then, and its log says what it applied.
 
 Batches and checkpoints. A sample closes a batch by its schedule position, whatever its outcome,
 so every member steps at the same sample (a member that applied nothing in the batch does not
@@ -206,7 +219,7 @@ class Geometry:
         self.window = window
         self.row_size = row_size
         self.series_bytes = _SERIES_HEAD + length
-        self.ctrl_bytes = 1 + self.nb + 4 * n_classes + 1 + window * (_ENTRY + self.nb)
+        self.ctrl_bytes = 1 + 2 * self.nb + 4 * n_classes + 1 + window * (_ENTRY + self.nb)
         self.series_rows = (self.series_bytes + row_size - 1) // row_size
         self.ctrl_rows = (self.ctrl_bytes + row_size - 1) // row_size
         self.m = self.series_rows + n_nodes * self.ctrl_rows
@@ -243,9 +256,10 @@ class Geometry:
 class _Ctrl:
     """A parsed control message."""
 
-    def __init__(self, flags, ack, logits, window):
+    def __init__(self, flags, ack, heard, logits, window):
         self.flags = flags
-        self.ack = ack  # node bitmap, round r-1
+        self.ack = ack  # node bitmap, round r-1: messages decoded, except those flagging OUT
+        self.heard = heard  # node bitmap, round r-1: every message decoded
         self.logits = logits  # bytes (4C) or None
         self.window = window  # list of (sample, outcome, epoch, members)
 
@@ -258,6 +272,8 @@ class Node:
                  checkpoint_every=0, save=None, log=False, slice_=None):
         if not 0 <= node_id < n_nodes:
             raise ValueError("node_id %d outside 0..%d" % (node_id, n_nodes - 1))
+        if gone_after < 2:
+            raise ValueError("gone_after must be >= 2 rounds")
         self.id = node_id
         self.n = n_nodes
         self.head = head
@@ -299,11 +315,16 @@ class Node:
         self._joinwait = [0] * n_nodes  # rounds a member kept flagging JOIN (leader)
         self._deaf = [0] * n_nodes  # rounds a member's acks missed some member (leader)
         self._confirmed = {}  # own decisions seen relayed back: sample -> True
-        self._mine = {}  # decisions this node made: sample -> True
+        self._mine = {}  # decisions this node made and has not seen echoed: sample -> round
         self.applied_through = -1  # last sample processed (applied, dropped, or skipped)
         self.synced = True  # False: not applying (rebooted, desynced) until a decision adds us
         self._ack_next = 0  # ack bitmap for the next round's message
+        self._heard_next = 0  # heard bitmap (every message decoded, OUT ones included)
+        self._votes = 0  # this round's votes for us as leader
+        self._won = 0  # consecutive rounds we won the leader vote
+        self._won_refound = 0  # ... the vote to refound a fleet where nobody applies
         self._last_round = None
+        self._round = -1  # round being ended
         self._sent = (None, None)  # (round, control message) of the last begin_round
         self._miss = [0] * n_nodes  # consecutive rounds each node's message was missing
         self._absent = [0] * n_nodes  # ... missing or flagging OUT (not applying)
@@ -318,7 +339,8 @@ class Node:
         self.predictions = {}  # sample -> class
         self.stats = {"rounds": 0, "commit": 0, "drop": 0, "skipped": 0, "decided": 0,
                       "steps": 0, "desynced": 0, "conflicts": 0, "joined": 0, "removed": 0,
-                      "checkpoints": 0, "series_missed": 0, "evicted": 0}
+                      "checkpoints": 0, "series_missed": 0, "evicted": 0, "withdrawn": 0,
+                      "refounds": 0}
 
     # ----- round I/O -----
 
@@ -342,6 +364,7 @@ class Node:
         if len(rows) != self.m:
             raise ValueError("round has %d rows, this geometry %d" % (len(rows), self.m))
         self.stats["rounds"] += 1
+        self._round = r
         contiguous = self._last_round == r - 1
         own = self._sent[1] if self._sent[0] == r else None
         # control messages of round r (logits for r-1, acks of r-1, windows)
@@ -354,9 +377,11 @@ class Node:
             if data is not None:
                 ctrl[n] = self._parse_ctrl(data)
         decoded = 0  # our ack of round r: messages heard, except from nodes flagging OUT
+        heard = 0
         for n in range(self.n):
             if n in ctrl:
                 c = ctrl[n]
+                heard |= 1 << n
                 self._miss[n] = 0
                 if c.flags & F_OUT:
                     self._absent[n] += 1
@@ -384,6 +409,8 @@ class Node:
         if self.agreement:
             for n in ctrl:
                 self._learn(ctrl[n].window, n)
+            self._check_echo()
+            self._tally(ctrl)
             self._lead(r, ctrl, contiguous)
             self._apply_known()
         else:
@@ -398,6 +425,7 @@ class Node:
             else:
                 self._take_series(r, msg)
         self._ack_next = decoded
+        self._heard_next = heard
         self._last_round = r
 
     # ----- messages -----
@@ -422,9 +450,12 @@ class Node:
             logits = self._own_logits[1]
         if not self.synced:
             flags |= F_OUT if (self.members >> self.id) & 1 else F_JOIN
-        ack = self._ack_next if self._last_round == r - 1 else 0
+        ack, heard = 0, 0
+        if self._last_round == r - 1:
+            ack, heard = self._ack_next, self._heard_next
         win = self._window()
-        parts = [bytes([flags]), ack.to_bytes(geo.nb, "little"), logits, bytes([len(win)])]
+        parts = [bytes([flags]), ack.to_bytes(geo.nb, "little"), heard.to_bytes(geo.nb, "little"),
+                 logits, bytes([len(win)])]
         for s in win:
             outcome, epoch, members, since, back = self.entries[s]
             parts.append(struct.pack("<IBHIH", s, outcome, epoch, since, back))
@@ -437,7 +468,8 @@ class Node:
         nb = geo.nb
         flags = data[0]
         ack = int.from_bytes(data[1:1 + nb], "little")
-        o = 1 + nb
+        heard = int.from_bytes(data[1 + nb:1 + 2 * nb], "little")
+        o = 1 + 2 * nb
         logits = bytes(data[o:o + 4 * self.c]) if flags & F_LOGITS else None
         o += 4 * self.c
         cnt = min(data[o], self.window)
@@ -449,7 +481,7 @@ class Node:
             o += _ENTRY + nb
             if back <= s and since <= s:
                 win.append((s, outcome, epoch, members & self.all_mask, since, back))
-        return _Ctrl(flags, ack, logits, win)
+        return _Ctrl(flags, ack, heard, logits, win)
 
     def _window(self):
         """The last `window` decision entries this node knows, oldest first."""
@@ -611,38 +643,101 @@ class Node:
         epoch = (self.epoch + 1) & 0xFFFF if changed else self.epoch
         since = first if changed else self._since
         for q in range(max(first, self.applied_through + 1), s + 1):
-            self._mine[q] = True
+            self._mine[q] = self._round
         self._enter(s, (outcome, epoch, members, since, s - first))
         self.stats["decided"] += 1
 
-    def _leader_condition(self, ctrl):
-        """(acting leader?, members after a takeover) for this node in this round.
-
-        Votes are the acks of round r's messages (about round r-1), each a fact every node
-        decoding that message reads alike: member n votes for us if its ack shows us and no
-        member below us. Deciding needs a majority of votes, so two nodes never decide in the
-        same round: their voter sets would intersect, and no ack shows both the lower node and
-        not it."""
+    def _tally(self, ctrl):
+        """Count this round's votes (acks of round r, about round r-1: facts every node that
+        decodes a message reads alike). Member n votes for us as leader if its ack shows us
+        and no member below us; it votes for a refound by us if it heard us, heard nobody
+        below us, and acknowledged no member (nobody applying is audible to it)."""
         M = self.members
-        if not (M >> self.id) & 1 or not self.synced:
-            return False, M
-        lower = M & ((1 << self.id) - 1)
-        if lower:
-            # take over only from lower members gone (or back but not applying) long enough,
-            # and having heard every other member this round (so we adopt every decision any
-            # of them relays before deciding anything ourselves)
-            for n in _bits(lower, self.n):
-                if self._absent[n] < self.gone_after:
-                    return False, M
-            for n in _bits(M & ~lower, self.n):
-                if n not in ctrl:
-                    return False, M
-        votes = 0
+        below = (1 << self.id) - 1
+        lower = M & below
+        need = _popcount(M) // 2 + 1
+        lead = 0
+        refound = 0
+        seen_lower = False  # evidence that a node below us may be winning votes
+        seen_member = False  # evidence that someone applying is audible
         for n in _bits(M, self.n):
             c = ctrl.get(n)
-            if c is not None and (c.ack >> self.id) & 1 and not c.ack & lower:
-                votes += 1
-        return votes >= _popcount(M) // 2 + 1, M & ~lower
+            if c is None:
+                continue
+            if c.ack & lower:
+                seen_lower = True
+            elif (c.ack >> self.id) & 1:
+                lead += 1
+            if c.ack & M or c.heard & below:
+                seen_member = True
+            elif (c.heard >> self.id) & 1:
+                refound += 1
+        self._votes = lead
+        # won rounds count up; a round with too few messages decoded neither counts nor
+        # resets, evidence of the other side resets
+        if seen_lower:
+            self._won = 0
+        elif lead >= need:
+            self._won += 1
+        if seen_member:
+            self._won_refound = 0
+        elif refound >= need:
+            self._won_refound += 1
+
+    def _leader_condition(self, ctrl):
+        """(deciding this round?, membership to decide with).
+
+        Two nodes never decide in the same round: a deciding node needs a majority of M's
+        votes, and no ack shows both a node and not it (nor acks a member and none). A node
+        taking over, or refounding, needs gone_after + 1 won rounds with no evidence of the
+        other side in between (a round where too few messages arrived neither counts nor
+        resets): the node(s) it replaces were not winning votes then, so their last decisions
+        are old, hence echoed by someone (and adopted from the relays here) or withdrawn
+        (`_check_echo`).
+        """
+        M = self.members
+        if not self.synced:
+            # refound: every member gone or not applying for gone_after rounds, so nobody can
+            # decide; start a new membership from the nodes we hear, from the next sample on
+            for n in _bits(M, self.n):
+                if self._absent[n] < self.gone_after:
+                    return False, M
+            if self._won_refound <= self.gone_after:
+                return False, M
+            new = 1 << self.id
+            for n in ctrl:
+                if n > self.id:
+                    new |= 1 << n
+            return True, new
+        if not (M >> self.id) & 1:
+            return False, M
+        lower = M & ((1 << self.id) - 1)
+        if lower == 0:
+            return self._votes >= _popcount(M) // 2 + 1, M
+        # take over only from lower members gone (or back but not applying) long enough,
+        # having heard every other member this round (we adopt what any of them relays)
+        for n in _bits(lower, self.n):
+            if self._absent[n] < self.gone_after:
+                return False, M
+        for n in _bits(M & ~lower, self.n):
+            if n not in ctrl:
+                return False, M
+        return self._won > self.gone_after, M & ~lower
+
+    def _check_echo(self):
+        """An own decision nobody echoed for gone_after rounds: maybe nobody hears us. Withdraw
+        all our unechoed decisions (we never relay them again; nobody applied them unless
+        someone heard them, and then that node relays them itself) and stop applying until
+        a leader adds us again. A takeover needs more rounds than that, so a decision of ours
+        cannot resurface after another leader re-decided its sample."""
+        if not self.synced:
+            return
+        for q in self._mine:
+            if not self._confirmed.get(q) and self._round - self._mine[q] >= self.gone_after:
+                if _popcount(self.members) > 1:
+                    self._withdraw()
+                    self._desync()
+                return
 
     def _lead(self, r, ctrl, contiguous):
         s = r - 2
@@ -653,6 +748,10 @@ class Node:
             return
         ok, M = self._leader_condition(ctrl)
         if not ok:
+            return
+        if not self.synced:  # refound: a new membership, from the next undecided sample on
+            self._decide(last + 1, s, DROP, M)
+            self.stats["refounds"] += 1
             return
         # removals: missing too long, out of sync, or still asking to join long after joining
         for n in _bits(M, self.n):
@@ -697,10 +796,10 @@ class Node:
         while True:
             s = self.applied_through + 1
             d = self.known.get(s)
-            # our own decision: apply it once someone relayed it back
-            mine = d is not None and s in self._mine and not self._confirmed.get(s) \
-                and _popcount(self.members) > 1
-            if d is None or mine:
+            if d is not None and self.synced and s in self._mine \
+                    and not self._confirmed.get(s) and _popcount(self.members) > 1:
+                return  # our own decision: apply it once someone relayed it back
+            if d is None:
                 later = [k for k in self.known if k > s]
                 if not later:
                     return
@@ -710,14 +809,30 @@ class Node:
                         if k > s:
                             newer += 1
                     if newer < 2 * self.window:
-                        return  # wait: the decision for s (or its echo) may still come
+                        return  # wait: the decision for s may still be on its way
                     # every up-to-date window has moved past s: nobody will relay it again
                     self._desync()
-                if d is None:
-                    # not applying: decisions we never heard cannot be the one that adds us
-                    self.applied_through = min(later) - 1
-                    continue
+                # not applying: decisions we never heard cannot be the one that adds us
+                self.applied_through = min(later) - 1
+                continue
             self._process(s, d)
+
+    def _withdraw(self):
+        """Forget our own decisions nobody echoed: we never relay them again."""
+        gone = [q for q in self._mine if not self._confirmed.get(q)]
+        for q in gone:
+            self.known.pop(q, None)
+            self._mine.pop(q, None)
+        for k in [k for k in self.entries if k not in self.known]:
+            del self.entries[k]
+        self.view_sample = -1
+        for k in self.entries:
+            if k > self.view_sample:
+                self.view_sample = k
+        if self.view_sample >= 0:
+            e = self.entries[self.view_sample]
+            self.epoch, self.members, self._since = e[1], e[2], e[3]
+        self.stats["withdrawn"] += len(gone)
 
     def _process(self, s, d):
         outcome, epoch, members, since = d
