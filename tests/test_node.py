@@ -363,3 +363,53 @@ def test_the_host_replays_each_block_from_the_log():
         head = replay(nd, make(i).head, series_of)
         assert bytes(head.save()) == bytes(nd.head.save())
         assert any(e[0] == "A" for e in nd.applied)
+
+
+def _one_outcome_per_sample(fr):
+    seen = {}
+    for nd in fr.nodes:
+        for e in nd.applied:
+            if e[0] in "AD":
+                seen.setdefault(e[1], set()).add((e[0], e[2] if e[0] == "A" else b""))
+    return all(len(v) == 1 for v in seen.values())
+
+
+def test_an_unheard_leaders_last_decision_does_not_resurface_after_a_takeover():
+    """Regression (found by random faults): the leader decides, goes unheard for 8 rounds
+    (others take over and re-decide), then is heard again. Its unechoed decision must be
+    withdrawn by then, or a node hearing it late would apply a COMMIT the others dropped."""
+    fr, sched = fleet(3, loss=0.1, seed=372, epochs=3, batch=4, checkpoint_every=3,
+                      events=[Event(21, 0, "mute"), Event(28, 0, "unmute")])
+    fr.run(sched.length + 30)
+    assert _one_outcome_per_sample(fr)
+    assert fr.nodes[0].stats["withdrawn"] >= 1
+    assert all(nd.synced for nd in fr.nodes)
+
+
+def test_two_of_three_rebooting_at_once_are_taken_back_by_the_survivor():
+    """The survivor alone has no majority until the rebooted nodes talk again; they are not
+    applying but still vote, so it takes over and adds them back."""
+    fr, sched = fleet(3, loss=0.05, seed=4, epochs=3, batch=4, checkpoint_every=3,
+                      events=[Event(12, 0, "crash"), Event(12, 1, "crash"),
+                              Event(20, 0, "reboot"), Event(20, 1, "reboot")])
+    fr.run(sched.length + 30)
+    assert _one_outcome_per_sample(fr)
+    assert fr.nodes[2].stats["decided"] >= 1
+    assert all(nd.synced and nd.members == 0b111 for nd in fr.nodes)
+
+
+def test_a_whole_fleet_power_cycle_refounds_the_fleet():
+    """Every node reboots from its checkpoint: nobody is applying, so nobody may decide. A
+    refound vote starts a new membership and everyone is back in."""
+    fr, sched = fleet(3, loss=0.05, seed=4, epochs=6, batch=4, checkpoint_every=3,
+                      events=[Event(12, i, "crash") for i in range(3)]
+                      + [Event(16 + i, i, "reboot") for i in range(3)])
+    fr.run(sched.length + 30)
+    assert _one_outcome_per_sample(fr)
+    assert sum(nd.stats["refounds"] for nd in fr.nodes) >= 1
+    assert all(nd.synced and nd.members == 0b111 for nd in fr.nodes)
+    s = fr.common_sample(range(3))
+    back = max(e[1] for nd in fr.nodes for e in nd.applied if e[0] == "J")
+    assert back < sched.length - 10  # back in well before the schedule ends
+    tail = [agreed_log(nd, since=back, until=s) for nd in fr.nodes]
+    assert tail[0] == tail[1] == tail[2] and any(e[0] == "A" for e in tail[0])
