@@ -413,3 +413,28 @@ def test_a_whole_fleet_power_cycle_refounds_the_fleet():
     assert back < sched.length - 10  # back in well before the schedule ends
     tail = [agreed_log(nd, since=back, until=s) for nd in fr.nodes]
     assert tail[0] == tail[1] == tail[2] and any(e[0] == "A" for e in tail[0])
+
+
+def test_a_fleet_built_from_a_host_plan_runs_train_and_evaluation_phases():
+    """Plan slices, RockNet's contiguous ownership, int8 quantization, the test set as the
+    evaluation phase. (The stand-in head's plain SGD barely moves on 336 uncentred PPV
+    features in 4 epochs; learning quality belongs to rocknet.head's tests.)"""
+    from rocknet_host import data, plan
+    from rocknet_host.fleet_run import build_fleet, owner_split
+
+    assert owner_split(10, 3) == [(0, 4), (4, 7), (7, 10)]
+    ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)
+    p = plan.fit(ds, 3, n_features=336, seed=0)
+    Head = NS["StandInHead"]
+
+    def head(i, nf, c):
+        return Head(nf, c, p.length, i == 0)
+
+    make, sched = build_fleet(p, ds, head, row_size=80, epochs=4, batch=10, log=True)
+    fr = FleetRun(3, make, loss=0.05, seed=1).run(sched.length + 6)
+    assert fr.consistent()
+    accs = fr.nodes[0].accuracy
+    assert len(accs) == 4 and all(a == accs for a in (nd.accuracy for nd in fr.nodes))
+    assert [a[0] for a in accs] == [0, 1, 2, 3] and all(0 < a[2] <= 15 for a in accs)
+    assert sched.period == 45 and [nd.slice.n_features for nd in fr.nodes] == [
+        len(p.node_feature_index(i)) for i in range(3)]

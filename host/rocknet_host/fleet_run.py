@@ -190,3 +190,46 @@ def replay(node: Any, head: Any, series_of: Callable[[int], bytes]) -> Any:
             node.slice.transform(series_of(s), counts)
             head.apply(xp.np.array(z, dtype=xp.float_), payload[0], counts)
     return head
+
+
+def owner_split(n_samples: int, n_nodes: int) -> list[tuple[int, int]]:
+    """RockNet's sample ownership: contiguous, balanced, the first ``n % N`` nodes one more."""
+    base, extra = divmod(n_samples, n_nodes)
+    out, start = [], 0
+    for i in range(n_nodes):
+        size = base + (1 if i < extra else 0)
+        out.append((start, start + size))
+        start += size
+    return out
+
+
+def build_fleet(plan: Any, dataset: Any, head_factory: Callable[[int, int, int], Any], *,
+                row_size: int, epochs: int = 1, batch: int = 128,
+                **node_kw: Any) -> tuple[Factory, Any]:
+    """Node cores for a host `plan.Plan` and a `data.Dataset`: node i computes its plan slice,
+    owns a contiguous share of the training and test series (quantized with the plan's
+    quantizer; the test series are the evaluation phase) and holds the head block
+    ``head_factory(i, n_features_i, n_classes)``. Returns (factory(i, save) -> Node,
+    schedule); ``node_kw`` goes to `Node` (agreement, window, gone_after, checkpoint_every,
+    log, ...)."""
+    node_mod = import_device("rocknet.node")
+    n = plan.n_nodes
+    Qtr = plan.quantizer(dataset.X_train).astype("int8")
+    Qte = plan.quantizer(dataset.X_test).astype("int8")
+    tr = owner_split(len(Qtr), n)
+    te = owner_split(len(Qte), n)
+    sched = node_mod.Schedule([b - a for a, b in tr], [b - a for a, b in te], epochs=epochs,
+                              batch=batch)
+    c = plan.n_classes
+
+    def make(i: int, save: Callable[[bytes], None] | None = None) -> Any:
+        feats = plan.node_features(i)
+        data = {
+            "train": [(Qtr[k].tobytes(), int(dataset.y_train[k])) for k in range(*tr[i])],
+            "eval": [(Qte[k].tobytes(), int(dataset.y_test[k])) for k in range(*te[i])],
+        }
+        head = head_factory(i, len(feats["biases"]), c)
+        return node_mod.Node(i, n, feats, head, c, row_size, sched, data=data, save=save,
+                             **node_kw)
+
+    return make, sched
