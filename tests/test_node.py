@@ -214,6 +214,12 @@ fleet4 = [make4(i) for i in range(4)]
 run_lossy(fleet4, sched4.length + 8, 13, 3, crash=(0, 10))
 crash_log = [[(e[1], e[0]) for e in nd.applied if e[0] in "AD"] for nd in fleet4[1:]]
 crash_end = min(nd.applied_through for nd in fleet4[1:])
+# checkpoint and restore inside the runtime
+cp = fleet4[1].checkpoint()
+fresh = make4(1)
+fresh.restore(cp)
+restored = (fresh.applied_through == fleet4[1].applied_through and not fresh.synced
+            and bytes(fresh.head.save()) == bytes(fleet4[1].head.save()))
 def upto(nd, s):
     d = None
     out = []
@@ -228,7 +234,7 @@ result = {"same": all(r == res[0] for r in res), "log": res[0][1], "s": s,
           "commits": [nd.stats["commit"] for nd in nodes],
           "crash_log": [[x for x in lg if x[0] <= crash_end] for lg in crash_log],
           "crash_members": [nd.members for nd in fleet4[1:]], "crash_end": crash_end,
-          "crash_length": sched4.length}
+          "crash_length": sched4.length, "restored": restored}
 '''
 
 
@@ -248,6 +254,7 @@ def test_same_decisions_in_both_runtimes(device):
     assert logs[0] == logs[1] == logs[2] == ref["result"]["crash_log"][0]
     assert got["crash_members"] == [0b1110] * 3 == ref["result"]["crash_members"]
     assert got["crash_end"] >= got["crash_length"] - 1  # through the whole schedule
+    assert got["restored"]
 
 
 def test_a_short_deafness_is_caught_up_through_relays():
@@ -438,3 +445,15 @@ def test_a_fleet_built_from_a_host_plan_runs_train_and_evaluation_phases():
     assert [a[0] for a in accs] == [0, 1, 2, 3] and all(0 < a[2] <= 15 for a in accs)
     assert sched.period == 45 and [nd.slice.n_features for nd in fr.nodes] == [
         len(p.node_feature_index(i)) for i in range(3)]
+
+
+def test_digest_chain_is_the_same_with_the_pure_python_sha256():
+    """Boards without hashlib chain the digest with wire.Sha256: same bytes."""
+    wire = import_device("rocknet.wire")
+    fr, sched = fleet(3, loss=0.1, seed=3, epochs=1)
+    fr.run(sched.length + 4)
+    nd = fr.nodes[1]
+    d = bytes(32)
+    for kind, s, payload, after in nd.applied:
+        d = wire.Sha256(d + kind.encode() + s.to_bytes(4, "little") + payload).digest()
+        assert d == after

@@ -105,7 +105,6 @@ Head interface used here (see rocknet.head): ``partial_logits(counts)`` -> C flo
 ``step()`` ends a batch, ``save()`` -> bytes and ``load(bytes)`` for checkpoints.
 """
 
-import hashlib
 import json
 import struct
 
@@ -117,9 +116,26 @@ except ImportError:  # CPython
         return x
 
 
-from . import xp
+from . import wire, xp
 from .minirocket import Slice
 from .xp import np
+
+
+def _sha256_fn():
+    """hashlib's SHA-256 (CPython, MicroPython; CircuitPython: hashlib.new), else wire's
+    pure-Python one (CircuitPython builds without hashlib)."""
+    try:
+        import hashlib
+    except ImportError:
+        return wire.Sha256
+    if hasattr(hashlib, "sha256"):
+        return hashlib.sha256
+    if hasattr(hashlib, "new"):
+        return lambda data=b"": hashlib.new("sha256", data)
+    return wire.Sha256
+
+
+_sha256 = _sha256_fn()
 
 TRAIN = const(0)
 EVAL = const(1)
@@ -565,7 +581,7 @@ class Node:
 
     def _record(self, kind, s, payload):
         entry = kind + struct.pack("<I", s) + payload
-        self.digest = hashlib.sha256(self.digest + entry).digest()
+        self.digest = _sha256(self.digest + entry).digest()
         if self.log:
             self.applied.append((kind.decode(), s, payload, self.digest))
 
