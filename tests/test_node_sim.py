@@ -51,6 +51,7 @@ def test_fleet_over_the_simulated_radio_commits_and_agrees(kind, loss):
     assert all(x == logs[0] for x in logs)
     commits = sum(1 for e in logs[0] if e[0] == "A")
     assert commits >= 0.8 * sched.length  # coded rounds: COMMIT is the common case
+    assert sum(r.complete for r in fs.rounds) >= 0.8 * len(fs.rounds)
     assert all(nd.stats["conflicts"] == 0 and nd.stats["desynced"] == 0 for nd in fs.nodes)
 
 

@@ -45,7 +45,7 @@ class SimRound:
     round_no: int
     start_s: float
     elapsed_s: float
-    complete: bool  # every live link decoded every row of the round
+    complete: bool  # every live node decoded every row a live node contributed
 
 
 @dataclass
@@ -121,6 +121,7 @@ class FleetSim:
             (med.crash if ev.action == "crash" else med.reboot)(ev.node, t0)
         med.run(t0)  # apply the faults before the round starts
         started: set[int] = set()
+        contributed: set[int] = set()  # row indices some live node put into this round
 
         def start(i: int) -> None:
             sn = med.nodes[i]
@@ -129,6 +130,7 @@ class FleetSim:
             rows = self.nodes[i].begin_round(r)
             self.links[i].start_round(r, rows, sn.now_ms(med.now))
             started.add(i)
+            contributed.update(rows)
             med.wake(i)
 
         for i in range(self.n):
@@ -148,7 +150,7 @@ class FleetSim:
                 continue
             link = self.links[i]
             rows = link.rows() if link.round_no == r else [None] * self.nodes[i].m
-            complete = complete and all(x is not None for x in rows)
+            complete = complete and all(rows[k] is not None for k in contributed)
             self.nodes[i].end_round(r, rows)
         res = SimRound(r, t0 / 1e6, (end - t0) / 1e6, complete)
         self.rounds.append(res)
