@@ -74,7 +74,7 @@ class FakeBleioAdapter:
         if self.advertising:
             raise RuntimeError("NRF_ERROR_BUSY")  # what CircuitPython on nRF52840 does
         assert 0.0025 <= interval <= 40.959375 and window <= interval
-        assert timeout is not None and timeout >= interval and timeout > 0.01
+        assert timeout is not None and timeout >= interval > 0  # finite: never scan forever
         self.scan_calls.append({"prefixes": prefixes, "extended": extended})
         self.scanning = True
         heard, self.heard = self.heard, []

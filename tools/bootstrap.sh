@@ -29,6 +29,15 @@ if [ ! -f "$stamp_py" ]; then
   rm -f .venv/.stamp-* && touch "$stamp_py"
 fi
 
+# Optional: tshark decodes the simulator's pcap in a test (skipped without it). Installed only
+# where we are root with apt-get (CI machines); elsewhere: `sudo apt-get install tshark`.
+if ! command -v tshark >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+    && [ -z "${ROCKNET_NO_TSHARK:-}" ]; then
+  echo "bootstrap: installing tshark (optional; set ROCKNET_NO_TSHARK=1 to skip)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null) \
+    || echo "bootstrap: tshark not installed; the pcap decode test will be skipped" >&2
+fi
+
 need_node
 stamp_js="node_modules/.stamp-$(sha256sum package-lock.json | cut -c1-16)"
 if [ ! -f "$stamp_js" ]; then

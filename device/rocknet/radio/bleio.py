@@ -31,8 +31,8 @@ class BleioRadio:
     """Advertise-then-scan loop for one Link on a `_bleio.Adapter`."""
 
     def __init__(self, link: "Link", adapter: "_bleio.Adapter | None" = None, *,
-                 interval: float = 0.02, burst_ms: int = 50, scan_ms: int = 150,
-                 jitter_ms: int = 60, scan_interval: float = 0.05, buffer_size: int = 2048,
+                 interval: float = 0.02, burst_ms: int = 12, scan_ms: int = 10,
+                 jitter_ms: int = 20, scan_interval: float = 0.01, buffer_size: int = 2048,
                  minimum_rssi: int = -90, tx_power: int = 0) -> None:
         if adapter is None:
             import _bleio  # the board's one adapter (tests pass a fake instead)
@@ -42,6 +42,9 @@ class BleioRadio:
         self.adapter = adapter
         if not adapter.enabled:
             adapter.enabled = True
+        # Timing defaults: one advertising event per burst, short jittered scans. Chosen in the
+        # fleet simulator (docs/protocol-notes.md): longer bursts/scans miss the 0.6 s round at
+        # N=20 and jitter keeps neighbours out of lock-step. Not yet measured on a board.
         self.interval = interval  # seconds between advertising events (>= 0.02)
         self.burst_ms = burst_ms  # how long one packet is advertised
         self.scan_ms = scan_ms  # scan window after each burst ...
