@@ -329,7 +329,7 @@ class Node:
         #                    back) deciding samples s-back..s (DROP for all but s)
         self.known = {}  # sample -> (outcome, epoch, members, since), expanded from entries
         self._joinwait = [0] * n_nodes  # rounds a member kept flagging JOIN (leader)
-        self._deaf = [0] * n_nodes  # rounds a member's acks missed some member (leader)
+        self._deaf = [0] * n_nodes  # rounds a member's acks showed no other member (leader)
         self._confirmed = {}  # own decisions seen relayed back: sample -> True
         self._mine = {}  # decisions this node made and has not seen echoed: sample -> round
         self.applied_through = -1  # last sample processed (applied, dropped, or skipped)
@@ -337,8 +337,8 @@ class Node:
         self._ack_next = 0  # ack bitmap for the next round's message
         self._heard_next = 0  # heard bitmap (every message decoded, OUT ones included)
         self._votes = 0  # this round's votes for us as leader
-        self._won = 0  # consecutive rounds we won the leader vote
-        self._won_refound = 0  # ... the vote to refound a fleet where nobody applies
+        self._won = 0  # rounds we won the leader vote since evidence of a lower member
+        self._won_refound = 0  # ... the refound vote since evidence of a member applying
         self._last_round = None
         self._round = -1  # round being ended
         self._sent = (None, None)  # (round, control message) of the last begin_round
@@ -356,7 +356,7 @@ class Node:
         self.stats = {"rounds": 0, "commit": 0, "drop": 0, "skipped": 0, "decided": 0,
                       "steps": 0, "desynced": 0, "conflicts": 0, "joined": 0, "removed": 0,
                       "checkpoints": 0, "series_missed": 0, "evicted": 0, "withdrawn": 0,
-                      "refounds": 0}
+                      "refounds": 0, "series_bad": 0}
 
     # ----- round I/O -----
 
@@ -438,6 +438,8 @@ class Node:
             msg = geo.join(rows, 0, geo.series_rows, geo.series_bytes)
             if msg is None:
                 self.stats["series_missed"] += 1
+            elif msg[1] != at[0] or (msg[1] != PREDICT and msg[0] >= self.c):
+                self.stats["series_bad"] += 1  # not what the schedule says: ignore it
             else:
                 self._take_series(r, msg)
         self._ack_next = decoded
