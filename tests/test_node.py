@@ -5,6 +5,8 @@ The head is a test stand-in (tests/node_standin.py) until rocknet.head lands."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from node_standin import SETUP_SRC, standin_namespace
 from rocknet_host.fleet_run import Event, FleetRun, digest_at, outcomes, replay
@@ -72,6 +74,9 @@ def test_no_loss_every_sample_commits_and_all_nodes_learn_the_same():
         assert nd.stats["desynced"] == nd.stats["conflicts"] == 0
         assert len(nd.accuracy) == sched.epochs
     assert nodes[0].accuracy == nodes[1].accuracy == nodes[2].accuracy
+    summ = nodes[2].summary()
+    assert summ["digest"] == nodes[0].digest.hex() and summ["leader"] == 0
+    assert json.loads(json.dumps(summ)) == summ
     assert nodes[0].accuracy[-1][1] >= 6  # the stand-in head learns (9 test series, 3 classes)
 
 

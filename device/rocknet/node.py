@@ -281,7 +281,21 @@ class _Ctrl:
 
 
 class Node:
-    """One node's core: pipeline, agreement, batches, checkpoints (see the module docstring)."""
+    """One node's core: pipeline, agreement, batches, checkpoints (see the module docstring).
+
+    ``features``: the plan's ``features`` section for this node (or pass a built ``slice_``);
+    ``head``: its head block (interface in the module docstring); ``n_classes`` C;
+    ``row_size``: the link's row size; ``schedule``: the fleet's `Schedule`; ``data``: this
+    node's own samples {"train": [(int8 series bytes, label)], "eval": [...], "predict":
+    [series]}; ``agreement``: False for RockNet's behaviour; ``window``: decision entries
+    relayed per message; ``gone_after``: rounds of silence before a member is removed or a
+    leader replaced; ``pending``: undecided samples kept (ring); ``checkpoint_every``: applied
+    samples between checkpoints, handed to ``save(body)``; ``log``: keep ``applied``.
+
+    Per round: ``begin_round(r)`` -> {row index: bytes}, then ``end_round(r, rows)``. State:
+    ``digest``, ``applied_through``, ``synced``, ``members``, ``leader``, ``accuracy``,
+    ``predictions``, ``stats``; ``decisions()`` lists the known decision log.
+    """
 
     def __init__(self, node_id, n_nodes, features, head, n_classes, row_size, schedule,
                  data=None, agreement=True, window=4, gone_after=8, pending=None,
@@ -959,6 +973,14 @@ class Node:
             if (self.members >> n) & 1:
                 return n
         return None
+
+    def summary(self):
+        """A JSON-able picture of this node for hosts and logs."""
+        return {"node": self.id, "synced": self.synced, "members": self.members,
+                "leader": self.leader, "epoch": self.epoch,
+                "applied_through": self.applied_through,
+                "digest": "".join("%02x" % b for b in self.digest),
+                "accuracy": [list(a) for a in self.accuracy], "stats": dict(self.stats)}
 
     def decisions(self, since=0):
         """Known decisions from sample ``since`` on: list of (sample, outcome, epoch, members)."""
