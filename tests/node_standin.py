@@ -86,7 +86,7 @@ def node_features(plan, i, n):
 
 
 def make_fleet(n, per_class=4, eval_per_class=1, epochs=2, batch=6, row_size=48,
-               agreement=True, gone_after=8, checkpoint_every=0, seed=3):
+               agreement=True, gone_after=8, checkpoint_every=0, seed=3, logit_scale=None):
     """(make(i, save) -> Node, schedule): each node owns a share of the quickstart data."""
     X, y = quickstart.dataset(per_class, seed)
     Xe, ye = quickstart.dataset(eval_per_class, seed + 1)
@@ -108,7 +108,7 @@ def make_fleet(n, per_class=4, eval_per_class=1, epochs=2, batch=6, row_size=48,
         return node_mod.Node(i, n, f, head, 3, row_size, sched,
                              data={"train": train[i], "eval": ev[i]}, agreement=agreement,
                              gone_after=gone_after, checkpoint_every=checkpoint_every,
-                             save=save, log=True)
+                             save=save, log=True, logit_scale=logit_scale)
 
     return make, sched
 

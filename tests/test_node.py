@@ -462,3 +462,22 @@ def test_digest_chain_is_the_same_with_the_pure_python_sha256():
     for kind, s, payload, after in nd.applied:
         d = wire.Sha256(d + kind.encode() + s.to_bytes(4, "little") + payload).digest()
         assert d == after
+
+
+def test_int16_partial_logits_halve_the_bytes_and_keep_agreement():
+    f32, _ = fleet(3, epochs=2)
+    i16, sched = fleet(3, loss=0.2, seed=6, epochs=3, logit_scale=1 / 1024)
+    assert i16.nodes[0].geo.ctrl_bytes == f32.nodes[0].geo.ctrl_bytes - 2 * 3
+    i16.run(sched.length + 8)
+    assert i16.consistent()
+    X, y = NS["quickstart"].dataset(4, 3)
+
+    def series_of(s):
+        phase, owner, k, _ = sched.at(s)
+        return bytes(X[k * 3 + owner])
+
+    for i, nd in enumerate(i16.nodes):  # the int16 sums replay exactly too
+        assert bytes(replay(nd, NS["make_fleet"](3)[0](i).head, series_of).save()) == \
+            bytes(nd.head.save())
+    nd = i16.nodes[0]
+    assert nd.sum_logits(b"\x00\x04\x00\xfc\x01\x00" * 2) == [2.0, -2.0, 2 / 1024]

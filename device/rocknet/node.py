@@ -17,6 +17,8 @@ round s: its owner (the node that "measured" it) sends the int8 series, label an
 the first ``series_rows`` rows. At the end of round s every node that decoded the series
 computes its PPV counts and its partial logits W_i f_i; in round s+1 every node sends them in
 its control message (``ctrl_rows`` rows per node, rows in node-id order after the series).
+Partial logits travel as float32, or with ``logit_scale`` as int16 codes (value = code *
+scale, clipped to +-32767 codes): half the bytes, and the codes are summed exactly.
 
 Agreement (DESIGN §6: every node applies the same update for every sample, or none does).
 A control message of round r carries: flags; the ack bitmap of which nodes' control messages
@@ -228,14 +230,16 @@ def _popcount(mask):
 class Geometry:
     """Row layout of a round: series rows first, then ``ctrl_rows`` rows per node."""
 
-    def __init__(self, n_nodes, length, n_classes, row_size, window):
+    def __init__(self, n_nodes, length, n_classes, row_size, window, logit_bytes=4):
         self.n = n_nodes
         self.nb = (n_nodes + 7) // 8
         self.c = n_classes
         self.window = window
         self.row_size = row_size
+        self.logit_bytes = logit_bytes  # 4: float32, 2: int16 fixed point
         self.series_bytes = _SERIES_HEAD + length
-        self.ctrl_bytes = 1 + 2 * self.nb + 4 * n_classes + 1 + window * (_ENTRY + self.nb)
+        self.ctrl_bytes = (1 + 2 * self.nb + logit_bytes * n_classes + 1
+                           + window * (_ENTRY + self.nb))
         self.series_rows = (self.series_bytes + row_size - 1) // row_size
         self.ctrl_rows = (self.ctrl_bytes + row_size - 1) // row_size
         self.m = self.series_rows + n_nodes * self.ctrl_rows
@@ -290,7 +294,8 @@ class Node:
     [series]}; ``agreement``: False for RockNet's behaviour; ``window``: decision entries
     relayed per message; ``gone_after``: rounds of silence before a member is removed or a
     leader replaced; ``pending``: undecided samples kept (ring); ``checkpoint_every``: applied
-    samples between checkpoints, handed to ``save(body)``; ``log``: keep ``applied``.
+    samples between checkpoints, handed to ``save(body)``; ``log``: keep ``applied``;
+    ``logit_scale``: send partial logits as int16 codes of this step (None: float32).
 
     Per round: ``begin_round(r)`` -> {row index: bytes}, then ``end_round(r, rows)``. State:
     ``digest``, ``applied_through``, ``synced``, ``members``, ``leader``, ``accuracy``,
@@ -299,7 +304,7 @@ class Node:
 
     def __init__(self, node_id, n_nodes, features, head, n_classes, row_size, schedule,
                  data=None, agreement=True, window=4, gone_after=8, pending=None,
-                 checkpoint_every=0, save=None, log=False, slice_=None):
+                 checkpoint_every=0, save=None, log=False, slice_=None, logit_scale=None):
         if not 0 <= node_id < n_nodes:
             raise ValueError("node_id %d outside 0..%d" % (node_id, n_nodes - 1))
         if gone_after < 2:
@@ -315,10 +320,14 @@ class Node:
         self.checkpoint_every = checkpoint_every
         self.save = save
         self.slice = slice_ if slice_ is not None else Slice(features)
-        self.geo = Geometry(n_nodes, self.slice.length, n_classes, row_size, window)
+        # partial logits on air: float32, or int16 fixed point (value = code * logit_scale)
+        self.logit_scale = logit_scale
+        self.logit_bytes = 4 if logit_scale is None else 2
+        self.geo = Geometry(n_nodes, self.slice.length, n_classes, row_size, window,
+                            self.logit_bytes)
         self.m = self.geo.m
         self.c = n_classes
-        self._fmt = "<%df" % n_classes
+        self._fmt = ("<%df" if logit_scale is None else "<%dh") % n_classes
         # Ring of undecided samples: counts, label, phase, partial-logit rows by node. A sample
         # waits ~5 rounds for its decision in the common case (decided in round s+2, relayed
         # back to the leader in s+4). Overwriting an undecided sample is harmless when its
@@ -476,7 +485,7 @@ class Node:
     def _ctrl_message(self, r):
         geo = self.geo
         flags = 0
-        logits = bytes(4 * self.c)
+        logits = bytes(self.logit_bytes * self.c)
         if self._own_logits is not None and self._own_logits[0] == r - 1:
             flags |= F_LOGITS
             logits = self._own_logits[1]
@@ -502,8 +511,9 @@ class Node:
         ack = int.from_bytes(data[1:1 + nb], "little")
         heard = int.from_bytes(data[1 + nb:1 + 2 * nb], "little")
         o = 1 + 2 * nb
-        logits = bytes(data[o:o + 4 * self.c]) if flags & F_LOGITS else None
-        o += 4 * self.c
+        w = self.logit_bytes * self.c
+        logits = bytes(data[o:o + w]) if flags & F_LOGITS else None
+        o += w
         cnt = min(data[o], self.window)
         o += 1
         win = []
@@ -540,22 +550,37 @@ class Node:
         counts = self._counts[i]
         self.slice.transform(msg[_SERIES_HEAD:], counts)
         p = self.head.partial_logits(counts)
-        self._own_logits = (r, struct.pack(self._fmt, *[float(v) for v in p]))
+        if self.logit_scale is None:
+            vals = [float(v) for v in p]
+        else:
+            inv = 1.0 / self.logit_scale
+            vals = [max(-32767, min(32767, int(round(float(v) * inv)))) for v in p]
+        self._own_logits = (r, struct.pack(self._fmt, *vals))
 
     def _sum(self, rows, members):
         """Summed logits (list of C floats) and the bytes summed, over ``members`` in id
         order; None if a member's logits are missing."""
-        z = [0.0] * self.c
         parts = []
         for n in _bits(members, self.n):
             b = rows.get(n) if rows is not None else None
             if b is None:
                 return None, None
             parts.append(b)
-            vals = struct.unpack(self._fmt, b)
+        summed = b"".join(parts)
+        return self.sum_logits(summed), summed
+
+    def sum_logits(self, summed):
+        """The logits z (C floats) from partial-logit messages laid end to end, summed in
+        that order (int16 codes are summed exactly, then scaled)."""
+        size = self.logit_bytes * self.c
+        z = [0.0] * self.c if self.logit_scale is None else [0] * self.c
+        for o in range(0, len(summed), size):
+            vals = struct.unpack(self._fmt, summed[o:o + size])
             for k in range(self.c):
                 z[k] += vals[k]
-        return z, b"".join(parts)
+        if self.logit_scale is not None:
+            z = [v * self.logit_scale for v in z]
+        return z
 
     def _use(self, s, z, summed, epoch, members):
         """Apply one sample whose logits are agreed (or, agreement off, whatever arrived)."""

@@ -11,7 +11,6 @@ the BLE simulator (`rocknet_host.sim`) drives the same cores through their Links
 from __future__ import annotations
 
 import random
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,7 +170,6 @@ def replay(node: Any, head: Any, series_of: Callable[[int], bytes]) -> Any:
     a checkpoint starts from that checkpoint instead: replay it from there (not done here)."""
     node_mod = import_device("rocknet.node")
     xp = import_device("rocknet.xp")
-    fmt = f"<{node.c}f"
     nb = node.geo.nb
     counts = xp.np.zeros(node.slice.n_features, dtype=xp.uint16)
     for kind, s, payload, _ in node.applied:
@@ -181,12 +179,7 @@ def replay(node: Any, head: Any, series_of: Callable[[int], bytes]) -> Any:
         if kind == "S":
             head.step()
         elif kind == "A" and payload[1] == node_mod.TRAIN:
-            z = [0.0] * node.c
-            body = payload[4 + nb:]
-            for o in range(0, len(body), 4 * node.c):
-                vals = struct.unpack(fmt, body[o:o + 4 * node.c])
-                for k in range(node.c):
-                    z[k] += vals[k]
+            z = node.sum_logits(payload[4 + nb:])
             node.slice.transform(series_of(s), counts)
             head.apply(xp.np.array(z, dtype=xp.float_), payload[0], counts)
     return head
