@@ -689,8 +689,8 @@ class Node:
             self.members = members
             self._since = since
 
-    def _decide(self, first, s, outcome, members):
-        changed = members != self.members
+    def _decide(self, first, s, outcome, members, new_epoch=False):
+        changed = new_epoch or members != self.members
         if outcome == DROP and not changed:
             # extend the previous run of DROPs: long outages fit one relay window entry
             e = self.entries.get(first - 1)
@@ -790,7 +790,8 @@ class Node:
         if not self.synced:
             return
         for q in self._mine:
-            if not self._confirmed.get(q) and self._round - self._mine[q] >= self.gone_after:
+            if q > self.applied_through and not self._confirmed.get(q) \
+                    and self._round - self._mine[q] >= self.gone_after:
                 if _popcount(self.members) > 1:
                     self._withdraw()
                     self._desync()
@@ -807,7 +808,7 @@ class Node:
         if not ok:
             return
         if not self.synced:  # refound: a new membership, from the next undecided sample on
-            self._decide(last + 1, s, DROP, M)
+            self._decide(last + 1, s, DROP, M, True)  # a new epoch even if M is unchanged
             self.stats["refounds"] += 1
             return
         # removals: missing too long, out of sync, or still asking to join long after joining
