@@ -43,6 +43,9 @@ def test_schedule_round_robin_batches_and_phases():
     assert s.at(17) is None and s.at(-1) is None
     ends = [k for k in range(s.length) if s.batch_end(k)]
     assert ends == [3, 5, 11, 13]  # a batch of 4, the remainder of 2, per epoch
+    back = node_mod.Schedule.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert [back.at(k) for k in range(-1, 19)] == [s.at(k) for k in range(-1, 19)]
+    assert back.batch == 4 and back.epochs == 2
 
 
 def test_geometry_series_then_one_control_message_per_node():

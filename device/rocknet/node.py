@@ -177,6 +177,16 @@ class Schedule:
         self.period = len(self.train) + len(self.eval)
         self.length = epochs * self.period + len(self.predict)
 
+    def to_dict(self):
+        """The schedule as a plan section (JSON): every node rebuilds the same order."""
+        return {"train": _counts(self.train), "eval": _counts(self.eval),
+                "predict": _counts(self.predict), "epochs": self.epochs, "batch": self.batch}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(d["train"], d.get("eval"), d.get("predict"), d.get("epochs", 1),
+                   d.get("batch", 128))
+
     def at(self, s):
         """(phase, owner, local index, epoch) of sample s, or None (idle)."""
         if s < 0 or s >= self.length:
@@ -199,6 +209,15 @@ class Schedule:
         p = s % self.period
         T = len(self.train)
         return p < T and ((p + 1) % self.batch == 0 or p == T - 1)
+
+
+def _counts(order):
+    out = []
+    for o, _ in order:
+        while len(out) <= o:
+            out.append(0)
+        out[o] += 1
+    return out
 
 
 def _round_robin(counts):
