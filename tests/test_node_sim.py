@@ -68,3 +68,16 @@ def test_crash_and_reboot_over_the_simulated_radio():
     assert log(back, since=joined, until=s) == log(fs.nodes[0], since=joined, until=s)
     assert any(e[0] == "A" for e in log(back, since=joined, until=s))
     assert all(nd.members == 0b1111 for nd in fs.nodes)
+
+
+def test_leader_crash_over_the_simulated_radio():
+    n = 4
+    fs, sched = sim(n, topo.grid(n, loss=0.1), epochs=3, per_class=3, gone_after=4,
+                    events=[Event(10, 0, "crash")])
+    fs.run(sched.length + 8)
+    ids = [1, 2, 3]
+    assert fs.consistent(ids)
+    assert all(fs.nodes[i].members == 0b1110 and fs.nodes[i].leader == 1 for i in ids)
+    s = min(fs.nodes[i].applied_through for i in ids)
+    assert s >= sched.length - 1
+    assert any(e[0] == "A" and e[1] > 20 for e in fs.nodes[3].applied)
