@@ -488,3 +488,15 @@ def test_int16_partial_logits_halve_the_bytes_and_keep_agreement():
             bytes(nd.head.save())
     nd = i16.nodes[0]
     assert nd.sum_logits(b"\x00\x04\x00\xfc\x01\x00" * 2) == [2.0, -2.0, 2 / 1024]
+
+
+def test_a_long_run_of_drops_is_one_entry_and_is_applied_without_expanding_it():
+    nd = NS["make_fleet"](3)[0](2)
+    nd.end_round(0, [None] * nd.m)
+    nd._round = 5000  # as if we had been listening for a long time
+    nd._learn([(4000, node_mod.DROP, 0, 0b111, 0, 4000)], 1)  # samples 0..4000 dropped
+    nd._apply_known()
+    assert nd.applied_through == 4000 and nd.synced
+    assert len(nd.known) <= 4 * nd.capacity + 2 and nd.stats["drop"] == 4001
+    nd._learn([(9000, node_mod.COMMIT, 0, 0b111, 0, 10)], 1)  # from the future: ignored
+    assert 9000 not in nd.known

@@ -673,17 +673,35 @@ class Node:
     def _learn(self, window, sender):
         """Merge a relay window. An entry decides samples s-back..s: DROP for all but s."""
         for s, outcome, epoch, members, since, back in window:
-            if s <= self.applied_through:
-                continue
+            if s <= self.applied_through or s > self._round:
+                continue  # old news, or nonsense (a decision is about a past sample)
             entry = (outcome, epoch, members, since, back)
             if self.entries.get(s) != entry:
                 self._enter(s, entry)
             if sender != self.id:
-                for q in range(max(s - back, self.applied_through + 1), s + 1):
+                for q in range(self._low(s - back, s), s + 1):
                     d = self.known.get(q)
                     want = outcome if q == s else DROP
                     if q in self._mine and d is not None and d[0] == want and d[1] == epoch:
                         self._confirmed[q] = True
+
+    def _low(self, first, s):
+        """First sample of an entry worth holding per sample: not applied yet, and not far
+        behind s (a long run of DROPs stays one entry; `_lookup` reads it on demand)."""
+        return max(first, self.applied_through + 1, s - 4 * self.capacity)
+
+    def _lookup(self, s):
+        """The known decision for sample s, from the per-sample table or a covering entry."""
+        d = self.known.get(s)
+        if d is not None:
+            return d
+        for k in self.entries:
+            e = self.entries[k]
+            if k - e[4] <= s < k:
+                d = (DROP, e[1], e[2], e[3])
+                self.known[s] = d
+                return d
+        return None
 
     def _enter(self, s, entry):
         outcome, epoch, members, since, back = entry
@@ -693,7 +711,7 @@ class Node:
             if e[0] == DROP and k - e[4] >= first:
                 del self.entries[k]  # a longer run of DROPs covers it
         self.entries[s] = entry
-        for q in range(max(first, self.applied_through + 1), s + 1):
+        for q in range(self._low(first, s), s + 1):
             d = (outcome if q == s else DROP, epoch, members, since)
             have = self.known.get(q)
             if have is None:
@@ -722,7 +740,7 @@ class Node:
         first = max(first, s - 0xFFFF)  # back is a u16
         epoch = (self.epoch + 1) & 0xFFFF if changed else self.epoch
         since = first if changed else self._since
-        for q in range(max(first, self.applied_through + 1), s + 1):
+        for q in range(self._low(first, s), s + 1):
             self._mine[q] = self._round
         self._enter(s, (outcome, epoch, members, since, s - first))
         self.stats["decided"] += 1
@@ -876,7 +894,7 @@ class Node:
         """Apply known decisions strictly in sample order, as far as they go."""
         while True:
             s = self.applied_through + 1
-            d = self.known.get(s)
+            d = self._lookup(s)
             if d is not None and self.synced and s in self._mine \
                     and not self._confirmed.get(s) and _popcount(self.members) > 1:
                 return  # our own decision: apply it once someone relayed it back
