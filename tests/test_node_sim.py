@@ -81,3 +81,27 @@ def test_leader_crash_over_the_simulated_radio():
     s = min(fs.nodes[i].applied_through for i in ids)
     assert s >= sched.length - 1
     assert any(e[0] == "A" and e[1] > 20 for e in fs.nodes[3].applied)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_crashes_over_the_simulated_radio_never_split_an_update(seed):
+    import random
+
+    rng = random.Random(seed)
+    n = rng.choice([3, 4, 5, 6])
+    events = []
+    for _ in range(rng.randrange(1, 3)):
+        node, r0, d = rng.randrange(n), rng.randrange(5, 30), rng.randrange(1, 20)
+        events += [Event(r0, node, "crash"), Event(r0 + d, node, "reboot")]
+    loss = rng.choice([0.0, 0.1, 0.3])
+    t = rng.choice([topo.full(n, loss), topo.line(n, loss=loss), topo.grid(n, loss=loss)])
+    fs, sched = sim(n, t, events=events, seed=seed, epochs=3, per_class=4, batch=4,
+                    checkpoint_every=3)
+    fs.run(sched.length + 30)
+    seen = {}
+    for nd in fs.nodes:
+        for e in nd.applied:
+            if e[0] in "AD":
+                seen.setdefault(e[1], set()).add((e[0], e[2] if e[0] == "A" else b""))
+    assert all(len(v) == 1 for v in seen.values())
+    assert all(nd.synced for nd in fs.nodes)
