@@ -2,10 +2,14 @@
 
 Each round every live node contributes its rows; every live receiver then gets each row of the
 round independently lost with probability ``loss`` (seeded), except its own rows, and takes the
-round with `Node.end_round`. Crash and reboot events happen before a round: a crashed node
-misses rounds; a rebooted node is built afresh by the factory and restores its last
-checkpoint (what its ``save`` callable stored). This tests agreement before any radio model:
-the BLE simulator (`rocknet_host.sim`) drives the same cores through their Links.
+round with `Node.end_round`. Events happen before a round: a crashed node misses rounds; a
+rebooted node is built afresh by the factory and restores its last checkpoint (what its
+``save`` callable stored); a deaf node hears nothing; a mute node is heard by nobody (a
+one-way link). This tests agreement before any radio model: `fleet_sim` drives the same
+cores through their Links on the BLE advertising simulator.
+
+Also here: `digest_at` and `outcomes` (compare nodes at a common sample), `replay` (rebuild a
+head block from a node's log) and `build_fleet` (node cores from a host plan and dataset).
 """
 
 from __future__ import annotations
