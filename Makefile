@@ -8,4 +8,4 @@ demo: setup
 	.venv/bin/rocknet bench features --dataset GunPoint --nodes 5
 
 test: setup
-	.venv/bin/python -m pytest -n 2
+	.venv/bin/python -m pytest -n 2 -q
