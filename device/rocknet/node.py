@@ -332,6 +332,10 @@ class Node:
             raise ValueError("node_id %d outside 0..%d" % (node_id, n_nodes - 1))
         if gone_after < 2:
             raise ValueError("gone_after must be >= 2 rounds")
+        hb = getattr(head, "batch", None)
+        if isinstance(hb, int) and hb < schedule.batch:
+            raise ValueError("the schedule's batch of %d exceeds the head's %d; build the "
+                             "Schedule with batch=%d" % (schedule.batch, hb, hb))
         self.id = node_id
         self.n = n_nodes
         self.head = head
