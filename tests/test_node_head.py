@@ -55,3 +55,54 @@ def test_schedule_batch_must_fit_the_head():
     sched = node_mod.Schedule([20, 20, 20], [10, 10, 10], batch=16)
     with pytest.raises(ValueError, match="batch=8"):
         node_mod.Node(0, 3, None, nd.head, 3, 80, sched, slice_=nd.slice)
+
+
+RUN_SRC = """
+from rocknet import head as head_mod
+sched = node_mod.Schedule([10, 10, 10], [5, 5, 5], epochs=2, batch=8)
+nodes = []
+for i in range(3):
+    d = {"train": [tuple(x) for x in datas[i]["train"]],
+         "eval": [tuple(x) for x in datas[i]["eval"]]}
+    nodes.append(node_mod.Node(i, 3, plans[i]["features"], head_mod.Head(plans[i]), 3, 80,
+                               sched, data=d, log=True))
+run_lossy(nodes, sched.length + 6, 13, 5)
+s = min(nd.applied_through for nd in nodes)
+res = []
+for nd in nodes:
+    d, log = None, []
+    for e in nd.applied:
+        if e[1] <= s:
+            d = e[3]
+            if e[0] in "AD":
+                log.append([e[1], e[0]])
+    res.append((d, log))
+result = {"same": all(r == res[0] for r in res), "log": res[0][1],
+          "acc": [list(a) for a in nodes[0].accuracy]}
+"""
+
+
+def test_real_head_same_decisions_in_both_runtimes(device):
+    """Three nodes with the real head, 5 % row loss (13/256), inside the runtime: digests
+    agree there; decisions and evaluation counts match CPython's."""
+    from node_standin import SETUP_SRC, standin_namespace
+    from rocknet_host.fleet_run import owner_split
+
+    ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)
+    p = plan.fit(ds, 3, n_features=336, seed=0)
+    plans = head_plan.node_plans(p, head_plan.sections(p, ds.X_train, batch=8, passes=2))
+    Q, Qe = p.quantizer(ds.X_train).astype("int8"), p.quantizer(ds.X_test).astype("int8")
+    tr, te = owner_split(30, 3), owner_split(15, 3)
+    datas = [{"train": [[Q[k].tobytes(), int(ds.y_train[k])] for k in range(*tr[i])],
+              "eval": [[Qe[k].tobytes(), int(ds.y_test[k])] for k in range(*te[i])]}
+             for i in range(3)]
+    device.exec(SETUP_SRC)
+    device.set(plans=plans, datas=datas)
+    got = device.call(RUN_SRC)
+    assert got["same"]
+    ref = standin_namespace()
+    ref.update(plans=plans, datas=datas)
+    exec(compile(RUN_SRC, "<run>", "exec"), ref)
+    assert [list(x) for x in got["log"]] == [list(x) for x in ref["result"]["log"]]
+    assert [list(a) for a in got["acc"]] == ref["result"]["acc"]
+    assert any(k == "A" for _, k in ref["result"]["log"])
