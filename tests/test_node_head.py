@@ -106,3 +106,16 @@ def test_real_head_same_decisions_in_both_runtimes(device):
     assert [list(x) for x in got["log"]] == [list(x) for x in ref["result"]["log"]]
     assert [list(a) for a in got["acc"]] == ref["result"]["acc"]
     assert any(k == "A" for _, k in ref["result"]["log"])
+
+
+def test_a_head_configured_for_int16_rows_sets_the_node_wire():
+    ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)
+    p = plan.fit(ds, 3, n_features=336, seed=0)
+    nps = head_plan.node_plans(p, head_plan.sections(p, ds.X_train, batch=8, passes=3,
+                                                     wire="int16"))
+    make, sched = build_fleet(p, ds, lambda i, nf, c: head_mod.Head(nps[i]), row_size=80,
+                              epochs=3, batch=8, log=True)
+    fr = FleetRun(3, make, loss=0.05, seed=4).run(sched.length + 6)
+    nd = fr.nodes[0]
+    assert nd.logit_bytes == 2 and nd.logit_scale == nd.head.logit_scale
+    assert fr.consistent() and nd.stats["commit"] > 0

@@ -347,7 +347,10 @@ class Node:
         self.checkpoint_every = checkpoint_every
         self.save = save
         self.slice = slice_ if slice_ is not None else Slice(features)
-        # partial logits on air: float32, or int16 fixed point (value = code * logit_scale)
+        # partial logits on air: float32, or int16 fixed point (value = code * logit_scale);
+        # a head configured for int16 rows (rocknet.head's ``wire``) sets it by default
+        if logit_scale is None and getattr(head, "wire", None) == "int16":
+            logit_scale = head.logit_scale
         self.logit_scale = logit_scale
         self.logit_bytes = 4 if logit_scale is None else 2
         self.geo = Geometry(n_nodes, self.slice.length, n_classes, row_size, window,
