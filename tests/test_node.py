@@ -48,6 +48,19 @@ def test_schedule_round_robin_batches_and_phases():
     assert back.batch == 4 and back.epochs == 2
 
 
+def test_schedule_gap_idles_after_every_batch():
+    s = node_mod.Schedule([3, 2], [1, 1], epochs=2, batch=2, gap=2)
+    # training 0,1 | idle idle | 2,3 | idle idle | 4 | idle idle | eval eval
+    assert s.period == 5 + 3 * 2 + 2 and s.length == 2 * s.period
+    kinds = [None if s.at(k) is None else s.at(k)[0] for k in range(s.period)]
+    T, E = node_mod.TRAIN, node_mod.EVAL
+    assert kinds == [T, T, None, None, T, T, None, None, T, None, None, E, E]
+    assert [k for k in range(s.period) if s.batch_end(k)] == [1, 5, 8]
+    assert s.last_batch_end(4) == 1 and s.last_batch_end(9) == 8
+    assert s.last_batch_end(s.period) == 8 and s.last_batch_end(1) == -1
+    assert node_mod.Schedule.from_dict(s.to_dict()).to_dict() == s.to_dict()
+
+
 def test_geometry_series_then_one_control_message_per_node():
     g = node_mod.Geometry(n_nodes=5, length=64, n_classes=3, row_size=40, window=4)
     assert g.series_rows == 2  # label, phase + 64 values

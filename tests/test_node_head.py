@@ -119,3 +119,48 @@ def test_a_head_configured_for_int16_rows_sets_the_node_wire():
     nd = fr.nodes[0]
     assert nd.logit_bytes == 2 and nd.logit_scale == nd.head.logit_scale
     assert fr.consistent() and nd.stats["commit"] > 0
+
+
+@pytest.mark.parametrize("gap,loss", [(4, 0.0), (2, 0.1)])
+def test_with_a_batch_gap_the_fleet_trains_exactly_the_central_model(gap, loss):
+    """Idle rounds after each batch (``gap``) plus the node's rule "do not score a sample
+    before applying the last batch end": every committed sample is scored with the stepped
+    weights everywhere, so each node's block equals, bit for bit, the same columns of one
+    central head trained on the committed samples in the same order."""
+    import numpy as np
+    from rocknet_host.fleet_run import owner_split
+
+    ds = data.synthetic(n_train=60, n_test=30, length=64, n_classes=3, seed=2)
+    p3 = plan.fit(ds, 3, n_features=336, seed=0)
+    p1 = plan.fit(ds, 1, n_features=336, seed=0)  # same kernels and biases, one node
+    nps = head_plan.node_plans(p3, head_plan.sections(p3, ds.X_train, batch=8, passes=3))
+    central = head_mod.Head(head_plan.node_plans(
+        p1, head_plan.sections(p1, ds.X_train, batch=8, passes=3))[0])
+    make, _ = build_fleet(p3, ds, lambda i, nf, c: head_mod.Head(nps[i]), row_size=80,
+                          epochs=3, batch=8, log=True)
+    sched = node_mod.Schedule([20, 20, 20], [10, 10, 10], epochs=3, batch=8, gap=gap)
+
+    def make_gap(i, save=None):
+        nd = make(i, save)
+        return node_mod.Node(i, 3, None, nd.head, 3, 80, sched, data=nd.data, log=True,
+                             slice_=nd.slice)
+
+    fr = FleetRun(3, make_gap, loss=loss, seed=1).run(sched.length + 8)
+    assert fr.consistent()
+    Q = p1.quantizer(ds.X_train).astype("int8")
+    tr = owner_split(60, 3)
+    whole = import_device("rocknet.minirocket").Slice(p1.node_features(0))
+    applied = 0
+    for e in fr.nodes[0].applied:
+        if e[0] == "A" and e[2][1] == node_mod.TRAIN:
+            _, owner, k, _ = sched.at(e[1])
+            counts = whole.transform(Q[tr[owner][0] + k].tobytes())
+            central.apply(central.partial_logits(counts), e[2][0], counts)
+            applied += 1
+        elif e[0] == "S":
+            central.step()
+    assert applied > 40
+    W = np.array(central.weights, dtype=float)
+    for i, nd in enumerate(fr.nodes):
+        assert np.array_equal(np.array(nd.head.weights, dtype=float),
+                              W[:, p3.node_feature_index(i)])

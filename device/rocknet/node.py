@@ -167,29 +167,42 @@ class Schedule:
 
     ``train``, ``eval``, ``predict``: samples held per owner (list index = node id). Each phase
     goes round-robin over owners, each owner's samples in order. Sample s is, for s < epochs *
-    (T + E), training then evaluation of epoch s // (T + E); then one prediction pass; then
+    period, training then evaluation of epoch s // period; then one prediction pass; then
     nothing (idle rounds). Batches of ``batch`` training samples, plus the remainder at the end
-    of each epoch.
+    of each epoch. ``gap`` idle samples follow every batch: time for the batch's decisions to
+    reach every node, so the next samples are scored with the stepped weights everywhere
+    (the node then refuses to score a sample before it applied the last batch end; see
+    `Node`), which makes the fleet train exactly what one central model would.
     """
 
-    def __init__(self, train, eval=None, predict=None, epochs=1, batch=128):
+    def __init__(self, train, eval=None, predict=None, epochs=1, batch=128, gap=0):
         self.train = _round_robin(train)
         self.eval = _round_robin(eval or [])
         self.predict = _round_robin(predict or [])
         self.epochs = epochs
         self.batch = max(1, batch)
-        self.period = len(self.train) + len(self.eval)
+        self.gap = max(0, gap)
+        # one epoch's training part: index into self.train, or -1 for an idle (gap) slot
+        slots = []
+        T = len(self.train)
+        for k in range(T):
+            slots.append(k)
+            if (k + 1) % self.batch == 0 or k == T - 1:
+                slots.extend([-1] * self.gap)
+        self._slots = slots
+        self.period = len(slots) + len(self.eval)
         self.length = epochs * self.period + len(self.predict)
 
     def to_dict(self):
         """The schedule as a plan section (JSON): every node rebuilds the same order."""
         return {"train": _counts(self.train), "eval": _counts(self.eval),
-                "predict": _counts(self.predict), "epochs": self.epochs, "batch": self.batch}
+                "predict": _counts(self.predict), "epochs": self.epochs, "batch": self.batch,
+                "gap": self.gap}
 
     @classmethod
     def from_dict(cls, d):
         return cls(d["train"], d.get("eval"), d.get("predict"), d.get("epochs", 1),
-                   d.get("batch", 128))
+                   d.get("batch", 128), d.get("gap", 0))
 
     def at(self, s):
         """(phase, owner, local index, epoch) of sample s, or None (idle)."""
@@ -199,11 +212,14 @@ class Schedule:
             o, k = self.predict[s - self.epochs * self.period]
             return PREDICT, o, k, self.epochs
         e, p = divmod(s, self.period)
-        T = len(self.train)
-        if p < T:
-            o, k = self.train[p]
+        n = len(self._slots)
+        if p < n:
+            k = self._slots[p]
+            if k < 0:
+                return None
+            o, k = self.train[k]
             return TRAIN, o, k, e
-        o, k = self.eval[p - T]
+        o, k = self.eval[p - n]
         return EVAL, o, k, e
 
     def batch_end(self, s):
@@ -211,8 +227,19 @@ class Schedule:
         if s < 0 or s >= self.epochs * self.period:
             return False
         p = s % self.period
-        T = len(self.train)
-        return p < T and ((p + 1) % self.batch == 0 or p == T - 1)
+        if p >= len(self._slots):
+            return False
+        k = self._slots[p]
+        return k >= 0 and ((k + 1) % self.batch == 0 or k == len(self.train) - 1)
+
+    def last_batch_end(self, s):
+        """The last sample before s that closes a batch (-1 if none)."""
+        q = s - 1
+        while q >= 0 and q >= s - self.period - 1:
+            if self.batch_end(q):
+                return q
+            q -= 1
+        return -1
 
 
 def _counts(order):
@@ -409,7 +436,7 @@ class Node:
         self.stats = {"rounds": 0, "commit": 0, "drop": 0, "skipped": 0, "decided": 0,
                       "steps": 0, "desynced": 0, "conflicts": 0, "joined": 0, "removed": 0,
                       "checkpoints": 0, "series_missed": 0, "evicted": 0, "withdrawn": 0,
-                      "refounds": 0, "series_bad": 0}
+                      "refounds": 0, "series_bad": 0, "stale": 0}
 
     # ----- round I/O -----
 
@@ -579,6 +606,12 @@ class Node:
         self._slot_rows[i] = None
         counts = self._counts[i]
         self.slice.transform(msg[_SERIES_HEAD:], counts)
+        if self.agreement and self.schedule.gap and self.synced \
+                and self.applied_through < self.schedule.last_batch_end(r):
+            # the last batch's step is not applied here yet: scoring now would mix old and
+            # new weights across the fleet; send no logits (the sample is DROPped)
+            self.stats["stale"] += 1
+            return
         p = self.head.partial_logits(counts)
         if self.logit_scale is None:
             vals = [float(v) for v in p]
