@@ -91,10 +91,16 @@ others re-decided as DROP; it is out of the fleet by then, and its log says what
 
 Batches and checkpoints. A sample closes a batch by its schedule position, whatever its outcome,
 so every member steps at the same sample (a member that applied nothing in the batch does not
-step). With ``checkpoint_every=K`` the node saves at the first batch boundary after K applied
-samples: weights, optimizer and the sample it stands at, never half a batch. After a reboot
-`restore` puts that back and the node asks to rejoin (it counts again from the sample the
-joining decision names).
+step). Decisions arrive a few rounds late, so right after a batch end some nodes would score
+the next samples with the old weights, others with the new ones: still agreed and replayable,
+but not what a central model computes. With ``Schedule(gap=g)`` idle rounds follow each batch
+and a node sends no partial logits for a sample before it applied the last batch end (the
+sample is then DROPped): every committed sample is scored with the stepped weights
+everywhere, and each block equals the same columns of one central head trained on the
+committed samples, bit for bit (tests/test_node_head.py). With ``checkpoint_every=K`` the
+node saves at the first batch boundary after K applied samples: weights, optimizer and the
+sample it stands at, never half a batch. After a reboot `restore` puts that back and the node
+asks to rejoin (it counts again from the sample the joining decision names).
 
 Agreement off (``agreement=False``) is RockNet's behaviour: each node sums whatever partial
 logits it decoded for s at the end of round s+1 and updates at once (for comparisons).
