@@ -136,16 +136,9 @@ def test_with_a_batch_gap_the_fleet_trains_exactly_the_central_model(gap, loss):
     nps = head_plan.node_plans(p3, head_plan.sections(p3, ds.X_train, batch=8, passes=3))
     central = head_mod.Head(head_plan.node_plans(
         p1, head_plan.sections(p1, ds.X_train, batch=8, passes=3))[0])
-    make, _ = build_fleet(p3, ds, lambda i, nf, c: head_mod.Head(nps[i]), row_size=80,
-                          epochs=3, batch=8, log=True)
-    sched = node_mod.Schedule([20, 20, 20], [10, 10, 10], epochs=3, batch=8, gap=gap)
-
-    def make_gap(i, save=None):
-        nd = make(i, save)
-        return node_mod.Node(i, 3, None, nd.head, 3, 80, sched, data=nd.data, log=True,
-                             slice_=nd.slice)
-
-    fr = FleetRun(3, make_gap, loss=loss, seed=1).run(sched.length + 8)
+    make, sched = build_fleet(p3, ds, lambda i, nf, c: head_mod.Head(nps[i]), row_size=80,
+                              epochs=3, batch=8, gap=gap, log=True)
+    fr = FleetRun(3, make, loss=loss, seed=1).run(sched.length + 8)
     assert fr.consistent()
     Q = p1.quantizer(ds.X_train).astype("int8")
     tr = owner_split(60, 3)

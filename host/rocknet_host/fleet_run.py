@@ -201,14 +201,14 @@ def owner_split(n_samples: int, n_nodes: int) -> list[tuple[int, int]]:
 
 
 def build_fleet(plan: Any, dataset: Any, head_factory: Callable[[int, int, int], Any], *,
-                row_size: int, epochs: int = 1, batch: int = 128,
+                row_size: int, epochs: int = 1, batch: int = 128, gap: int = 0,
                 **node_kw: Any) -> tuple[Factory, Any]:
     """Node cores for a host `plan.Plan` and a `data.Dataset`: node i computes its plan slice,
     owns a contiguous share of the training and test series (quantized with the plan's
     quantizer; the test series are the evaluation phase) and holds the head block
     ``head_factory(i, n_features_i, n_classes)``. Returns (factory(i, save) -> Node,
-    schedule); ``node_kw`` goes to `Node` (agreement, window, gone_after, checkpoint_every,
-    log, ...)."""
+    schedule); ``gap`` idle rounds follow each batch (`node.Schedule`); ``node_kw`` goes to
+    `Node` (agreement, window, gone_after, checkpoint_every, log, ...)."""
     node_mod = import_device("rocknet.node")
     n = plan.n_nodes
     Qtr = plan.quantizer(dataset.X_train).astype("int8")
@@ -216,7 +216,7 @@ def build_fleet(plan: Any, dataset: Any, head_factory: Callable[[int, int, int],
     tr = owner_split(len(Qtr), n)
     te = owner_split(len(Qte), n)
     sched = node_mod.Schedule([b - a for a, b in tr], [b - a for a, b in te], epochs=epochs,
-                              batch=batch)
+                              batch=batch, gap=gap)
     c = plan.n_classes
 
     def make(i: int, save: Callable[[bytes], None] | None = None) -> Any:
