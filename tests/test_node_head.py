@@ -157,3 +157,44 @@ def test_with_a_batch_gap_the_fleet_trains_exactly_the_central_model(gap, loss):
     for i, nd in enumerate(fr.nodes):
         assert np.array_equal(np.array(nd.head.weights, dtype=float),
                               W[:, p3.node_feature_index(i)])
+
+
+def test_over_the_simulated_radio_the_fleet_learns_the_central_model():
+    """Four boards on a 2x2 grid with 20 % link loss, coded rounds over BLE adverts: every
+    sample commits, the test set is learned, and each block is the central head's."""
+    import numpy as np
+    from rocknet_host.fleet_run import owner_split
+    from rocknet_host.fleet_sim import FleetSim
+    from rocknet_host.sim import topology as topo
+    from rocknet_host.sim.radio import profile
+
+    ds = data.synthetic(n_train=60, n_test=30, length=64, n_classes=3, seed=2)
+    n = 4
+    pn = plan.fit(ds, n, n_features=336, seed=0)
+    p1 = plan.fit(ds, 1, n_features=336, seed=0)
+    nps = head_plan.node_plans(pn, head_plan.sections(pn, ds.X_train, batch=8, passes=3))
+    central = head_mod.Head(head_plan.node_plans(
+        p1, head_plan.sections(p1, ds.X_train, batch=8, passes=3))[0])
+    make, sched = build_fleet(pn, ds, lambda i, nf, c: head_mod.Head(nps[i]), row_size=80,
+                              epochs=3, batch=8, gap=4, log=True)
+    fs = FleetSim(topo.grid(n, loss=0.2), profile("nrf52840-ext"),
+                  lambda i, rs, save: make(i, save), 80, seed=3)
+    fs.run(sched.length + 8)
+    assert fs.consistent()
+    assert fs.nodes[0].stats["commit"] >= 0.9 * 3 * 90
+    _, correct, seen = fs.nodes[0].accuracy[-1]
+    assert correct >= 0.9 * seen and seen >= 27
+    Q = p1.quantizer(ds.X_train).astype("int8")
+    tr = owner_split(60, n)
+    whole = import_device("rocknet.minirocket").Slice(p1.node_features(0))
+    for e in fs.nodes[0].applied:
+        if e[0] == "A" and e[2][1] == node_mod.TRAIN:
+            _, owner, k, _ = sched.at(e[1])
+            counts = whole.transform(Q[tr[owner][0] + k].tobytes())
+            central.apply(central.partial_logits(counts), e[2][0], counts)
+        elif e[0] == "S":
+            central.step()
+    W = np.array(central.weights, dtype=float)
+    for i, nd in enumerate(fs.nodes):
+        assert np.array_equal(np.array(nd.head.weights, dtype=float),
+                              W[:, pn.node_feature_index(i)])
