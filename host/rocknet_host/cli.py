@@ -10,7 +10,8 @@ import sys
 from . import __version__
 
 # module names under rocknet_host.commands
-COMMANDS = ["datasets", "plan", "validate", "bench", "virtual_board", "flash", "deploy"]
+COMMANDS = ["datasets", "plan", "validate", "bench", "virtual_board", "flash", "deploy",
+            "simulate"]
 
 
 class UserError(Exception):

@@ -1,0 +1,129 @@
+"""`rocknet simulate [DATASET] --nodes N`: a fleet learning together over the simulated BLE
+medium (node cores in CPython), with live accuracy and a summary against the float baseline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .. import simulate
+from ..cli import UserError
+from ..fleet_run import Event
+from ..sim.radio import PROFILES
+from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="a fleet learning together over the simulated BLE radio")
+    add_dataset_args(p, positional=True, default="GunPoint")
+    add_plan_args(p)
+    d = simulate.Config()
+    p.add_argument("--mode", choices=simulate.MODES, default=d.mode,
+                   help="head training: gradient (softmax, default) or ridge (squared loss, "
+                        "round-by-round updates)")
+    p.add_argument("--epochs", type=int, default=d.epochs,
+                   help=f"passes over the training set (default {d.epochs})")
+    p.add_argument("--batch", type=int, default=d.batch, help=f"mini-batch (default {d.batch})")
+    p.add_argument("--topology", choices=simulate.TOPOLOGIES, default=d.topology)
+    p.add_argument("--hops", type=int, default=None,
+                   help="line/grid/random: radio range in hops (default: the sparsest connected)")
+    p.add_argument("--loss", type=float, default=d.loss, help="per-link packet loss (0..1)")
+    p.add_argument("--radio", choices=list(PROFILES), default=d.radio, help="radio profile")
+    p.add_argument("--crash", action="append", default=[], metavar="NODE@ROUND",
+                   help="node NODE crashes before round ROUND (repeatable)")
+    p.add_argument("--reboot", action="append", default=[], metavar="NODE@ROUND",
+                   help="node NODE reboots from its last checkpoint before ROUND (repeatable)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the aeon MiniRocket + RidgeClassifierCV baseline")
+    p.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
+    p.set_defaults(func=run)
+
+
+def parse_events(crash: list[str], reboot: list[str]) -> list[Event]:
+    out = []
+    for action, specs in (("crash", crash), ("reboot", reboot)):
+        for spec in specs:
+            node, sep, rnd = spec.partition("@")
+            try:
+                if not sep:
+                    raise ValueError
+                ev = Event(int(rnd), int(node), action)
+            except ValueError:
+                raise UserError(f"--{action} {spec!r}: expected NODE@ROUND, e.g. 2@100") from None
+            if ev.round_no < 0 or ev.node < 0:
+                raise UserError(f"--{action} {spec!r}: node and round must be >= 0")
+            out.append(ev)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    events = parse_events(args.crash, args.reboot)
+    ds = load_dataset(args)
+    pl = fit_plan(args, ds)
+    cfg = simulate.Config(mode=args.mode, epochs=args.epochs, batch=args.batch,
+                          topology=args.topology, hops=args.hops, loss=args.loss,
+                          radio=args.radio, events=events, seed=args.seed)
+    con = Console()
+    try:
+        sim = simulate.Simulation(pl, ds, cfg)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    con.print(f"[bold]{ds.name}[/]: {pl.n_nodes} nodes, {pl.n_features} features, {args.mode} "
+              f"head, {args.epochs} epochs, {sim.topo.kind} topology, loss {args.loss:g}, "
+              f"{args.radio} ({sim.sched.length} rounds)")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("rounds"), TimeElapsedColumn(), console=con) as prog:
+        task = prog.add_task("training", total=sim.sched.length)
+
+        def on_progress(p: simulate.Progress) -> None:
+            if p.epoch is not None:
+                acc = "-" if p.accuracy is None else f"{p.accuracy:.3f}"
+                prog.update(task, description=f"epoch {p.epoch}/{args.epochs} acc {acc}")
+            elif p.round_no == args.epochs * sim.sched.period + 1:
+                prog.update(task, description="predicting the test set")
+            prog.update(task, completed=p.round_no)
+
+        res = sim.run(on_progress)
+    if not args.no_reference:
+        with con.status("aeon MiniRocket + RidgeClassifierCV reference"):
+            res["reference_accuracy"] = simulate.reference_accuracy(ds, args.seed)
+    show(con, res)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
+        con.print(f"wrote {args.json}")
+    return 0
+
+
+def show(con: Console, res: dict[str, Any]) -> None:
+    ref = res["reference_accuracy"]
+    t = Table(title=f"{res['dataset']}: {res['nodes']} nodes over simulated BLE",
+              show_header=False)
+    t.add_row("test accuracy (fleet, over the air)",
+              f"{res['accuracy']:.3f} ({res['predicted']}/{res['n_test']} predicted)")
+    t.add_row("reference (aeon MiniRocket + RidgeCV)", "-" if ref is None else f"{ref:.3f}")
+    t.add_row("simulated time", f"{res['sim_time_s']:.1f} s "
+              f"(mean round {1000 * res['mean_round_s']:.0f} ms)")
+    t.add_row("rounds", f"{res['rounds']} ({res['rounds_complete']} fully decoded)")
+    t.add_row("samples committed / dropped", f"{res['committed']} / {res['dropped']}")
+    t.add_row("crashed nodes", ", ".join(map(str, res["crashed"])) or "none")
+    t.add_row("all live nodes agree", "[green]yes[/]" if res["consistent"] else "[red]NO[/]")
+    t.add_row("wall-clock", f"{res['wall_s']:.1f} s (CPython node cores)")
+    con.print(t)
+    nt = Table(title=f"per node (energy: {res['energy_model']})")
+    for col in ("node", "state", "airtime s", "radio rx s", "energy J", "adverts tx",
+                "commit", "drop"):
+        nt.add_column(col, justify="right")
+    for p in res["per_node"]:
+        state = "up" if p["alive"] and p["synced"] else ("crashed" if not p["alive"] else "out")
+        if p["reboots"] and state == "up":
+            state = "rejoined"
+        nt.add_row(str(p["node"]), state, f"{p['airtime_s']:.2f}", f"{p['radio_rx_s']:.1f}",
+                   f"{p['energy_j']:.2f}", str(p["tx_adverts"]), str(p["commit"]),
+                   str(p["drop"]))
+    con.print(nt)
