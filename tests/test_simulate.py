@@ -54,6 +54,16 @@ def test_a_crash_and_a_reboot_the_fleet_finishes(tmp_path):
     assert res["accuracy_all"] == pytest.approx(res["accuracy"] * 120 / 150)
 
 
+def test_ridge_over_a_lossy_line_every_round_completes(tmp_path):
+    """Four hops of 10 %-loss links: the round deadline grows with the hop diameter, so
+    rounds complete and nearly every sample commits."""
+    res = simulate(tmp_path, "--mode", "ridge", "--epochs", "4", "--features", "1000",
+                   "--topology", "line", "--loss", "0.1", "--no-reference")
+    assert res["topology"]["hops"] == 4 and res["deadline_s"] > 1.0
+    assert res["consistent"] is True and res["predicted"] == 150
+    assert res["committed"] >= 0.95 * (4 * 50 + 150) and res["accuracy"] >= 0.8
+
+
 def test_bad_event_spec_is_a_user_error(capsys):
     assert main(["simulate", "--crash", "two@5"]) == 2
     assert "NODE@ROUND" in capsys.readouterr().err

@@ -45,6 +45,7 @@ class Config:
     radio: str = "nrf52840-ext"
     events: list[Event] = field(default_factory=list)
     seed: int = 0
+    deadline_s: float | None = None  # round deadline; None: by hop diameter (deadline_for)
     tail: int = 64  # extra rounds at most for the last decisions to land
 
 
@@ -54,6 +55,12 @@ class Progress:
     total: int  # rounds in the schedule
     epoch: int | None = None  # set when an epoch just ended
     accuracy: float | None = None  # host estimate at that point
+
+
+def deadline_for(topo: topology.Topology) -> float:
+    """Round deadline: 1 s for one hop, 0.6 s more per further hop (a round floods the whole
+    fleet; a round cut short by its deadline drops its sample)."""
+    return 1.0 + 0.6 * max(0, topo.diameter - 1)
 
 
 def reference_accuracy(ds: Dataset, seed: int = 0) -> float:
@@ -121,8 +128,9 @@ class Simulation:
             raise ValueError(f"the {cfg.topology} topology of {n} nodes is not connected; "
                              "raise --hops or choose another topology")
         self.topo = topo
+        self.deadline_s = cfg.deadline_s or deadline_for(topo)
         self.fleet = FleetSim(topo, self.model, make, self.row_size, seed=cfg.seed,
-                              events=cfg.events)
+                              deadline_s=self.deadline_s, events=cfg.events)
         self.test_counts = [reference.slice_counts(Qte, plan.node_features(i))
                             for i in range(n)]
 
@@ -228,6 +236,7 @@ class Simulation:
             "epochs": self.cfg.epochs, "features": self.plan.n_features,
             "variant": self.plan.variant, "topology": self.topo.describe(),
             "loss": self.cfg.loss, "radio": self.cfg.radio, "row_size": self.row_size,
+            "deadline_s": self.deadline_s,
             "events": [[e.node, e.round_no, e.action] for e in self.cfg.events],
             # accuracy over the test series the fleet predicted (a crashed node's own series
             # never go on air); accuracy_all counts the unpredicted ones as wrong

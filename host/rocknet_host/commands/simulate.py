@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hops", type=int, default=None,
                    help="line/grid/random: radio range in hops (default: the sparsest connected)")
     p.add_argument("--loss", type=float, default=d.loss, help="per-link packet loss (0..1)")
+    p.add_argument("--deadline", type=float, default=None, metavar="S",
+                   help="round deadline in seconds (default: 1 s + 0.6 s per hop beyond one)")
     p.add_argument("--radio", choices=list(PROFILES), default=d.radio, help="radio profile")
     p.add_argument("--crash", action="append", default=[], metavar="NODE@ROUND",
                    help="node NODE crashes before round ROUND (repeatable)")
@@ -67,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     pl = fit_plan(args, ds)
     cfg = simulate.Config(mode=args.mode, epochs=args.epochs, batch=args.batch,
                           topology=args.topology, hops=args.hops, loss=args.loss,
-                          radio=args.radio, events=events, seed=args.seed)
+                          radio=args.radio, events=events, seed=args.seed,
+                          deadline_s=args.deadline)
     con = Console()
     try:
         sim = simulate.Simulation(pl, ds, cfg)
