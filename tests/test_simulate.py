@@ -43,7 +43,7 @@ def test_a_crash_and_a_reboot_the_fleet_finishes(tmp_path):
     res = simulate(tmp_path, "--epochs", "3", "--features", "1000", "--topology", "grid",
                    "--crash", "3@40", "--crash", "1@60", "--reboot", "1@90",
                    "--no-reference")
-    assert res["crashed"] == [3]
+    assert res["crashed"] == [3] and res["members"] == [0, 1, 2, 4]
     assert res["reference_accuracy"] is None
     node3, node1 = res["per_node"][3], res["per_node"][1]
     assert not node3["alive"] and node3["crashes"] == 1

@@ -160,7 +160,8 @@ class Simulation:
 
     def consistent(self) -> bool:
         """Live nodes that never left applied the same updates (equal digests at a common
-        sample); a node that rejoined applied the same decisions from its joining sample."""
+        sample); a node that rejoined applied the same decisions from its joining sample. A
+        live node the fleet removed (cut off) counts up to where it stopped."""
         fs = self.fleet
         live = [i for i in range(self.n) if fs.alive[i]]
         if not live:
@@ -216,6 +217,7 @@ class Simulation:
         y = self.ds.y_test
         correct = sum(1 for s, c in preds.items() if c == int(y[self.test_index[s]]))
         cur = energy.current_model()
+        members = fs.nodes[ref].members if ref is not None else 0
         per_node = []
         for i, st in enumerate(fs.medium.snapshot()):
             nd = fs.nodes[i]
@@ -223,6 +225,7 @@ class Simulation:
                                  st.alive_us / 1e6)
             per_node.append({
                 "node": i, "alive": bool(fs.alive[i]), "synced": bool(nd.synced),
+                "member": bool(members >> i & 1), "applied_through": nd.applied_through,
                 "crashes": st.crashes, "reboots": st.reboots,
                 "airtime_s": st.airtime_us / 1e6, "radio_rx_s": st.rx_us / 1e6,
                 "energy_j": e_mj / 1000.0, "tx_adverts": st.tx_adverts,
@@ -242,12 +245,14 @@ class Simulation:
             # never go on air); accuracy_all counts the unpredicted ones as wrong
             "accuracy": correct / len(preds) if preds else 0.0,
             "accuracy_all": correct / len(y), "predicted": len(preds), "n_test": int(len(y)),
-            "reference_accuracy": None, "curve": curve, "consistent": self.consistent(),
+            "reference_accuracy": None, "accuracy_estimate_by_epoch": curve,
+            "consistent": self.consistent(),
             "sim_time_s": fs.medium.now / 1e6, "rounds": len(rounds),
             "rounds_complete": sum(1 for x in rounds if x.complete),
             "mean_round_s": float(np.mean([x.elapsed_s for x in rounds])) if rounds else 0.0,
             "committed": stats["commit"], "dropped": stats["drop"],
             "crashed": [i for i in range(self.n) if not fs.alive[i]],
+            "members": [i for i in range(self.n) if members >> i & 1],
             "energy_model": cur.source, "wall_s": wall_s, "runtime": "cpython",
             "per_node": per_node,
         }

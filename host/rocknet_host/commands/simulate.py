@@ -115,6 +115,7 @@ def show(con: Console, res: dict[str, Any]) -> None:
     t.add_row("rounds", f"{res['rounds']} ({res['rounds_complete']} fully decoded)")
     t.add_row("samples committed / dropped", f"{res['committed']} / {res['dropped']}")
     t.add_row("crashed nodes", ", ".join(map(str, res["crashed"])) or "none")
+    t.add_row("members at the end", ", ".join(map(str, res["members"])) or "none")
     t.add_row("all live nodes agree", "[green]yes[/]" if res["consistent"] else "[red]NO[/]")
     t.add_row("wall-clock", f"{res['wall_s']:.1f} s (CPython node cores)")
     con.print(t)
@@ -123,9 +124,12 @@ def show(con: Console, res: dict[str, Any]) -> None:
                 "commit", "drop"):
         nt.add_column(col, justify="right")
     for p in res["per_node"]:
-        state = "up" if p["alive"] and p["synced"] else ("crashed" if not p["alive"] else "out")
-        if p["reboots"] and state == "up":
-            state = "rejoined"
+        if not p["alive"]:
+            state = "crashed"
+        elif not p["member"]:
+            state = "removed"  # alive but cut off; JSON applied_through says where it stopped
+        else:
+            state = "rejoined" if p["reboots"] else "up"
         nt.add_row(str(p["node"]), state, f"{p['airtime_s']:.2f}", f"{p['radio_rx_s']:.1f}",
                    f"{p['energy_j']:.2f}", str(p["tx_adverts"]), str(p["commit"]),
                    str(p["drop"]))
