@@ -5,7 +5,7 @@ setup:
 	@bash tools/bootstrap.sh
 
 demo: setup
-	.venv/bin/rocknet bench features --dataset GunPoint --nodes 5
+	.venv/bin/rocknet simulate
 
 test: setup
 	.venv/bin/python -m pytest -n 2 -q
