@@ -15,7 +15,7 @@ def fleet_model(device, nodes, n_features, n_train, passes, **opts):
     return c.global_weights(r.weights), r.bias, secs[0]["w_scale"], r.lam
 
 
-@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_twenty_nodes_train_the_central_model(device, optimizer):
     big = getattr(device, "name", "") == "cpython"
     n_features, n_train, passes = (2000, 50, 3) if big else (1000, 24, 1)

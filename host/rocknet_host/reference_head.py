@@ -138,7 +138,7 @@ class Twin:
         self.cfg = cfg
         self.mode = cfg.get("mode", "gradient")
         self.solver = cfg.get("solver", "sgd")
-        self.optimizer = cfg.get("optimizer", "momentum")
+        self.optimizer = cfg.get("optimizer", "sgd")
         self.batch = int(cfg.get("batch", 8))
         self.lr = float(cfg.get("lr", 1e-4))
         self.mom = float(cfg.get("momentum", 0.9))

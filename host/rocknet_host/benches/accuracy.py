@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", action="append", default=[], metavar="DIR")
     p.add_argument("--nodes", type=int, default=20)
     p.add_argument("--mode", choices=(*MODES, "both"), default="both")
-    p.add_argument("--optimizer", choices=head_plan.OPTIMIZERS, default="momentum")
+    p.add_argument("--optimizer", choices=head_plan.OPTIMIZERS, default="sgd")
     p.add_argument("--runtime", choices=("cpython", "micropython", "twin"), default="cpython")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (plan and aeon)")
     p.add_argument("--features", type=int, default=10_000)
@@ -70,6 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="partial logits on the air; both: int16 measured next to float32")
     p.add_argument("--passes", type=int, default=None, help="override the mode's passes")
     p.add_argument("--rocknet-passes", type=int, default=300)
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="test-set evaluation every K passes (default 1; micropython 10)")
     p.add_argument("--board", default="adafruit_feather_nrf52840",
                    help="board whose heap budget decides ridge's dual solve")
     p.add_argument("--heap", action="store_true",
@@ -147,8 +149,9 @@ def run_mode(args: argparse.Namespace, pl: plan.Plan, ds: data.Dataset, mode: st
         out = twin_train(pl, secs, codes[0], ds.y_train, codes[1], ds.y_test, seed,
                          args.passes)
     else:
+        every = args.eval_every or (10 if args.runtime == "micropython" else 1)
         r = train.train(head_plan.node_plans(pl, secs), counts[0], ds.y_train, counts[1],
-                        ds.y_test, runtime=args.runtime, seed=seed)
+                        ds.y_test, runtime=args.runtime, seed=seed, eval_every=every)
         out = {"accuracy": r.accuracy, "curve": r.curve, "passes": r.passes,
                "samples_broadcast": r.samples_broadcast, "passes_to_final": r.passes_to_final,
                "bytes_per_node": r.bytes_per_node, "lambda": r.lam, "saturated": r.saturated}
@@ -183,7 +186,10 @@ def heap_per_node(pl: plan.Plan, secs: list[dict[str, Any]], series: np.ndarray
 
 
 def run(args: argparse.Namespace) -> int:
-    result = measure(args)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small matrices: BLAS threads only contend
+        result = measure(args)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
