@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import head_plan
 from . import plan as planmod
 from .boards import Board
 from .fleet import Fleet, Group
@@ -37,10 +38,9 @@ def fixed_bytes(length: int, max_dilation: int) -> int:
 
 
 def bytes_per_feature(board: Board, n_classes: int) -> int:
-    """Per feature: int16 bias, uint16 denominator, uint16 count, float PPV; and per class a
-    float weight, a float gradient accumulator and two 8-bit Adam moments (RockNet's head)."""
-    fb = board.float_bits // 8
-    return 2 + 2 + 2 + fb + n_classes * (2 * fb + 2)
+    """Per feature: the slice's int16 bias, uint16 denominator and uint16 count, plus what the
+    default head (plain SGD, batch 8, int16 weights) holds per feature on this board's float."""
+    return 6 + head_plan.head_bytes_per_feature(n_classes, board.float_bits // 8)
 
 
 def node_bytes(board: Board, n_features: int, n_classes: int, length: int,
@@ -235,9 +235,10 @@ def without(fleet: Fleet, lost: list[int]) -> tuple[Fleet, dict[int, int]]:
 
 
 def write(pl: planmod.Plan, split: FleetSplit, out: str | Path,
-          mapping: dict[int, int] | None = None) -> list[Path]:
+          mapping: dict[int, int] | None = None,
+          node_plans: list[dict[str, Any]] | None = None) -> list[Path]:
     """The plan files (plan.write) plus fleet_plan.json: board, port, kernels, memory per node."""
-    paths = planmod.write(pl, out)
+    paths = planmod.write(pl, out, node_plans)
     info = {"format": "rocknet-fleet-plan", "nodes": split.rows(),
             "memory_model": {"overhead_bytes": OVERHEAD_BYTES, "temp_bytes": TEMP_BYTES}}
     if mapping is not None:

@@ -71,6 +71,26 @@ def dual_max(n_features: int, n_classes: int, features: dict[str, Any], budget: 
     return n
 
 
+def head_bytes_per_feature(n_classes: int, float_bytes: int, optimizer: str = "sgd",
+                           batch: int = 8) -> int:
+    """Heap bytes one more feature costs a gradient-mode head (weights, codes, scaling, batch
+    codes, optimizer state), read off the device `Head`'s own arrays (`state_bytes`) for a
+    one-kernel slice of 1 and of 101 features, so the figure follows head.py's layout."""
+    from .runtime import import_device
+
+    Head = import_device("rocknet.head").Head
+
+    def total(nb: int) -> int:
+        feats = {"length": 32, "dilations": [1], "kernels": [[0, 1, 2]],
+                 "biases_per_dilation": [nb], "biases": [0] * nb, "centre": [0]}
+        head = {"optimizer": optimizer, "batch": batch, "scaling": "plan",
+                "mean": [0.0] * nb, "std": [1.0] * nb}
+        h = Head({"classes": n_classes, "features": feats}, head)
+        return sum(h.state_bytes(float_bytes).values())
+
+    return math.ceil((total(101) - total(1)) / 100)
+
+
 def node_codes(plan: Plan, node: int, X: np.ndarray) -> np.ndarray:
     """A node's 8-bit feature codes of float series X (via the bit-exact reference)."""
     feats = plan.node_features(node)
