@@ -68,3 +68,81 @@ def test_bad_event_spec_is_a_user_error(capsys):
     assert main(["simulate", "--crash", "two@5"]) == 2
     assert "NODE@ROUND" in capsys.readouterr().err
     assert main(["simulate", "--nodes", "3", "--crash", "7@5", "--epochs", "1"]) == 2
+
+
+def test_micropython_node_cores_learn_gunpoint_on_the_same_path(tmp_path):
+    """Every node core (Node + Head + Link) in its own MicroPython 1.29 + ulab, node 1 crashed
+    and rebooted from its checkpoint: the whole GunPoint test set predicted over the air at
+    >= 0.95, the fleet agrees, every node reports its peak heap, and the air traffic is the
+    CPython run's to the microsecond (same rounds, same decisions: the device code path
+    decides the same in both runtimes)."""
+    argv = ("--nodes", "3", "--epochs", "2", "--features", "1000", "--no-reference",
+            "--crash", "1@40", "--reboot", "1@70")
+    report = tmp_path / "mpy.html"
+    res = simulate_n(tmp_path, *argv, "--runtime", "micropython", "--report", str(report))
+    assert res["runtime"] == "micropython"
+    assert res["accuracy"] >= 0.95 and res["predicted"] == res["n_test"] == 150
+    assert res["consistent"] is True and res["members"] == [0, 1, 2]
+    assert res["per_node"][1]["reboots"] == 1 and res["per_node"][1]["synced"]
+    for p in res["per_node"]:
+        heap, board = p["peak_heap_bytes"], p["peak_heap_board_bytes"]
+        assert isinstance(heap, int) and isinstance(board, int)
+        assert 10_000 < board <= heap < 1_000_000
+    ref = simulate_n(tmp_path, *argv)
+    assert ref["runtime"] == "cpython"
+    for k in ("rounds", "committed", "dropped", "sim_time_s", "rounds_complete", "predicted"):
+        assert res[k] == ref[k], k
+    assert [p["tx_adverts"] for p in res["per_node"]] == [p["tx_adverts"] for p in ref["per_node"]]
+    assert abs(res["accuracy"] - ref["accuracy"]) <= 0.02  # float64 here, float32 boards
+    page = report.read_text()
+    assert page.count("data:image/png;base64,") == 4  # accuracy, memory, energy, rounds
+    assert "float64" in page
+
+
+def simulate_n(tmp_path, *argv):
+    out = tmp_path / "sim_n.json"
+    assert main(["simulate", "GunPoint", *argv, "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_html_report_is_self_contained(tmp_path, capsys):
+    from html.parser import HTMLParser
+
+    report = tmp_path / "report.html"
+    res = simulate_n(tmp_path, "--nodes", "3", "--epochs", "2", "--features", "500",
+                     "--no-reference", "--crash", "2@30", "--report", str(report))
+    assert f"wrote {report}" in capsys.readouterr().out
+    assert len(res["accuracy_by_sim_time"]) == 2 and len(res["round_elapsed_s"]) == res["rounds"]
+    (e1, t1, a1), (e2, t2, a2) = res["accuracy_by_sim_time"]
+    assert (e1, e2) == (1, 2) and 0 < t1 < t2 < res["sim_time_s"]
+    assert [e1, a1] == list(res["accuracy_estimate_by_epoch"][0])
+    page = report.read_text()
+
+    class Check(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.imgs, self.text = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.imgs.append(dict(attrs))
+            elif tag not in ("meta", "br"):
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.stack and self.stack.pop() == tag, tag
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    chk = Check()
+    chk.feed(page)
+    chk.close()
+    assert page.startswith("<!DOCTYPE html>") and chk.stack == []
+    srcs = [i["src"] for i in chk.imgs]
+    assert len(srcs) == 3  # accuracy, energy, rounds (no heap: CPython node cores)
+    assert all(s.startswith("data:image/png;base64,iVBORw0KGgo") for s in srcs)
+    assert {i["alt"] for i in chk.imgs} == {"accuracy", "energy", "round times"}
+    text = " ".join(chk.text)
+    assert "Accuracy over simulated time" in text and f"{res['accuracy']:.3f}" in text
+    assert "Not measured" in text and "http" not in page  # nothing fetched from the network

@@ -9,6 +9,12 @@ bit-exact reference counts): a progress figure only, the reported accuracy is th
 
 Ridge trains round by round with the head's local updates (``solver="sgd"``); its dual closed
 form needs a Gram all-reduce the node protocol does not carry yet.
+
+``runtime="micropython"``: every node core (Node + Head + Link) runs in its own MicroPython
+1.29 + ulab interpreter (`fleet_mpy`), the device's code path; the medium stays here and
+adverts cross as bytes. Each node then reports its peak heap (``peak_heap_bytes``, measured
+in the WebAssembly build where floats are float64, and ``peak_heap_board_bytes`` with the
+head's floats counted as float32; method in `fleet_mpy`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from .sim import energy, topology
 from .sim.radio import profile
 
 MODES = ("gradient", "ridge")
+RUNTIMES = ("cpython", "micropython")
 TOPOLOGIES = ("full", "line", "grid", "random")
 WINDOW = 4  # decision entries relayed per control message (Node's default)
 
@@ -47,6 +54,7 @@ class Config:
     seed: int = 0
     deadline_s: float | None = None  # round deadline; None: by hop diameter (deadline_for)
     tail: int = 64  # extra rounds at most for the last decisions to land
+    runtime: str = "cpython"  # where node cores run: cpython or micropython
 
 
 @dataclass
@@ -88,6 +96,8 @@ class Simulation:
             raise ValueError(f"mode must be one of {MODES}, not {cfg.mode!r}")
         if cfg.epochs < 1:
             raise ValueError("--epochs must be at least 1")
+        if cfg.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, not {cfg.runtime!r}")
         n = plan.n_nodes
         for ev in cfg.events:
             if not 0 <= ev.node < n:
@@ -115,13 +125,25 @@ class Simulation:
             self.test_index[s] = te[o][0] + k
         reboots = any(ev.action == "reboot" for ev in cfg.events)
         c = plan.n_classes
+        every = 4 * cfg.batch if reboots else 0
+        self.mpy: Any = None
+        if cfg.runtime == "micropython":
+            from .fleet_mpy import MpyFleet
+
+            self.mpy = MpyFleet(n)
+            sched_d = self.sched.to_dict()
 
         def make(i: int, row_size: int, save: Callable[[bytes], None]) -> Any:
             d = {"train": [(Qtr[k].tobytes(), int(ds.y_train[k])) for k in range(*tr[i])],
                  "predict": [Qte[k].tobytes() for k in range(*te[i])]}
+            if self.mpy is not None:
+                return self.mpy.node(i, n_nodes=n, node_plan=nps[i], n_classes=c,
+                                     row_size=row_size, schedule=sched_d, data=d, save=save,
+                                     window=WINDOW, checkpoint_every=every,
+                                     twin=lambda: head_mod.Head(nps[i]))
             return node_mod.Node(i, n, plan.node_features(i), head_mod.Head(nps[i]), c,
                                  row_size, self.sched, data=d, save=save, log=True,
-                                 window=WINDOW, checkpoint_every=4 * cfg.batch if reboots else 0)
+                                 window=WINDOW, checkpoint_every=every)
 
         topo = topology.build(cfg.topology, n, hops=cfg.hops, loss=cfg.loss, seed=cfg.seed)
         if not topo.connected:
@@ -129,10 +151,25 @@ class Simulation:
                              "raise --hops or choose another topology")
         self.topo = topo
         self.deadline_s = cfg.deadline_s or deadline_for(topo)
-        self.fleet = FleetSim(topo, self.model, make, self.row_size, seed=cfg.seed,
-                              deadline_s=self.deadline_s, events=cfg.events)
+        try:
+            self.fleet = FleetSim(topo, self.model, make, self.row_size, seed=cfg.seed,
+                                  deadline_s=self.deadline_s, events=cfg.events)
+        except BaseException:
+            self.close()
+            raise
         self.test_counts = [reference.slice_counts(Qte, plan.node_features(i))
                             for i in range(n)]
+
+    def close(self) -> None:
+        """Stop the MicroPython interpreters (if any); `run` does it when it finishes."""
+        if self.mpy is not None:
+            self.mpy.close()
+
+    def __enter__(self) -> Simulation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ----- views -----
 
@@ -189,9 +226,16 @@ class Simulation:
     # ----- run -----
 
     def run(self, on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
+        try:
+            return self._run(on_progress)
+        finally:
+            self.close()
+
+    def _run(self, on_progress: Callable[[Progress], None] | None) -> dict[str, Any]:
         fs, sched, cfg = self.fleet, self.sched, self.cfg
         t0 = time.perf_counter()
         curve: list[tuple[int, float | None]] = []
+        timed: list[tuple[int, float, float | None]] = []  # (epoch, sim time s, accuracy)
         period = sched.period
         for r in range(sched.length):
             fs.step()
@@ -200,6 +244,7 @@ class Simulation:
                 p.epoch = (r + 1) // period
                 p.accuracy = self.estimate_accuracy()
                 curve.append((p.epoch, p.accuracy))
+                timed.append((p.epoch, fs.medium.now / 1e6, p.accuracy))
             if on_progress is not None:
                 on_progress(p)
         last = sched.length - 1
@@ -208,7 +253,9 @@ class Simulation:
             if all(fs.nodes[i].applied_through >= last for i in live):
                 break
             fs.step()
-        return self._result(curve, time.perf_counter() - t0)
+        res = self._result(curve, time.perf_counter() - t0)
+        res["accuracy_by_sim_time"] = timed
+        return res
 
     def _result(self, curve: list[tuple[int, float | None]], wall_s: float) -> dict[str, Any]:
         fs = self.fleet
@@ -219,6 +266,8 @@ class Simulation:
         cur = energy.current_model()
         members = fs.nodes[ref].members if ref is not None else 0
         per_node = []
+        if self.mpy is not None:
+            self.mpy.sample(fs.alive)
         for i, st in enumerate(fs.medium.snapshot()):
             nd = fs.nodes[i]
             e_mj = cur.energy_mj(st.tx_us / 1e6, st.rx_us / 1e6, st.cpu_us / 1e6,
@@ -232,6 +281,10 @@ class Simulation:
                 "rx_delivered": st.rx_delivered, "commit": nd.stats["commit"],
                 "drop": nd.stats["drop"], "peak_heap_bytes": None,
             })
+            if self.mpy is not None:
+                heap, board = self.mpy.peak_heap(i)
+                per_node[-1]["peak_heap_bytes"] = heap  # WebAssembly build: float64 floats
+                per_node[-1]["peak_heap_board_bytes"] = board  # head floats as float32
         stats = fs.nodes[ref].stats if ref is not None else {"commit": 0, "drop": 0}
         rounds = fs.rounds
         return {
@@ -250,9 +303,10 @@ class Simulation:
             "sim_time_s": fs.medium.now / 1e6, "rounds": len(rounds),
             "rounds_complete": sum(1 for x in rounds if x.complete),
             "mean_round_s": float(np.mean([x.elapsed_s for x in rounds])) if rounds else 0.0,
+            "round_elapsed_s": [x.elapsed_s for x in rounds],
             "committed": stats["commit"], "dropped": stats["drop"],
             "crashed": [i for i in range(self.n) if not fs.alive[i]],
             "members": [i for i in range(self.n) if members >> i & 1],
-            "energy_model": cur.source, "wall_s": wall_s, "runtime": "cpython",
+            "energy_model": cur.source, "wall_s": wall_s, "runtime": self.cfg.runtime,
             "per_node": per_node,
         }

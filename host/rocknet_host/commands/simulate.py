@@ -1,5 +1,6 @@
 """`rocknet simulate [DATASET] --nodes N`: a fleet learning together over the simulated BLE
-medium (node cores in CPython), with live accuracy and a summary against the float baseline."""
+medium (node cores in CPython, or each in its own MicroPython with ``--runtime micropython``),
+with live accuracy, a summary against the float baseline, ``--json`` and ``--report`` HTML."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from rich.table import Table
 from .. import simulate
 from ..cli import UserError
 from ..fleet_run import Event
+from ..micropython import RuntimeMissing
+from ..sim import html_report
 from ..sim.radio import PROFILES
 from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 
@@ -42,7 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="node NODE reboots from its last checkpoint before ROUND (repeatable)")
     p.add_argument("--no-reference", action="store_true",
                    help="skip the aeon MiniRocket + RidgeClassifierCV baseline")
+    p.add_argument("--runtime", choices=simulate.RUNTIMES, default=d.runtime,
+                   help="where node cores run: cpython (fast, default) or micropython (each "
+                        "node in its own MicroPython 1.29 + ulab, the device's code path; "
+                        "reports peak heap per node; much slower)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write a self-contained HTML report with plots to FILE.html")
     p.set_defaults(func=run)
 
 
@@ -70,15 +79,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = simulate.Config(mode=args.mode, epochs=args.epochs, batch=args.batch,
                           topology=args.topology, hops=args.hops, loss=args.loss,
                           radio=args.radio, events=events, seed=args.seed,
-                          deadline_s=args.deadline)
+                          deadline_s=args.deadline, runtime=args.runtime)
     con = Console()
     try:
         sim = simulate.Simulation(pl, ds, cfg)
-    except ValueError as exc:
+    except (ValueError, RuntimeMissing) as exc:
         raise UserError(str(exc)) from None
     con.print(f"[bold]{ds.name}[/]: {pl.n_nodes} nodes, {pl.n_features} features, {args.mode} "
               f"head, {args.epochs} epochs, {sim.topo.kind} topology, loss {args.loss:g}, "
-              f"{args.radio} ({sim.sched.length} rounds)")
+              f"{args.radio} ({sim.sched.length} rounds), node cores in {args.runtime}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("rounds"), TimeElapsedColumn(), console=con) as prog:
         task = prog.add_task("training", total=sim.sched.length)
@@ -100,37 +109,38 @@ def run(args: argparse.Namespace) -> int:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
         con.print(f"wrote {args.json}")
+    if args.report:
+        html_report.write(res, args.report)
+        con.print(f"wrote {args.report}")
     return 0
 
 
 def show(con: Console, res: dict[str, Any]) -> None:
-    ref = res["reference_accuracy"]
     t = Table(title=f"{res['dataset']}: {res['nodes']} nodes over simulated BLE",
               show_header=False)
-    t.add_row("test accuracy (fleet, over the air)",
-              f"{res['accuracy']:.3f} ({res['predicted']}/{res['n_test']} predicted)")
-    t.add_row("reference (aeon MiniRocket + RidgeCV)", "-" if ref is None else f"{ref:.3f}")
-    t.add_row("simulated time", f"{res['sim_time_s']:.1f} s "
-              f"(mean round {1000 * res['mean_round_s']:.0f} ms)")
-    t.add_row("rounds", f"{res['rounds']} ({res['rounds_complete']} fully decoded)")
-    t.add_row("samples committed / dropped", f"{res['committed']} / {res['dropped']}")
-    t.add_row("crashed nodes", ", ".join(map(str, res["crashed"])) or "none")
-    t.add_row("members at the end", ", ".join(map(str, res["members"])) or "none")
-    t.add_row("all live nodes agree", "[green]yes[/]" if res["consistent"] else "[red]NO[/]")
-    t.add_row("wall-clock", f"{res['wall_s']:.1f} s (CPython node cores)")
+    for label, value in html_report.summary_rows(res):
+        if label == "all live nodes agree":
+            value = "[green]yes[/]" if res["consistent"] else "[red]NO[/]"
+        t.add_row(label, value)
     con.print(t)
-    nt = Table(title=f"per node (energy: {res['energy_model']})")
-    for col in ("node", "state", "airtime s", "radio rx s", "energy J", "adverts tx",
-                "commit", "drop"):
+    heap = html_report.heap_measured(res)
+    nt = Table(title=f"per node (energy: {res['energy_model']})",
+               caption=("peak heap: gc.mem_alloc() in MicroPython's WebAssembly build (float64 "
+                        "floats); board: the head's floats as float32") if heap else None)
+    cols = ["node", "state", "airtime s", "radio rx s", "energy J", "adverts tx", "commit",
+            "drop"]
+    if heap:
+        cols += ["peak heap KB", "board KB"]
+    for col in cols:
         nt.add_column(col, justify="right")
     for p in res["per_node"]:
-        if not p["alive"]:
-            state = "crashed"
-        elif not p["member"]:
-            state = "removed"  # alive but cut off; JSON applied_through says where it stopped
-        else:
-            state = "rejoined" if p["reboots"] else "up"
-        nt.add_row(str(p["node"]), state, f"{p['airtime_s']:.2f}", f"{p['radio_rx_s']:.1f}",
-                   f"{p['energy_j']:.2f}", str(p["tx_adverts"]), str(p["commit"]),
-                   str(p["drop"]))
+        # removed: alive but cut off; JSON applied_through says where it stopped
+        row = [str(p["node"]), html_report.node_state(p), f"{p['airtime_s']:.2f}",
+               f"{p['radio_rx_s']:.1f}", f"{p['energy_j']:.2f}", str(p["tx_adverts"]),
+               str(p["commit"]), str(p["drop"])]
+        if heap:
+            hb, bb = p.get("peak_heap_bytes"), p.get("peak_heap_board_bytes")
+            row += ["-" if hb is None else f"{hb / 1024:.1f}",
+                    "-" if bb is None else f"{bb / 1024:.1f}"]
+        nt.add_row(*row)
     con.print(nt)
