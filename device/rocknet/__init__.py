@@ -10,3 +10,12 @@ def demo(**kwargs):
     from .quickstart import run
 
     return run(**kwargs)
+
+
+def run(**kwargs):
+    """Train this board's part of the fleet from the files `rocknet deploy --plan-dir` put
+    on it (plan, fleet key, data); prints progress and the result. Keyword arguments go to
+    ``rocknet.board.main`` (file paths, and ``Runner``'s options)."""
+    from .board import main
+
+    return main(**kwargs)

@@ -1,4 +1,5 @@
-"""Install rocknet on boards: the package (``.mpy`` or ``.py``), the node's plan and the fleet key.
+"""Install rocknet on boards: the package (``.mpy`` or ``.py``), the node's plan, data file and the
+fleet key, and optionally a code.py/main.py that starts training at boot.
 
 Safe against a board that disconnects mid-copy: files go to a staging folder that Python cannot
 import (``/lib/.rocknet-new``), every file is verified by hash *on the board*, a manifest is
@@ -36,6 +37,9 @@ OLD_DIR = "/lib/.rocknet-old"
 SHADOW_DIR = "/rocknet"             # a `mpremote cp -r rocknet :` copy would shadow /lib
 PLAN_FILE = "/rocknet_plan.bin"     # this node's plan (node_XX.plan from `rocknet plan`)
 KEY_FILE = "/rocknet_key.bin"       # the fleet's network key
+DATA_FILE = "/rocknet_data.bin"     # this node's own samples (node_XX.data from `rocknet plan`)
+AUTOSTART = {"circuitpython": "/code.py", "micropython": "/main.py"}  # run at every boot
+AUTOSTART_CODE = b"import rocknet\nrocknet.run()\n"
 MANIFEST = "MANIFEST.json"          # written last into the package folder
 KEY_NAME = "fleet.key"              # the key's file name next to the plans
 MPY_VERSION = 6                     # mpy-cross 1.29 emits mpy v6.3
@@ -414,7 +418,8 @@ class Reporter:
 
 
 def bundle_for(info: dict[str, Any], plan: bytes | None = None, key: bytes | None = None,
-               device_dir: Path = DEVICE_DIR, fmt: str | None = None) -> Bundle:
+               device_dir: Path = DEVICE_DIR, fmt: str | None = None,
+               data: bytes | None = None, autostart: bool = False) -> Bundle:
     """The right artefacts for a board as described by Target.describe()."""
     sources = package_sources(device_dir)
     if fmt is None:
@@ -433,6 +438,11 @@ def bundle_for(info: dict[str, Any], plan: bytes | None = None, key: bytes | Non
         extra[PLAN_FILE] = plan
     if key is not None:
         extra[KEY_FILE] = key
+    if data is not None:
+        extra[DATA_FILE] = data
+    if autostart:  # last: CircuitPython restarts code.py as soon as it changes
+        impl = "circuitpython" if info.get("impl") == "circuitpython" else "micropython"
+        extra[AUTOSTART[impl]] = AUTOSTART_CODE
     return Bundle(package, extra, fmt)
 
 
@@ -527,6 +537,12 @@ def read_plan(plan_dir: Path, node: int) -> bytes:
     return path.read_bytes()
 
 
+def read_data(plan_dir: Path, node: int) -> bytes | None:
+    """node_XX.data beside the plans (written by `rocknet plan`), or None if there is none."""
+    path = Path(plan_dir) / f"node_{node:02d}.data"
+    return path.read_bytes() if path.exists() else None
+
+
 def fleet_key(path: Path) -> bytes:
     """The fleet's network key: read it, or make a new random 16-byte key the first time."""
     path = Path(path)
@@ -547,12 +563,14 @@ def fleet_key(path: Path) -> bytes:
 def deploy_one(port: str, plan: bytes | None, key: bytes | None,
                report: Reporter | None = None, fmt: str | None = None,
                opener: Callable[[str], Target] = open_target,
-               device_dir: Path = DEVICE_DIR) -> Result:
+               device_dir: Path = DEVICE_DIR, data: bytes | None = None,
+               autostart: bool = False) -> Result:
     """Open the board, build its artefacts, install; errors come back in the Result."""
     target: Target | None = None
     try:
         target = opener(port)
-        bundle = bundle_for(target.describe(), plan, key, device_dir=device_dir, fmt=fmt)
+        bundle = bundle_for(target.describe(), plan, key, device_dir=device_dir, fmt=fmt,
+                            data=data, autostart=autostart)
         return install(target, bundle, package_version(device_dir), report)
     except DeployError as exc:
         return Result(port, ok=False, message=str(exc))

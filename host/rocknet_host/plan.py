@@ -323,15 +323,18 @@ def fit(
     )
 
 
-def write(plan: Plan, out_dir: str | Path) -> list[Path]:
-    """One checked ``node_XX.plan`` per node plus ``fleet.json``, each written atomically."""
+def write(plan: Plan, out_dir: str | Path,
+          node_plans: list[dict[str, Any]] | None = None) -> list[Path]:
+    """One checked ``node_XX.plan`` per node plus ``fleet.json``, each written atomically.
+    ``node_plans`` replaces ``plan.node_plan(i)`` (e.g. with training sections added)."""
     store = import_device("rocknet.store")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(plan.n_nodes):
         path = out / node_file(i)
-        body = json.dumps(plan.node_plan(i), separators=(",", ":")).encode()
+        np_i = plan.node_plan(i) if node_plans is None else node_plans[i]
+        body = json.dumps(np_i, separators=(",", ":")).encode()
         store.write(str(path), PLAN_KIND, PLAN_VERSION, body)
         paths.append(path)
     fleet = out / "fleet.json"

@@ -1,5 +1,6 @@
-"""`rocknet deploy --port P [--port P2 ...] | --fleet fleet.toml [--plan-dir DIR]`: install the
-package (and each node's plan and the fleet key) on every board, verified by hash on the board."""
+"""`rocknet deploy --port P [--port P2 ...] | --fleet fleet.toml [--plan-dir DIR] [--autostart]`:
+install the package (and each node's plan, data file and the fleet key) on every board,
+verified by hash on the board."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Install rocknet on each board. A port is a serial device (/dev/ttyACM0, "
                     "COM5), a URL (socket://127.0.0.1:PORT for `rocknet virtual-board`) or a "
                     "mounted CIRCUITPY drive folder. With --plan-dir, board i (in --port or "
-                    "fleet order) also gets node_XX.plan for node i and the fleet key.")
+                    "fleet order) also gets node_XX.plan and node_XX.data for node i and the "
+                    "fleet key.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--port", action="append", metavar="PORT", help="a board (repeatable)")
     src.add_argument("--fleet", metavar="FLEET.TOML", help="fleet file with boards and ports")
@@ -33,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("auto", "mpy", "py"), default="auto",
                    help="package files: .mpy from mpy-cross (MicroPython) or .py (default auto)")
     p.add_argument("--jobs", type=int, default=4, help="boards deployed at once (default 4)")
+    p.add_argument("--autostart", action="store_true",
+                   help="also install code.py (CircuitPython) or main.py (MicroPython) holding "
+                        "`import rocknet; rocknet.run()`: the board trains at every boot "
+                        "(replaces an existing code.py/main.py)")
     p.set_defaults(func=run)
 
 
@@ -59,6 +65,7 @@ def _nodes(args: argparse.Namespace) -> tuple[list[str], Path | None, Path | Non
 def run(args: argparse.Namespace) -> int:
     ports, plan_dir, key_file = _nodes(args)
     plans: list[bytes | None] = [None] * len(ports)
+    datas: list[bytes | None] = [None] * len(ports)
     key = None
     if plan_dir is not None:
         if not plan_dir.is_dir():
@@ -70,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
                             f"given: re-plan with --nodes {len(ports)}")
         try:
             plans = [dp.read_plan(plan_dir, i) for i in range(len(ports))]
+            datas = [dp.read_data(plan_dir, i) for i in range(len(ports))]
             key = dp.fleet_key(key_file or plan_dir / dp.KEY_NAME)
         except dp.DeployError as exc:
             raise UserError(str(exc)) from None
@@ -83,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
         def one(i: int) -> dp.Result:
             rep = _Bar(prog, tasks[i], ports[i], i if plan_dir else None)
-            res = dp.deploy_one(ports[i], plans[i], key, rep, fmt)
+            res = dp.deploy_one(ports[i], plans[i], key, rep, fmt, data=datas[i],
+                                autostart=args.autostart)
             desc = ("[green]up to date[/]" if res.up_to_date else
                     "[green]installed[/]" if res.ok else "[red]failed[/]")
             prog.update(tasks[i], description=f"{ports[i]}: {desc}",

@@ -40,7 +40,11 @@ def run(args: argparse.Namespace, ds: Any) -> int:
                            bias_examples=args.bias_examples, seed=args.seed)
     except fp.FleetTooSmall as exc:
         raise UserError(str(exc)) from None
-    fp.write(pl, split, args.out, mapping)
+    from .plan import training, write_training
+
+    legacy = any(not n.board.radio.extended_adv for n in fleet.nodes())
+    t = training(args, "legacy" if legacy else "extended")
+    trains = write_training(pl, ds, t, args.out, split, mapping)
     con = Console()
     table = Table(title=f"{ds.name}: {pl.n_features} features over {fleet.describe()}")
     for col in ("node", "board", "port", "kernels", "features", "est. RAM", "budget"):
@@ -54,5 +58,9 @@ def run(args: argparse.Namespace, ds: Any) -> int:
         moved = ", ".join(f"{o}->{n}" for o, n in mapping.items() if o != n) or "none"
         con.print(f"re-planned without node(s) {args.lost}; renumbered: {moved}. Deploy the "
                   "new plans to every remaining board (rocknet deploy --plan-dir ...).")
-    con.print(f"wrote {pl.n_nodes} node plans, fleet.json and fleet_plan.json to {args.out}")
+    if trains:
+        con.print(f"training: {t.mode} head, {t.epochs} epochs, batch {t.batch}, {t.radio} "
+                  "adverts")
+    con.print(f"wrote {pl.n_nodes} node plans{', data files' if trains else ''}, fleet.json and "
+              f"fleet_plan.json to {args.out}")
     return 0

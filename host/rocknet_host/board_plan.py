@@ -1,0 +1,138 @@
+"""What a board needs to train on its own (`rocknet.board`), written by ``rocknet plan``.
+
+Each node plan gets three sections beside its features:
+- ``head``: the head's mode, optimizer, schedule and scaling (`head_plan.sections`);
+- ``schedule``: the fleet's sample order (`rocknet.node.Schedule.to_dict`): how many training
+  and evaluation samples each node owns, epochs, batch;
+- ``run``: radio profile, row size, round deadline, relay window, checkpoint interval.
+
+and each node gets a data file ``node_XX.data`` (checked like a plan; kind ``data``): its own
+share of the training series and of the evaluated test series, int8-quantized with the plan's
+quantizer, with labels, bound to its plan file by hash (`rocknet.board.plan_id`). Ownership is
+RockNet's: contiguous, balanced shares (`fleet_run.owner_split`). The evaluation pass of every
+epoch travels like training samples and gives every board the fleet's agreed accuracy; it
+uses ``eval`` test series (a seeded random subset; default as many as there are training
+series, so evaluation costs at most as many rounds as training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from . import head_plan
+from .data import Dataset
+from .fleet_run import owner_split
+from .fleet_sim import row_size_for
+from .plan import Plan, node_file
+from .runtime import import_device
+
+RADIOS = ("extended", "legacy")
+DATA_KIND = "data"
+
+
+@dataclass
+class Training:
+    """Options of the training a plan is made for (``rocknet plan --mode ...``)."""
+
+    mode: str = "gradient"
+    epochs: int = 20
+    batch: int = 8
+    eval: int | None = None  # test series evaluated per epoch; None: min(n_test, n_train)
+    radio: str = "extended"
+    deadline_ms: int = 2000
+    window: int = 4
+    gone_after: int = 8
+    checkpoint_every: int | None = None  # applied samples; None: 4 batches
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.mode not in head_plan.MODES:
+            raise ValueError(f"--mode must be one of {head_plan.MODES}, not {self.mode!r}")
+        if self.radio not in RADIOS:
+            raise ValueError(f"--radio must be one of {RADIOS}, not {self.radio!r}")
+        if self.epochs < 1 or self.batch < 1:
+            raise ValueError("--epochs and --batch must be at least 1")
+        if self.eval is not None and self.eval < 0:
+            raise ValueError("--eval must be >= 0")
+
+
+def data_file(node: int) -> str:
+    return f"node_{node:02d}.data"
+
+
+def _eval_index(ds: Dataset, t: Training) -> np.ndarray:
+    n = len(ds.X_test)
+    k = min(n, len(ds.X_train)) if t.eval is None else min(n, t.eval)
+    rng = np.random.default_rng(t.seed)
+    return np.sort(rng.choice(n, size=k, replace=False)) if k < n else np.arange(n)
+
+
+def _round7(values: list[float]) -> list[float]:
+    """7 significant digits: float32's precision (what a board parses anyway), half the text."""
+    return [float(f"{v:.7g}") for v in values]
+
+
+def node_plans(pl: Plan, ds: Dataset, t: Training) -> list[dict[str, Any]]:
+    """Node plans with head, schedule and run sections."""
+    t.check()
+    node_mod = import_device("rocknet.node")
+    n = pl.n_nodes
+    secs = head_plan.sections(pl, ds.X_train, mode=t.mode, batch=t.batch, passes=t.epochs,
+                              solver="sgd")
+    for sec in secs:
+        for key in ("mean", "std"):
+            if key in sec:
+                sec[key] = _round7(sec[key])
+    nps = head_plan.node_plans(pl, secs)
+    tr = owner_split(len(ds.X_train), n)
+    te = owner_split(len(_eval_index(ds, t)), n)
+    sched = node_mod.Schedule([b - a for a, b in tr], [b - a for a, b in te], epochs=t.epochs,
+                              batch=t.batch)
+    lb = 2 if secs[0]["wire"] == "int16" else 4
+    try:
+        model: Any = SimpleNamespace(wire_profile=t.radio)  # row_size_for reads only this
+        rs = row_size_for(model, lambda size: node_mod.Geometry(
+            n, ds.length, pl.n_classes, size, t.window, lb))
+    except ValueError:
+        raise ValueError(f"a round of {n} nodes with series of length {ds.length} does not fit "
+                         f"{t.radio} adverts (at most 64 rows a round): use --radio extended, "
+                         "fewer nodes or shorter series") from None
+    run = {"profile": t.radio, "row_size": rs, "deadline_ms": t.deadline_ms,
+           "window": t.window, "gone_after": t.gone_after,
+           "checkpoint_every": t.checkpoint_every or 4 * t.batch}
+    for p in nps:
+        p["schedule"] = sched.to_dict()
+        p["run"] = dict(run)
+    return nps
+
+
+def write_data(pl: Plan, ds: Dataset, t: Training, out: str | Path) -> list[Path]:
+    """``node_XX.data`` for every node, bound to the ``node_XX.plan`` already in ``out``."""
+    store = import_device("rocknet.store")
+    board = import_device("rocknet.board")
+    out = Path(out)
+    n = pl.n_nodes
+    Qtr = pl.quantizer(ds.X_train).astype(np.int8)
+    ev = _eval_index(ds, t)
+    Qte = pl.quantizer(ds.X_test[ev]).astype(np.int8)
+    yte = ds.y_test[ev]
+    tr, te = owner_split(len(Qtr), n), owner_split(len(Qte), n)
+    paths = []
+    for i in range(n):
+        _, body = store.read(str(out / node_file(i)), "plan")
+        data = board.encode_data(
+            i, board.plan_id(body), ds.length,
+            train=[(Qtr[k].tobytes(), int(ds.y_train[k])) for k in range(*tr[i])],
+            eval=[(Qte[k].tobytes(), int(yte[k])) for k in range(*te[i])])
+        path = out / data_file(i)
+        store.write(str(path), DATA_KIND, board.DATA_VERSION, data)
+        paths.append(path)
+    for old in out.glob("node_*.data"):
+        if old not in paths:
+            old.unlink()
+    return paths
