@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-KINDS = ["features", "protocol", "accuracy"]
+KINDS = ["features", "protocol", "accuracy", "scaling"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
