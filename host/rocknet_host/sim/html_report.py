@@ -104,6 +104,8 @@ def figures(res: dict[str, Any]) -> dict[str, str]:
     if timed:
         ax.plot([t for t, _ in timed], [a for _, a in timed], "o-",
                 label="fleet estimate after each epoch")
+        ax.axvspan(timed[-1][0], res["sim_time_s"], color="C2", alpha=0.08,
+                   label="predict phase (test series over the air)")
     ax.plot([res["sim_time_s"]], [res["accuracy"]], "s", color="C2",
             label=f"final: the fleet's predictions over the air ({res['accuracy']:.3f})")
     if res.get("reference_accuracy") is not None:
@@ -129,7 +131,9 @@ def figures(res: dict[str, Any]) -> dict[str, str]:
         ax.set_ylabel("peak heap (KB)")
         ax.set_title("peak MicroPython heap per node")
         ax.set_xticks(nodes)
-        ax.legend(fontsize=8)
+        top = max((p["peak_heap_bytes"] or 0) for p in res["per_node"]) / 1024
+        ax.set_ylim(0, 1.35 * top)
+        ax.legend(fontsize=8, loc="upper right")
         out["memory"] = _png(fig)
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
