@@ -118,3 +118,95 @@ def test_repl_protocol_over_a_plain_socket(board):
         assert b"MPY: soft reboot\r\n" in out
         s.sendall(b"\x02")
         read_until(s, b">>> ")
+
+
+# ----- `rocknet validate --port` on the virtual board -----
+
+
+@pytest.fixture(scope="module")
+def deployed(board):
+    """The module's board with the whole rocknet package installed."""
+    from rocknet_host.cli import main
+
+    assert main(["deploy", "--port", board.url]) == 0
+    return board
+
+
+def _gunpoint(nodes=2, n_features=840, limit=4):
+    import numpy as np
+    from rocknet_host import data, plan
+
+    ds = data.load("GunPoint")
+    pl = plan.fit(ds, nodes, n_features=n_features)
+    return pl, pl.quantizer(np.vstack([ds.X_train[:limit], ds.X_test[:limit]]))
+
+
+class _Tampered:
+    """A real session to the board that also runs ``tamper`` once the head is built (after
+    its initial weights): a board whose head disagrees with the twin."""
+
+    def __init__(self, url: str, tamper: str) -> None:
+        from rocknet_host.board_validate import _Session
+
+        self.s = _Session(url)
+        self.tamper = tamper
+
+    def exec(self, code: str, timeout: float = 60) -> str:
+        if "Head(_p)" in code:
+            code += "\n" + self.tamper + "\n"
+        return self.s.exec(code, timeout)
+
+    def close(self) -> None:
+        self.s.close()
+
+
+def test_validate_head_against_the_twin(deployed):
+    """The device head on the board trains two momentum steps and matches the numpy twin:
+    exactly here, since the WebAssembly build's floats are 64-bit and the head's fixed point
+    makes the partial logits exact sums (only exp may differ by an ulp)."""
+    from rocknet_host.board_validate import validate_board
+
+    pl, Q = _gunpoint()
+    rep = validate_board(deployed.url, pl, Q)
+    assert rep.ok and rep.impl == "micropython" and rep.float_bits == 64
+    heads = [c for c in rep.checks if c.name == "head partial logits"]
+    assert len(heads) == 2 and len(rep.checks) == 4
+    for c in heads:
+        assert c.ok and "2 momentum steps of 4, 18 logits vs twin float64" in c.detail
+        assert c.max_error is not None and c.max_error <= 1e-9, c.detail
+
+
+@pytest.mark.parametrize("tamper", ["_h.lr *= 1.5", "_h._W[1] = _h._W[0]"])
+def test_validate_head_fails_on_a_tampered_board(deployed, tamper):
+    from rocknet_host.board_validate import validate_board
+
+    pl, Q = _gunpoint(nodes=1, limit=3)
+    sess = _Tampered(deployed.url, tamper)
+    try:
+        rep = validate_board(deployed.url, pl, Q, session=sess)
+    finally:
+        sess.close()
+    feats, head = rep.checks
+    assert feats.ok and feats.name == "features bit-exact"
+    assert not head.ok and "x tol (worst: " in head.detail and not rep.ok
+
+
+def test_validate_cli_fails_when_the_twin_disagrees(deployed, monkeypatch, capsys):
+    """`rocknet validate --port` exits 1 when the twin expects another training (here: other
+    labels), the features still pass."""
+    import json
+
+    from rocknet_host import reference_head as rh
+    from rocknet_host.cli import main
+
+    real = rh.Twin.grad
+    monkeypatch.setattr(rh.Twin, "grad", lambda self, z, y: real(self, z, (y + 1) % self.C))
+    capsys.readouterr()
+    code = main(["validate", "--dataset", "GunPoint", "--nodes", "1", "--features", "840",
+                 "--limit", "2", "--json", "--port", deployed.url])
+    out = json.loads(capsys.readouterr().out)
+    checks = out["boards"][0]["checks"]
+    assert code == 1 and out["boards"][0]["passed"] is False
+    assert [(c["name"], c["ok"]) for c in checks] == [("features bit-exact", True),
+                                                     ("head partial logits", False)]
+    assert checks[1]["max_error"] > 1e-3
