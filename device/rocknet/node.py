@@ -119,6 +119,7 @@ Head interface used here (see rocknet.head): ``partial_logits(counts)`` -> C flo
 
 import json
 import struct
+from array import array
 
 try:
     from micropython import const
@@ -182,19 +183,20 @@ class Schedule:
     """
 
     def __init__(self, train, eval=None, predict=None, epochs=1, batch=128, gap=0):
-        self.train = _round_robin(train)
-        self.eval = _round_robin(eval or [])
-        self.predict = _round_robin(predict or [])
+        self.train = _Order(train)
+        self.eval = _Order(eval or [])
+        self.predict = _Order(predict or [])
         self.epochs = epochs
         self.batch = max(1, batch)
         self.gap = max(0, gap)
         # one epoch's training part: index into self.train, or -1 for an idle (gap) slot
-        slots = []
+        slots = array("i")
         T = len(self.train)
         for k in range(T):
             slots.append(k)
             if (k + 1) % self.batch == 0 or k == T - 1:
-                slots.extend([-1] * self.gap)
+                for _ in range(self.gap):
+                    slots.append(-1)
         self._slots = slots
         self.period = len(slots) + len(self.eval)
         self.length = epochs * self.period + len(self.predict)
@@ -250,21 +252,33 @@ class Schedule:
 
 def _counts(order):
     out = []
-    for o, _ in order:
+    for o in order.owner:
         while len(out) <= o:
             out.append(0)
         out[o] += 1
     return out
 
 
-def _round_robin(counts):
-    out = []
-    most = max(counts) if counts else 0
-    for k in range(most):
-        for o in range(len(counts)):
-            if k < counts[o]:
-                out.append((o, k))
-    return out
+class _Order:
+    """A phase's samples in round-robin order over owners as (owner, local index) pairs, kept
+    in two flat arrays: 3 bytes a sample where a list of tuples costs ~30 (FaceAll's 1,690
+    test series: 5 KB instead of 50 KB of a board's heap)."""
+
+    def __init__(self, counts):
+        self.owner = bytearray()
+        self.index = array("H")
+        most = max(counts) if counts else 0
+        for k in range(most):
+            for o in range(len(counts)):
+                if k < counts[o]:
+                    self.owner.append(o)
+                    self.index.append(k)
+
+    def __len__(self):
+        return len(self.owner)
+
+    def __getitem__(self, j):
+        return self.owner[j], self.index[j]
 
 
 def _bits(mask, n):
