@@ -32,9 +32,10 @@ def test_mixed_fleet_split_respects_every_budget(two_class):
     pl, split = fp.fit(fleet, two_class, n_features=10_000)
     assert pl.n_nodes == 16 and sum(split.kernels) == 84
     assert pl.splits == fp.ranges(split.kernels)
-    for b, f, m in zip(split.boards, split.features, split.bytes, strict=True):
+    for i, (b, f, m) in enumerate(zip(split.boards, split.features, split.bytes, strict=True)):
         assert 0 < m <= b.heap_budget
-        assert m == fp.node_bytes(b, f, 2, 150, max(pl.dilations))
+        combos = len(pl.node_features(i)["centre"])
+        assert m == fp.node_bytes(b, f, 2, 150, max(pl.dilations), combos)
     feather, s3 = split.kernels[0], split.kernels[-1]
     assert s3 > feather  # 240 MHz boards take more of the work
     assert len(set(split.kernels[:12])) == 1 and len(set(split.kernels[12:])) == 1

@@ -56,23 +56,19 @@ class Slice:
         self._c = np.zeros(L, dtype=xp.int16)
         self.denominator = np.zeros(self.n_features, dtype=xp.uint16)
 
-        # Per (dilation, kernel): bias columns in chunks, and the counted window.
-        self._combos = []
-        bias_arr = np.array(biases, dtype=xp.int16)
+        # Per (dilation, kernel) only a padding flag is kept: bias chunks and counted windows
+        # are re-derived per series, because a view object per chunk would cost the heap more
+        # than the biases themselves (~150 bytes a combination).
+        self._per_dil = per_dil
+        self._centre = bytearray(centre)
+        self._bias = np.array(biases, dtype=xp.int16)
         f = 0
         combo = 0
         for di, d in enumerate(dilations):
             nb = per_dil[di]
             for _ in kernels:
-                lo, hi = (_CENTRE * d, L - _CENTRE * d) if centre[combo] else (0, L)
-                n = hi - lo
-                rows = max(1, _CHUNK_ELEMENTS // n)
-                chunks = []
-                for s in range(0, nb, rows):
-                    e = min(nb, s + rows)
-                    chunks.append((f + s, f + e, bias_arr[f + s:f + e].reshape((e - s, 1))))
-                self._combos.append((lo, hi, chunks))
-                self.denominator[f:f + nb] = n
+                lo, hi = _window(L, d, self._centre[combo])
+                self.denominator[f:f + nb] = hi - lo
                 f += nb
                 combo += 1
 
@@ -97,8 +93,11 @@ class Slice:
         x[b:b + L] = series
         x3[b:b + L] = series
         x3 *= 3
+        bias = self._bias
+        f = 0
         combo = 0
-        for d in self.dilations:
+        for di, d in enumerate(self.dilations):
+            nb = self._per_dil[di]
             # S9 = sum of the nine dilated taps (tap j reads x[i + (j - 4) * d]).
             s9[:] = x[b - _CENTRE * d:b - _CENTRE * d + L]
             for j in range(1, _TAPS):
@@ -112,18 +111,28 @@ class Slice:
                 o = b + (k[2] - _CENTRE) * d
                 c += x3[o:o + L]
                 c -= s9
-                lo, hi, chunks = self._combos[combo]
-                row = c[lo:hi].reshape((1, hi - lo))
-                for f0, f1, col in chunks:
+                lo, hi = _window(L, d, self._centre[combo])
+                n = hi - lo
+                row = c[lo:hi].reshape((1, n))
+                rows = max(1, _CHUNK_ELEMENTS // n)
+                for f0 in range(f, f + nb, rows):
+                    f1 = min(f + nb, f0 + rows)
+                    col = bias[f0:f1].reshape((f1 - f0, 1))
                     out[f0:f1] = xp.count_rows(row[:, 0:_BLOCK] > col)
-                    for a in range(_BLOCK, hi - lo, _BLOCK):
+                    for a in range(_BLOCK, n, _BLOCK):
                         out[f0:f1] += xp.count_rows(row[:, a:a + _BLOCK] > col)
+                f += nb
                 combo += 1
         return out
 
     def ppv(self, counts):
         """Counts to PPV fractions in [0, 1] (float)."""
         return counts / self.denominator
+
+
+def _window(L, d, centre):
+    """Positions counted: the whole series, or its unpadded centre."""
+    return (_CENTRE * d, L - _CENTRE * d) if centre else (0, L)
 
 
 def _check_shape(L, dilations, kernels, per_dil, biases, centre):

@@ -37,15 +37,24 @@ def fixed_bytes(length: int, max_dilation: int) -> int:
     return OVERHEAD_BYTES + 2 * 2 * padded + 2 * 2 * length + TEMP_BYTES  # x, 3x, s9, c int16
 
 
+# The node's ring of undecided samples: uint16 counts of each (Node's default 2 * window + 4).
+PENDING_SAMPLES = 12
+
+
 def bytes_per_feature(board: Board, n_classes: int) -> int:
-    """Per feature: the slice's int16 bias, uint16 denominator and uint16 count, plus what the
-    default head (plain SGD, batch 8, int16 weights) holds per feature on this board's float."""
-    return 6 + head_plan.head_bytes_per_feature(n_classes, board.float_bits // 8)
+    """Per feature: the slice's int16 bias, uint16 denominator and uint16 count, the node's
+    ring of undecided samples' counts, and what the default head (plain SGD, batch 8, int16
+    weights) holds per feature on this board's float (read off the device Head's arrays)."""
+    return (6 + 2 * PENDING_SAMPLES
+            + head_plan.head_bytes_per_feature(n_classes, board.float_bits // 8))
 
 
 def node_bytes(board: Board, n_features: int, n_classes: int, length: int,
-               max_dilation: int) -> int:
-    return fixed_bytes(length, max_dilation) + n_features * bytes_per_feature(board, n_classes)
+               max_dilation: int, combos: int = 0) -> int:
+    """Estimated heap of one node holding `n_features` features in `combos` (dilation, kernel)
+    combinations."""
+    return (fixed_bytes(length, max_dilation) + n_features * bytes_per_feature(board, n_classes)
+            + combos)  # minirocket.Slice keeps one padding flag per (dilation, kernel)
 
 
 # --- allocation ----------------------------------------------------------------------------
@@ -77,7 +86,8 @@ def geometry(length: int, n_classes: int, n_features: int, variant: str) -> Geom
 def kernel_capacity(board: Board, geo: Geometry) -> int:
     """How many whole kernels (all their biases, all dilations) fit in the board's budget."""
     free = board.heap_budget - fixed_bytes(geo.length, max(geo.dilations))
-    per_kernel = geo.features_per_kernel * bytes_per_feature(board, geo.n_classes)
+    per_kernel = (geo.features_per_kernel * bytes_per_feature(board, geo.n_classes)
+                  + len(geo.dilations))
     return max(0, free // per_kernel)
 
 
@@ -134,7 +144,7 @@ def _advice(fleet: Fleet, geo: Geometry, caps: list[int], variant: str) -> str:
         if c == 0:
             b = types[k]
             one = node_bytes(b, geo.features_per_kernel, geo.n_classes, geo.length,
-                             max(geo.dilations))
+                             max(geo.dilations), len(geo.dilations))
             lines.append(f"A {k} cannot hold even one kernel ({one} bytes needed, budget "
                          f"{b.heap_budget}): leave it out.")
     if usable:
@@ -202,8 +212,9 @@ def fit(fleet: Fleet, dataset: Any, variant: str = "minirocket", n_features: int
                      bias_examples=bias_examples, seed=seed, weights=[float(c) for c in counts])
     pl.splits = ranges(counts)  # exactly the counts (weights alone round by remainders)
     feats = [len(pl.node_feature_index(i)) for i in range(len(nodes))]
-    mem = [node_bytes(n.board, f, pl.n_classes, pl.length, max(pl.dilations))
-           for n, f in zip(nodes, feats, strict=True)]
+    combos = [len(pl.node_features(i)["centre"]) for i in range(len(nodes))]
+    mem = [node_bytes(n.board, f, pl.n_classes, pl.length, max(pl.dilations), c)
+           for n, f, c in zip(nodes, feats, combos, strict=True)]
     over = [i for i, n in enumerate(nodes) if mem[i] > n.board.heap_budget]
     if over:  # the geometry estimate and the fitted plan disagree: never ship that
         raise FleetTooSmall(f"node(s) {over} would exceed their heap budget; plan fewer features")
