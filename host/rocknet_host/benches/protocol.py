@@ -126,15 +126,16 @@ class Layout:
             i for i in range(self.nodes) for _ in range(self.logit_rows)]
 
 
-def layout_for(model: RadioModel, nodes: int, logit_bytes: int) -> Layout:
-    """The fewest rows that fit the radio's adverts (then the smallest row size)."""
+def layout_for(model: RadioModel, nodes: int, logit_bytes: int,
+               series_bytes: int = SERIES_LENGTH + 1, classes: int = CLASSES) -> Layout:
+    """The fewest rows that fit the radio's adverts (then the smallest row size) for a round
+    of the owner's series + label and one partial-logit row set per node (default: FaceAll)."""
     wire = import_device("rocknet.wire")
-    series = SERIES_LENGTH + 1
-    logits = CLASSES * logit_bytes
+    logits = classes * logit_bytes
     best: Layout | None = None
     for rows_series in range(1, 65):
         for rows_logit in range(1, 65):
-            lay = Layout(nodes, max(-(-series // rows_series), -(-logits // rows_logit)),
+            lay = Layout(nodes, max(-(-series_bytes // rows_series), -(-logits // rows_logit)),
                          rows_series, rows_logit)
             if lay.m > 64:
                 break
@@ -143,9 +144,9 @@ def layout_for(model: RadioModel, nodes: int, logit_bytes: int) -> Layout:
                 best = lay
     if best is None:
         raise ValueError(
-            f"the FaceAll round for {nodes} nodes does not fit {model.wire_profile} adverts "
-            "within 64 rows: use an extended radio profile (--radio nrf52840-ext), fewer "
-            "nodes or --logit-bytes 2"
+            f"a round of {nodes} nodes does not fit {model.wire_profile} adverts within 64 "
+            "rows: use an extended radio profile (--radio nrf52840-ext), fewer nodes or "
+            "2-byte partial logits"
         )
     return best
 

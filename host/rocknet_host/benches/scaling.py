@@ -57,12 +57,12 @@ from .. import reference_head as rh
 from ..runtime import import_device, open_runtime
 from ..sim import topology as topo_mod
 from ..sim.energy import current_model
-from ..sim.radio import PROFILES, RadioModel, profile
+from ..sim.radio import PROFILES, profile
 from ..sim.report import summarise
 from ..sim.run import Generation, run_rounds
 from ..validate import batch_size
 from .accuracy import HEAP_CODE as ACCURACY_HEAP_CODE
-from .protocol import KEY, Layout
+from .protocol import KEY, layout_for
 
 DEFAULT_NODES = "1,2,5,10,20,40"
 TARGET_NODES = 20
@@ -228,32 +228,13 @@ def measure_node(mpy: Any, node_plan: dict[str, Any], Q: np.ndarray, y: np.ndarr
 # ----- radio round model -----
 
 
-def round_layout(model: RadioModel, nodes: int, series_bytes: int, logit_bytes: int) -> Layout:
-    """The fewest rows (then the smallest row) that carry the owner's series and one
-    partial-logit row set per node in this radio's adverts (as `bench protocol`)."""
-    wire = import_device("rocknet.wire")
-    best: Layout | None = None
-    for rs in range(1, 65):
-        for rl in range(1, 65):
-            lay = Layout(nodes, max(-(-series_bytes // rs), -(-logit_bytes // rl)), rs, rl)
-            if lay.m > 64:
-                break
-            if lay.row_size <= wire.max_row_size(model.wire_profile, lay.m) and (
-                    best is None or (lay.m, lay.row_size) < (best.m, best.row_size)):
-                best = lay
-    if best is None:
-        raise ValueError(f"a round of {nodes} nodes does not fit {model.wire_profile} adverts "
-                         "within 64 rows: use an extended radio profile or fewer nodes")
-    return best
-
-
 def simulate_round(nodes: int, length: int, classes: int, args: Any) -> dict[str, Any]:
     """Mean round of `nodes` nodes in the protocol simulator (full mesh)."""
     link_mod = import_device("rocknet.link")
     model = profile(args.radio)
     current = current_model(args.board)
     topology = topo_mod.build("full", nodes, hops=None, loss=args.loss, seed=args.seed)
-    lay = round_layout(model, nodes, length + 1, 4 * classes)
+    lay = layout_for(model, nodes, 4, series_bytes=length + 1, classes=classes)
     deadline_ms = int(args.deadline * 1000)
 
     def gen(r: int) -> Generation:
