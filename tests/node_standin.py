@@ -34,13 +34,17 @@ class StandInHead:
     def _f(self, counts):
         return np.array(counts, dtype=xp.float_) * self.scale
 
+    def codes(self, counts):
+        return counts
+
     def partial_logits(self, counts):
         p = np.dot(self.W, self._f(counts))
         if self.owns_bias:
             p = p + self.b
         return p
 
-    def apply(self, z, label, counts):
+    def apply(self, z, label, counts=None, codes=None):
+        counts = codes if counts is None else counts
         e = np.exp(z - np.max(z))
         g = e / np.sum(e)
         g[label] -= 1.0

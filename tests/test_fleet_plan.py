@@ -35,7 +35,8 @@ def test_mixed_fleet_split_respects_every_budget(two_class):
     for i, (b, f, m) in enumerate(zip(split.boards, split.features, split.bytes, strict=True)):
         assert 0 < m <= b.heap_budget
         combos = len(pl.node_features(i)["centre"])
-        assert m == fp.node_bytes(b, f, 2, 150, max(pl.dilations), combos)
+        assert m == fp.node_bytes(b, f, 2, 150, max(pl.dilations), combos,
+                                  fp.samples_per_node(20, 16))
     feather, s3 = split.kernels[0], split.kernels[-1]
     assert s3 > feather  # 240 MHz boards take more of the work
     assert len(set(split.kernels[:12])) == 1 and len(set(split.kernels[12:])) == 1
@@ -57,7 +58,7 @@ def test_impossible_fleet_names_the_minimum(tmp_path, capsys):
     with pytest.raises(fp.FleetTooSmall) as err:
         fp.fit(fleet, many, n_features=10_000)
     msg = str(err.value)
-    geo = fp.geometry(131, 14, 10_000, "minirocket")
+    geo = fp.geometry(131, 14, 10_000, "minirocket", fp.samples_per_node(28, 3))
     cap = fp.kernel_capacity(fleet.groups[0].board, geo)
     minimum = -(-84 // cap)
     assert f"holds {3 * cap} of the 84 kernels" in msg

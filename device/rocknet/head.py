@@ -7,6 +7,7 @@ the air. Per training sample, in this order:
     data = head.pack(row)               # bytes on the air (float32 or int16 codes)
     ... every node gets every node's row; z = LogitSum total (identical on every node) ...
     head.apply(z, label[, counts])      # local gradient of this sample, into the batch
+                                        # (or codes=head.codes(counts) kept from earlier)
     head.step()                         # at the batch boundary: optimizer update of W_i
 
 Nothing else is exchanged, yet every node applies exactly the update a single central model
@@ -380,10 +381,12 @@ class Head:
             p += self._b
         return p
 
-    def apply(self, z, label, counts=None):
+    def apply(self, z, label, counts=None, codes=None):
         """Add one sample's gradient to the batch: ``z`` the summed logits (C floats, the same
-        on every node), ``label`` 0..C-1, ``counts`` the sample's counts (default: those of
-        the last `partial_logits` call). Bad input raises ValueError, state unchanged."""
+        on every node), ``label`` 0..C-1, the sample as ``counts`` or as ``codes`` (a copy of
+        what `codes` returned for it: half the bytes to keep while a sample awaits its
+        decision); default: the last `partial_logits` call's. Bad input raises ValueError,
+        state unchanged."""
         C = self.n_classes
         label = self._check_label(label)
         zz = self._check_logits(z)
@@ -396,6 +399,12 @@ class Head:
             raise ValueError("batch of %d samples is full: call step() first" % self.batch)
         if counts is not None:
             self.codes(counts)
+        elif codes is not None:
+            if len(codes) != self.n_features:
+                raise ValueError("%d codes for a head of %d features; the slice and head come "
+                                 "from different plans" % (len(codes), self.n_features))
+            self._u[:] = codes
+            self._have_u = True
         elif not self._have_u:
             raise ValueError("no sample features: call partial_logits(counts) first or pass "
                              "counts")

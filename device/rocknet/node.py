@@ -112,8 +112,9 @@ keeps ``applied`` (those entries as (kind, sample, payload, digest after) tuples
 applied, D dropped, S optimizer step, J joined, R restored) so the host can replay the global
 model and compare digests at a common sample.
 
-Head interface used here (see rocknet.head): ``partial_logits(counts)`` -> C floats,
-``apply(z, label, counts)`` accumulates the gradient of one sample from the summed logits z,
+Head interface used here (see rocknet.head): ``codes(counts)`` -> the compact form of a
+sample the node keeps until its decision, ``partial_logits(counts)`` -> C floats,
+``apply(z, label, codes=kept)`` accumulates the gradient of one sample from the summed logits z,
 ``step()`` ends a batch, ``save()`` -> bytes and ``load(bytes)`` for checkpoints.
 """
 
@@ -405,7 +406,7 @@ class Node:
         self.m = self.geo.m
         self.c = n_classes
         self._fmt = ("<%df" if logit_scale is None else "<%dh") % n_classes
-        # Ring of undecided samples: counts, label, phase, partial-logit rows by node. A sample
+        # Ring of undecided samples: codes, label, phase, partial-logit rows by node. A sample
         # waits ~5 rounds for its decision in the common case (decided in round s+2, relayed
         # back to the leader in s+4). Overwriting an undecided sample is harmless when its
         # decision is a DROP (outages: nothing commits while a member is missing); only a
@@ -413,7 +414,8 @@ class Node:
         cap = pending if pending is not None else 2 * window + 4
         self.capacity = cap
         nf = self.slice.n_features
-        self._counts = [np.zeros(nf, dtype=xp.uint16) for _ in range(cap)]
+        self._counts = np.zeros(nf, dtype=xp.uint16)  # the sample being scored
+        self._kept = [None] * cap  # head.codes of each slot's sample (8-bit for rocknet.head)
         self._slot_sample = [-1] * cap
         self._slot_label = [0] * cap
         self._slot_phase = [0] * cap
@@ -624,8 +626,12 @@ class Node:
         self._slot_label[i] = label
         self._slot_phase[i] = phase
         self._slot_rows[i] = None
-        counts = self._counts[i]
+        counts = self._counts
         self.slice.transform(msg[_SERIES_HEAD:], counts)
+        codes = self.head.codes(counts)
+        if self._kept[i] is None:
+            self._kept[i] = np.zeros(len(codes), dtype=codes.dtype)
+        self._kept[i][:] = codes
         if self.agreement and self.schedule.gap and self.synced \
                 and self.applied_through < self.schedule.last_batch_end(r):
             # the last batch's step is not applied here yet: scoring now would mix old and
@@ -670,7 +676,7 @@ class Node:
         i = s % self.capacity
         label, phase = self._slot_label[i], self._slot_phase[i]
         if phase == TRAIN:
-            self.head.apply(np.array(z, dtype=xp.float_), label, self._counts[i])
+            self.head.apply(np.array(z, dtype=xp.float_), label, codes=self._kept[i])
             self._batch_applied += 1
         else:
             best = 0

@@ -31,29 +31,43 @@ OVERHEAD_BYTES = 28_000
 TEMP_BYTES = 2 * 2048 * 2
 
 
-def fixed_bytes(length: int, max_dilation: int) -> int:
-    """Per-node bytes that do not grow with the node's features."""
+# A node's own series (rocknet.board keeps (bytes, label) pairs): the bytes plus objects.
+SAMPLE_OVERHEAD = 40
+
+
+def fixed_bytes(length: int, max_dilation: int, samples: int = 0) -> int:
+    """Per-node bytes that do not grow with the node's features: code, radio, slice buffers,
+    and the node's own `samples` series (training and evaluation)."""
     padded = length + 8 * max_dilation
-    return OVERHEAD_BYTES + 2 * 2 * padded + 2 * 2 * length + TEMP_BYTES  # x, 3x, s9, c int16
+    return (OVERHEAD_BYTES + 2 * 2 * padded + 2 * 2 * length + TEMP_BYTES  # x, 3x, s9, c int16
+            + samples * (length + SAMPLE_OVERHEAD))
 
 
-# The node's ring of undecided samples: uint16 counts of each (Node's default 2 * window + 4).
+def samples_per_node(n_train: int, n_nodes: int) -> int:
+    """Series a node holds by default: its share of the training set and as many evaluation
+    series (`rocknet plan`'s --eval default)."""
+    return 2 * -(-n_train // n_nodes)
+
+
+# The node's ring of undecided samples: 8-bit codes of each (Node's default 2 * window + 4).
 PENDING_SAMPLES = 12
 
 
 def bytes_per_feature(board: Board, n_classes: int) -> int:
     """Per feature: the slice's int16 bias, uint16 denominator and uint16 count, the node's
-    ring of undecided samples' counts, and what the default head (plain SGD, batch 8, int16
-    weights) holds per feature on this board's float (read off the device Head's arrays)."""
-    return (6 + 2 * PENDING_SAMPLES
+    uint16 counts of the sample being scored and ring of undecided samples' codes, and what
+    the default head (plain SGD, batch 8, int16 weights) holds per feature on this board's
+    float (read off the device Head's arrays)."""
+    return (6 + 2 + PENDING_SAMPLES
             + head_plan.head_bytes_per_feature(n_classes, board.float_bits // 8))
 
 
 def node_bytes(board: Board, n_features: int, n_classes: int, length: int,
-               max_dilation: int, combos: int = 0) -> int:
+               max_dilation: int, combos: int = 0, samples: int = 0) -> int:
     """Estimated heap of one node holding `n_features` features in `combos` (dilation, kernel)
-    combinations."""
-    return (fixed_bytes(length, max_dilation) + n_features * bytes_per_feature(board, n_classes)
+    combinations and `samples` series of its own."""
+    return (fixed_bytes(length, max_dilation, samples)
+            + n_features * bytes_per_feature(board, n_classes)
             + combos)  # minirocket.Slice keeps one padding flag per (dilation, kernel)
 
 
@@ -71,21 +85,23 @@ class Geometry:
     n_classes: int
     dilations: list[int]
     features_per_kernel: int
+    samples: int = 0  # series each node holds (samples_per_node)
 
     @property
     def n_features(self) -> int:
         return planmod.N_KERNELS * self.features_per_kernel
 
 
-def geometry(length: int, n_classes: int, n_features: int, variant: str) -> Geometry:
+def geometry(length: int, n_classes: int, n_features: int, variant: str,
+             samples: int = 0) -> Geometry:
     dil = planmod.rocknet_dilations if variant == "rocknet" else planmod.minirocket_dilations
     dilations, per_dil = dil(length, n_features)
-    return Geometry(length, n_classes, list(dilations), int(sum(per_dil)))
+    return Geometry(length, n_classes, list(dilations), int(sum(per_dil)), samples)
 
 
 def kernel_capacity(board: Board, geo: Geometry) -> int:
     """How many whole kernels (all their biases, all dilations) fit in the board's budget."""
-    free = board.heap_budget - fixed_bytes(geo.length, max(geo.dilations))
+    free = board.heap_budget - fixed_bytes(geo.length, max(geo.dilations), geo.samples)
     per_kernel = (geo.features_per_kernel * bytes_per_feature(board, geo.n_classes)
                   + len(geo.dilations))
     return max(0, free // per_kernel)
@@ -144,7 +160,7 @@ def _advice(fleet: Fleet, geo: Geometry, caps: list[int], variant: str) -> str:
         if c == 0:
             b = types[k]
             one = node_bytes(b, geo.features_per_kernel, geo.n_classes, geo.length,
-                             max(geo.dilations), len(geo.dilations))
+                             max(geo.dilations), len(geo.dilations), geo.samples)
             lines.append(f"A {k} cannot hold even one kernel ({one} bytes needed, budget "
                          f"{b.heap_budget}): leave it out.")
     if usable:
@@ -165,7 +181,7 @@ def _advice(fleet: Fleet, geo: Geometry, caps: list[int], variant: str) -> str:
     for frac in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1):
         nf = int(geo.n_features * frac)
         try:
-            g2 = geometry(geo.length, geo.n_classes, nf, variant)
+            g2 = geometry(geo.length, geo.n_classes, nf, variant, geo.samples)
         except ValueError:
             break
         c2 = [kernel_capacity(g.board, g2) for g in fleet.groups for _ in range(g.count)]
@@ -205,7 +221,8 @@ def split_for(fleet: Fleet, geo: Geometry, variant: str = "minirocket") -> list[
 def fit(fleet: Fleet, dataset: Any, variant: str = "minirocket", n_features: int = 10_000,
         bias_examples: int = 1, seed: int = 0) -> tuple[planmod.Plan, FleetSplit]:
     """A plan for `dataset` split across `fleet` by capacity and clock."""
-    geo = geometry(dataset.length, len(dataset.classes), n_features, variant)
+    samples = samples_per_node(len(dataset.X_train), len(fleet.nodes()))
+    geo = geometry(dataset.length, len(dataset.classes), n_features, variant, samples)
     counts = split_for(fleet, geo, variant)
     nodes = fleet.nodes()
     pl = planmod.fit(dataset, len(nodes), variant=variant, n_features=n_features,
@@ -213,7 +230,7 @@ def fit(fleet: Fleet, dataset: Any, variant: str = "minirocket", n_features: int
     pl.splits = ranges(counts)  # exactly the counts (weights alone round by remainders)
     feats = [len(pl.node_feature_index(i)) for i in range(len(nodes))]
     combos = [len(pl.node_features(i)["centre"]) for i in range(len(nodes))]
-    mem = [node_bytes(n.board, f, pl.n_classes, pl.length, max(pl.dilations), c)
+    mem = [node_bytes(n.board, f, pl.n_classes, pl.length, max(pl.dilations), c, samples)
            for n, f, c in zip(nodes, feats, combos, strict=True)]
     over = [i for i, n in enumerate(nodes) if mem[i] > n.board.heap_budget]
     if over:  # the geometry estimate and the fitted plan disagree: never ship that

@@ -7,14 +7,19 @@
 - MicroPython heap held by one node's slice (plan data + working buffers): gc.mem_alloc()
   after a collection with the slice built and used, minus before; the maximum over nodes.
   The slice holds only int16/uint16 arrays and small objects, so the WebAssembly figure
-  (32-bit pointers like a Cortex-M4) stands for the board without float correction.
+  (32-bit pointers like a Cortex-M4) stands for the board without float correction;
+- MicroPython heap held by the code of a training node (`code_heap_bytes`): the modules
+  `rocknet.run()` imports, loaded from mpy-cross 1.29 .mpy files as `rocknet deploy` installs
+  them (MicroPython copies .mpy bytecode into the heap; frozen modules would stay in flash).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,6 +79,29 @@ def ulab_calls_per_series(features: dict[str, Any]) -> int:
     return calls
 
 
+# What a training board imports (rocknet.run() and the modules it pulls in).
+NODE_MODULES = ("board", "node", "head", "link", "mixer", "wire", "store", "checkpoint",
+                "minirocket")
+
+
+def code_heap_bytes() -> int:
+    """MicroPython heap held by the modules a training node imports, loaded from the .mpy
+    files `rocknet deploy` installs (bytecode, qstrs, function objects, module dicts): what the
+    package itself costs a board's heap unless it is frozen into the firmware."""
+    from ..deploy import compile_mpy, package_sources
+    from ..micropython import MicroPython
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel, body in compile_mpy(package_sources()).items():
+            f = Path(tmp) / "rocknet" / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(body)
+        with MicroPython(device_dir=Path(tmp)) as mpy:
+            before = mpy.mem_alloc()  # the interpreter with rocknet's __init__ and xp
+            mpy.exec("\n".join(f"import rocknet.{m}" for m in NODE_MODULES))
+            return mpy.mem_alloc() - before
+
+
 def run(args: argparse.Namespace) -> int:
     result = measure(args)
     if args.json:
@@ -89,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     t.add_row("aeon MiniRocket series/s", f"{result['aeon_series_per_s']:.0f}")
     t.add_row("reference / aeon", f"{result['reference_vs_aeon']:.2f}")
     t.add_row("MicroPython heap per node (max)", f"{result['heap_bytes_per_node']} B")
+    t.add_row("MicroPython heap of a training node's code (.mpy)",
+              f"{result['code_heap_bytes']} B")
     t.add_row("ulab calls per series (max node)", str(result["ulab_calls_per_series"]))
     t.add_row("device counts bit-exact (timed series)", str(result["features_bitexact"]))
     Console().print(t)
@@ -147,4 +177,5 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "ulab_calls_per_series": max(ulab_calls_per_series(pl.node_features(i))
                                      for i in range(pl.n_nodes)),
         "features_bitexact": bool(exact),
+        "code_heap_bytes": code_heap_bytes(),
     }
