@@ -39,7 +39,7 @@ def test_five_nodes_learn_gunpoint_over_the_simulated_radio(tmp_path, capsys):
     assert "all live nodes agree" in capsys.readouterr().out
 
 
-def test_a_crash_and_a_reboot_the_fleet_finishes(tmp_path):
+def test_a_crash_and_a_reboot_the_fleet_finishes(tmp_path, capsys):
     res = simulate(tmp_path, "--epochs", "3", "--features", "1000", "--topology", "grid",
                    "--crash", "3@40", "--crash", "1@60", "--reboot", "1@90",
                    "--no-reference")
@@ -52,6 +52,9 @@ def test_a_crash_and_a_reboot_the_fleet_finishes(tmp_path):
     # node 3 owned 30 of the 150 test series: they never go on air
     assert res["predicted"] == 120 and res["accuracy"] >= 0.8
     assert res["accuracy_all"] == pytest.approx(res["accuracy"] * 120 / 150)
+    # the summary says what the fleet lost and how to re-plan it onto the survivors
+    assert 0 < res["features_lost"] < res["features"]
+    assert "--lost 3" in capsys.readouterr().out
 
 
 def test_ridge_over_a_lossy_line_every_round_completes(tmp_path):

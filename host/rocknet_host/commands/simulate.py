@@ -104,7 +104,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_reference:
         with con.status("aeon MiniRocket + RidgeClassifierCV reference"):
             res["reference_accuracy"] = simulate.reference_accuracy(ds, args.seed)
+    gone = [i for i in range(pl.n_nodes) if i not in res["members"]]
+    res["features_lost"] = sum(len(pl.node_feature_index(i)) for i in gone)
     show(con, res)
+    if gone:
+        nodes = ",".join(map(str, gone))
+        share = 100 * res["features_lost"] / pl.n_features
+        con.print(f"node(s) {nodes} left the fleet: the others trained on without their "
+                  f"{res['features_lost']} features ({share:.1f} % of the model) and their "
+                  f"own series. With boards, re-plan onto the "
+                  f"survivors and deploy again (training restarts from the new plans): "
+                  f"rocknet plan {ds.name} --fleet fleet.toml --lost {nodes} --out plans",
+                  soft_wrap=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
