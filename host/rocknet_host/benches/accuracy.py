@@ -166,22 +166,23 @@ def heap_per_node(pl: plan.Plan, secs: list[dict[str, Any]], series: np.ndarray
                   ) -> dict[str, Any]:
     """Max over nodes of the MicroPython heap held by Slice + Head (and the board figure)."""
     best: dict[str, Any] = {"heap_bytes_per_node": 0}
-    mpy = open_runtime("micropython")
-    try:
-        mpy.exec("import gc\nimport rocknet.minirocket, rocknet.head")
-        for i, p in enumerate(head_plan.node_plans(pl, secs)):
+    for i, p in enumerate(head_plan.node_plans(pl, secs)):
+        # a fresh interpreter per node: in a long-lived one the conservative collector may
+        # still see the previous node's objects at the baseline and free them later
+        mpy = open_runtime("micropython")
+        try:
+            mpy.exec("import gc\nimport rocknet.minirocket, rocknet.head")
             before = mpy.mem_alloc()
             mpy.set(_p=p, _series=series.astype(np.int8).tobytes())
             mpy.exec(HEAP_CODE)
             held = mpy.mem_alloc() - before
             b8, b4 = mpy.eval("_h.state_bytes(8)"), mpy.eval("_h.state_bytes(4)")
-            board = held - (sum(b8.values()) - sum(b4.values()))
-            if held > best["heap_bytes_per_node"]:
-                best = {"heap_bytes_per_node": int(held), "board_bytes_per_node": int(board),
-                        "node": i, "head_arrays_board": b4}
-            mpy.exec("del _s, _h, _c")
-    finally:
-        mpy.close()
+        finally:
+            mpy.close()
+        board = held - (sum(b8.values()) - sum(b4.values()))
+        if held > best["heap_bytes_per_node"]:
+            best = {"heap_bytes_per_node": int(held), "board_bytes_per_node": int(board),
+                    "node": i, "head_arrays_board": b4}
     return best
 
 

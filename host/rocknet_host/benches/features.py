@@ -4,8 +4,9 @@
   (the device code, timed around its transform calls, mean over nodes);
 - the host reference's whole-transform throughput next to aeon's MiniRocket (numba, after a
   warm-up call so compilation is not counted) on the same series and machine;
-- MicroPython heap held by one node's slice (plan data + working buffers): gc.mem_alloc()
-  after a collection with the slice built and used, minus before; the maximum over nodes.
+- MicroPython heap held by one node's slice (its arrays, buffers and objects, not the plan
+  dict it is built from): gc.mem_alloc() after a collection with the slice built and used,
+  minus before, in a fresh interpreter per node; the maximum over nodes.
   The slice holds only int16/uint16 arrays and small objects, so the WebAssembly figure
   (32-bit pointers like a Cortex-M4) stands for the board without float correction;
 - MicroPython heap held by the code of a training node (`code_heap_bytes`): the modules
@@ -37,7 +38,6 @@ from rocknet.xp import np
 _s = Slice(features)
 _out = np.zeros(_s.n_features, dtype=np.uint16)
 _s.transform(series, _out)
-del features, series
 """
 
 
@@ -52,14 +52,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def slice_heap_bytes(mpy: Any, features: dict[str, Any], series: np.ndarray) -> int:
-    mpy.exec("import gc\nimport rocknet.minirocket")
-    before = mpy.mem_alloc()
-    mpy.set(features=features, series=series.astype(np.int8).tobytes())
-    mpy.exec(HEAP_CODE)
-    held = mpy.mem_alloc() - before
-    mpy.exec("del _s, _out")
-    return held
+def slice_heap_bytes(features: dict[str, Any], series: np.ndarray) -> int:
+    """Measured in a fresh interpreter: in a long-lived one, objects of earlier runs that the
+    conservative collector still sees at the baseline and frees later would be subtracted."""
+    from ..micropython import MicroPython
+
+    with MicroPython() as mpy:
+        mpy.exec("import gc\nimport rocknet.minirocket")
+        mpy.set(features=features, series=series.astype(np.int8).tobytes())
+        before = mpy.mem_alloc()  # the plan data and the series are the caller's
+        mpy.exec(HEAP_CODE)
+        return mpy.mem_alloc() - before
 
 
 def ulab_calls_per_series(features: dict[str, Any]) -> int:
@@ -146,7 +149,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 exact &= bool(np.array_equal(counts, reference.slice_counts(sample, feats)))
                 per_node.append(1000 * spent / len(sample))
                 if name == "micropython":
-                    heap = max(heap, slice_heap_bytes(rt, feats, sample[0]))
+                    heap = max(heap, slice_heap_bytes(feats, sample[0]))
         finally:
             rt.close()
         ms[name] = float(np.mean(per_node))

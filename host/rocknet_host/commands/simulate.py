@@ -119,10 +119,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
-        con.print(f"wrote {args.json}")
+        con.print(f"wrote {args.json}", soft_wrap=True)
     if args.report:
         html_report.write(res, args.report)
-        con.print(f"wrote {args.report}")
+        con.print(f"wrote {args.report}", soft_wrap=True)
     return 0
 
 
