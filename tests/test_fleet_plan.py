@@ -96,3 +96,26 @@ def test_cli_plan_fleet_and_replan_after_a_loss(tmp_path, monkeypatch, two_class
     assert main(["plan", "x", "--fleet", str(tmp_path / "tiny.toml"), "--out",
                  str(tmp_path / "p2")]) == 2
     assert "Smallest fleet that works" in capsys.readouterr().err
+
+
+def test_code_heap_constant_matches_the_measurement():
+    """The planner's figure for rocknet's code is what MicroPython holds after a training node
+    imported the package from the .mpy files deploy sends (within 10 %)."""
+    from rocknet_host.benches.features import code_heap_bytes
+
+    measured = code_heap_bytes()
+    assert abs(measured - fp.CODE_HEAP_BYTES) <= 0.1 * fp.CODE_HEAP_BYTES, measured
+
+
+def test_plan_warns_when_the_code_does_not_fit_beside_it(tmp_path, monkeypatch, two_class,
+                                                           capsys):
+    monkeypatch.setattr(data, "load", lambda *a, **k: two_class)
+    (tmp_path / "fleet.toml").write_text(MIXED)
+    assert main(["plan", "synthetic", "--fleet", str(tmp_path / "fleet.toml"),
+                 "--out", str(tmp_path / "plans")]) == 0
+    out = capsys.readouterr().out
+    fleet = fl.parse(__import__("tomllib").loads(MIXED))
+    _, split = fp.fit(fleet, two_class, n_features=10_000)
+    short = fp.code_shortfall(split)
+    assert short  # 10,000 features over 16 boards leave no Feather 85 KB for code
+    assert f"on {len(short)} of 16 nodes" in out and "frozen" in out

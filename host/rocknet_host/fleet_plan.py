@@ -71,6 +71,13 @@ def node_bytes(board: Board, n_features: int, n_classes: int, length: int,
             + combos)  # minirocket.Slice keeps one padding flag per (dilation, kernel)
 
 
+# What rocknet's code holds of the heap once a training node imported it from .mpy files
+# (`rocknet bench features`' code_heap_bytes, MicroPython 1.29; a test keeps this within 10 %
+# of the measurement). OVERHEAD_BYTES' allowance is below it: frozen into the firmware the
+# code would stay in flash, loaded from files it does not fit beside most plans.
+CODE_HEAP_BYTES = 84_800
+
+
 # --- allocation ----------------------------------------------------------------------------
 
 class FleetTooSmall(ValueError):
@@ -204,6 +211,17 @@ class FleetSplit:
                  "bytes": m, "budget": b.heap_budget}
                 for i, (b, p, k, f, m) in enumerate(zip(self.boards, self.ports, self.kernels,
                                                         self.features, self.bytes, strict=True))]
+
+
+def code_shortfall(split: FleetSplit) -> list[tuple[int, int]]:
+    """(node, bytes) for nodes whose budget, after the estimated node state, leaves less than
+    CODE_HEAP_BYTES for rocknet's code loaded from files."""
+    out = []
+    for i, (b, m) in enumerate(zip(split.boards, split.bytes, strict=True)):
+        left = b.heap_budget - (m - OVERHEAD_BYTES)
+        if left < CODE_HEAP_BYTES:
+            out.append((i, CODE_HEAP_BYTES - left))
+    return out
 
 
 def split_for(fleet: Fleet, geo: Geometry, variant: str = "minirocket") -> list[int]:

@@ -54,6 +54,14 @@ def run(args: argparse.Namespace, ds: Any) -> int:
                       str(r["features"]), f"{r['bytes'] / 1000:.1f} KB",
                       f"{r['budget'] / 1000:.0f} KB")
     con.print(table)
+    short = fp.code_shortfall(split)
+    if short:
+        worst = max(b for _, b in short)
+        con.print(f"[yellow]warning:[/] rocknet's code holds {fp.CODE_HEAP_BYTES / 1000:.1f} KB "
+                  f"of heap when loaded from .mpy files (measured); on {len(short)} of "
+                  f"{pl.n_nodes} nodes this plan leaves up to {worst / 1000:.1f} KB too little "
+                  "for it: use firmware with rocknet frozen in (bytecode in flash) or boards "
+                  "with more heap.", soft_wrap=True)
     if mapping is not None:
         moved = ", ".join(f"{o}->{n}" for o, n in mapping.items() if o != n) or "none"
         con.print(f"re-planned without node(s) {args.lost}; renumbered: {moved}. Deploy the "
