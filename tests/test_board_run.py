@@ -46,9 +46,8 @@ def files_of(d: Path) -> dict[str, bytes]:
             if f.suffix in (".plan", ".data", ".key")}
 
 
-SETUP = """
-from rocknet import board
-from rocknet.radio import sim
+# device code: the host's plan files into the (virtual) board's file system under `base`
+WRITE_FILES = """
 import os
 try:
     os.mkdir(base)
@@ -57,6 +56,11 @@ except OSError:
 for _name in files:
     with open(base + "/" + _name, "wb") as _fh:
         _fh.write(files[_name])
+"""
+
+SETUP = WRITE_FILES + """
+from rocknet import board
+from rocknet.radio import sim
 air = sim.Air(loss=0.05, seed=1)
 lines = []
 runners = []
@@ -150,7 +154,7 @@ def test_late_board_and_reset_board(tmp_path):
     assert res[1]["accuracy"][-1] == res[0]["accuracy"][-1]
 
 
-REFUSE = """
+REFUSE = WRITE_FILES + """
 from rocknet import board
 def refusal(plan, key, data):
     try:
@@ -158,14 +162,6 @@ def refusal(plan, key, data):
     except board.SetupError as exc:
         return str(exc)
     return None
-import os
-try:
-    os.mkdir(base)
-except OSError:
-    pass
-for _name in files:
-    with open(base + "/" + _name, "wb") as _fh:
-        _fh.write(files[_name])
 P, K, D = base + "/node_00.plan", base + "/fleet.key", base + "/node_00.data"
 result = {
     "no_plan": refusal(base + "/nothing.plan", K, D),
