@@ -334,13 +334,7 @@ class Head:
         """Local statistics pass (``scaling="local"``): one training sample's counts."""
         if self._s1 is None:
             raise ValueError("statistics are already fixed (scaling=%r)" % self.scaling)
-        u = self.codes(counts)
-        x = self._x
-        x[:] = u
-        self._s1 += x
-        x *= x
-        self._s2 += x
-        self.stats_n += 1
+        self.observe_codes(self.codes(counts))
 
     def finish_stats(self):
         """Fix mean and std from the observed samples (population std, as StandardScaler)."""
