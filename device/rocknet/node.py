@@ -131,6 +131,7 @@ except ImportError:  # CPython
 
 
 from . import wire, xp
+from .mixer import mask_bits as _bits
 from .minirocket import Slice
 from .xp import np
 
@@ -280,14 +281,6 @@ class _Order:
 
     def __getitem__(self, j):
         return self.owner[j], self.index[j]
-
-
-def _bits(mask, n):
-    out = []
-    for i in range(n):
-        if (mask >> i) & 1:
-            out.append(i)
-    return out
 
 
 def _popcount(mask):

@@ -27,22 +27,11 @@ LAMBDAS = np.logspace(-3, 3, 10)
 
 
 def tree_table(signed: bool) -> np.ndarray:
-    """The sorted 256 values of an 8-bit dynamic-tree code (twin of head.tree_table)."""
-    vals = []
-    nb = 7 if signed else 8
-    for q in range(256):
-        sign = -1.0 if signed and q & 128 else 1.0
-        bits = q & 127 if signed else q
-        e = 0
-        while e < nb and not (bits >> (nb - 1 - e)) & 1:
-            e += 1
-        mb = nb - 1 - e
-        if mb <= 0:
-            vals.append(0.0)
-            continue
-        man = (bits & ((1 << mb) - 1)) / ((1 << mb) - 1 + 1e-7)
-        vals.append(sign * man * 10.0 ** (-e))
-    return np.sort(np.array(vals))
+    """The sorted 256 values of an 8-bit dynamic-tree code: the device's own table (a code
+    definition shared by both sides, not a computation to cross-check)."""
+    from .runtime import import_device
+
+    return np.array(import_device("rocknet.head").tree_table(signed))
 
 
 TABLE_S = tree_table(True)
