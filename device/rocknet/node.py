@@ -131,8 +131,8 @@ except ImportError:  # CPython
 
 
 from . import wire, xp
-from .mixer import mask_bits as _bits
 from .minirocket import Slice
+from .mixer import mask_bits as _bits
 from .xp import np
 
 
