@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-KINDS = ["features", "protocol", "accuracy", "scaling"]
+KINDS = ["features", "protocol", "accuracy", "scaling", "clock"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
