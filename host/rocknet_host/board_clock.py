@@ -491,7 +491,7 @@ class _Numpy(types.ModuleType):
         def call(*a: Any, **kw: Any) -> Any:
             with _nested():
                 r = fn(*[_plain(x) for x in a], **{k: _plain(v) for k, v in kw.items()})
-            first = a[0] if a else None
+            first: Any = a[0] if a else ()
             if name == "dot":
                 _record("dot", _dtype_class(*a[:2]), _dot_macs(a[0], a[1]))
             elif name in _REDUCTIONS:

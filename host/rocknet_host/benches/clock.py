@@ -101,7 +101,7 @@ def _calls(ds: data.Dataset, nodes: int, loss: float, seed: int) -> dict[str, bc
         run = p0["run"]
         node = node_mod.Node(0, nodes, None, h, pl.n_classes, run["row_size"],
                              node_mod.Schedule.from_dict(p0["schedule"]), slice_=s)
-        summed = b"".join(struct.pack("<%df" % pl.n_classes, *rng.normal(size=pl.n_classes))
+        summed = b"".join(struct.pack(f"<{pl.n_classes}f", *rng.normal(size=pl.n_classes))
                           for _ in range(nodes))
         _, out["Node.sum_logits (20 rows)"] = meter.call(node.sum_logits, summed)
         geo = node.geo
