@@ -579,7 +579,7 @@ def _device_modules() -> list[types.ModuleType]:
     from .runtime import import_device
 
     for name in ("rocknet.xp", "rocknet.minirocket", "rocknet.head", "rocknet.mixer",
-                 "rocknet.wire", "rocknet.link", "rocknet.node"):
+                 "rocknet.wire", "rocknet.link", "rocknet.node", "rocknet.board"):
         import_device(name)
     return [m for k, m in sorted(sys.modules.items())
             if (k == "rocknet" or k.startswith("rocknet.")) and m is not None
@@ -590,8 +590,10 @@ def _device_modules() -> list[types.ModuleType]:
 def instrument(hash: str = "native") -> Iterator[Meter]:
     """Device modules with the recording numpy and the board's hash while the block runs
     (``hash``: "native" = hashlib.sha256 without copy(), counted per block; "python" =
-    `wire.Sha256`, counted as bytecode). Device objects built inside keep the backend's arrays
-    and the hash after the block; count their calls inside it. Not thread-safe."""
+    `wire.Sha256`, counted as bytecode). Patched: the ``np`` and ``_sha256`` globals of every
+    loaded ``rocknet.*`` device module (xp, minirocket, head, mixer, wire, link, node, board
+    are imported first). Device objects built inside keep the backend's arrays and the hash
+    after the block; count their calls inside it. Not thread-safe."""
     if hash not in HASHES:
         raise ValueError(f"hash must be one of {HASHES}, not {hash!r}")
     mods = _device_modules()
