@@ -81,7 +81,7 @@ def test_counts_a_known_ulab_sequence():
 
 def test_instrumented_device_code_computes_the_same():
     ds = data.load("GunPoint")
-    pl = plan.fit(ds, 3)
+    pl = plan.fit(ds, 3, n_features=1000)
     Q = pl.quantizer(ds.X_train[:2])
     feats = pl.node_features(1)
     work = bc.slice_work(feats, Q[0].astype(np.int8).tobytes())
