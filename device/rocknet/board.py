@@ -323,8 +323,11 @@ class Runner:
     def _expected(self, r):
         """Row indices to wait for in round r: every member's control rows, and the series
         rows when a member owns sample r."""
-        geo = self.node.geo
-        members = self.node.members | (1 << self.node.id)
+        nd = self.node
+        geo = nd.geo
+        # members, and whoever we heard last round (a rebooted board asking to join: waiting
+        # for its rows too lets the leader hold its message in consecutive rounds and admit it)
+        members = nd.members | nd.heard_last | (1 << nd.id)
         rows = []
         at = self.schedule.at(r)
         if at is not None and (members >> at[1]) & 1:

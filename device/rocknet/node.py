@@ -283,6 +283,14 @@ class _Order:
         return self.owner[j], self.index[j]
 
 
+def _finite(values):
+    """No NaN or infinity among the floats (x - x is 0.0 only for finite x)."""
+    for v in values:
+        if v - v != 0.0:
+            return False
+    return True
+
+
 def _popcount(mask):
     c = 0
     while mask:
@@ -451,7 +459,9 @@ class Node:
         self.stats = {"rounds": 0, "commit": 0, "drop": 0, "skipped": 0, "decided": 0,
                       "steps": 0, "desynced": 0, "conflicts": 0, "joined": 0, "removed": 0,
                       "checkpoints": 0, "series_missed": 0, "evicted": 0, "withdrawn": 0,
-                      "refounds": 0, "series_bad": 0, "stale": 0}
+                      "refounds": 0, "series_bad": 0, "stale": 0, "faulty": 0,
+                      "nonfinite": 0}
+        self.faulty = 0  # nodes this node (as leader) removed for non-finite partial logits
 
     # ----- round I/O -----
 
@@ -668,6 +678,11 @@ class Node:
         """Apply one sample whose logits are agreed (or, agreement off, whatever arrived)."""
         i = s % self.capacity
         label, phase = self._slot_label[i], self._slot_phase[i]
+        if not _finite(z):  # only without agreement (or a leader that does not check)
+            self.stats["nonfinite"] += 1
+            self.stats["drop"] += 1
+            self._record(b"D", s, b"\xff")
+            return
         if phase == TRAIN:
             self.head.apply(np.array(z, dtype=xp.float_), label, codes=self._kept[i])
             self._batch_applied += 1
@@ -920,10 +935,22 @@ class Node:
                     or self._deaf[n] >= self.gone_after or (c is not None and c.flags & F_OUT)):
                 M &= ~(1 << n)
                 self.stats["removed"] += 1
+        # faults: a member whose partial logits for s are not finite (a bug, a bit flip in its
+        # RAM) is removed, so nobody ever sums them; a node sending such logits is not admitted.
+        # A leader with such logits itself stops applying: the next member takes over.
+        bad = self._nonfinite(s)
+        if (bad >> self.id) & 1:
+            self.stats["faulty"] += 1
+            self._desync()
+            return
+        for n in _bits(M & bad, self.n):
+            M &= ~(1 << n)
+            self.stats["faulty"] += 1
+            self.faulty |= 1 << n
         # joins: non-members asking, whose message of this round is here
         joins = 0
         for n in ctrl:
-            if not (M >> n) & 1 and ctrl[n].flags & F_JOIN:
+            if not (M >> n) & 1 and ctrl[n].flags & F_JOIN and not (bad >> n) & 1:
                 joins |= 1 << n
         if self._commit_ok(s, ctrl, M | joins):
             M |= joins
@@ -935,6 +962,18 @@ class Node:
             outcome = DROP
         # one entry: samples nobody decided in their own round are DROPped with it
         self._decide(last + 1, s, outcome, M)
+
+    def _nonfinite(self, s):
+        """Bitmap of the nodes whose partial logits for sample s are NaN or infinite."""
+        i = self._slot(s)
+        rows = self._slot_rows[i] if i is not None else None
+        if not rows or self.logit_scale is not None:  # int16 codes are always finite
+            return 0
+        bad = 0
+        for n in rows:
+            if not _finite(struct.unpack(self._fmt, rows[n])):
+                bad |= 1 << n
+        return bad
 
     def _commit_ok(self, s, ctrl, M):
         i = self._slot(s)
@@ -1091,6 +1130,11 @@ class Node:
         self._record(b"R", max(0, self.applied_through), b"")
 
     # ----- state for hosts and tests -----
+
+    @property
+    def heard_last(self):
+        """Nodes whose control message of the last ended round this node decoded."""
+        return self._heard_next
 
     @property
     def leader(self):
