@@ -5,7 +5,7 @@ Skipped where rocknet.head / rocknet_host.head_plan are not there yet."""
 from __future__ import annotations
 
 import pytest
-from rocknet_host.fleet_run import Event, FleetRun, build_fleet
+from node_net import Event, FleetRun, build_fleet
 from rocknet_host.runtime import import_device
 
 try:
@@ -86,7 +86,7 @@ def test_real_head_same_decisions_in_both_runtimes(device):
     """Three nodes with the real head, 5 % row loss (13/256), inside the runtime: digests
     agree there; decisions and evaluation counts match CPython's."""
     from node_standin import SETUP_SRC, standin_namespace
-    from rocknet_host.fleet_run import owner_split
+    from rocknet_host.board_plan import owner_split
 
     ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)
     p = plan.fit(ds, 3, n_features=336, seed=0)
@@ -128,7 +128,7 @@ def test_with_a_batch_gap_the_fleet_trains_exactly_the_central_model(gap, loss):
     weights everywhere, so each node's block equals, bit for bit, the same columns of one
     central head trained on the committed samples in the same order."""
     import numpy as np
-    from rocknet_host.fleet_run import owner_split
+    from rocknet_host.board_plan import owner_split
 
     ds = data.synthetic(n_train=60, n_test=30, length=64, n_classes=3, seed=2)
     p3 = plan.fit(ds, 3, n_features=336, seed=0)
@@ -163,7 +163,7 @@ def test_over_the_simulated_radio_the_fleet_learns_the_central_model():
     """Four boards on a 2x2 grid with 20 % link loss, coded rounds over BLE adverts: every
     sample commits, the test set is learned, and each block is the central head's."""
     import numpy as np
-    from rocknet_host.fleet_run import owner_split
+    from rocknet_host.board_plan import owner_split
     from rocknet_host.fleet_sim import FleetSim
     from rocknet_host.sim import topology as topo
     from rocknet_host.sim.radio import profile

@@ -237,44 +237,45 @@ class Simulation:
     # ----- the outcome -----
 
     def _steady(self) -> list[int]:
-        """Live boards that never left (no reboot, no rejoin in their log)."""
+        """Live boards applying at the end that never left (no reboot, no rejoin)."""
         return [nd.id for nd in self.fleet.nodes if nd.alive and not nd.reboots
-                and not any(e[0] in "JR" for e in nd.log)]
+                and nd.st is not None and nd.st[2] and not any(e[0] in "JR" for e in nd.log)]
 
     def _reference_node(self) -> int | None:
         """A live board applying decisions, preferably one that never left."""
         nodes = self.fleet.nodes
         live = [nd.id for nd in nodes if nd.alive and nd.st is not None and nd.st[2]]
-        steady = [i for i in self._steady() if i in live]
-        pool = steady or live
+        pool = self._steady() or live
         return max(pool, key=lambda i: nodes[i].st[1]) if pool else None
 
     def consistent(self) -> bool:
-        """Live boards that never left applied the same updates (equal digests at a common
-        sample); a board that rejoined applied the same decisions from its joining sample."""
+        """Boards that never left applied the same updates (equal digests at a common sample);
+        a board that rejoined applied the same decisions from its joining sample; a board the
+        fleet removed applied, up to where it stopped, only what the fleet applied."""
         nodes = self.fleet.nodes
-        live = [nd for nd in nodes if nd.alive and nd.st is not None]
-        if not live:
-            return True
         steady = [nodes[i] for i in self._steady()]
-        s = min(nd.st[1] for nd in live)
-        if len({log_digest_at(nd.log, s) for nd in steady}) > 1:
-            return False
-        ref = (steady or live)[0]
-
-        def entries(nd: Any, since: int) -> list[tuple[str, int, bytes]]:
-            return [(e[0], e[1], e[2]) for e in nd.log if e[0] in "ADS" and since <= e[1] <= s]
-
-        for nd in live:
-            if nd in steady:
-                continue
-            joined = max((e[1] for e in nd.log if e[0] == "J"), default=None)
-            if joined is None:
-                if nd.st[2]:  # applying, yet it never joined after leaving: not the fleet's
-                    return False
-                continue
-            if entries(nd, joined) != entries(ref, joined):
+        ref_id = self._reference_node()
+        if ref_id is None:
+            return True
+        ref = nodes[ref_id]
+        if steady:
+            s = min(nd.st[1] for nd in steady)
+            if len({log_digest_at(nd.log, s) for nd in steady}) > 1:
                 return False
+        theirs = {(e[0], e[1]): e[2] for e in ref.log if e[0] in "AD"}
+        top = ref.st[1]
+        for nd in nodes:
+            if not nd.alive or nd.st is None or nd in steady:
+                continue
+            joined = max((e[1] for e in nd.log if e[0] == "J"), default=-1)
+            mine = [e for e in nd.log if e[0] in "AD" and joined <= e[1] <= top]
+            if any(theirs.get((e[0], e[1])) != e[2] for e in mine):
+                return False  # applied something the fleet did not
+            if nd.st[2] and joined >= 0:  # rejoined and applying: nothing skipped either
+                end = min(nd.st[1], top)
+                want = {k for k in theirs if joined <= k[1] <= end}
+                if want != {(e[0], e[1]) for e in mine if e[1] <= end}:
+                    return False
         return True
 
     def _stall(self) -> tuple[bool, str | None]:
