@@ -992,6 +992,8 @@ class Node:
         """Why sample s cannot COMMIT with membership M (None: it can)."""
         i = self._slot(s)
         if i is None:
+            if self.schedule.at(s) is None:
+                return "idle"  # a gap round after a batch: no sample travels
             return "series missing"  # we never decoded its series (owner gone, or loss)
         rows = self._slot_rows[i]
         if rows is None:

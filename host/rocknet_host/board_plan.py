@@ -74,6 +74,7 @@ class Training:
     checkpoint_every: int | None = None  # applied samples; None: 4 batches
     seed: int = 0
     predict: bool = False  # after training, the fleet predicts the whole test set once
+    gap: int = 0  # idle rounds after each batch: every block equals a central head's
 
     def check(self) -> None:
         if self.mode not in head_plan.MODES:
@@ -118,7 +119,8 @@ def node_plans(pl: Plan, ds: Dataset, t: Training) -> list[dict[str, Any]]:
     te = owner_split(len(_eval_index(ds, t)), n)
     tp = owner_split(len(ds.X_test), n) if t.predict else [(0, 0)] * n
     sched = node_mod.Schedule([b - a for a, b in tr], [b - a for a, b in te],
-                              [b - a for a, b in tp], epochs=t.epochs, batch=t.batch)
+                              [b - a for a, b in tp], epochs=t.epochs, batch=t.batch,
+                              gap=t.gap)
     lb = 2 if secs[0]["wire"] == "int16" else 4
     try:
         rs = row_size_for(t.radio, lambda size: node_mod.Geometry(
