@@ -415,7 +415,7 @@ class Head:
         try:
             lab = int(label)
         except (TypeError, ValueError):
-            raise ValueError("label %r is not an integer class index" % (label,))
+            raise ValueError("label %r is not an integer class index" % (label,)) from None
         if lab != label or not 0 <= lab < self.n_classes:
             raise ValueError("label %r outside 0..%d: the plan has %d classes"
                              % (label, self.n_classes - 1, self.n_classes))
@@ -513,7 +513,7 @@ class Head:
         """Row r of a moment as floats (decoded from its 8-bit codes, or copied)."""
         if not self.q_moments:
             return store[r].copy()
-        v = np.take(table, store[r])
+        v = xp.take(table, store[r])
         self._blocks(v, scales[r])
         return v
 
@@ -530,7 +530,7 @@ class Head:
         c = self._code
         c[:] = 0
         for s in _STEPS:  # binary search: code = number of midpoints below v (<= 255)
-            th = np.take(mids, c + (s - 1))
+            th = xp.take(mids, c + (s - 1))
             c += np.array(v > th, dtype=xp.uint8) * s
         store[r] = c
 
@@ -773,7 +773,7 @@ class Head:
             fp = meta["fp"]
             specs = meta["arrays"]
         except (ValueError, KeyError, TypeError):
-            raise ValueError("not a head checkpoint (unreadable header)")
+            raise ValueError("not a head checkpoint (unreadable header)") from None
         if fp != self.fingerprint:
             raise ValueError("checkpoint was written for plan %s, this node runs plan %s: it "
                              "belongs to another plan or node" % (fp[:12], self.fingerprint[:12]))
