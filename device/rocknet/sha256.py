@@ -14,16 +14,18 @@ _K = (
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
     0xc67178f2,
 )
-_H0 = (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-       0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+_H0 = (0x6a09, 0xe667, 0xbb67, 0xae85, 0x3c6e, 0xf372, 0xa54f, 0xf53a,
+       0x510e, 0x527f, 0x9b05, 0x688c, 0x1f83, 0xd9ab, 0x5be0, 0xcd19)  # 16-bit halves
+_KH = tuple(k >> 16 for k in _K)
+_KL = tuple(k & 0xFFFF for k in _K)
+del _K
 
 
 class Sha256:
     """Pure-Python SHA-256 (FIPS 180-4) for boards without hashlib (CircuitPython 10.0 and
     older on nRF52840; newer builds have hashlib.new("sha256")); `rocknet._compat` picks it
-    only there. Slow: ~30 ms per 250-byte
-    tag in the WebAssembly MicroPython, far more on a 64 MHz board. `copy()` lets HMAC cache
-    its keyed states."""
+    only there. Slow: a 64-byte block is about a thousand small-int operations. `copy()`
+    lets HMAC cache its keyed states."""
 
     def __init__(self, data=b""):
         self._h = list(_H0)
@@ -52,25 +54,62 @@ class Sha256:
         bits = c._n * 8
         pad = b"\x80" + bytes((55 - c._n) % 64) + struct.pack(">II", bits >> 32, bits & 0xFFFFFFFF)
         c.update(pad)
-        return struct.pack(">8I", *c._h)
+        return struct.pack(">16H", *c._h)
 
     def _block(self, block):
-        w = list(struct.unpack(">16I", block))
-        M = 0xFFFFFFFF
+        # 32-bit words as 16-bit halves (hi, lo): every value stays a small int, so a board
+        # (31-bit small ints) allocates no big int per operation.
+        v = struct.unpack(">32H", block)
+        wh = [v[i] for i in range(0, 32, 2)]
+        wl = [v[i] for i in range(1, 32, 2)]
         for t in range(16, 64):
-            a = w[t - 15]
-            b = w[t - 2]
-            s0 = ((a >> 7 | a << 25) ^ (a >> 18 | a << 14) ^ (a >> 3)) & M
-            s1 = ((b >> 17 | b << 15) ^ (b >> 19 | b << 13) ^ (b >> 10)) & M
-            w.append((w[t - 16] + s0 + w[t - 7] + s1) & M)
-        a, b, c, d, e, f, g, h = self._h
+            xh = wh[t - 15]
+            xl = wl[t - 15]
+            yh = wh[t - 2]
+            yl = wl[t - 2]
+            # sigma0 = rotr7 ^ rotr18 ^ shr3, sigma1 = rotr17 ^ rotr19 ^ shr10
+            s0l = (((xl >> 7) | ((xh & 0x7F) << 9)) ^ ((xh >> 2) | ((xl & 3) << 14))
+                   ^ ((xl >> 3) | ((xh & 7) << 13)))
+            s0h = (((xh >> 7) | ((xl & 0x7F) << 9)) ^ ((xl >> 2) | ((xh & 3) << 14))
+                   ^ (xh >> 3))
+            s1l = (((yh >> 1) | ((yl & 1) << 15)) ^ ((yh >> 3) | ((yl & 7) << 13))
+                   ^ ((yl >> 10) | ((yh & 0x3FF) << 6)))
+            s1h = (((yl >> 1) | ((yh & 1) << 15)) ^ ((yl >> 3) | ((yh & 7) << 13))
+                   ^ (yh >> 10))
+            lo = wl[t - 16] + wl[t - 7] + s0l + s1l
+            wl.append(lo & 0xFFFF)
+            wh.append((wh[t - 16] + wh[t - 7] + s0h + s1h + (lo >> 16)) & 0xFFFF)
+        H = self._h
+        ah, al, bh, bl, ch, cl, dh, dl, eh, el, fh, fl, gh, gl, hh, hl = H
+        kh = _KH
+        kl = _KL
         for t in range(64):
-            s1 = ((e >> 6 | e << 26) ^ (e >> 11 | e << 21) ^ (e >> 25 | e << 7)) & M
-            ch = (e & f) ^ (~e & g)
-            t1 = (h + s1 + ch + _K[t] + w[t]) & M
-            s0 = ((a >> 2 | a << 30) ^ (a >> 13 | a << 19) ^ (a >> 22 | a << 10)) & M
-            t2 = (s0 + ((a & b) ^ (a & c) ^ (b & c))) & M
-            h, g, f, e, d, c, b, a = g, f, e, (d + t1) & M, c, b, a, (t1 + t2) & M
-        hs = self._h
-        for i, v in enumerate((a, b, c, d, e, f, g, h)):
-            hs[i] = (hs[i] + v) & M
+            # T1 = h + Sigma1(e) + Ch(e, f, g) + K[t] + W[t]; Sigma1 = rotr6 ^ rotr11 ^ rotr25
+            lo = (hl + (((el >> 6) | ((eh & 0x3F) << 10)) ^ ((el >> 11) | ((eh & 0x7FF) << 5))
+                        ^ ((eh >> 9) | ((el & 0x1FF) << 7)))
+                  + ((el & fl) ^ (~el & gl)) + kl[t] + wl[t])
+            t1h = (hh + (((eh >> 6) | ((el & 0x3F) << 10)) ^ ((eh >> 11) | ((el & 0x7FF) << 5))
+                         ^ ((el >> 9) | ((eh & 0x1FF) << 7)))
+                   + ((eh & fh) ^ (~eh & gh)) + kh[t] + wh[t] + (lo >> 16))
+            t1l = lo & 0xFFFF
+            # T2 = Sigma0(a) + Maj(a, b, c); Sigma0 = rotr2 ^ rotr13 ^ rotr22
+            lo = ((((al >> 2) | ((ah & 3) << 14)) ^ ((al >> 13) | ((ah & 0x1FFF) << 3))
+                   ^ ((ah >> 6) | ((al & 0x3F) << 10)))
+                  + ((al & bl) ^ (al & cl) ^ (bl & cl)))
+            t2h = ((((ah >> 2) | ((al & 3) << 14)) ^ ((ah >> 13) | ((al & 0x1FFF) << 3))
+                    ^ ((al >> 6) | ((ah & 0x3F) << 10)))
+                   + ((ah & bh) ^ (ah & ch) ^ (bh & ch)) + (lo >> 16))
+            t2l = lo & 0xFFFF
+            hh, hl, gh, gl, fh, fl = gh, gl, fh, fl, eh, el
+            lo = dl + t1l
+            el = lo & 0xFFFF
+            eh = (dh + t1h + (lo >> 16)) & 0xFFFF
+            dh, dl, ch, cl, bh, bl = ch, cl, bh, bl, ah, al
+            lo = t1l + t2l
+            al = lo & 0xFFFF
+            ah = (t1h + t2h + (lo >> 16)) & 0xFFFF
+        out = (ah, al, bh, bl, ch, cl, dh, dl, eh, el, fh, fl, gh, gl, hh, hl)
+        for i in range(0, 16, 2):
+            lo = H[i + 1] + out[i + 1]
+            H[i + 1] = lo & 0xFFFF
+            H[i] = (H[i] + out[i] + (lo >> 16)) & 0xFFFF
