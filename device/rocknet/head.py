@@ -51,15 +51,8 @@ import math
 import struct
 
 from . import xp
+from ._compat import const
 from .xp import np
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
 
 CHECKPOINT_KIND = "checkpoint"
 CHECKPOINT_VERSION = const(1)
@@ -422,7 +415,7 @@ class Head:
         try:
             lab = int(label)
         except (TypeError, ValueError):
-            raise ValueError("label %r is not an integer class index" % (label,))
+            raise ValueError("label %r is not an integer class index" % (label,)) from None
         if lab != label or not 0 <= lab < self.n_classes:
             raise ValueError("label %r outside 0..%d: the plan has %d classes"
                              % (label, self.n_classes - 1, self.n_classes))
@@ -520,7 +513,7 @@ class Head:
         """Row r of a moment as floats (decoded from its 8-bit codes, or copied)."""
         if not self.q_moments:
             return store[r].copy()
-        v = np.take(table, store[r])
+        v = xp.take(table, store[r])
         self._blocks(v, scales[r])
         return v
 
@@ -537,7 +530,7 @@ class Head:
         c = self._code
         c[:] = 0
         for s in _STEPS:  # binary search: code = number of midpoints below v (<= 255)
-            th = np.take(mids, c + (s - 1))
+            th = xp.take(mids, c + (s - 1))
             c += np.array(v > th, dtype=xp.uint8) * s
         store[r] = c
 
@@ -780,7 +773,7 @@ class Head:
             fp = meta["fp"]
             specs = meta["arrays"]
         except (ValueError, KeyError, TypeError):
-            raise ValueError("not a head checkpoint (unreadable header)")
+            raise ValueError("not a head checkpoint (unreadable header)") from None
         if fp != self.fingerprint:
             raise ValueError("checkpoint was written for plan %s, this node runs plan %s: it "
                              "belongs to another plan or node" % (fp[:12], self.fingerprint[:12]))
@@ -891,7 +884,7 @@ def _gram_shift(n, total_features):
 
 def _fingerprint(plan, cfg, F):
     """Hex digest naming the plan a checkpoint belongs to (slice, node, head options)."""
-    import hashlib
+    from ._compat import sha256
 
     feats = plan["features"]
     parts = [plan.get("node", 0), plan.get("nodes", 1), plan["classes"], feats["length"],
@@ -901,7 +894,7 @@ def _fingerprint(plan, cfg, F):
               "bias_node", "n_train", "w_scale", "lr", "steps"):
         v = cfg.get(k)
         parts.append("%.6g" % v if isinstance(v, float) else v)
-    h = hashlib.sha256(repr(parts).encode())
+    h = sha256(repr(parts).encode())
     b = bytearray(2 * len(feats["biases"]))
     for i, v in enumerate(feats["biases"]):
         struct.pack_into("<h", b, 2 * i, v)
