@@ -30,13 +30,16 @@ class Link:
 
     def __init__(self, node_id, key, owners, row_size, profile=wire.EXTENDED,
                  company_id=wire.COMPANY_TESTING, network_id=0, seed=None,
-                 timeout_ms=mixer.DEFAULT_TIMEOUT_MS, auto_join=True, round_hint=0):
+                 timeout_ms=mixer.DEFAULT_TIMEOUT_MS, auto_join=True, round_hint=0,
+                 mic=wire.MIC_SIZE, boot=None):
         if not 0 <= node_id <= 0xFF:
             raise ValueError("node_id must fit one byte (0..255), got %r" % (node_id,))
         self.node_id = node_id
         self.owners = list(owners)
         self.row_size = row_size
-        self.codec = wire.Codec(key, len(self.owners), row_size, profile, company_id, network_id)
+        # rounds before the hint (a rebooted node's checkpoint) are refused before any AES
+        self.codec = wire.Codec(key, len(self.owners), row_size, profile, company_id, network_id,
+                                mic, boot, floor=round_hint)
         self.seed = node_id if seed is None else seed
         self.timeout_ms = timeout_ms
         self.auto_join = auto_join

@@ -1,0 +1,232 @@
+"""AES-CCM (RFC 3610, NIST SP 800-38C) and AES-CMAC (RFC 4493), as Bluetooth Mesh uses them.
+
+    c = Ccm(key16, mic=4)                     # 13-byte nonces (L = 2), MIC of 4..16 bytes
+    sealed = c.seal(nonce, aad, data)         # ciphertext + MIC
+    data = c.open(nonce, aad, sealed)         # None if the MIC does not match
+    key = derive(fleet_key, b"context")       # a 16-byte AES key from any secret (CMAC)
+
+The block cipher is the board's: `cryptolib` on MicroPython, `aesio` on CircuitPython,
+`cryptography` on CPython. CCM is two bulk passes, a CBC-MAC (one CBC call over the formatted
+blocks) and a CTR pass that encrypts the MIC and the data together (one CTR call, or one ECB
+call over the counter blocks where the firmware has no CTR mode), so a 254-byte advert costs
+a few calls into C, not a Python loop over blocks. Buffers are kept per message size, so a
+codec of fixed geometry allocates them once.
+"""
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+NONCE_SIZE = const(13)
+_L = const(2)  # bytes of the message length: 13-byte nonces, messages up to 65535 bytes
+_ZERO = bytes(16)
+
+
+def aes(key):
+    """The board's AES-128 under ``key``: an object with ``mac(buf)`` (CBC-MAC of a buffer
+    of whole blocks, zero IV; ``buf`` is overwritten; returns the last block) and
+    ``ctr(a0, buf)`` (``buf`` XOR the keystream from counter block ``a0``, in place)."""
+    try:
+        import cryptolib
+
+        return _Cryptolib(cryptolib, key)
+    except ImportError:
+        pass
+    try:
+        import aesio
+
+        return _Aesio(aesio, key)
+    except ImportError:
+        pass
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    except ImportError:
+        raise ImportError("no AES in this firmware: rocknet authenticates adverts with "
+                          "AES-CCM; use a MicroPython build with cryptolib "
+                          "(MICROPY_PY_CRYPTOLIB) or CircuitPython (aesio)") from None
+    return _Cryptography(Cipher, algorithms.AES(bytes(key)), modes)
+
+
+class _Cryptolib:
+    def __init__(self, mod, key):
+        self._new = mod.aes
+        self._key = key
+        try:
+            mod.aes(key, 6, _ZERO)
+            self._ctr_mode = True
+        except ValueError:  # a firmware without MICROPY_PY_CRYPTOLIB_CTR
+            self._ctr_mode = False
+            self._ks = None
+
+    def mac(self, buf):
+        self._new(self._key, 2, _ZERO).encrypt(buf, buf)
+        return buf[-16:]
+
+    def ctr(self, a0, buf):
+        if self._ctr_mode:
+            self._new(self._key, 6, a0).encrypt(buf, buf)
+            return
+        n = len(buf)
+        nb = (n + 15) // 16
+        ks = self._ks
+        if ks is None or len(ks) != 16 * nb:
+            ks = self._ks = bytearray(16 * nb)
+        i0 = a0[14] << 8 | a0[15]
+        for b in range(nb):
+            o = 16 * b
+            ks[o:o + 14] = a0[:14]
+            ks[o + 14] = (i0 + b) >> 8 & 255
+            ks[o + 15] = (i0 + b) & 255
+        self._new(self._key, 1).encrypt(ks, ks)
+        x = int.from_bytes(buf, "big") ^ (int.from_bytes(ks, "big") >> 8 * (16 * nb - n))
+        buf[:] = x.to_bytes(n, "big")
+
+
+class _Aesio:
+    def __init__(self, mod, key):
+        self._m = mod
+        self._key = key
+
+    def mac(self, buf):
+        m = self._m
+        m.AES(self._key, m.MODE_CBC, _ZERO).encrypt_into(buf, buf)
+        return buf[-16:]
+
+    def ctr(self, a0, buf):
+        m = self._m
+        m.AES(self._key, m.MODE_CTR, a0).encrypt_into(buf, buf)
+
+
+class _Cryptography:
+    def __init__(self, cipher, algorithm, modes):
+        self._c = cipher
+        self._a = algorithm
+        self._modes = modes
+
+    def mac(self, buf):
+        buf[:] = self._c(self._a, self._modes.CBC(_ZERO)).encryptor().update(bytes(buf))
+        return buf[-16:]
+
+    def ctr(self, a0, buf):
+        buf[:] = self._c(self._a, self._modes.CTR(bytes(a0))).encryptor().update(bytes(buf))
+
+
+def cmac(aes_, msg):
+    """AES-CMAC (RFC 4493) of ``msg`` under the key of ``aes_`` (an `aes` object)."""
+    sub = bytearray(16)
+    k1 = _dbl(aes_.mac(sub))
+    n = len(msg)
+    nb = max(1, (n + 15) // 16)
+    buf = bytearray(16 * nb)
+    buf[:n] = msg
+    if n == 16 * nb:
+        last = k1
+    else:
+        buf[n] = 0x80
+        last = _dbl(k1)
+    o = 16 * nb - 16
+    for i in range(16):
+        buf[o + i] ^= last[i]
+    return bytes(aes_.mac(buf))
+
+
+def _dbl(block):
+    """Doubling in GF(2^128) (CMAC subkeys)."""
+    v = int.from_bytes(bytes(block), "big") << 1
+    if v >> 128:
+        v ^= 0x100000000000000000000000000000087
+    return v.to_bytes(16, "big")
+
+
+def derive(secret, context, aes_factory=aes):
+    """A 16-byte key for ``context`` from a secret of any length, as Mesh's k2 does:
+    T = CMAC_salt(secret) with salt = CMAC_0("rocknet"), key = CMAC_T(context | 0x01)."""
+    if not secret:
+        raise ValueError("the fleet key must be non-empty bytes")
+    salt = cmac(aes_factory(_ZERO), b"rocknet")
+    t = cmac(aes_factory(salt), bytes(secret))
+    return cmac(aes_factory(t), bytes(context) + b"\x01")
+
+
+class Ccm:
+    """AES-CCM under one 16-byte key with 13-byte nonces and ``mic``-byte MICs (4, 6, ...,
+    16; Mesh uses 4 for access messages and 8 for control ones)."""
+
+    def __init__(self, key, mic=4, aes_factory=aes):
+        if mic not in (4, 6, 8, 10, 12, 14, 16):
+            raise ValueError("MIC of %r bytes: CCM allows 4, 6, 8, 10, 12, 14 or 16" % (mic,))
+        if len(key) != 16:
+            raise ValueError("AES-CCM here takes a 16-byte key (use ccm.derive)")
+        self.mic = mic
+        self._aes = aes_factory(bytes(key))
+        self._mb = None  # CBC-MAC input: B0, the AAD blocks, the data blocks
+        self._cb = None  # CTR buffer: the MIC block, then the data
+        self._a0 = bytearray(16)
+
+    def _blocks(self, nonce, aad, data):
+        """CBC-MAC of (nonce, aad, data): T, the first ``mic`` bytes."""
+        la, ld = len(aad), len(data)
+        if len(nonce) != NONCE_SIZE:
+            raise ValueError("CCM nonce of %d bytes, expected 13" % len(nonce))
+        if la >= 0xFF00 or ld > 0xFFFF:
+            raise ValueError("CCM message too long")
+        na = (la + 2 + 15) // 16 if la else 0
+        size = 16 * (1 + na + (ld + 15) // 16)
+        b = self._mb
+        if b is None or len(b) != size:
+            b = self._mb = bytearray(size)
+        b[0] = (64 if la else 0) | (self.mic - 2) // 2 << 3 | (_L - 1)
+        b[1:14] = nonce
+        b[14] = ld >> 8
+        b[15] = ld & 255
+        o = 16
+        if la:
+            b[16] = la >> 8
+            b[17] = la & 255
+            b[18:18 + la] = aad
+            o += 16 * na
+            b[18 + la:o] = _ZERO[:o - 18 - la]  # the buffer is reused: zero the padding
+        b[o:o + ld] = data
+        b[o + ld:] = _ZERO[:size - o - ld]
+        return self._aes.mac(b)[:self.mic]
+
+    def _ctr(self, nonce, head, data):
+        """CTR from A0 over (head padded to a block, data): returns the buffer."""
+        ld = len(data)
+        cb = self._cb
+        if cb is None or len(cb) != 16 + ld:
+            cb = self._cb = bytearray(16 + ld)
+        cb[:16] = _ZERO
+        cb[:len(head)] = head
+        cb[16:] = data
+        a0 = self._a0
+        a0[0] = _L - 1
+        a0[1:14] = nonce
+        a0[14] = a0[15] = 0
+        self._aes.ctr(a0, cb)
+        return cb
+
+    def seal(self, nonce, aad, data):
+        """Ciphertext of ``data`` followed by the MIC over (nonce, aad, data)."""
+        t = self._blocks(nonce, aad, data)
+        cb = self._ctr(nonce, t, data)
+        return bytes(cb[16:]) + bytes(cb[:self.mic])
+
+    def open(self, nonce, aad, sealed):
+        """The data of a `seal` output, or None when the MIC does not match (forged, another
+        key, nonce or aad)."""
+        m = self.mic
+        n = len(sealed) - m
+        if n < 0:
+            return None
+        cb = self._ctr(nonce, sealed[n:], memoryview(sealed)[:n])
+        data = bytes(cb[16:])
+        t = self._blocks(nonce, aad, data)
+        diff = 0
+        for i in range(m):
+            diff |= t[i] ^ cb[i]
+        return data if diff == 0 else None
