@@ -473,14 +473,14 @@ def test_a_fleet_built_from_a_host_plan_runs_train_and_evaluation_phases():
 
 
 def test_digest_chain_is_the_same_with_the_pure_python_sha256():
-    """Boards without hashlib chain the digest with wire.Sha256: same bytes."""
-    wire = import_device("rocknet.wire")
+    """Boards without hashlib chain the digest with the pure-Python Sha256: same bytes."""
+    Sha256 = import_device("rocknet.sha256").Sha256
     fr, sched = fleet(3, loss=0.1, seed=3, epochs=1)
     fr.run(sched.length + 4)
     nd = fr.nodes[1]
     d = bytes(32)
     for kind, s, payload, after in nd.applied:
-        d = wire.Sha256(d + kind.encode() + s.to_bytes(4, "little") + payload).digest()
+        d = Sha256(d + kind.encode() + s.to_bytes(4, "little") + payload).digest()
         assert d == after
 
 

