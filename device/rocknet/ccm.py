@@ -5,70 +5,51 @@
     data = c.open(nonce, aad, sealed)         # None if the MIC does not match
     key = derive(fleet_key, b"context")       # a 16-byte AES key from any secret (CMAC)
 
-The block cipher is the board's: `cryptolib` on MicroPython, `aesio` on CircuitPython,
-`cryptography` on CPython. CCM is two bulk passes, a CBC-MAC (one CBC call over the formatted
-blocks) and a CTR pass that encrypts the MIC and the data together (one CTR call, or one ECB
-call over the counter blocks where the firmware has no CTR mode), so a 254-byte advert costs
-a few calls into C, not a Python loop over blocks. Buffers are kept per message size, so a
+The block cipher is the board's (`_compat.aes`): `aesio` on CircuitPython, `cryptolib` on
+MicroPython, `cryptography` on CPython. CCM is two bulk passes, a CBC-MAC (one CBC call over
+the formatted blocks) and a CTR pass that encrypts the MIC and the data together (one CTR
+call), so a 254-byte advert costs a few calls into C, not a Python loop over blocks; a port
+without those modes gets them from its ECB (`Aes`). Buffers are kept per message size, so a
 codec of fixed geometry allocates them once.
 """
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
+from ._compat import CBC, CTR, ECB, const
+from ._compat import aes as _port_aes
 
 NONCE_SIZE = const(13)
 _L = const(2)  # bytes of the message length: 13-byte nonces, messages up to 65535 bytes
 _ZERO = bytes(16)
 
 
-def aes(key):
-    """The board's AES-128 under ``key``: an object with ``mac(buf)`` (CBC-MAC of a buffer
-    of whole blocks, zero IV; ``buf`` is overwritten; returns the last block) and
-    ``ctr(a0, buf)`` (``buf`` XOR the keystream from counter block ``a0``, in place)."""
-    try:
-        import cryptolib
+class Aes:
+    """The two bulk operations CCM and CMAC need, on the port's AES (`_compat.aes`):
+    ``mac(buf)``, the CBC-MAC of a bytearray of whole blocks (zero IV; ``buf`` is
+    overwritten; returns the last block), and ``ctr(a0, buf)``, ``buf`` XOR the keystream
+    from counter block ``a0``, in place. Each is one call into C where the port has CBC and
+    CTR modes (aesio, cryptolib's CBC, cryptography); a port without them (cryptolib builds
+    without CTR) gets them from its ECB."""
 
-        return _Cryptolib(cryptolib, key)
-    except ImportError:
-        pass
-    try:
-        import aesio
-
-        return _Aesio(aesio, key)
-    except ImportError:
-        pass
-    try:
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    except ImportError:
-        raise ImportError("no AES in this firmware: rocknet authenticates adverts with "
-                          "AES-CCM; use a MicroPython build with cryptolib "
-                          "(MICROPY_PY_CRYPTOLIB) or CircuitPython (aesio)") from None
-    return _Cryptography(Cipher, algorithms.AES(bytes(key)), modes)
-
-
-class _Cryptolib:
-    def __init__(self, mod, key):
-        self._new = mod.aes
-        self._key = key
-        try:
-            mod.aes(key, 6, _ZERO)
-            self._ctr_mode = True
-        except ValueError:  # a firmware without MICROPY_PY_CRYPTOLIB_CTR
-            self._ctr_mode = False
-            self._ks = None
+    def __init__(self, key):
+        new = self._new = _port_aes(key)
+        self._cbc = _has(new, CBC)
+        self._ctr = _has(new, CTR)
+        self._ks = None
 
     def mac(self, buf):
-        self._new(self._key, 2, _ZERO).encrypt(buf, buf)
-        return buf[-16:]
+        if self._cbc:
+            self._new(CBC, _ZERO)(buf)
+            return buf[-16:]
+        ecb = self._new(ECB)
+        x = bytearray(16)
+        for o in range(0, len(buf), 16):
+            v = int.from_bytes(x, "big") ^ int.from_bytes(buf[o:o + 16], "big")
+            x[:] = v.to_bytes(16, "big")
+            ecb(x)
+        return x
 
     def ctr(self, a0, buf):
-        if self._ctr_mode:
-            self._new(self._key, 6, a0).encrypt(buf, buf)
+        if self._ctr:
+            self._new(CTR, a0)(buf)
             return
         n = len(buf)
         nb = (n + 15) // 16
@@ -81,42 +62,21 @@ class _Cryptolib:
             ks[o:o + 14] = a0[:14]
             ks[o + 14] = (i0 + b) >> 8 & 255
             ks[o + 15] = (i0 + b) & 255
-        self._new(self._key, 1).encrypt(ks, ks)
+        self._new(ECB)(ks)
         x = int.from_bytes(buf, "big") ^ (int.from_bytes(ks, "big") >> 8 * (16 * nb - n))
         buf[:] = x.to_bytes(n, "big")
 
 
-class _Aesio:
-    def __init__(self, mod, key):
-        self._m = mod
-        self._key = key
-
-    def mac(self, buf):
-        m = self._m
-        m.AES(self._key, m.MODE_CBC, _ZERO).encrypt_into(buf, buf)
-        return buf[-16:]
-
-    def ctr(self, a0, buf):
-        m = self._m
-        m.AES(self._key, m.MODE_CTR, a0).encrypt_into(buf, buf)
-
-
-class _Cryptography:
-    def __init__(self, cipher, algorithm, modes):
-        self._c = cipher
-        self._a = algorithm
-        self._modes = modes
-
-    def mac(self, buf):
-        buf[:] = self._c(self._a, self._modes.CBC(_ZERO)).encryptor().update(bytes(buf))
-        return buf[-16:]
-
-    def ctr(self, a0, buf):
-        buf[:] = self._c(self._a, self._modes.CTR(bytes(a0))).encryptor().update(bytes(buf))
+def _has(new, mode):
+    try:
+        new(mode, _ZERO)
+        return True
+    except (ValueError, NotImplementedError):
+        return False
 
 
 def cmac(aes_, msg):
-    """AES-CMAC (RFC 4493) of ``msg`` under the key of ``aes_`` (an `aes` object)."""
+    """AES-CMAC (RFC 4493) of ``msg`` under the key of ``aes_`` (an `Aes`)."""
     sub = bytearray(16)
     k1 = _dbl(aes_.mac(sub))
     n = len(msg)
@@ -142,27 +102,27 @@ def _dbl(block):
     return v.to_bytes(16, "big")
 
 
-def derive(secret, context, aes_factory=aes):
+def derive(secret, context):
     """A 16-byte key for ``context`` from a secret of any length, as Mesh's k2 does:
     T = CMAC_salt(secret) with salt = CMAC_0("rocknet"), key = CMAC_T(context | 0x01)."""
     if not secret:
         raise ValueError("the fleet key must be non-empty bytes")
-    salt = cmac(aes_factory(_ZERO), b"rocknet")
-    t = cmac(aes_factory(salt), bytes(secret))
-    return cmac(aes_factory(t), bytes(context) + b"\x01")
+    salt = cmac(Aes(_ZERO), b"rocknet")
+    t = cmac(Aes(salt), bytes(secret))
+    return cmac(Aes(t), bytes(context) + b"\x01")
 
 
 class Ccm:
     """AES-CCM under one 16-byte key with 13-byte nonces and ``mic``-byte MICs (4, 6, ...,
     16; Mesh uses 4 for access messages and 8 for control ones)."""
 
-    def __init__(self, key, mic=4, aes_factory=aes):
+    def __init__(self, key, mic=4):
         if mic not in (4, 6, 8, 10, 12, 14, 16):
             raise ValueError("MIC of %r bytes: CCM allows 4, 6, 8, 10, 12, 14 or 16" % (mic,))
         if len(key) != 16:
             raise ValueError("AES-CCM here takes a 16-byte key (use ccm.derive)")
         self.mic = mic
-        self._aes = aes_factory(bytes(key))
+        self._aes = Aes(bytes(key))
         self._mb = None  # CBC-MAC input: B0, the AAD blocks, the data blocks
         self._cb = None  # CTR buffer: the MIC block, then the data
         self._a0 = bytearray(16)

@@ -7,16 +7,9 @@ which n a board can do this. The `Head` methods of the same names call these.
 """
 
 from . import xp
+from ._compat import const
 from .head import _X_UNIT
 from .xp import np
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
 
 _GRAM_BOUND = const(4194304)  # 2**22: per-entry bound of integer Gram sums (float32 exact)
 
