@@ -42,7 +42,7 @@ def air(links, now, loss=0.0, rng=None, listeners=()):
     return sent
 
 
-@pytest.mark.parametrize("profile,row_size", [("legacy", 11), ("extended", 234)])
+@pytest.mark.parametrize("profile,row_size", [("legacy", 9), ("extended", 232)])
 def test_a_fleet_round_decodes_everything(profile, row_size):
     owners = [0, 0, 0] + list(range(20))  # M = 23: three series chunks + 20 logit rows
     truth = truth_rows(owners, row_size)
@@ -177,7 +177,7 @@ def _fleet(n_nodes, row, profile, loss_pct, seed):
     rng = Rng(seed)
     owners = [0, 0] + list(range(n_nodes))
     truth = [bytes([rng.below(256) for _ in range(row)]) for _ in owners]
-    links = [Link(n, b"device fleet key", owners, row, profile) for n in range(n_nodes)]
+    links = [Link(n, b"device fleet key", owners, row, profile, boot=n) for n in range(n_nodes)]
     mine = [{i: truth[i] for i in range(len(owners)) if owners[i] == n} for n in range(n_nodes)]
     for n in range(n_nodes):  # odd nodes are already in round 65536, even ones still in 65535
         links[n].start_round(65535 + n % 2, mine[n] if n % 2 else {0: b"old"}, 0)

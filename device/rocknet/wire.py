@@ -151,6 +151,9 @@ class Codec:
         if mic not in MIC_SIZES:
             raise ValueError("mic must be 4 or 8 bytes, not %r" % (mic,))
         limit = max_row_size(profile, m, mic)
+        if limit < 1:
+            raise ValueError("M=%d rows leave no room for a row in a %s advert: use fewer rows "
+                             "or the extended profile" % (m, profile))
         if not 1 <= row_size <= limit:
             hint = " (or use the extended profile)" if profile == LEGACY else ""
             raise ValueError("row_size %d does not fit a %s advert with M=%d: use 1..%d%s"
