@@ -47,10 +47,11 @@ CTR = const(2)
 
 
 def aes(key):
-    """The port's AES under ``key`` (16 bytes) as ``new(mode, iv=None) -> run(buf)``: ``run``
-    encrypts a bytearray in place (ECB and CBC: whole 16-byte blocks; CTR: any length, the
-    counter block ``iv`` incremented big-endian). ``new`` raises ValueError or
-    NotImplementedError for a mode the port lacks (cryptolib builds without CTR)."""
+    """The port's AES under ``key`` (16 bytes) as ``new(mode, iv=None) -> run(src, dst)``:
+    ``run`` encrypts ``src`` into the bytearray ``dst`` of the same length (``dst`` may be
+    ``src``; ECB and CBC: whole 16-byte blocks; CTR: any length, the counter block ``iv``
+    incremented big-endian). ``new`` raises ValueError or NotImplementedError for a mode the
+    port lacks (cryptolib builds without CTR)."""
     key = bytes(key)
     if len(key) != 16:
         raise ValueError("AES-128 needs a 16-byte key, got %d bytes" % len(key))
@@ -64,12 +65,12 @@ def aes(key):
         def new(mode, iv=None):
             c = aesio.AES(key, modes[mode], iv)
             if mode:
-                return lambda buf: c.encrypt_into(buf, buf)
+                return c.encrypt_into
 
-            def ecb(buf):  # aesio's ECB takes one block per call
-                mv = memoryview(buf)
-                for o in range(0, len(buf), 16):
-                    c.encrypt_into(mv[o:o + 16], mv[o:o + 16])
+            def ecb(src, dst):  # aesio's ECB takes one block per call
+                s, d = memoryview(src), memoryview(dst)
+                for o in range(0, len(src), 16):
+                    c.encrypt_into(s[o:o + 16], d[o:o + 16])
 
             return ecb
 
@@ -82,7 +83,7 @@ def aes(key):
 
         def new(mode, iv=None):
             c = cryptolib.aes(key, (2, 6)[mode - 1], iv) if mode else cryptolib.aes(key, 1)
-            return lambda buf: c.encrypt(buf, buf)
+            return c.encrypt
 
         return new
     try:
@@ -96,8 +97,8 @@ def aes(key):
         m = modes.CBC(bytes(iv)) if mode == CBC else modes.CTR(bytes(iv)) if mode else modes.ECB()
         e = Cipher(alg, m).encryptor()
 
-        def run(buf):
-            buf[:] = e.update(bytes(buf))
+        def run(src, dst):
+            dst[:] = e.update(bytes(src))
 
         return run
 

@@ -23,11 +23,12 @@ _ZERO = bytes(16)
 
 class Aes:
     """The two bulk operations CCM and CMAC need, on the port's AES (`_compat.aes`):
-    ``mac(buf)``, the CBC-MAC of a bytearray of whole blocks (zero IV; ``buf`` is
-    overwritten; returns the last block), and ``ctr(a0, buf)``, ``buf`` XOR the keystream
-    from counter block ``a0``, in place. Each is one call into C where the port has CBC and
-    CTR modes (aesio, cryptolib's CBC, cryptography); a port without them (cryptolib builds
-    without CTR) gets them from its ECB."""
+    ``mac(src, dst)``, the CBC-MAC of a buffer of whole blocks (zero IV, the CBC output
+    written to the bytearray ``dst``, which may be ``src``; returns the last block), and
+    ``ctr(a0, src, dst)``, ``src`` XOR the keystream from counter block ``a0`` into ``dst``.
+    Each is one call into C where the port has CBC and CTR modes (aesio, cryptolib's CBC,
+    cryptography); a port without them (cryptolib builds without CTR) gets them from its
+    ECB."""
 
     def __init__(self, key):
         new = self._new = _port_aes(key)
@@ -35,23 +36,23 @@ class Aes:
         self._ctr = _has(new, CTR)
         self._ks = None
 
-    def mac(self, buf):
+    def mac(self, src, dst):
         if self._cbc:
-            self._new(CBC, _ZERO)(buf)
-            return buf[-16:]
+            self._new(CBC, _ZERO)(src, dst)
+            return dst[-16:]
         ecb = self._new(ECB)
         x = bytearray(16)
-        for o in range(0, len(buf), 16):
-            v = int.from_bytes(x, "big") ^ int.from_bytes(buf[o:o + 16], "big")
+        for o in range(0, len(src), 16):
+            v = int.from_bytes(x, "big") ^ int.from_bytes(src[o:o + 16], "big")
             x[:] = v.to_bytes(16, "big")
-            ecb(x)
+            ecb(x, x)
         return x
 
-    def ctr(self, a0, buf):
+    def ctr(self, a0, src, dst):
         if self._ctr:
-            self._new(CTR, a0)(buf)
+            self._new(CTR, a0)(src, dst)
             return
-        n = len(buf)
+        n = len(src)
         nb = (n + 15) // 16
         ks = self._ks
         if ks is None or len(ks) != 16 * nb:
@@ -62,9 +63,9 @@ class Aes:
             ks[o:o + 14] = a0[:14]
             ks[o + 14] = (i0 + b) >> 8 & 255
             ks[o + 15] = (i0 + b) & 255
-        self._new(ECB)(ks)
-        x = int.from_bytes(buf, "big") ^ (int.from_bytes(ks, "big") >> 8 * (16 * nb - n))
-        buf[:] = x.to_bytes(n, "big")
+        self._new(ECB)(ks, ks)
+        x = int.from_bytes(src, "big") ^ (int.from_bytes(ks, "big") >> 8 * (16 * nb - n))
+        dst[:] = x.to_bytes(n, "big")
 
 
 def _has(new, mode):
@@ -78,7 +79,7 @@ def _has(new, mode):
 def cmac(aes_, msg):
     """AES-CMAC (RFC 4493) of ``msg`` under the key of ``aes_`` (an `Aes`)."""
     sub = bytearray(16)
-    k1 = _dbl(aes_.mac(sub))
+    k1 = _dbl(aes_.mac(sub, sub))
     n = len(msg)
     nb = max(1, (n + 15) // 16)
     buf = bytearray(16 * nb)
@@ -91,7 +92,7 @@ def cmac(aes_, msg):
     o = 16 * nb - 16
     for i in range(16):
         buf[o + i] ^= last[i]
-    return bytes(aes_.mac(buf))
+    return bytes(aes_.mac(buf, buf))
 
 
 def _dbl(block):
@@ -114,7 +115,9 @@ def derive(secret, context):
 
 class Ccm:
     """AES-CCM under one 16-byte key with 13-byte nonces and ``mic``-byte MICs (4, 6, ...,
-    16; Mesh uses 4 for access messages and 8 for control ones)."""
+    16; Mesh uses 4 for access messages and 8 for control ones). The formatted blocks of the
+    last message shape (AAD and data lengths) are kept, so a codec of fixed geometry writes
+    only the nonce, AAD and data of each message."""
 
     def __init__(self, key, mic=4):
         if mic not in (4, 6, 8, 10, 12, 14, 16):
@@ -123,58 +126,58 @@ class Ccm:
             raise ValueError("AES-CCM here takes a 16-byte key (use ccm.derive)")
         self.mic = mic
         self._aes = Aes(bytes(key))
-        self._mb = None  # CBC-MAC input: B0, the AAD blocks, the data blocks
-        self._cb = None  # CTR buffer: the MIC block, then the data
-        self._a0 = bytearray(16)
+        self._shape = None  # (AAD length, data length) the buffers are formatted for
+        self._a0 = bytearray(16)  # counter block A0: flags, nonce, counter 0
+        self._a0[0] = _L - 1
 
-    def _blocks(self, nonce, aad, data):
-        """CBC-MAC of (nonce, aad, data): T, the first ``mic`` bytes."""
-        la, ld = len(aad), len(data)
-        if len(nonce) != NONCE_SIZE:
-            raise ValueError("CCM nonce of %d bytes, expected 13" % len(nonce))
+    def _format(self, la, ld):
         if la >= 0xFF00 or ld > 0xFFFF:
             raise ValueError("CCM message too long")
         na = (la + 2 + 15) // 16 if la else 0
         size = 16 * (1 + na + (ld + 15) // 16)
-        b = self._mb
-        if b is None or len(b) != size:
-            b = self._mb = bytearray(size)
+        b = self._mb = bytearray(size)  # B0, the AAD blocks, the data blocks (zero padded)
+        self._mo = bytearray(size)  # their CBC output
         b[0] = (64 if la else 0) | (self.mic - 2) // 2 << 3 | (_L - 1)
-        b[1:14] = nonce
         b[14] = ld >> 8
         b[15] = ld & 255
-        o = 16
         if la:
             b[16] = la >> 8
             b[17] = la & 255
-            b[18:18 + la] = aad
-            o += 16 * na
-            b[18 + la:o] = _ZERO[:o - 18 - la]  # the buffer is reused: zero the padding
+        self._do = 16 * (1 + na)  # where the data starts
+        self._cb = bytearray(16 + ld)  # CTR input: the MIC (zero padded), then the data
+        self._co = bytearray(16 + ld)  # CTR output
+        self._shape = (la, ld)
+
+    def _tag(self, nonce, aad, data):
+        """T: the first ``mic`` bytes of the CBC-MAC of (nonce, aad, data)."""
+        la, ld = len(aad), len(data)
+        if len(nonce) != NONCE_SIZE:
+            raise ValueError("CCM nonce of %d bytes, expected 13" % len(nonce))
+        if self._shape != (la, ld):
+            self._format(la, ld)
+        b = self._mb
+        b[1:14] = nonce
+        b[18:18 + la] = aad
+        o = self._do
         b[o:o + ld] = data
-        b[o + ld:] = _ZERO[:size - o - ld]
-        return self._aes.mac(b)[:self.mic]
+        return self._aes.mac(b, self._mo)[:self.mic]
 
     def _ctr(self, nonce, head, data):
-        """CTR from A0 over (head padded to a block, data): returns the buffer."""
-        ld = len(data)
+        """CTR from A0 over (head padded to a block, data): the output buffer."""
         cb = self._cb
-        if cb is None or len(cb) != 16 + ld:
-            cb = self._cb = bytearray(16 + ld)
-        cb[:16] = _ZERO
         cb[:len(head)] = head
         cb[16:] = data
         a0 = self._a0
-        a0[0] = _L - 1
         a0[1:14] = nonce
-        a0[14] = a0[15] = 0
-        self._aes.ctr(a0, cb)
-        return cb
+        co = self._co
+        self._aes.ctr(a0, cb, co)
+        return co
 
     def seal(self, nonce, aad, data):
         """Ciphertext of ``data`` followed by the MIC over (nonce, aad, data)."""
-        t = self._blocks(nonce, aad, data)
-        cb = self._ctr(nonce, t, data)
-        return bytes(cb[16:]) + bytes(cb[:self.mic])
+        t = self._tag(nonce, aad, data)
+        co = self._ctr(nonce, t, data)
+        return bytes(co[16:]) + bytes(co[:self.mic])
 
     def open(self, nonce, aad, sealed):
         """The data of a `seal` output, or None when the MIC does not match (forged, another
@@ -183,10 +186,12 @@ class Ccm:
         n = len(sealed) - m
         if n < 0:
             return None
-        cb = self._ctr(nonce, sealed[n:], memoryview(sealed)[:n])
-        data = bytes(cb[16:])
-        t = self._blocks(nonce, aad, data)
-        diff = 0
-        for i in range(m):
-            diff |= t[i] ^ cb[i]
-        return data if diff == 0 else None
+        if self._shape is None or self._shape[1] != n:
+            self._format(len(aad), n)
+        co = self._ctr(nonce, sealed[n:], memoryview(sealed)[:n])
+        data = bytes(co[16:])
+        t = self._tag(nonce, aad, data)
+        # compared as integers: no early exit on the first differing byte
+        if int.from_bytes(t, "big") != int.from_bytes(co[:m], "big"):
+            return None
+        return data
