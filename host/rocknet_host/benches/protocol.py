@@ -441,10 +441,14 @@ def measure(cfg: Config, args: Any) -> dict[str, Any]:
     wrap = count_tags if auth_ms > 0 else (lambda ep: ep)
     work = auth_work(auth_ms) if auth_ms > 0 else None
 
+    boots: dict[int, int] = {}
+
     def link_factory(i: int) -> Any:
+        # fixed boot salts keep a run (and its pcap) reproducible; a reboot gets a new one
+        boots[i] = boots.get(i, -1) + 1
         return wrap(link_mod.Link(i, KEY, owners, row_size, model.wire_profile,
                                   seed=(args.seed * 7919 + i + 1) & 0xFFFFFFFF,
-                                  timeout_ms=deadline_ms))
+                                  timeout_ms=deadline_ms, boot=(i + 1) << 8 | boots[i]))
 
     run = run_rounds(topology, model, link_factory, gen, cfg.rounds, seed=args.seed,
                      deadline_s=args.deadline, start_skew_ms=args.start_skew_ms,
