@@ -26,6 +26,11 @@ class Link:
     tx, joined (rounds aligned to from the air), rejected {reason: count} with the codec's
     reasons (short, ad_type, company, network, length, round, malformed, replay, auth) plus
     stale (a round older than the two kept) and future (newer round, auto_join off).
+
+    ``round_hint``: the round of the node's last checkpoint (0 on a fresh board); rounds
+    before it are refused (the replay floor survives a reboot through the checkpoint).
+    ``mic``: 4 or 8 bytes of AES-CCM MIC; ``boot``: the boot salt (random by default, as a
+    board needs; simulations fix it to stay reproducible), see `wire`.
     """
 
     def __init__(self, node_id, key, owners, row_size, profile=wire.EXTENDED,
