@@ -59,19 +59,18 @@ from . import xp
 from ._compat import const
 from .xp import np
 
-
 _MU_ONE = const(128)  # mean fixed point: 1/128 code
 _SC_ONE = const(4096)  # 1/std fixed point: 1/4096 per code
 _SC_MAX = const(65535)
 _X_UNIT = 1.0 / (128 * 4096)  # x = (128 u - mu_q) * sc_q * _X_UNIT
 
-MODES = ("gradient", "ridge")
-SOLVERS = ("sgd", "dual")
-OPTIMIZERS = ("sgd", "momentum", "adam")
-SCHEDULES = ("cosine", "linear", "constant")
-WIRES = ("float32", "int16")
-SCALINGS = ("plan", "local")
-LAMBDAS = (1e-3, 4.6415888336127775e-3, 2.1544346900318832e-2, 0.1, 0.46415888336127775,
+_MODES = ("gradient", "ridge")
+_SOLVERS = ("sgd", "dual")
+_OPTIMIZERS = ("sgd", "momentum", "adam")
+_SCHEDULES = ("cosine", "linear", "constant")
+WIRES = ("float32", "int16")  # partial-logit rows on the air
+_SCALINGS = ("plan", "local")
+_LAMBDAS = (1e-3, 4.6415888336127775e-3, 2.1544346900318832e-2, 0.1, 0.46415888336127775,
            2.154434690031882, 10.0, 46.41588833612773, 215.44346900318823, 1000.0)
 
 
@@ -106,13 +105,13 @@ class Head:
         if not 2 <= C <= 255:
             raise ValueError("%d classes: the head handles 2..255" % C)
         self.n_classes = C
-        self.mode = _cfg(cfg, "mode", "gradient", MODES)
-        self.solver = _cfg(cfg, "solver", "sgd", SOLVERS)
+        self.mode = _cfg(cfg, "mode", "gradient", _MODES)
+        self.solver = _cfg(cfg, "solver", "sgd", _SOLVERS)
         if self.solver == "dual" and self.mode != "ridge":
             raise ValueError("solver 'dual' is ridge's closed form: use mode='ridge'")
-        self.optimizer = _cfg(cfg, "optimizer", "sgd", OPTIMIZERS)
-        self.schedule = _cfg(cfg, "schedule", "cosine", SCHEDULES)
-        self.scaling = _cfg(cfg, "scaling", "plan", SCALINGS)
+        self.optimizer = _cfg(cfg, "optimizer", "sgd", _OPTIMIZERS)
+        self.schedule = _cfg(cfg, "schedule", "cosine", _SCHEDULES)
+        self.scaling = _cfg(cfg, "scaling", "plan", _SCALINGS)
         self.wire = _cfg(cfg, "wire", "float32", WIRES)
         self.logit_scale = float(cfg.get("logit_scale", 1.0 / 256))
         self.batch = int(cfg.get("batch", 8))
@@ -131,7 +130,7 @@ class Head:
         self.q_moments = _cfg(cfg, "moments", "int8", ("int8", "float")) == "int8"
         self.owns_bias = self.node == int(cfg.get("bias_node", 0))
         self.n_train = int(cfg.get("n_train", 0))
-        self.lambdas = [float(v) for v in cfg.get("lambdas", LAMBDAS)]
+        self.lambdas = [float(v) for v in cfg.get("lambdas", _LAMBDAS)]
         self.total_features = int(cfg.get("total_features", 0))
         self._layout(feats)
         F = self.n_features
@@ -457,7 +456,9 @@ class Head:
         return unpack(data, self.n_classes, self.wire, self.logit_scale)
 
     def logit_sum(self):
-        """A `LogitSum` for this fleet's rows."""
+        """A `head_sum.LogitSum` for this fleet's rows (transport-free training)."""
+        from .head_sum import LogitSum
+
         return LogitSum(self.nodes, self.n_classes, self.wire, self.logit_scale)
 
     # ----- ridge, closed form in dual (rocknet.head_dual) -----
@@ -581,53 +582,3 @@ def unpack(data, n_classes, wire="float32", logit_scale=1.0 / 256):
             raise ValueError("partial-logit row contains NaN or inf")
         return row
     return np.frombuffer(data, dtype=xp.int16) * logit_scale
-
-
-class LogitSum:
-    """The summed logits of one sample from every node's row, identical on every node
-    whatever the order rows arrive in: rows are kept per node and summed in node order
-    (int16 codes are summed as exact integers)."""
-
-    def __init__(self, n_nodes, n_classes, wire="float32", logit_scale=1.0 / 256):
-        if wire not in WIRES:
-            raise ValueError("wire %r: choose one of %s" % (wire, ", ".join(WIRES)))
-        self.n_nodes = n_nodes
-        self.n_classes = n_classes
-        self.wire = wire
-        self.logit_scale = logit_scale
-        self._rows = np.zeros((n_nodes, n_classes), dtype=xp.float_)
-        self.received = 0
-
-    def reset(self):
-        self.received = 0
-
-    def add(self, node, data):
-        """Node ``node``'s row (bytes from `pack`); a duplicate or malformed row raises."""
-        if not 0 <= node < self.n_nodes:
-            raise ValueError("node %d outside 0..%d" % (node, self.n_nodes - 1))
-        if self.received >> node & 1:
-            raise ValueError("node %d's row already added for this sample" % node)
-        if self.wire == "float32":
-            self._rows[node] = unpack(data, self.n_classes, "float32")
-        else:
-            unpack(data, self.n_classes, "int16")  # size check
-            self._rows[node] = np.frombuffer(data, dtype=xp.int16)
-        self.received |= 1 << node
-
-    @property
-    def complete(self):
-        return self.received == (1 << self.n_nodes) - 1
-
-    def missing(self):
-        return [i for i in range(self.n_nodes) if not self.received >> i & 1]
-
-    def total(self):
-        """z: the rows summed in node order (raises if any is missing)."""
-        if not self.complete:
-            raise ValueError("partial logits missing from nodes %s" % self.missing())
-        z = self._rows[0].copy()
-        for i in range(1, self.n_nodes):
-            z += self._rows[i]
-        if self.wire == "int16":
-            z *= self.logit_scale
-        return z

@@ -46,15 +46,15 @@ from . import ccm
 from ._compat import const
 from .mixer import FLAGS_KNOWN, INFO_MASK, INFO_REQUEST, Packet
 
-AD_MANUFACTURER = const(0xFF)
+_AD_MANUFACTURER = const(0xFF)
 COMPANY_TESTING = const(0xFFFF)
 MIC_SIZE = const(4)  # bytes of the AES-CCM MIC by default (8: the stronger option)
 MIC_SIZES = (4, 8)
-HEADER_SIZE = const(12)
+_HEADER_SIZE = const(12)
 LEGACY = "legacy"
 EXTENDED = "extended"
 ADV_DATA_MAX = {LEGACY: 31, EXTENDED: 254}
-REPLAY_WINDOW = const(32)  # out-of-order packets accepted this far behind a sender's newest
+_REPLAY_WINDOW = const(32)  # out-of-order packets accepted this far behind a sender's newest
 MAX_SEQ = const(255)
 _ROUNDS_KEPT = const(4)  # replay windows are kept for this many rounds
 
@@ -65,7 +65,7 @@ def vector_bytes(m):
 
 def overhead(m, mic=MIC_SIZE):
     """Bytes of a packet that are not row payload."""
-    return HEADER_SIZE + 2 * vector_bytes(m) + mic
+    return _HEADER_SIZE + 2 * vector_bytes(m) + mic
 
 
 def max_row_size(profile, m, mic=MIC_SIZE):
@@ -94,7 +94,7 @@ def extend_round(low16, ref, forward=False):
 
 
 class ReplayWindow:
-    """Per round and stream: the newest seq seen plus a bitmap of the REPLAY_WINDOW before it
+    """Per round and stream: the newest seq seen plus a bitmap of the 32 seqs before it
     (IPsec-style). A stream is one boot of one sender (`Codec` passes sender << 16 | boot),
     so a sender that rebooted within a round starts a new window. Only authenticated packets
     are marked, so forgeries cannot block seqs."""
@@ -112,7 +112,7 @@ class ReplayWindow:
         back = w[0] - seq
         if back < 0:
             return True
-        return back < REPLAY_WINDOW and not (w[1] >> back) & 1
+        return back < _REPLAY_WINDOW and not (w[1] >> back) & 1
 
     def mark(self, round_no, sender, seq):
         senders = self._rounds.get(round_no)
@@ -127,7 +127,7 @@ class ReplayWindow:
             return
         back = w[0] - seq
         if back < 0:
-            w[1] = ((w[1] << -back) | 1) & ((1 << REPLAY_WINDOW) - 1)
+            w[1] = ((w[1] << -back) | 1) & ((1 << _REPLAY_WINDOW) - 1)
             w[0] = seq
         else:
             w[1] |= 1 << back
@@ -166,7 +166,7 @@ class Codec:
         self.mic = mic
         self.nb = vector_bytes(m)
         self.size = packet_size(m, row_size, mic)
-        self.header = bytes((self.size - 1, AD_MANUFACTURER, company_id & 0xFF,
+        self.header = bytes((self.size - 1, _AD_MANUFACTURER, company_id & 0xFF,
                              company_id >> 8, network_id))
         self._ccm = ccm.Ccm(ccm.derive(key, b"rocknet/advert/v2" + self.header), mic)
         self._nonce = bytearray(ccm.NONCE_SIZE)
@@ -198,7 +198,7 @@ class Codec:
         buf[0:5] = self.header
         struct.pack_into("<HBBBH", buf, 5, p.round_no & 0xFFFF, p.sender, p.flags, p.seq,
                          self.boot)
-        o = HEADER_SIZE
+        o = _HEADER_SIZE
         buf[o:o + nb] = p.cv.to_bytes(nb, "little")
         buf[o + nb:o + 2 * nb] = p.info.to_bytes(nb, "little")
         o += 2 * nb
@@ -224,7 +224,7 @@ class Codec:
         h = self.header
         if n < 5:
             return self._reject("short")
-        if data[1] != AD_MANUFACTURER:
+        if data[1] != _AD_MANUFACTURER:
             return self._reject("ad_type")
         if data[2] != h[2] or data[3] != h[3]:
             return self._reject("company")
@@ -237,7 +237,7 @@ class Codec:
         if round_no is None or round_no < self.floor:
             return self._reject("round")
         nb = self.nb
-        o = HEADER_SIZE
+        o = _HEADER_SIZE
         cv = int.from_bytes(bytes(data[o:o + nb]), "little")
         info = int.from_bytes(bytes(data[o + nb:o + 2 * nb]), "little")
         kind = flags & INFO_MASK
