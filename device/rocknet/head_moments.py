@@ -139,7 +139,7 @@ def _moment(h, store, scales, r, table):
     """Row r of a moment as floats (decoded from its 8-bit codes, or copied)."""
     if not h.q_moments:
         return store[r].copy()
-    v = np.take(table, store[r])
+    v = xp.take(table, store[r])
     _blocks(h, v, scales[r])
     return v
 
@@ -157,7 +157,7 @@ def _keep(h, store, scales, r, v, mids):
     c = h._code
     c[:] = 0
     for s in _STEPS:  # binary search: code = number of midpoints below v (<= 255)
-        th = np.take(mids, c + (s - 1))
+        th = xp.take(mids, c + (s - 1))
         c += np.array(v > th, dtype=xp.uint8) * s
     store[r] = c
 

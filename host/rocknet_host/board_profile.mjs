@@ -38,8 +38,11 @@ function maxBlock(text) {
 }
 export function heapCheck(state, run, label) {
   const big = maxBlock(run("import micropython\nmicropython.mem_info()"));
-  const out = run("import _rn_heap, micropython\n" +
-                  `_rn_heap.check(${JSON.stringify(label)}, ${big}, ${state.prevBig || 0}, ` +
-                  "list(globals().values()))\nmicropython.mem_info()\ndel _rn_heap, micropython");
-  state.prevBig = maxBlock(out);
+  try {
+    run("import _rn_heap\n" +
+        `_rn_heap.check(${JSON.stringify(label)}, ${big}, ${state.prevBig || 0}, ` +
+        "list(globals().values()))\ndel _rn_heap");
+  } finally {  // the largest block that survived this collection, for the next checkpoint
+    state.prevBig = maxBlock(run("import micropython\nmicropython.mem_info()"));
+  }
 }

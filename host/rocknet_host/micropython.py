@@ -245,7 +245,9 @@ class MicroPython:
 
     def heap_report(self) -> dict[str, Any]:
         """Peak, largest transient block, growth per round, out-of-memory (`heap.HEAP_KEYS`)."""
-        report: dict[str, Any] = self.eval("__import__('_rn_heap').report()")
+        rep = self._request({"op": "exec", "nocheck": True, "code":
+                             "_rn_out = json.dumps(__import__('_rn_heap').report())"})
+        report: dict[str, Any] = json.loads(rep["out"])
         return report
 
     def put_file(self, path: str, data: bytes) -> None:

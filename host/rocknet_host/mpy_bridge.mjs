@@ -1,6 +1,7 @@
 // Runs device code inside the pinned MicroPython 1.29 + ulab (WebAssembly) for the host.
 // Protocol: one JSON request per stdin line, one JSON reply per stdout line.
 //   {"op": "exec", "code": str, "async": bool}  -> {"ok", "stdout", "out", "error"}
+//                                                   ("nocheck": true: no heap checkpoint)
 //   {"op": "mem_alloc"}                          -> {"ok", "mem_alloc"} (after a real collection)
 //   {"op": "put", "path": str, "b64": str}       -> {"ok"}  (write a file into the VFS)
 //   {"op": "heap", "label": str}                 -> {"ok"}  (a heap checkpoint, see heap.py;
@@ -65,7 +66,7 @@ async function handle(req) {
       try { out = mp.globals.get("_rn_out"); } catch (e) { out = null; }
       if (out !== undefined && out !== null) mp.runPython("del _rn_out");
       const stdout = takeStdout();
-      if (args.heapcheck === "call") {
+      if (args.heapcheck === "call" && !req.nocheck) {
         try { heapCheck(heapState, runQuiet, "call"); } catch (e) { e.rnStdout = stdout; throw e; }
       }
       return { ok: true, stdout, out: out ?? null };
