@@ -5,11 +5,12 @@
   it): ``hashlib.sha256`` (CPython, MicroPython, CircuitPython builds that have it),
   ``hashlib.new("sha256", data)`` (CircuitPython 10.1+, whose hashlib has only ``new``), else
   the pure-Python `rocknet.sha256.Sha256` (CircuitPython 9.x / 10.0: no hashlib at all).
-- ``aes_ecb(key)``: AES-128 block encryption, ``f(block16) -> bytes16``: ``aesio``
-  (CircuitPython), ``cryptolib`` (MicroPython), the ``cryptography`` package (CPython).
+- ``aes(key)``: AES-128 in ECB, CBC and CTR modes over whole buffers (what AES-CCM in
+  `rocknet.ccm` needs): ``aesio`` (CircuitPython), ``cryptolib`` (MicroPython), the
+  ``cryptography`` package (CPython).
 
 Only what a caller uses is imported: the pure-Python SHA-256 only where no hashlib answers,
-the AES modules only when ``aes_ecb`` is called.
+the AES modules only when ``aes`` is called.
 """
 
 try:
@@ -40,8 +41,17 @@ def pick_sha256():
 sha256 = pick_sha256()
 
 
-def aes_ecb(key):
-    """AES-128 ECB encryption of single 16-byte blocks under ``key`` (16 bytes)."""
+ECB = const(0)
+CBC = const(1)
+CTR = const(2)
+
+
+def aes(key):
+    """The port's AES under ``key`` (16 bytes) as ``new(mode, iv=None) -> run(src, dst)``:
+    ``run`` encrypts ``src`` into the bytearray ``dst`` of the same length (``dst`` may be
+    ``src``; ECB and CBC: whole 16-byte blocks; CTR: any length, the counter block ``iv``
+    incremented big-endian). ``new`` raises ValueError or NotImplementedError for a mode the
+    port lacks (cryptolib builds without CTR)."""
     key = bytes(key)
     if len(key) != 16:
         raise ValueError("AES-128 needs a 16-byte key, got %d bytes" % len(key))
@@ -50,32 +60,46 @@ def aes_ecb(key):
     except ImportError:
         aesio = None
     if aesio is not None:
-        aes = aesio.AES(key, aesio.MODE_ECB)
+        modes = (aesio.MODE_ECB, aesio.MODE_CBC, aesio.MODE_CTR)
 
-        def enc(block):
-            out = bytearray(16)
-            aes.encrypt_into(_block(block), out)
-            return bytes(out)
+        def new(mode, iv=None):
+            c = aesio.AES(key, modes[mode], iv)
+            if mode:
+                return c.encrypt_into
 
-        return enc
+            def ecb(src, dst):  # aesio's ECB takes one block per call
+                s, d = memoryview(src), memoryview(dst)
+                for o in range(0, len(src), 16):
+                    c.encrypt_into(s[o:o + 16], d[o:o + 16])
+
+            return ecb
+
+        return new
     try:
         import cryptolib  # MicroPython
     except ImportError:
         cryptolib = None
     if cryptolib is not None:
-        c = cryptolib.aes(key, 1)  # 1 = ECB
-        return lambda block: c.encrypt(_block(block))
+
+        def new(mode, iv=None):
+            c = cryptolib.aes(key, (2, 6)[mode - 1], iv) if mode else cryptolib.aes(key, 1)
+            return c.encrypt
+
+        return new
     try:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     except ImportError:
         raise ImportError("no AES on this port: needs aesio (CircuitPython), cryptolib "
                           "(MicroPython) or the cryptography package (CPython)") from None
-    e = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    return lambda block: e.update(_block(block))
+    alg = algorithms.AES(key)
 
+    def new(mode, iv=None):
+        m = modes.CBC(bytes(iv)) if mode == CBC else modes.CTR(bytes(iv)) if mode else modes.ECB()
+        e = Cipher(alg, m).encryptor()
 
-def _block(block):
-    block = bytes(block)
-    if len(block) != 16:
-        raise ValueError("an AES block is 16 bytes, got %d" % len(block))
-    return block
+        def run(src, dst):
+            dst[:] = e.update(bytes(src))
+
+        return run
+
+    return new

@@ -29,7 +29,7 @@ INFO_REQUEST = const(0x02)  # info = rows (pivots) the sender still misses
 INFO_FULL_MAP = const(0x04)  # info = nodes (index into Round.nodes) known to be full rank
 FLAGS_KNOWN = const(0x07)  # any other bit set: malformed
 
-MAX_ROWS = const(64)
+_MAX_ROWS = const(64)
 DEFAULT_TIMEOUT_MS = const(5000)
 
 _LINGER = const(2)  # full-rank packets still sent once the neighbourhood looks done
@@ -99,8 +99,8 @@ class Round:
     def __init__(self, node_id, round_no, owners, row_size, seed=0, now_ms=0,
                  timeout_ms=DEFAULT_TIMEOUT_MS):
         m = len(owners)
-        if not 0 < m <= MAX_ROWS:
-            raise ValueError("a round needs 1..%d rows, got %d owners" % (MAX_ROWS, m))
+        if not 0 < m <= _MAX_ROWS:
+            raise ValueError("a round needs 1..%d rows, got %d owners" % (_MAX_ROWS, m))
         if row_size < 1:
             raise ValueError("row_size must be >= 1 byte")
         self.node_id = node_id

@@ -301,7 +301,9 @@ def measure(args: argparse.Namespace, nodes: list[int]) -> dict[str, Any]:
             # conservative collector can keep it for a few calls) must not blur the figure
             mpy = open_runtime("micropython")
             try:
-                mpy.exec("import gc\nimport rocknet.minirocket, rocknet.head")
+                # the head modules a mode may load are code, not the node's state
+                mpy.exec("import gc\nimport rocknet.minirocket, rocknet.head, "
+                         "rocknet.head_moments, rocknet.head_dual, rocknet.head_sum")
                 per_node.append(measure_node(mpy, plans[i], Q, y, args.cpu_scale))
             except Exception as exc:  # noqa: BLE001 - a node MicroPython cannot build
                 row["extrapolated"] = True
