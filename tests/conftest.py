@@ -1,5 +1,7 @@
-"""Shared fixtures. Device tests take the `device` fixture and run once per runtime:
-CPython+numpy and MicroPython 1.29+ulab (WebAssembly via Node.js)."""
+"""Shared fixtures. Device tests take the `device` fixture and run once per runtime: CPython+numpy
+and MicroPython 1.29+ulab (WebAssembly via Node.js) under two board profiles
+(`rocknet_host.profiles`): circuitpython-9 (no hashlib, aesio, ulab 6.5 subset, .py) and
+micropython-esp32 (hashlib, cryptolib, package loaded from .mpy)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from rocknet_host.paths import REPO_ROOT
-from rocknet_host.runtime import RUNTIMES, open_runtime
+from rocknet_host.runtime import open_runtime
 
 SHARED_UCR = REPO_ROOT.parent / "shared" / "data" / "ucr"
 if SHARED_UCR.is_dir():
@@ -17,17 +18,18 @@ if SHARED_UCR.is_dir():
     os.environ.setdefault("ROCKNET_DATA_DIR", str(SHARED_UCR))
 
 _MPY = {}
+DEVICE_PROFILES = ("circuitpython-9", "micropython-esp32")
 
 
-@pytest.fixture(params=RUNTIMES)
+@pytest.fixture(params=("cpython", *DEVICE_PROFILES))
 def device(request):
-    """A device runtime; the MicroPython interpreter is shared per worker (fresh namespace
-    hygiene is the test's job: bind what you use)."""
+    """A device runtime; each profile's MicroPython interpreter is shared per worker (fresh
+    namespace hygiene is the test's job: bind what you use)."""
     name = request.param
-    if name == "micropython":
-        if "mpy" not in _MPY:
-            _MPY["mpy"] = open_runtime("micropython")
-        yield _MPY["mpy"]
+    if name in DEVICE_PROFILES:
+        if name not in _MPY:
+            _MPY[name] = open_runtime("micropython", profile=name)
+        yield _MPY[name]
     else:
         rt = open_runtime("cpython")
         yield rt

@@ -69,3 +69,28 @@ def test_targets_judge_only_what_was_measured(ratio, met):
     assert t[1]["met"] is None  # 100 rounds cannot show 99.9 %
     assert t[2]["met"] is met
     assert targets([], "nrf52840-ext")[0]["met"] is None
+
+
+def test_auth_cost_on_a_board(capsys):
+    """`--board` adds what sealing / authenticating one advert costs on the board's clock:
+    the AES blocks are CCM's for the advert's geometry, the AES part scales with the assumed
+    cycles per block, and the figure is what `auth_ms_per_advert` reports."""
+    args = ["bench", "protocol", "--nodes", "5", "--topology", "full", "--loss", "0",
+            "--rounds", "1", "--no-flooding", "--json", "--workers", "1",
+            "--board", "adafruit_feather_nrf52840"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    auth = out["auth"]
+    (cfg,) = out["configs"]
+    assert auth["advert_bytes"] == cfg["advert_bytes"] and auth["aes_module"] == "aesio"
+    payload = cfg["row_size"]
+    aad = 4 + 2 * -(-cfg["m_rows"] // 8)  # flags, seq, boot, coding and info vectors
+    blocks = 1 + -(-(2 + aad) // 16) + -(-payload // 16)  # CBC-MAC: B0, AAD, payload
+    for side in ("seal", "open"):
+        assert auth[side]["aes_blocks"] == blocks + 1 + -(-payload // 16)  # + CTR: A0, data
+        assert auth[side]["ms"] > auth[side]["aes_ms"] > 0
+    assert out["auth_ms_per_advert"] == auth["open"]["ms"]
+    assert main(args + ["--aes-cycles-per-block", "1500"]) == 0
+    half = json.loads(capsys.readouterr().out)["auth"]
+    assert half["open"]["aes_blocks"] == auth["open"]["aes_blocks"]
+    assert half["open"]["ms"] < auth["open"]["ms"]

@@ -5,7 +5,8 @@ import pytest
 from head_cases import case
 
 SETUP = """
-from rocknet.head import Head, LogitSum, pack, unpack
+from rocknet.head import Head, pack, unpack
+from rocknet.head_sum import LogitSum
 from rocknet.xp import np
 import struct
 h = Head(P)
@@ -83,7 +84,8 @@ def test_int16_rows_sum_exactly_in_any_order(device):
     rows = rng.normal(0, 5, (6, 5))  # within the int16 codes' +-32
     device.set(R=rows)
     device.exec("""
-from rocknet.head import LogitSum, pack
+from rocknet.head import pack
+from rocknet.head_sum import LogitSum
 import struct
 def total(order, wire):
     s = LogitSum(6, 5, wire, 2.0 ** -10)

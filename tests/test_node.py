@@ -9,7 +9,7 @@ import json
 
 import pytest
 from node_standin import SETUP_SRC, standin_namespace
-from rocknet_host.fleet_run import Event, FleetRun, digest_at, outcomes, replay
+from node_net import Event, FleetRun, digest_at, outcomes, replay
 from rocknet_host.runtime import import_device
 
 node_mod = import_device("rocknet.node")
@@ -452,7 +452,7 @@ def test_a_fleet_built_from_a_host_plan_runs_train_and_evaluation_phases():
     evaluation phase. (The stand-in head's plain SGD barely moves on 336 uncentred PPV
     features in 4 epochs; learning quality belongs to rocknet.head's tests.)"""
     from rocknet_host import data, plan
-    from rocknet_host.fleet_run import build_fleet, owner_split
+    from node_net import build_fleet, owner_split
 
     assert owner_split(10, 3) == [(0, 4), (4, 7), (7, 10)]
     ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)
@@ -473,14 +473,14 @@ def test_a_fleet_built_from_a_host_plan_runs_train_and_evaluation_phases():
 
 
 def test_digest_chain_is_the_same_with_the_pure_python_sha256():
-    """Boards without hashlib chain the digest with wire.Sha256: same bytes."""
-    wire = import_device("rocknet.wire")
+    """Boards without hashlib chain the digest with the pure-Python Sha256: same bytes."""
+    Sha256 = import_device("rocknet.sha256").Sha256
     fr, sched = fleet(3, loss=0.1, seed=3, epochs=1)
     fr.run(sched.length + 4)
     nd = fr.nodes[1]
     d = bytes(32)
     for kind, s, payload, after in nd.applied:
-        d = wire.Sha256(d + kind.encode() + s.to_bytes(4, "little") + payload).digest()
+        d = Sha256(d + kind.encode() + s.to_bytes(4, "little") + payload).digest()
         assert d == after
 
 

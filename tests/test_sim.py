@@ -46,8 +46,12 @@ def link_run(n: int, kind: str = "full", loss: float = 0.0, rounds: int = 3, see
         rng = random.Random(r)
         return Generation([r % n] + list(range(n)), row, [rng.randbytes(row) for _ in owners])
 
-    def factory(i: int):
-        return link.Link(i, KEY, owners, row, "extended", seed=i + 1, timeout_ms=1000)
+    boots: dict[int, int] = {}
+
+    def factory(i: int):  # called again when a node reboots: a new boot salt, as on a board
+        boots[i] = boots.get(i, -1) + 1
+        return link.Link(i, KEY, owners, row, "extended", seed=i + 1, timeout_ms=1000,
+                         boot=(i + 1) << 8 | boots[i])
 
     t = topo.build(kind, n, hops=None if kind == "full" else 3, loss=loss)
     return run_rounds(t, profile(radio), factory, gen, rounds, seed=seed, faults=faults,

@@ -1,18 +1,23 @@
-"""wire: advert layout and sizes, HMAC-SHA256 tags (hashlib and the pure-Python fallback),
-round extension, replay window, and cheap rejection of foreign adverts before any crypto."""
+"""wire: advert layout and sizes, AES-CCM sealing (checked against the cryptography package),
+encrypted rows, round extension, replay window and reboots, the replay floor, and cheap
+rejection of foreign adverts before any AES. (The CCM known answers: test_ccm.py.)"""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from cryptography.hazmat.primitives.cmac import CMAC
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rocknet_host.runtime import import_device
 
 mixer = import_device("rocknet.mixer")
 wire = import_device("rocknet.wire")
+compat = import_device("rocknet._compat")
+Sha256 = import_device("rocknet.sha256").Sha256
 
 KEY = b"fleet key for tests"
 
@@ -30,35 +35,46 @@ def packet(c, round_no=7, sender=3, flags=0, cv=1, info=0, seq=0, fill=0xAB):
 
 def test_row_sizes_per_profile():
     for m in range(21, 25):  # the FaceAll geometries: 3 bytes of coding and of info vector
-        assert wire.overhead(m) == 20
-        assert wire.max_row_size("legacy", m) == 11
-        assert wire.max_row_size("extended", m) == 234
-    assert wire.max_row_size("legacy", 8) == 15 and wire.max_row_size("legacy", 16) == 13
+        assert wire.overhead(m) == 22 and wire.overhead(m, mic=8) == 26
+        assert wire.max_row_size("legacy", m) == 9
+        assert wire.max_row_size("extended", m) == 232
+    assert wire.max_row_size("legacy", 8) == 13 and wire.max_row_size("legacy", 16) == 11
     for m in range(1, 65):
         for profile, limit in wire.ADV_DATA_MAX.items():
-            assert wire.packet_size(m, wire.max_row_size(profile, m)) == limit
+            for mic in wire.MIC_SIZES:
+                assert wire.packet_size(m, wire.max_row_size(profile, m, mic), mic) == limit
 
 
 def test_row_that_does_not_fit_is_refused_with_the_fix():
-    with pytest.raises(ValueError, match="use 1..11 .*extended"):
+    with pytest.raises(ValueError, match="use 1..9 .*extended"):
         codec(m=22, row_size=12, profile="legacy")
     with pytest.raises(ValueError, match="'legacy' or 'extended'"):
         wire.max_row_size("coded", 4)
 
 
+def cmac(key: bytes, msg: bytes) -> bytes:
+    c = CMAC(algorithms.AES(key))
+    c.update(msg)
+    return c.finalize()
+
+
 def test_layout_bytes():
-    c = codec(m=22, row_size=68, company_id=0x0822, network_id=0x5A)
+    c = codec(m=22, row_size=68, company_id=0x0822, network_id=0x5A, boot=0xBEEF)
     data = c.pack(packet(c, round_no=0x12345, sender=9, flags=mixer.FLAG_FULL_RANK, cv=0x30201,
                          info=0x5, seq=17))
-    assert len(data) == 88 and data[0] == 87
+    assert len(data) == 90 and data[0] == 89
     assert data[1:5] == bytes([0xFF, 0x22, 0x08, 0x5A])
     assert data[5:7] == (0x2345).to_bytes(2, "little")  # low 16 bits of the round
     assert data[7:10] == bytes([9, mixer.FLAG_FULL_RANK, 17])
-    assert data[10:13] == bytes([1, 2, 3]) and data[13:16] == bytes([5, 0, 0])
-    assert data[16:84] == bytes([0xAB]) * 68
-    mac = hmac.new(KEY, b"rocknet/mac/v1" + data[1:5], hashlib.sha256).digest()
-    expected = hmac.new(mac, (0x12345).to_bytes(4, "little") + data[:84], hashlib.sha256)
-    assert data[84:] == expected.digest()[:4]
+    assert data[10:12] == (0xBEEF).to_bytes(2, "little")  # the sender's boot salt
+    assert data[12:15] == bytes([1, 2, 3]) and data[15:18] == bytes([5, 0, 0])
+    # independently: Mesh k2-style key from the fleet key, 13-byte nonce, CCM with 4-byte MIC
+    t = cmac(cmac(bytes(16), b"rocknet"), KEY)
+    key = cmac(t, b"rocknet/advert/v2" + data[0:5] + b"\x01")
+    nonce = bytes([0x5A]) + (0x12345).to_bytes(4, "big") + bytes([9, 17, 0xBE, 0xEF, 0, 0, 0, 0])
+    sealed = AESCCM(key, tag_length=4).encrypt(nonce, bytes([0xAB]) * 68, data[8:18])
+    assert data[18:] == sealed
+    assert bytes([0xAB]) * 4 not in data  # the row is encrypted
     assert c.scan_prefix == bytes([4, 0xFF, 0x22, 0x08, 0x5A])
 
 
@@ -67,6 +83,10 @@ def test_layout_bytes():
     m=st.integers(1, 64), profile=st.sampled_from(["legacy", "extended"]), data=st.data(),
 )
 def test_pack_unpack_round_trip(m, profile, data):
+    if wire.max_row_size(profile, m) < 1:  # legacy adverts hold at most M = 56 rows
+        with pytest.raises(ValueError, match="no room for a row"):
+            wire.Codec(KEY, m, 1, profile)
+        return
     row_size = data.draw(st.integers(1, wire.max_row_size(profile, m)))
     c = wire.Codec(KEY, m, row_size, profile)
     full = data.draw(st.booleans())
@@ -94,53 +114,41 @@ def test_pack_unpack_round_trip(m, profile, data):
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=300), st.integers(1, 70))
 def test_pure_python_sha256_matches_hashlib(data, split):
-    h = wire.Sha256(data[:split])
+    h = Sha256(data[:split])
     h.update(data[split:])
     assert h.digest() == hashlib.sha256(data).digest()
     assert h.copy().digest() == h.digest()
 
 
-class NoCopySha:
-    """MicroPython's hashlib.sha256: no copy()."""
-
-    def __init__(self, data=b""):
-        self._h = hashlib.sha256(data)
-
-    def update(self, data):
-        self._h.update(data)
-
-    def digest(self):
-        return self._h.digest()
-
-
-@settings(max_examples=100, deadline=None)
-@given(key=st.binary(min_size=1, max_size=100), msg=st.binary(max_size=300))
-def test_mac_is_rfc2104_hmac_with_any_sha256(key, msg):
-    expected = hmac.new(key, msg, hashlib.sha256).digest()
-    for sha in (None, wire.Sha256, NoCopySha):
-        mac = wire.Mac(key, sha256=sha)
-        assert mac.digest(msg[:5], msg[5:]) == expected
-        assert mac.tag(msg) == expected[:4]
-
-
-MAC_ON_DEVICE = """
-from rocknet import wire
-_mac = wire.Mac(key, context=b"ctx")
-_pure = wire.Mac(key, context=b"ctx", sha256=wire.Sha256)
-result = [_mac.digest(msg), _pure.digest(msg), wire.Sha256(msg).digest()]
+ADVERT_ON_DEVICE = """
+from rocknet import mixer, wire
+from rocknet._compat import sha256
+from rocknet.sha256 import Sha256
+_c = wire.Codec(key, 22, 68, network_id=3, boot=0x1234)
+_adv = _c.pack(mixer.Packet(70000, 4, 1, 0x2F, 0, bytes(range(68)), 9))
+_p = _c.unpack(theirs, 70000)
+result = [_adv, _p is not None and [_p.round_no, _p.sender, _p.cv, _p.payload, _p.seq],
+          sha256(msg).digest(), Sha256(msg).digest()]
 """
 
 
-def test_tags_agree_on_micropython(device):
-    key, msg = b"k" * 70, bytes(range(256)) * 2
-    got = device.call(MAC_ON_DEVICE, key=key, msg=msg)
-    want = wire.Mac(key, context=b"ctx").digest(msg)
-    assert got == [want, want, hashlib.sha256(msg).digest()]
+def test_adverts_agree_across_runtimes(device):
+    c = wire.Codec(KEY, 22, 68, network_id=3, boot=0x1234)
+    mine = c.pack(mixer.Packet(70000, 4, 1, 0x2F, 0, bytes(range(68)), 9))
+    theirs = wire.Codec(KEY, 22, 68, network_id=3, boot=7).pack(
+        mixer.Packet(70000, 5, 0, 0x3, 0, bytes(68), 2))
+    msg = bytes(range(256)) * 2
+    got = device.call(ADVERT_ON_DEVICE, key=KEY, theirs=theirs, msg=msg)
+    assert got[0] == mine
+    assert got[1] == [70000, 5, 0x3, bytes(68), 2]
+    assert got[2] == got[3] == hashlib.sha256(msg).digest()
 
 
 def test_empty_key_is_refused():
     with pytest.raises(ValueError, match="non-empty"):
-        wire.Mac(b"")
+        wire.Codec(b"", 4, 8)
+    with pytest.raises(ValueError, match="mic must be 4 or 8"):
+        codec(mic=6)
 
 
 # ----- rounds and replay -----
@@ -185,20 +193,26 @@ def test_replay_window_per_sender_and_round():
     assert sorted(w._rounds) == [6, 7]
 
 
-class CountingMac:
+class CountingCcm:
+    """Counts the AES-CCM operations of a codec."""
+
     def __init__(self, inner):
         self.inner = inner
         self.calls = 0
 
-    def tag(self, *parts):
+    def seal(self, *args):
         self.calls += 1
-        return self.inner.tag(*parts)
+        return self.inner.seal(*args)
+
+    def open(self, *args):
+        self.calls += 1
+        return self.inner.open(*args)
 
 
 def test_foreign_adverts_are_rejected_before_any_crypto():
     c = codec(company_id=0x0822, network_id=3)
     good = c.pack(packet(c))
-    c._mac = CountingMac(c._mac)
+    c._ccm = CountingCcm(c._ccm)
     other_net = codec(company_id=0x0822, network_id=4).pack(packet(c))
     other_company = codec(company_id=0x0059, network_id=3).pack(packet(c))
     flags_ad = bytes([2, 0x01, 0x06]) + good[:-3]
@@ -214,9 +228,9 @@ def test_foreign_adverts_are_rejected_before_any_crypto():
         for adv in advs:
             assert c.unpack(adv, 7) is None
         assert c.rejected.get(reason, 0) == len(advs), reason
-    assert c._mac.calls == 0
-    assert c.unpack(good, 7) is not None and c._mac.calls == 1
-    assert c.unpack(good, 7) is None and c.rejected["replay"] == 1 and c._mac.calls == 1
+    assert c._ccm.calls == 0
+    assert c.unpack(good, 7) is not None and c._ccm.calls == 1
+    assert c.unpack(good, 7) is None and c.rejected["replay"] == 1 and c._ccm.calls == 1
 
 
 @settings(max_examples=300, deadline=None)
@@ -231,26 +245,81 @@ def test_malformed_fields_are_rejected_before_the_tag():
     c = codec(m=10, row_size=4)
     bad = []
     for offset, value in ((8, 0x08), (8, 0x06), (8, mixer.FLAG_FULL_RANK | mixer.INFO_REQUEST),
-                          (11, 0x04), (13, 0x80)):  # flags; cv bit 10 and info bit 15 of M=10
+                          (13, 0x04), (15, 0x80)):  # flags; cv bit 10 and info bit 15 of M=10
         adv = bytearray(c.pack(packet(c, cv=1)))
         adv[offset] = value
         bad.append(bytes(adv))
-    c._mac = CountingMac(c._mac)
+    c._ccm = CountingCcm(c._ccm)
     for adv in bad:
         assert c.unpack(adv, 7) is None
-    assert c.rejected == {"malformed": 5} and c._mac.calls == 0
+    assert c.rejected == {"malformed": 5} and c._ccm.calls == 0
 
 
 def test_circuitpython_style_hashlib_is_used(monkeypatch):
-    """CircuitPython's hashlib has only new("sha256"); the tags must not change."""
+    """CircuitPython's hashlib has only new("sha256"); _compat picks it, not the slow one."""
 
     class CircuitPythonHashlib:
         @staticmethod
         def new(name, data=b""):
             assert name == "sha256"
-            return NoCopySha(data)
+            return hashlib.sha256(data)
 
     monkeypatch.setitem(__import__("sys").modules, "hashlib", CircuitPythonHashlib)
-    sha = wire._native_sha256()
-    assert sha is not None and sha(b"abc").digest() == hashlib.sha256(b"abc").digest()
-    assert wire.Mac(KEY, sha256=sha).digest(b"m") == hmac.new(KEY, b"m", hashlib.sha256).digest()
+    sha = compat.pick_sha256()
+    assert sha is not Sha256 and sha(b"abc").digest() == hashlib.sha256(b"abc").digest()
+
+
+# ----- encryption, reboots, floor, MIC size -----
+
+
+def test_rows_cross_the_air_encrypted():
+    c = codec(m=4, row_size=100, boot=1)
+    row = b"SERIES!!" * 12 + b"abcd"
+    adv = c.pack(mixer.Packet(3, 1, 0, 0b0001, 0, row, 0))
+    assert b"SERIES" not in adv and row[40:48] not in adv
+    assert codec(m=4, row_size=100).unpack(adv, 3).payload == row
+
+
+def test_a_sender_rebooted_within_a_round_is_not_locked_out():
+    rx = codec(boot=1)
+    before = codec(boot=0x1111)  # the sender before its reboot ...
+    after = codec(boot=0x2222)  # ... and after it: seqs restart at 0 in the same round
+    first = [before.pack(packet(before, round_no=50, seq=s, fill=s)) for s in range(40)]
+    for adv in first:
+        assert rx.unpack(adv, 50) is not None
+    again = [after.pack(packet(after, round_no=50, seq=s, fill=s)) for s in range(40)]
+    for old, new in zip(first, again, strict=True):  # new nonces: no keystream reused
+        assert old[18:-4] != new[18:-4]
+    assert all(rx.unpack(adv, 50) is not None for adv in again)
+    assert all(rx.unpack(adv, 50) is None for adv in first + again)  # replays, both boots
+    assert rx.rejected == {"replay": 80}
+    forged = bytearray(again[5])
+    forged[10] ^= 1  # another boot claimed for a genuine packet: the MIC covers the salt
+    assert rx.unpack(bytes(forged), 50) is None and rx.rejected["auth"] == 1
+
+
+def test_boot_salts_are_random_by_default():
+    salts = {codec().boot for _ in range(8)}
+    assert len(salts) > 1 and all(0 <= b <= 0xFFFF for b in salts)
+
+
+def test_floor_refuses_rounds_before_the_checkpoint_before_any_aes():
+    tx = codec(boot=3)
+    rx = codec(floor=100)
+    rx._ccm = CountingCcm(rx._ccm)
+    assert rx.unpack(tx.pack(packet(tx, round_no=99)), 100) is None
+    assert rx.rejected == {"round": 1} and rx._ccm.calls == 0
+    assert rx.unpack(tx.pack(packet(tx, round_no=100)), 100) is not None
+
+
+def test_mic_of_8_bytes():
+    c8 = codec(row_size=60, mic=8, boot=2)
+    adv = c8.pack(packet(c8))
+    assert len(adv) == c8.size == wire.packet_size(22, 60, 8) == len(
+        codec(row_size=60).pack(packet(c8))) + 4
+    assert codec(row_size=60, mic=8).unpack(adv, 7).payload == bytes([0xAB]) * 60
+    assert codec(row_size=64).unpack(adv, 7) is None  # a 4-byte-MIC codec: not its geometry
+    bad = bytearray(adv)
+    bad[-8] ^= 1
+    rx = codec(row_size=60, mic=8)
+    assert rx.unpack(bytes(bad), 7) is None and rx.rejected == {"auth": 1}

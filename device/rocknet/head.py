@@ -43,81 +43,35 @@ end with the model one node would train. FaceAll at 20 nodes (595 features, 14 c
 batch 8) holds about 27 KB of head arrays with SGD, 36 KB with momentum, 45 KB with Adam
 (float32 boards; `state_bytes` itemises them).
 
+Code on demand: a node loads only what its plan's mode uses. This module is the core
+(features, partial logits, the gradient, plain SGD with int16 weights, partial-logit rows on
+the air); `head_moments` (momentum, Adam and their 8-bit codes) is imported by a head built
+with those optimizers, `head_dual` (the closed-form ridge) by a dual head, `head_state`
+(checkpoint bytes) by `save` / `load` / `state_bytes`.
+
 Every computation here has a numpy twin in ``rocknet_host.reference_head``.
 """
 
-import json
 import math
 import struct
 
 from . import xp
+from ._compat import const
 from .xp import np
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
-
-CHECKPOINT_KIND = "checkpoint"
-CHECKPOINT_VERSION = const(1)
 
 _MU_ONE = const(128)  # mean fixed point: 1/128 code
 _SC_ONE = const(4096)  # 1/std fixed point: 1/4096 per code
 _SC_MAX = const(65535)
 _X_UNIT = 1.0 / (128 * 4096)  # x = (128 u - mu_q) * sc_q * _X_UNIT
-_GRAM_BOUND = 4194304  # 2**22: per-entry bound of integer Gram sums (float32 exact to 2**24)
-_TINY = 1e-30
-_STEPS = (128, 64, 32, 16, 8, 4, 2, 1)
 
-MODES = ("gradient", "ridge")
-SOLVERS = ("sgd", "dual")
-OPTIMIZERS = ("sgd", "momentum", "adam")
-SCHEDULES = ("cosine", "linear", "constant")
-WIRES = ("float32", "int16")
-SCALINGS = ("plan", "local")
-LAMBDAS = (1e-3, 4.6415888336127775e-3, 2.1544346900318832e-2, 0.1, 0.46415888336127775,
+_MODES = ("gradient", "ridge")
+_SOLVERS = ("sgd", "dual")
+_OPTIMIZERS = ("sgd", "momentum", "adam")
+_SCHEDULES = ("cosine", "linear", "constant")
+WIRES = ("float32", "int16")  # partial-logit rows on the air
+_SCALINGS = ("plan", "local")
+_LAMBDAS = (1e-3, 4.6415888336127775e-3, 2.1544346900318832e-2, 0.1, 0.46415888336127775,
            2.154434690031882, 10.0, 46.41588833612773, 215.44346900318823, 1000.0)
-
-
-def tree_table(signed):
-    """The 256 values of an 8-bit "dynamic tree" code, sorted ascending (code = index).
-
-    Signed (RockNet's, for first moments): bit 7 is the sign; in bits 6..0, e leading zeros,
-    then a 1, then 6-e mantissa bits: value = +-m / (2**(6-e) - 1) * 10**-e. Unsigned (for
-    sqrt of second moments, never negative): the same on all 8 bits, one more mantissa bit.
-    """
-    vals = []
-    nb = 7 if signed else 8
-    for q in range(256):
-        sign = -1.0 if signed and q & 128 else 1.0
-        bits = q & 127 if signed else q
-        e = 0
-        while e < nb and not (bits >> (nb - 1 - e)) & 1:
-            e += 1
-        mb = nb - 1 - e
-        if mb <= 0:
-            vals.append(0.0)
-            continue
-        man = (bits & ((1 << mb) - 1)) / ((1 << mb) - 1 + 1e-7)
-        vals.append(sign * man * 10.0 ** (-e))
-    vals.sort()
-    return vals
-
-
-def _midpoints(table):
-    return [(table[i] + table[i + 1]) * 0.5 for i in range(len(table) - 1)]
-
-
-_T_SIGNED = tree_table(True)
-_T_UNSIGNED = tree_table(False)
-TABLE_S = np.array(_T_SIGNED, dtype=xp.float_)
-TABLE_U = np.array(_T_UNSIGNED, dtype=xp.float_)
-MIDS_S = np.array(_midpoints(_T_SIGNED), dtype=xp.float_)
-MIDS_U = np.array(_midpoints(_T_UNSIGNED), dtype=xp.float_)
-del _T_SIGNED, _T_UNSIGNED
 
 
 def _cfg(head, key, default, choices=None):
@@ -151,13 +105,13 @@ class Head:
         if not 2 <= C <= 255:
             raise ValueError("%d classes: the head handles 2..255" % C)
         self.n_classes = C
-        self.mode = _cfg(cfg, "mode", "gradient", MODES)
-        self.solver = _cfg(cfg, "solver", "sgd", SOLVERS)
+        self.mode = _cfg(cfg, "mode", "gradient", _MODES)
+        self.solver = _cfg(cfg, "solver", "sgd", _SOLVERS)
         if self.solver == "dual" and self.mode != "ridge":
             raise ValueError("solver 'dual' is ridge's closed form: use mode='ridge'")
-        self.optimizer = _cfg(cfg, "optimizer", "sgd", OPTIMIZERS)
-        self.schedule = _cfg(cfg, "schedule", "cosine", SCHEDULES)
-        self.scaling = _cfg(cfg, "scaling", "plan", SCALINGS)
+        self.optimizer = _cfg(cfg, "optimizer", "sgd", _OPTIMIZERS)
+        self.schedule = _cfg(cfg, "schedule", "cosine", _SCHEDULES)
+        self.scaling = _cfg(cfg, "scaling", "plan", _SCALINGS)
         self.wire = _cfg(cfg, "wire", "float32", WIRES)
         self.logit_scale = float(cfg.get("logit_scale", 1.0 / 256))
         self.batch = int(cfg.get("batch", 8))
@@ -176,7 +130,7 @@ class Head:
         self.q_moments = _cfg(cfg, "moments", "int8", ("int8", "float")) == "int8"
         self.owns_bias = self.node == int(cfg.get("bias_node", 0))
         self.n_train = int(cfg.get("n_train", 0))
-        self.lambdas = [float(v) for v in cfg.get("lambdas", LAMBDAS)]
+        self.lambdas = [float(v) for v in cfg.get("lambdas", _LAMBDAS)]
         self.total_features = int(cfg.get("total_features", 0))
         self._layout(feats)
         F = self.n_features
@@ -219,34 +173,21 @@ class Head:
         self._bm = self._bv = None
         self._U = self._G = None
         self._store = self._labels = self._gsum = None
+        self._opt = None  # head_moments for momentum and Adam
         self.n_stored = 0
         self._grams = 0  # bitmap of nodes whose Gram contribution was added
         if self.solver == "dual":
-            if self.n_train < 1 or self.total_features < 1:
-                raise ValueError("the dual solve needs n_train and total_features in the head "
-                                 "section; re-run `rocknet plan`")
-            n = self.n_train
-            self._store = np.zeros((n, F), dtype=xp.uint8)
-            self._labels = np.zeros(n, dtype=xp.uint8)
-            self._gsum = np.zeros(n * (n + 1) // 2, dtype=xp.float_)
-            self._gram_shift = _gram_shift(n, self.total_features)
+            from . import head_dual
+
+            head_dual.alloc(self)
         else:
             self._U = np.zeros((self.batch, F), dtype=xp.uint8)
             self._G = np.zeros((C, self.batch), dtype=xp.float_)
             if self.optimizer != "sgd":  # plain SGD keeps no optimizer state
-                mdt = xp.uint8 if self.q_moments else xp.float_
-                nk = self._nk
-                self._m = np.zeros((C, F), dtype=mdt)
-                self._ms = np.zeros((C, nk), dtype=xp.float_)
-                self._bm = np.zeros(C, dtype=xp.float_)
-                if self.optimizer == "adam":
-                    self._v = np.zeros((C, F), dtype=mdt)
-                    self._vs = np.zeros((C, nk), dtype=xp.float_)
-                    self._bv = np.zeros(C, dtype=xp.float_)
-                if self.q_moments:
-                    self._clear_codes()
-                    self._code = np.zeros(F, dtype=xp.uint8)
-                    self._blk = np.zeros(nk, dtype=xp.float_)
+                from . import head_moments
+
+                self._opt = head_moments
+                head_moments.alloc(self)
 
     # ----- layout -----
 
@@ -288,16 +229,6 @@ class Head:
                     f += per[di]
                     combo += 1
 
-    def _clear_codes(self):
-        # code of 0.0 in each table (rows start at zero)
-        z_s = _code_of_zero(MIDS_S)
-        for r in range(self.n_classes):
-            self._m[r] = z_s
-        if self._v is not None:
-            z_u = _code_of_zero(MIDS_U)
-            for r in range(self.n_classes):
-                self._v[r] = z_u
-
     # ----- features -----
 
     def codes(self, counts):
@@ -335,6 +266,14 @@ class Head:
         if self._s1 is None:
             raise ValueError("statistics are already fixed (scaling=%r)" % self.scaling)
         self.observe_codes(self.codes(counts))
+
+    def observe_codes(self, u):
+        x = self._x
+        x[:] = u
+        self._s1 += x
+        x *= x
+        self._s2 += x
+        self.stats_n += 1
 
     def finish_stats(self):
         """Fix mean and std from the observed samples (population std, as StandardScaler)."""
@@ -422,7 +361,7 @@ class Head:
         try:
             lab = int(label)
         except (TypeError, ValueError):
-            raise ValueError("label %r is not an integer class index" % (label,))
+            raise ValueError("label %r is not an integer class index" % (label,)) from None
         if lab != label or not 0 <= lab < self.n_classes:
             raise ValueError("label %r outside 0..%d: the plan has %d classes"
                              % (label, self.n_classes - 1, self.n_classes))
@@ -456,10 +395,10 @@ class Head:
         k = self.k
         if k == 0:
             return False
+        opt = self._opt
         lr = self.lr_at(self.t)
-        if self.optimizer == "adam":
-            t1 = self.t + 1
-            lr = lr * math.sqrt(1.0 - self.b2 ** t1) / (1.0 - self.b1 ** t1)
+        if opt is not None:
+            lr = opt.step_lr(self, lr)
         inv_k = 1.0 / k
         U, G = self._U, self._G
         for r in range(self.n_classes):
@@ -473,92 +412,20 @@ class Head:
             if self.l2:
                 w = self._W[r] * (self.l2 * (self.w_scale if self.int_weights else 1.0))
                 ghat += w
-            if self.optimizer == "sgd":
+            if opt is None:
                 self._update_row(r, ghat, lr)
-            elif self.optimizer == "momentum":
-                m = self._moment(self._m, self._ms, r, TABLE_S)
-                m *= self.mom
-                m += ghat
-                self._update_row(r, m, lr)
-                self._keep(self._m, self._ms, r, m, MIDS_S)
             else:
-                m = self._moment(self._m, self._ms, r, TABLE_S)
-                m *= self.b1
-                m += ghat * (1.0 - self.b1)
-                v = self._moment(self._v, self._vs, r, TABLE_U)  # sqrt(v)
-                v *= v
-                v *= self.b2
-                ghat *= ghat
-                ghat *= 1.0 - self.b2
-                v += ghat
-                v = np.sqrt(v)
-                upd = v + self.eps
-                upd = m / upd
-                self._update_row(r, upd, lr)
-                self._keep(self._m, self._ms, r, m, MIDS_S)
-                self._keep(self._v, self._vs, r, v, MIDS_U)
+                opt.update_row(self, r, ghat, lr)
         if self.owns_bias:
             gb = np.sum(G, axis=1) * inv_k
-            if self.optimizer == "sgd":
+            if opt is None:
                 self._b -= gb * lr
-            elif self.optimizer == "momentum":
-                self._bm *= self.mom
-                self._bm += gb
-                self._b -= self._bm * lr
             else:
-                self._bm *= self.b1
-                self._bm += gb * (1.0 - self.b1)
-                self._bv *= self.b2
-                self._bv += gb * gb * (1.0 - self.b2)
-                self._b -= self._bm / (np.sqrt(self._bv) + self.eps) * lr
+                opt.update_bias(self, gb, lr)
         G[:] = 0.0
         self.k = 0
         self.t += 1
         return True
-
-    def _moment(self, store, scales, r, table):
-        """Row r of a moment as floats (decoded from its 8-bit codes, or copied)."""
-        if not self.q_moments:
-            return store[r].copy()
-        v = np.take(table, store[r])
-        self._blocks(v, scales[r])
-        return v
-
-    def _keep(self, store, scales, r, v, mids):
-        """Store row r of a moment (``v`` is overwritten when encoding)."""
-        if not self.q_moments:
-            store[r] = v
-            return
-        blk = self._blk
-        self._absmax(v, blk)
-        scales[r] = blk
-        inv = 1.0 / (blk + _TINY)
-        self._blocks(v, inv)
-        c = self._code
-        c[:] = 0
-        for s in _STEPS:  # binary search: code = number of midpoints below v (<= 255)
-            th = np.take(mids, c + (s - 1))
-            c += np.array(v > th, dtype=xp.uint8) * s
-        store[r] = c
-
-    def _absmax(self, v, out):
-        nk = self._nk
-        first = True
-        for off, nb in self._segs:
-            m = np.max(abs(v[off:off + nk * nb].reshape((nk, nb))), axis=1)
-            if first:
-                out[:] = m
-                first = False
-            else:
-                out[:] = np.maximum(out, m)
-
-    def _blocks(self, v, factors):
-        """Multiply each (kernel) block of row ``v`` by its factor, in place."""
-        nk = self._nk
-        f = factors.reshape((nk, 1))
-        for off, nb in self._segs:
-            seg = v[off:off + nk * nb].reshape((nk, nb))
-            seg *= f
 
     def _update_row(self, r, upd, lr):
         """W[r] -= lr * upd (int16 weights: rounded to the nearest step, clipped)."""
@@ -589,148 +456,41 @@ class Head:
         return unpack(data, self.n_classes, self.wire, self.logit_scale)
 
     def logit_sum(self):
-        """A `LogitSum` for this fleet's rows."""
+        """A `head_sum.LogitSum` for this fleet's rows (transport-free training)."""
+        from .head_sum import LogitSum
+
         return LogitSum(self.nodes, self.n_classes, self.wire, self.logit_scale)
 
-    # ----- ridge, closed form in dual -----
+    # ----- ridge, closed form in dual (rocknet.head_dual) -----
 
     def store(self, counts, label):
         """Dual solver, the one pass: keep this sample's codes and label."""
-        if self._store is None:
-            raise ValueError("store() is for solver='dual'")
-        lab = self._check_label(label)
-        j = self.n_stored
-        if j >= self.n_train:
-            raise ValueError("already stored %d samples, the plan's n_train" % j)
-        self._store[j, :] = self.codes(counts)
-        self._labels[j] = lab
-        self.n_stored = j + 1
+        from . import head_dual
 
-    def _stats_from_store(self):
-        if self._s1 is None:
-            return
-        for j in range(self.n_stored):
-            self.observe_codes(self._store[j])
-        self.finish_stats()
-
-    def observe_codes(self, u):
-        x = self._x
-        x[:] = u
-        self._s1 += x
-        x *= x
-        self._s2 += x
-        self.stats_n += 1
+        head_dual.store(self, counts, label)
 
     def gram(self):
         """This node's contribution to K = sum_i X_i X_i^T (centred, standardised features)
         as exact integers of 2**-shift, upper triangle by rows, two planes (uint16 low,
         int16 high): 4 bytes per entry. Integer sums are exact in any order, so every node
         ends with the same K."""
-        n = self.n_train
-        if self.n_stored != n:
-            raise ValueError("stored %d of %d training samples; gram() needs all"
-                             % (self.n_stored, n))
-        self._stats_from_store()
-        U = self._store
-        mu = self._mu
-        q = np.zeros(n * (n + 1) // 2, dtype=xp.float_)
-        scale = 2.0 ** self._gram_shift
-        o = 0
-        for j in range(n):
-            w = self.standardised(U[j])
-            w *= self._sc  # K[j, k] = X_unit * (128 u_k - mu) . (x_j * sc)
-            a = np.dot(U[j:], w)
-            a *= 128.0
-            a -= float(np.dot(mu, w))
-            a *= _X_UNIT * scale
-            a += 0.5
-            q[o:o + n - j] = np.floor(a)
-            o += n - j
-        hi = np.floor(q / 65536.0)
-        lo = q - hi * 65536.0
-        return bytes(np.array(lo, dtype=xp.uint16).tobytes()) + \
-            bytes(np.array(hi, dtype=xp.int16).tobytes())
+        from . import head_dual
+
+        return head_dual.gram(self)
 
     def add_gram(self, node, data):
         """Add node ``node``'s `gram` bytes (each node's once, own included)."""
-        if self._gsum is None:
-            raise ValueError("add_gram() is for solver='dual'")
-        m = len(self._gsum)
-        if len(data) != 4 * m:
-            raise ValueError("Gram contribution of %d bytes, expected %d: the nodes run "
-                             "different plans" % (len(data), 4 * m))
-        if not 0 <= node < self.nodes:
-            raise ValueError("node %d outside 0..%d" % (node, self.nodes - 1))
-        if self._grams >> node & 1:
-            raise ValueError("node %d's Gram contribution was already added" % node)
-        lo = np.frombuffer(data[:2 * m], dtype=xp.uint16)
-        hi = np.frombuffer(data[2 * m:], dtype=xp.int16)
-        self._gsum += lo
-        self._gsum += hi * 65536.0
-        self._grams |= 1 << node
+        from . import head_dual
+
+        head_dual.add_gram(self, node, data)
 
     def solve(self):
         """Every node, once all Gram contributions are in: lambda by leave-one-out over the
         grid (as RidgeClassifierCV), A = (K + lambda I)^-1 Y_c, then W_i = X_i^T A and (owner)
         b = mean of the +-1 targets. Returns lambda."""
-        n, C = self.n_train, self.n_classes
-        if self._grams != (1 << self.nodes) - 1:
-            raise ValueError("Gram contributions missing from nodes %s"
-                             % [i for i in range(self.nodes) if not self._grams >> i & 1])
-        K = np.zeros((n, n), dtype=xp.float_)
-        inv = 2.0 ** -self._gram_shift
-        o = 0
-        for j in range(n):
-            row = self._gsum[o:o + n - j] * inv
-            K[j, j:] = row
-            K[j:, j] = row
-            o += n - j
-        Y = np.zeros((n, C), dtype=xp.float_)
-        Y -= 1.0
-        for j in range(n):
-            Y[j, int(self._labels[j])] = 1.0
-        ybar = np.sum(Y, axis=0) / n
-        Y -= ybar
-        evals, Q = _eigh(K)
-        del K
-        # the eigenvector closest to the constant one is the intercept's: not regularised
-        ones = np.sum(Q, axis=0)
-        idim = int(np.argmax(abs(ones)))
-        QtY = np.dot(Q.transpose(), Y)
-        Q2 = Q * Q
-        best, best_err = None, None
-        for lam in self.lambdas:
-            w = 1.0 / (evals + lam)
-            w[idim] = 0.0
-            diag = np.dot(Q2, w)
-            A = np.dot(Q, QtY * w.reshape((n, 1))) / diag.reshape((n, 1))
-            err = float(np.sum(A * A))
-            if best_err is None or err < best_err:
-                best, best_err = lam, err
-        del Q2
-        w = 1.0 / (evals + best)
-        w[idim] = 0.0
-        A = np.dot(Q, QtY * w.reshape((n, 1)))  # (n, C)
-        At = A.transpose()
-        for r in range(C):
-            a = At[r]
-            wr = np.dot(a, self._store)
-            wr *= 128.0
-            wr -= self._mu * float(np.sum(a))
-            wr *= self._sc
-            wr *= _X_UNIT
-            if self.int_weights:
-                wr *= 1.0 / self.w_scale
-                wr += 0.5
-                wr = np.floor(wr)
-                if np.max(abs(wr)) > 32767:
-                    self.saturated += 1
-                    wr = np.clip(wr, -32767, 32767)
-            self._W[r] = wr
-        if self.owns_bias:
-            self._b[:] = ybar
-        self.lam = best
-        return best
+        from . import head_dual
+
+        return head_dual.solve(self)
 
     def release_store(self):
         """Free the dual solver's training store once solved (keeps W and b)."""
@@ -749,149 +509,31 @@ class Head:
     def bias(self):
         return self._b.copy()
 
-    def _arrays(self):
-        names = ("_W", "_b", "_mu", "_sc", "_s1", "_s2", "_m", "_ms", "_v", "_vs", "_bm",
-                 "_bv", "_U", "_G", "_store", "_labels", "_gsum")
-        return [(nm, getattr(self, nm)) for nm in names if getattr(self, nm) is not None]
-
     def save(self):
         """The head's whole state as bytes (weights, optimizer, batch in flight, counters),
-        tagged with the plan's fingerprint. `checkpoint.save` writes it atomically."""
-        arrays = self._arrays()
-        meta = {"fp": self.fingerprint, "node": self.node, "t": self.t, "k": self.k,
-                "seen": self.seen, "saturated": self.saturated, "stats_n": self.stats_n,
-                "n_stored": self.n_stored, "grams": self.grams_bitmap(), "lam": self.lam,
-                "have_u": self._have_u,
-                "arrays": [[nm, a.itemsize, len(a.tobytes())] for nm, a in arrays]}
-        parts = [json.dumps(meta).encode(), b"\n", bytes(self._u.tobytes())]
-        for _, a in arrays:
-            parts.append(bytes(a.tobytes()))
-        return b"".join(parts)
+        tagged with the plan's fingerprint (format: rocknet.head_state)."""
+        from . import head_state
 
-    def grams_bitmap(self):
-        return self._grams
+        return head_state.save(self)
 
     def load(self, body):
         """Put back a state from `save`. A state of another plan or a damaged one raises
         ValueError and leaves this head unchanged."""
-        nl = body.find(b"\n")
-        try:
-            meta = json.loads(body[:nl])
-            fp = meta["fp"]
-            specs = meta["arrays"]
-        except (ValueError, KeyError, TypeError):
-            raise ValueError("not a head checkpoint (unreadable header)")
-        if fp != self.fingerprint:
-            raise ValueError("checkpoint was written for plan %s, this node runs plan %s: it "
-                             "belongs to another plan or node" % (fp[:12], self.fingerprint[:12]))
-        F, n = self.n_features, self.n_train
-        # arrays a checkpoint may hold beyond this head's current ones, with their shapes
-        optional = {"_s1": (F,), "_s2": (F,)} if self.scaling == "local" else {}
-        if self.solver == "dual":
-            optional.update({"_store": (n, F), "_labels": (n,), "_gsum": (n * (n + 1) // 2,)})
-        mine = dict(self._arrays())
-        names = [sp[0] for sp in specs]
-        for nm in mine:
-            if nm not in names and nm not in optional:
-                raise ValueError("checkpoint lacks %s: another head configuration" % nm)
-        o = nl + 1
-        staged = [("_u", (F,), np.frombuffer(body[o:o + F], dtype=xp.uint8))]
-        o += F
-        for nm, isz, nbytes in specs:
-            if nm in mine:
-                shape = mine[nm].shape
-                dt = mine[nm].dtype
-            elif nm in optional:
-                shape = optional[nm]
-                dt = xp.uint8 if nm in ("_store", "_labels") else xp.float_
-            else:
-                raise ValueError("checkpoint holds %s, which this head does not have: "
-                                 "another head configuration" % nm)
-            raw = body[o:o + nbytes]
-            if len(raw) != nbytes:
-                raise ValueError("checkpoint is truncated")
-            o += nbytes
-            size = 1
-            for d in shape:
-                size *= d
-            staged.append((nm, shape, _from_bytes(raw, isz, dt, size)))
-        if o != len(body):
-            raise ValueError("checkpoint has %d stray bytes" % (len(body) - o))
-        # everything checked: now change state
-        for nm in optional:
-            if nm not in names:
-                setattr(self, nm, None)
-        for nm, shape, arr in staged:
-            cur = getattr(self, nm, None)
-            if cur is None:
-                cur = np.zeros(shape, dtype=arr.dtype)
-                setattr(self, nm, cur)
-            cur[:] = arr.reshape(shape) if len(shape) == 2 else arr
-        self.t, self.k, self.seen = meta["t"], meta["k"], meta["seen"]
-        self.saturated, self.stats_n = meta["saturated"], meta["stats_n"]
-        self.n_stored, self._grams, self.lam = meta["n_stored"], meta["grams"], meta["lam"]
-        self._have_u = meta["have_u"]
+        from . import head_state
+
+        head_state.load(self, body)
 
     def state_bytes(self, float_bytes=4):
         """Bytes held in this head's arrays, with floats of ``float_bytes`` (4 on boards,
         8 in the WebAssembly build): a dict by array name, for memory reports."""
-        out = {}
-        for nm in ("_u", "_x", "_code", "_blk", "_g", "_zbuf", "_den"):
-            a = getattr(self, nm, None)
-            if a is not None:
-                out[nm] = _nbytes(a, float_bytes)
-        for nm, a in self._arrays():
-            out[nm] = _nbytes(a, float_bytes)
-        return out
+        from . import head_state
 
-
-def _nbytes(a, float_bytes):
-    return a.size * (float_bytes if a.dtype == xp.float_ else a.itemsize)
-
-
-def _eigh(K):
-    """Eigenvalues and orthonormal eigenvectors (columns) of a symmetric matrix: numpy's
-    eigh on CPython, ulab's Jacobi eig on the board."""
-    f = getattr(np.linalg, "eigh", None)
-    return f(K) if f is not None else np.linalg.eig(K)
-
-
-def _from_bytes(raw, itemsize, dtype, size):
-    """A 1-D array from checkpoint bytes, converting the float width when the checkpoint
-    came from a runtime with other floats (float32 boards, float64 elsewhere)."""
-    if dtype == xp.float_ and itemsize != np.zeros(1, dtype=xp.float_).itemsize:
-        fmt = "<%d%s" % (len(raw) // itemsize, "f" if itemsize == 4 else "d")
-        arr = np.array(struct.unpack(fmt, raw), dtype=xp.float_)
-    else:
-        arr = np.frombuffer(raw, dtype=dtype)
-    if arr.size != size:
-        raise ValueError("checkpoint array of %d values where this head has %d: another plan"
-                         % (arr.size, size))
-    return arr
-
-
-def _code_of_zero(mids):
-    c = 0
-    while c < len(mids) and mids[c] < 0.0:
-        c += 1
-    return c
-
-
-def _gram_shift(n, total_features):
-    """Power of two making |K entries| * 2**shift <= _GRAM_BOUND: sum_j x_jf^2 = n for a
-    standardised feature, so |K_jk| <= n F."""
-    bound = n * total_features
-    s = 0
-    while bound * 2.0 ** s > _GRAM_BOUND:
-        s -= 1
-    while bound * 2.0 ** (s + 1) <= _GRAM_BOUND:
-        s += 1
-    return s
+        return head_state.state_bytes(self, float_bytes)
 
 
 def _fingerprint(plan, cfg, F):
     """Hex digest naming the plan a checkpoint belongs to (slice, node, head options)."""
-    import hashlib
+    from ._compat import sha256
 
     feats = plan["features"]
     parts = [plan.get("node", 0), plan.get("nodes", 1), plan["classes"], feats["length"],
@@ -901,7 +543,7 @@ def _fingerprint(plan, cfg, F):
               "bias_node", "n_train", "w_scale", "lr", "steps"):
         v = cfg.get(k)
         parts.append("%.6g" % v if isinstance(v, float) else v)
-    h = hashlib.sha256(repr(parts).encode())
+    h = sha256(repr(parts).encode())
     b = bytearray(2 * len(feats["biases"]))
     for i, v in enumerate(feats["biases"]):
         struct.pack_into("<h", b, 2 * i, v)
@@ -940,53 +582,3 @@ def unpack(data, n_classes, wire="float32", logit_scale=1.0 / 256):
             raise ValueError("partial-logit row contains NaN or inf")
         return row
     return np.frombuffer(data, dtype=xp.int16) * logit_scale
-
-
-class LogitSum:
-    """The summed logits of one sample from every node's row, identical on every node
-    whatever the order rows arrive in: rows are kept per node and summed in node order
-    (int16 codes are summed as exact integers)."""
-
-    def __init__(self, n_nodes, n_classes, wire="float32", logit_scale=1.0 / 256):
-        if wire not in WIRES:
-            raise ValueError("wire %r: choose one of %s" % (wire, ", ".join(WIRES)))
-        self.n_nodes = n_nodes
-        self.n_classes = n_classes
-        self.wire = wire
-        self.logit_scale = logit_scale
-        self._rows = np.zeros((n_nodes, n_classes), dtype=xp.float_)
-        self.received = 0
-
-    def reset(self):
-        self.received = 0
-
-    def add(self, node, data):
-        """Node ``node``'s row (bytes from `pack`); a duplicate or malformed row raises."""
-        if not 0 <= node < self.n_nodes:
-            raise ValueError("node %d outside 0..%d" % (node, self.n_nodes - 1))
-        if self.received >> node & 1:
-            raise ValueError("node %d's row already added for this sample" % node)
-        if self.wire == "float32":
-            self._rows[node] = unpack(data, self.n_classes, "float32")
-        else:
-            unpack(data, self.n_classes, "int16")  # size check
-            self._rows[node] = np.frombuffer(data, dtype=xp.int16)
-        self.received |= 1 << node
-
-    @property
-    def complete(self):
-        return self.received == (1 << self.n_nodes) - 1
-
-    def missing(self):
-        return [i for i in range(self.n_nodes) if not self.received >> i & 1]
-
-    def total(self):
-        """z: the rows summed in node order (raises if any is missing)."""
-        if not self.complete:
-            raise ValueError("partial logits missing from nodes %s" % self.missing())
-        z = self._rows[0].copy()
-        for i in range(1, self.n_nodes):
-            z += self._rows[i]
-        if self.wire == "int16":
-            z *= self.logit_scale
-        return z

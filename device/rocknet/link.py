@@ -26,17 +26,25 @@ class Link:
     tx, joined (rounds aligned to from the air), rejected {reason: count} with the codec's
     reasons (short, ad_type, company, network, length, round, malformed, replay, auth) plus
     stale (a round older than the two kept) and future (newer round, auto_join off).
+
+    ``round_hint``: the round of the node's last checkpoint (0 on a fresh board); rounds
+    before it are refused (the replay floor survives a reboot through the checkpoint).
+    ``mic``: 4 or 8 bytes of AES-CCM MIC; ``boot``: the boot salt (random by default, as a
+    board needs; simulations fix it to stay reproducible), see `wire`.
     """
 
     def __init__(self, node_id, key, owners, row_size, profile=wire.EXTENDED,
                  company_id=wire.COMPANY_TESTING, network_id=0, seed=None,
-                 timeout_ms=mixer.DEFAULT_TIMEOUT_MS, auto_join=True, round_hint=0):
+                 timeout_ms=mixer.DEFAULT_TIMEOUT_MS, auto_join=True, round_hint=0,
+                 mic=wire.MIC_SIZE, boot=None):
         if not 0 <= node_id <= 0xFF:
             raise ValueError("node_id must fit one byte (0..255), got %r" % (node_id,))
         self.node_id = node_id
         self.owners = list(owners)
         self.row_size = row_size
-        self.codec = wire.Codec(key, len(self.owners), row_size, profile, company_id, network_id)
+        # rounds before the hint (a rebooted node's checkpoint) are refused before any AES
+        self.codec = wire.Codec(key, len(self.owners), row_size, profile, company_id, network_id,
+                                mic, boot, floor=round_hint)
         self.seed = node_id if seed is None else seed
         self.timeout_ms = timeout_ms
         self.auto_join = auto_join

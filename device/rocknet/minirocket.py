@@ -15,14 +15,15 @@ O(length * features).
 """
 
 from . import xp
+from ._compat import const
 from .xp import np
 
-_TAPS = 9
-_CENTRE = 4
+_TAPS = const(9)
+_CENTRE = const(4)
 # Keep each (bias rows x positions) uint8 comparison temporary near this many bytes.
-_CHUNK_ELEMENTS = 4096
-_BLOCK = 255  # positions summed per call: the uint8 sum of 0/1 values cannot wrap
-MAX_LENGTH = 32767  # int16 counts
+_CHUNK_ELEMENTS = const(4096)
+_BLOCK = const(255)  # positions summed per call: the uint8 sum of 0/1 values cannot wrap
+MAX_LENGTH = const(32767)  # int16 counts (the host planner checks series against it)
 
 
 class Slice:

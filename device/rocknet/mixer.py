@@ -19,13 +19,7 @@ Coding vectors and payloads are Python ints (XOR is one C call either way); bit 
 vector is row i. No clock, no radio: times are integer milliseconds handed in by the caller.
 """
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
+from ._compat import const
 
 # Flags byte (wire format too). Bit 0: sender is full rank. Bits 1-2: what the info vector is.
 FLAG_FULL_RANK = const(0x01)
@@ -35,7 +29,7 @@ INFO_REQUEST = const(0x02)  # info = rows (pivots) the sender still misses
 INFO_FULL_MAP = const(0x04)  # info = nodes (index into Round.nodes) known to be full rank
 FLAGS_KNOWN = const(0x07)  # any other bit set: malformed
 
-MAX_ROWS = const(64)
+_MAX_ROWS = const(64)
 DEFAULT_TIMEOUT_MS = const(5000)
 
 _LINGER = const(2)  # full-rank packets still sent once the neighbourhood looks done
@@ -105,8 +99,8 @@ class Round:
     def __init__(self, node_id, round_no, owners, row_size, seed=0, now_ms=0,
                  timeout_ms=DEFAULT_TIMEOUT_MS):
         m = len(owners)
-        if not 0 < m <= MAX_ROWS:
-            raise ValueError("a round needs 1..%d rows, got %d owners" % (MAX_ROWS, m))
+        if not 0 < m <= _MAX_ROWS:
+            raise ValueError("a round needs 1..%d rows, got %d owners" % (_MAX_ROWS, m))
         if row_size < 1:
             raise ValueError("row_size must be >= 1 byte")
         self.node_id = node_id

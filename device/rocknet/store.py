@@ -3,12 +3,13 @@
 A file is one header line ``ROCKNET <kind> <version> <sha256 of body, hex>`` followed by the
 body bytes. A torn write or a flipped bit fails the checksum and is reported as
 `CorruptFile`, never half-loaded. Works on CPython, MicroPython and CircuitPython (``os`` and
-``hashlib`` only).
+the SHA-256 `rocknet._compat` picks).
 """
 
-import hashlib
 import json
 import os
+
+from ._compat import sha256
 
 _MAGIC = b"ROCKNET"
 PLAN_VERSION = 1
@@ -24,7 +25,7 @@ def _hex(digest):
 
 def encode(kind, version, body):
     """Header + body bytes for ``body`` (bytes) of the given kind (str) and version (int)."""
-    head = "%s %s %d %s\n" % (_MAGIC.decode(), kind, version, _hex(hashlib.sha256(body).digest()))
+    head = "%s %s %d %s\n" % (_MAGIC.decode(), kind, version, _hex(sha256(body).digest()))
     return head.encode() + body
 
 
@@ -39,7 +40,7 @@ def decode(data, kind, source="file"):
     if parts[1] != kind:
         raise CorruptFile("%s holds a %s, not a %s" % (source, parts[1], kind))
     body = data[nl + 1:]
-    if _hex(hashlib.sha256(body).digest()) != parts[3]:
+    if _hex(sha256(body).digest()) != parts[3]:
         raise CorruptFile("%s failed its checksum (torn write or edited); re-create it or use "
                           "the previous copy" % source)
     return int(parts[2]), body

@@ -1,52 +1,60 @@
-"""On-air format of a Mixer packet: one BLE manufacturer-data AD structure, authenticated.
+"""On-air format of a Mixer packet: one BLE manufacturer-data AD structure, sealed with
+AES-CCM as Bluetooth Mesh seals its network PDUs.
 
-Layout (byte offsets; nb = ceil(M/8), P = row size, all little-endian):
+Layout (byte offsets; nb = ceil(M/8), P = row size, T = MIC size, all little-endian):
 
     0      AD length (= total - 1)           1
     1      AD type 0xFF (manufacturer data)  1
     2      company id                        2   (0xFFFF = testing, configurable)
     4      network id                        1
-    5      round number, low 16 bits         2   (the tag binds the full 32-bit round)
+    5      round number, low 16 bits         2   (the nonce binds the full 32-bit round)
     7      sender node id                    1
     8      flags                             1   (mixer.FLAG_* / INFO_*)
-    9      seq: sender's packet number       1   (per round; replay window)
-    10     coding vector                     nb  (bit i = row i)
-    10+nb  info vector                       nb  (missing rows or full-rank node map)
-    10+2nb row payload                       P
-    end-4  tag: HMAC-SHA256(key, round32 | everything before the tag), first 4 bytes
+    9      seq: sender's packet number       1   (per round and boot; replay window)
+    10     boot: sender's per-boot salt      2   (random at start-up)
+    12     coding vector                     nb  (bit i = row i)
+    12+nb  info vector                       nb  (missing rows or full-rank node map)
+    12+2nb row payload, encrypted            P
+    end-T  MIC                               T   (4 bytes by default, 8 as an option)
 
-Overhead = 14 + 2*nb bytes. Legacy adverts carry 31 bytes of advertising data, extended ones
-up to 254: `max_row_size` says what is left for a row. A receiver extends the 16-bit round to
-32 bits around its own round (serial arithmetic, +-32767), so nodes must stay within that many
-rounds of each other; a node without a round takes the first round at or after its hint (its
-last checkpointed round, 0 on a fresh board), i.e. it can join a fleet up to 65535 rounds on.
+AES-CCM (`ccm`): the key is derived per fleet and network from the fleet key (Mesh's k2
+construction on AES-CMAC, bound to the AD header: company, network and packet size); the
+13-byte nonce is network | round (32 bits) | sender | seq | boot; the header from the flags
+on (flags, seq, boot, coding and info vectors) is authenticated in clear, the row payload is
+encrypted, so no training series (nor partial logit) crosses the air in the clear, and every
+field of the advert is covered by the MIC. A node that reboots within a round draws a new
+boot salt: its restarted seqs make new nonces (no keystream is reused) and open a new replay
+window (its packets are not taken for replays of its previous boot's).
 
-Receiving is ordered cheapest first: length, AD type, company, network, round window, field
-sanity and the per-sender replay window are checked before any hashing, so foreign adverts
-and repeats of one advertising event cost a few byte compares. `Codec.unpack` never raises:
-it returns None and counts the reason in `Codec.rejected`.
+Overhead = 16 + 2*nb bytes with a 4-byte MIC. Legacy adverts carry 31 bytes of advertising
+data, extended ones up to 254: `max_row_size` says what is left for a row. A receiver
+extends the 16-bit round to 32 bits around its own round (serial arithmetic, +-32767), so
+nodes must stay within that many rounds of each other; a node without a round takes the
+first round at or after its hint (its last checkpointed round, 0 on a fresh board), i.e. it
+can join a fleet up to 65535 rounds on. Rounds before the codec's ``floor`` (a rebooted
+node's checkpointed round) are refused.
+
+Receiving is ordered cheapest first: length, AD type, company, network, round window and
+floor, field sanity and the per-sender replay window are checked before any AES, so foreign
+adverts and repeats of one advertising event cost a few byte compares. `Codec.unpack` never
+raises: it returns None and counts the reason in `Codec.rejected`.
 """
 
 import struct
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
-
+from . import ccm
+from ._compat import const
 from .mixer import FLAGS_KNOWN, INFO_MASK, INFO_REQUEST, Packet
 
-AD_MANUFACTURER = const(0xFF)
+_AD_MANUFACTURER = const(0xFF)
 COMPANY_TESTING = const(0xFFFF)
-TAG_SIZE = const(4)
-HEADER_SIZE = const(10)
+MIC_SIZE = const(4)  # bytes of the AES-CCM MIC by default (8: the stronger option)
+MIC_SIZES = (4, 8)
+_HEADER_SIZE = const(12)
 LEGACY = "legacy"
 EXTENDED = "extended"
 ADV_DATA_MAX = {LEGACY: 31, EXTENDED: 254}
-REPLAY_WINDOW = const(32)  # out-of-order packets accepted this far behind a sender's newest
+_REPLAY_WINDOW = const(32)  # out-of-order packets accepted this far behind a sender's newest
 MAX_SEQ = const(255)
 _ROUNDS_KEPT = const(4)  # replay windows are kept for this many rounds
 
@@ -55,20 +63,20 @@ def vector_bytes(m):
     return (m + 7) // 8
 
 
-def overhead(m):
+def overhead(m, mic=MIC_SIZE):
     """Bytes of a packet that are not row payload."""
-    return HEADER_SIZE + 2 * vector_bytes(m) + TAG_SIZE
+    return _HEADER_SIZE + 2 * vector_bytes(m) + mic
 
 
-def max_row_size(profile, m):
+def max_row_size(profile, m, mic=MIC_SIZE):
     """Largest row (bytes) a packet of `profile` ('legacy' or 'extended') holds for M rows."""
     if profile not in ADV_DATA_MAX:
         raise ValueError("profile must be 'legacy' or 'extended', not %r" % (profile,))
-    return ADV_DATA_MAX[profile] - overhead(m)
+    return ADV_DATA_MAX[profile] - overhead(m, mic)
 
 
-def packet_size(m, row_size):
-    return overhead(m) + row_size
+def packet_size(m, row_size, mic=MIC_SIZE):
+    return overhead(m, mic) + row_size
 
 
 def extend_round(low16, ref, forward=False):
@@ -85,148 +93,11 @@ def extend_round(low16, ref, forward=False):
     return r if r >= 0 else None
 
 
-# ----- SHA-256 and HMAC -----
-
-_K = (
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2,
-)
-_H0 = (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-       0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
-
-
-class Sha256:
-    """Pure-Python SHA-256 (FIPS 180-4) for boards without hashlib (CircuitPython 10.0 and
-    older on nRF52840; newer builds have hashlib.new("sha256")). Slow: ~30 ms per 250-byte
-    tag in the WebAssembly MicroPython, far more on a 64 MHz board. `copy()` lets HMAC cache
-    its keyed states."""
-
-    def __init__(self, data=b""):
-        self._h = list(_H0)
-        self._buf = b""
-        self._n = 0
-        if data:
-            self.update(data)
-
-    def copy(self):
-        c = Sha256()
-        c._h = list(self._h)
-        c._buf = self._buf
-        c._n = self._n
-        return c
-
-    def update(self, data):
-        data = self._buf + bytes(data)
-        self._n += len(data) - len(self._buf)
-        end = len(data) - len(data) % 64
-        for i in range(0, end, 64):
-            self._block(data[i:i + 64])
-        self._buf = data[end:]
-
-    def digest(self):
-        c = self.copy()
-        bits = c._n * 8
-        pad = b"\x80" + bytes((55 - c._n) % 64) + struct.pack(">II", bits >> 32, bits & 0xFFFFFFFF)
-        c.update(pad)
-        return struct.pack(">8I", *c._h)
-
-    def _block(self, block):
-        w = list(struct.unpack(">16I", block))
-        M = 0xFFFFFFFF
-        for t in range(16, 64):
-            a = w[t - 15]
-            b = w[t - 2]
-            s0 = ((a >> 7 | a << 25) ^ (a >> 18 | a << 14) ^ (a >> 3)) & M
-            s1 = ((b >> 17 | b << 15) ^ (b >> 19 | b << 13) ^ (b >> 10)) & M
-            w.append((w[t - 16] + s0 + w[t - 7] + s1) & M)
-        a, b, c, d, e, f, g, h = self._h
-        for t in range(64):
-            s1 = ((e >> 6 | e << 26) ^ (e >> 11 | e << 21) ^ (e >> 25 | e << 7)) & M
-            ch = (e & f) ^ (~e & g)
-            t1 = (h + s1 + ch + _K[t] + w[t]) & M
-            s0 = ((a >> 2 | a << 30) ^ (a >> 13 | a << 19) ^ (a >> 22 | a << 10)) & M
-            t2 = (s0 + ((a & b) ^ (a & c) ^ (b & c))) & M
-            h, g, f, e, d, c, b, a = g, f, e, (d + t1) & M, c, b, a, (t1 + t2) & M
-        hs = self._h
-        for i, v in enumerate((a, b, c, d, e, f, g, h)):
-            hs[i] = (hs[i] + v) & M
-
-
-def _native_sha256():
-    try:
-        import hashlib
-    except ImportError:
-        return None
-    if hasattr(hashlib, "sha256"):
-        return hashlib.sha256
-    if hasattr(hashlib, "new"):  # CircuitPython: hashlib.new("sha256")
-        return lambda data=b"": hashlib.new("sha256", data)
-    return None
-
-
-_sha256 = _native_sha256() or Sha256
-
-
-class Mac:
-    """HMAC-SHA256 truncated to TAG_SIZE bytes (RFC 2104, built on hashlib: CircuitPython
-    has no hmac module). The key is first bound to its network so one fleet key serves
-    several networks without cross-talk."""
-
-    def __init__(self, key, context=b"", sha256=None):
-        if not key:
-            raise ValueError("the fleet key must be non-empty bytes")
-        self._sha = sha256 or _sha256
-        self._set_key(bytes(key))
-        if context:
-            self._set_key(self.digest(b"rocknet/mac/v1", bytes(context)))
-
-    def _set_key(self, key):
-        if len(key) > 64:
-            key = self._sha(key).digest()
-        key = key + bytes(64 - len(key))
-        self._ipad = bytes(b ^ 0x36 for b in key)
-        self._opad = bytes(b ^ 0x5C for b in key)
-        self._inner = None
-        self._outer = None
-        probe = self._sha(self._ipad)
-        if hasattr(probe, "copy"):  # cache keyed states (MicroPython's sha256 cannot copy)
-            self._inner = probe
-            self._outer = self._sha(self._opad)
-
-    def digest(self, *parts):
-        """Full 32-byte HMAC of the concatenated parts."""
-        h = self._inner.copy() if self._inner is not None else self._sha(self._ipad)
-        for p in parts:
-            h.update(p)
-        o = self._outer.copy() if self._outer is not None else self._sha(self._opad)
-        o.update(h.digest())
-        return o.digest()
-
-    def tag(self, *parts):
-        return self.digest(*parts)[:TAG_SIZE]
-
-
-def tags_equal(a, b):
-    """Compare without an early exit (no timing hint on how much of a forged tag matched)."""
-    if len(a) != len(b):
-        return False
-    diff = 0
-    for i in range(len(a)):
-        diff |= a[i] ^ b[i]
-    return diff == 0
-
-
 class ReplayWindow:
-    """Per round and sender: the newest seq seen plus a bitmap of the REPLAY_WINDOW before it
-    (IPsec-style). Only authenticated packets are marked, so forgeries cannot block seqs."""
+    """Per round and stream: the newest seq seen plus a bitmap of the 32 seqs before it
+    (IPsec-style). A stream is one boot of one sender (`Codec` passes sender << 16 | boot),
+    so a sender that rebooted within a round starts a new window. Only authenticated packets
+    are marked, so forgeries cannot block seqs."""
 
     def __init__(self):
         self._rounds = {}  # round -> {sender: [newest seq, bitmap; bit k = newest - k seen]}
@@ -241,7 +112,7 @@ class ReplayWindow:
         back = w[0] - seq
         if back < 0:
             return True
-        return back < REPLAY_WINDOW and not (w[1] >> back) & 1
+        return back < _REPLAY_WINDOW and not (w[1] >> back) & 1
 
     def mark(self, round_no, sender, seq):
         senders = self._rounds.get(round_no)
@@ -256,7 +127,7 @@ class ReplayWindow:
             return
         back = w[0] - seq
         if back < 0:
-            w[1] = ((w[1] << -back) | 1) & ((1 << REPLAY_WINDOW) - 1)
+            w[1] = ((w[1] << -back) | 1) & ((1 << _REPLAY_WINDOW) - 1)
             w[0] = seq
         else:
             w[1] |= 1 << back
@@ -267,13 +138,22 @@ class ReplayWindow:
 
 
 class Codec:
-    """Packs `mixer.Packet`s into advertising data and back, for one network and geometry."""
+    """Packs `mixer.Packet`s into sealed advertising data and back, for one network and
+    geometry. ``key``: the fleet key (any non-empty bytes); ``mic``: 4 or 8 bytes; ``boot``:
+    this node's boot salt (16 bits; default random, as a board needs: fix it only to make a
+    simulation reproducible); ``floor``: rounds before it are refused (the checkpointed
+    round of a rebooted node)."""
 
     def __init__(self, key, m, row_size, profile=EXTENDED, company_id=COMPANY_TESTING,
-                 network_id=0):
+                 network_id=0, mic=MIC_SIZE, boot=None, floor=0):
         if not 0 <= company_id <= 0xFFFF or not 0 <= network_id <= 0xFF:
             raise ValueError("company_id is 16 bits and network_id 8 bits")
-        limit = max_row_size(profile, m)
+        if mic not in MIC_SIZES:
+            raise ValueError("mic must be 4 or 8 bytes, not %r" % (mic,))
+        limit = max_row_size(profile, m, mic)
+        if limit < 1:
+            raise ValueError("M=%d rows leave no room for a row in a %s advert: use fewer rows "
+                             "or the extended profile" % (m, profile))
         if not 1 <= row_size <= limit:
             hint = " (or use the extended profile)" if profile == LEGACY else ""
             raise ValueError("row_size %d does not fit a %s advert with M=%d: use 1..%d%s"
@@ -283,11 +163,15 @@ class Codec:
         self.profile = profile
         self.company_id = company_id
         self.network_id = network_id
+        self.mic = mic
         self.nb = vector_bytes(m)
-        self.size = packet_size(m, row_size)
-        self.header = bytes((self.size - 1, AD_MANUFACTURER, company_id & 0xFF,
+        self.size = packet_size(m, row_size, mic)
+        self.header = bytes((self.size - 1, _AD_MANUFACTURER, company_id & 0xFF,
                              company_id >> 8, network_id))
-        self._mac = Mac(key, context=self.header[1:])
+        self._ccm = ccm.Ccm(ccm.derive(key, b"rocknet/advert/v2" + self.header), mic)
+        self._nonce = bytearray(ccm.NONCE_SIZE)
+        self.boot = _random16() if boot is None else boot & 0xFFFF
+        self.floor = floor
         self.replay = ReplayWindow()
         self.rejected = {}
 
@@ -296,6 +180,12 @@ class Codec:
         """Filter for CircuitPython's start_scan(prefixes=...): one length byte, then the AD
         structure's first bytes (type, company, network), matched in C before Python runs."""
         return bytes((4,)) + self.header[1:5]
+
+    def _nonce_for(self, round_no, sender, seq, boot):
+        n = self._nonce
+        struct.pack_into(">BIBBH", n, 0, self.network_id, round_no & 0xFFFFFFFF, sender, seq,
+                         boot)
+        return n
 
     def pack(self, p):
         nb = self.nb
@@ -306,13 +196,14 @@ class Codec:
                              % (len(p.payload), self.row_size))
         buf = bytearray(self.size)
         buf[0:5] = self.header
-        struct.pack_into("<HBBB", buf, 5, p.round_no & 0xFFFF, p.sender, p.flags, p.seq)
-        o = HEADER_SIZE
+        struct.pack_into("<HBBBH", buf, 5, p.round_no & 0xFFFF, p.sender, p.flags, p.seq,
+                         self.boot)
+        o = _HEADER_SIZE
         buf[o:o + nb] = p.cv.to_bytes(nb, "little")
         buf[o + nb:o + 2 * nb] = p.info.to_bytes(nb, "little")
-        buf[o + 2 * nb:o + 2 * nb + self.row_size] = p.payload
-        end = self.size - TAG_SIZE
-        buf[end:] = self._mac.tag(struct.pack("<I", p.round_no & 0xFFFFFFFF), buf[:end])
+        o += 2 * nb
+        nonce = self._nonce_for(p.round_no, p.sender, p.seq, self.boot)
+        buf[o:] = self._ccm.seal(nonce, memoryview(buf)[8:o], p.payload)
         return bytes(buf)
 
     def _reject(self, reason):
@@ -320,8 +211,9 @@ class Codec:
         return None
 
     def unpack(self, data, round_ref, forward=False):
-        """Advertising data -> authenticated, fresh Packet (round extended around round_ref,
-        see `extend_round`), or None with the reason counted. Marks it in the replay window."""
+        """Advertising data -> authenticated, decrypted, fresh Packet (round extended around
+        round_ref, see `extend_round`), or None with the reason counted. Marks it in the
+        replay window."""
         try:
             return self._unpack(data, round_ref, forward)
         except Exception:  # belt and braces: malformed input must never escape
@@ -332,7 +224,7 @@ class Codec:
         h = self.header
         if n < 5:
             return self._reject("short")
-        if data[1] != AD_MANUFACTURER:
+        if data[1] != _AD_MANUFACTURER:
             return self._reject("ad_type")
         if data[2] != h[2] or data[3] != h[3]:
             return self._reject("company")
@@ -340,12 +232,12 @@ class Codec:
             return self._reject("network")
         if n != self.size or data[0] != n - 1:
             return self._reject("length")
-        low, sender, flags, seq = struct.unpack_from("<HBBB", data, 5)
+        low, sender, flags, seq, boot = struct.unpack_from("<HBBBH", data, 5)
         round_no = extend_round(low, round_ref, forward)
-        if round_no is None:
+        if round_no is None or round_no < self.floor:
             return self._reject("round")
         nb = self.nb
-        o = HEADER_SIZE
+        o = _HEADER_SIZE
         cv = int.from_bytes(bytes(data[o:o + nb]), "little")
         info = int.from_bytes(bytes(data[o + nb:o + 2 * nb]), "little")
         kind = flags & INFO_MASK
@@ -354,12 +246,26 @@ class Codec:
             return self._reject("malformed")
         if kind == INFO_REQUEST and flags & 1:
             return self._reject("malformed")  # a full-rank node has nothing to request
-        if not self.replay.fresh(round_no, sender, seq):
+        stream = sender << 16 | boot
+        if not self.replay.fresh(round_no, stream, seq):
             return self._reject("replay")
-        end = n - TAG_SIZE
-        tag = self._mac.tag(struct.pack("<I", round_no), data[:end])
-        if not tags_equal(tag, data[end:]):
+        o += 2 * nb
+        mv = memoryview(data)
+        payload = self._ccm.open(self._nonce_for(round_no, sender, seq, boot), mv[8:o], mv[o:])
+        if payload is None:
             return self._reject("auth")
-        self.replay.mark(round_no, sender, seq)
-        payload = bytes(data[o + 2 * nb:end])
+        self.replay.mark(round_no, stream, seq)
         return Packet(round_no, sender, flags, cv, info, payload, seq)
+
+
+def _random16():
+    """A boot salt: the board's random source (os.urandom), else `random`."""
+    try:
+        from os import urandom
+
+        b = urandom(2)
+        return b[0] << 8 | b[1]
+    except ImportError:
+        from random import getrandbits
+
+        return getrandbits(16)

@@ -34,3 +34,18 @@ else:
     def count_rows(mask):
         """Row sums of a 0/1 matrix, as uint16 so in-place adds into uint16 counts work."""
         return mask.sum(axis=1, dtype=np.uint16)
+
+
+if hasattr(np, "take"):
+    take = np.take
+else:
+
+    def take(table, idx):
+        """``table[idx]`` for a 1-D table and an integer index array: ulab before 6.6
+        (CircuitPython 9/10 ship 6.5.3) has no take. Element by element through 1-element
+        slices, so float32 values never pass through CircuitPython's 30-bit floats."""
+        out = np.zeros(len(idx), dtype=table.dtype)
+        for i, k in enumerate(idx):
+            k = int(k)
+            out[i:i + 1] = table[k:k + 1]
+        return out

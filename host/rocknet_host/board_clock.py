@@ -22,9 +22,17 @@ What is counted, by running the real device code (``device/rocknet``) on CPython
   (the table's fixed costs include the opcode that dispatches the operation). One opcode costs
   ``python_per_opcode`` instructions, calibrated on the table's "Python loop of 1,000 float
   operations" (876,000): the loop ``for _ in range(1000): x = x * y`` traced the same way.
-- **hashing**: ``hashlib.sha256`` of the device modules becomes a counting wrapper without
-  ``copy()`` (MicroPython's cannot copy, so `wire.Mac` re-hashes its keyed states as on a
-  board); with ``hash="python"`` they use `wire.Sha256`, whose bytecode is then counted.
+- **hashing**: the port's SHA-256 (`_compat.sha256`) becomes a counting wrapper without
+  ``copy()`` (MicroPython's cannot copy), priced per 64-byte block; with ``hash="python"``
+  the device uses `rocknet.sha256.Sha256` (CircuitPython 9: no hashlib), whose bytecode is
+  then counted.
+- **AES** (`_compat.aes`, under AES-CCM in `rocknet.ccm`): cipher objects built (key
+  schedules), calls into C and 16-byte blocks are counted; a call costs
+  ``benches.protocol.C_CALL_INSTRUCTIONS`` and blocks and key schedules the cycles
+  ``benches.protocol.AES_ASSUMED`` assumes for the board's runtime (aesio / cryptolib: not
+  measured, board-costs.md has no AES figure). The AES itself runs on CPython's
+  ``cryptography`` here, so the ECB-only fallback of ports without CBC/CTR is not what is
+  counted.
 
 Use (the simulator's API: build the device objects inside `instrument`, so that they pick up
 the instrumented backend and hash; then count each call)::
@@ -35,7 +43,7 @@ the instrumented backend and hash; then count each call)::
         with meter.count() as work:
             link.on_advert(data, now_ms)
     clock.ms(work)            # board milliseconds of that call
-    clock.breakdown(work)     # instructions by part (ulab kinds, sha256, python)
+    clock.breakdown(work)     # instructions by part (ulab kinds, sha256, aes, python)
 
 Not measured, assumed (and why): unary ufuncs (exp, floor, sqrt, abs, isfinite) cost like
 ``a * 3`` (one pass producing a new array; libm's expf would add tens of cycles per element:
@@ -45,9 +53,9 @@ loop); ``np.zeros``/``empty`` like the fixed part of ``a * 3`` (one allocation) 
 per element (memset); ``np.array`` from a list or another dtype like ``a[:] = b``; a scalar read
 ``a[i]`` like the fixed part of a view; ``reshape``/``transpose``/``frombuffer``/``tobytes`` like
 a view. Native SHA-256 costs 35,000 / 5 = 7,000 instructions per 64-byte block (the table's
-254-byte digest hashes 5 blocks with padding). Radio calls (``_bleio``, ``bluetooth``) and an
-``aesio``/``cryptolib`` block are not in the device code this counts: the simulator's radio
-model keeps their time (its per-advert CPU figures). Unknown numpy functions are costed like
+254-byte digest hashes 5 blocks with padding). Radio calls (``_bleio``, ``bluetooth``) are not
+in the device code this counts: the simulator's radio model keeps their time (its per-advert
+CPU figures). AES: see above (assumed cycles). Unknown numpy functions are costed like
 ``a * 3`` and listed by name in `breakdown` under ``other:NAME``.
 
 CPI and clock per board: ``[clock] cpu_mhz`` and ``cpi`` of ``boards/*.toml``.
@@ -111,9 +119,9 @@ VALIDATION: dict[str, int] = {
     "Node.sum_logits (20 rows)": 400_000,
     "Link.on_advert (mean, 10 % loss round)": 248_000,
     "encode one coded packet (next_packet + pack)": 357_000,
-    "packet tag (native hashlib)": 110_000,
-    "packet tag (pure-Python SHA-256)": 15_380_000,
 }
+# The notes' on_advert and encode figures were taken on the HMAC-SHA256 wire; its tag alone
+# (110,000 native, 15,380,000 pure Python) has no counterpart in the AES-CCM wire counted now.
 
 DEFAULT_CPI = 1.55  # board-costs.md: measured from the instruction mix of the feature transform
 
@@ -211,6 +219,9 @@ class Work:
     ops: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     opcodes: int = 0
     sha256_blocks: int = 0
+    aes_blocks: int = 0
+    aes_key_schedules: int = 0
+    aes_calls: int = 0  # calls into the port's AES (cipher objects built, buffers run)
     other: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -229,6 +240,9 @@ class Work:
             slot[1] += n
         self.opcodes += other.opcodes
         self.sha256_blocks += other.sha256_blocks
+        self.aes_blocks += other.aes_blocks
+        self.aes_key_schedules += other.aes_key_schedules
+        self.aes_calls += other.aes_calls
         for k, v in other.other.items():
             self.other[k] = self.other.get(k, 0) + v
         return self
@@ -239,6 +253,9 @@ class Work:
         out.ops = {k: [round(c * factor), round(n * factor)] for k, (c, n) in self.ops.items()}
         out.opcodes = round(self.opcodes * factor)
         out.sha256_blocks = round(self.sha256_blocks * factor)
+        out.aes_blocks = round(self.aes_blocks * factor)
+        out.aes_key_schedules = round(self.aes_key_schedules * factor)
+        out.aes_calls = round(self.aes_calls * factor)
         out.other = {k: round(v * factor) for k, v in self.other.items()}
         return out
 
@@ -250,20 +267,37 @@ class BoardClock:
     board: str
     cpu_mhz: float
     cpi: float
+    runtime: str = "circuitpython"  # whose AES (aesio / cryptolib) the assumed cycles are
 
     @classmethod
     def for_board(cls, name: str) -> BoardClock:
         b = boards.load(name)
-        return cls(board=b.key, cpu_mhz=b.cpu_mhz, cpi=b.cpi)
+        return cls(board=b.key, cpu_mhz=b.cpu_mhz, cpi=b.cpi, runtime=b.runtime)
+
+    def aes_assumed(self) -> dict[str, Any]:
+        """Cycles per AES-128 block and key schedule on this board's AES module (not
+        measured: `benches.protocol.AES_ASSUMED`, which says why)."""
+        from .benches.protocol import AES_ASSUMED
+
+        return AES_ASSUMED["circuitpython" if self.runtime == "circuitpython" else "micropython"]
 
     def breakdown(self, work: Work, model: Costs | None = None) -> dict[str, float]:
-        """Instructions by part: ``ulab:KIND:DTYPE``, ``sha256``, ``python``."""
+        """Instructions by part: ``ulab:KIND:DTYPE``, ``sha256``, ``aes``, ``python``."""
         c = model or costs()
         out: dict[str, float] = {}
         for (kind, dt), (calls, n) in sorted(work.ops.items()):
             fixed, per = c.ops[(kind, dt)]
             out[f"ulab:{kind}:{dt}"] = fixed * calls + per * n
         out["sha256"] = c.sha256_block * work.sha256_blocks
+        if work.aes_calls:
+            from .benches.protocol import C_CALL_INSTRUCTIONS
+
+            aes = self.aes_assumed()
+            # assumed cycles, as instructions at this board's CPI
+            out["aes"] = (work.aes_calls * C_CALL_INSTRUCTIONS
+                          + (work.aes_blocks * aes["cycles_per_block"]
+                             + work.aes_key_schedules * aes["cycles_per_key_schedule"])
+                          / self.cpi)
         # the table's fixed costs include the opcode dispatching each ulab call
         out["python"] = c.python_per_opcode * max(0, work.opcodes - work.ulab_calls)
         return out
@@ -278,11 +312,13 @@ class BoardClock:
     def as_dict(self) -> dict[str, Any]:
         c = costs()
         return {"board": self.board, "cpu_mhz": self.cpu_mhz, "cpi": self.cpi,
+                "aes_assumed": self.aes_assumed(),
                 "python_instructions_per_opcode": round(c.python_per_opcode, 1),
                 "sha256_block_instructions": c.sha256_block, "costs_from": c.source,
                 "model": "board ms = (sum of ulab calls' fixed + per_element x n + SHA-256 "
-                         "blocks x block cost + device Python opcodes x per-opcode cost) x "
-                         "CPI / MHz (rocknet_host.board_clock)"}
+                         "blocks x block cost + device Python opcodes x per-opcode cost + AES "
+                         "calls x C-call cost) x CPI / MHz + AES blocks and key schedules x "
+                         "assumed cycles / MHz (rocknet_host.board_clock)"}
 
 
 # ----- counting Python opcodes -----
@@ -538,6 +574,35 @@ class _CountingSha256:
         return self._h.digest()
 
 
+class _CountingAes:
+    """`_compat.aes` counted: each ``new(mode, iv)`` builds a cipher (one key schedule, one
+    call into C), each run is one call over ceil(len / 16) blocks."""
+
+    def __init__(self, port_aes: Callable[[Any], Any]) -> None:
+        self._port_aes = port_aes
+
+    def __call__(self, key: Any) -> Callable[..., Any]:
+        new = self._port_aes(key)
+
+        def counted_new(mode: int, iv: Any = None) -> Callable[[Any, Any], None]:
+            run = new(mode, iv)
+            w = _METER[-1].work if _METER else None
+            if w is not None:
+                w.aes_key_schedules += 1
+                w.aes_calls += 1
+
+            def counted(src: Any, dst: Any) -> None:
+                w = _METER[-1].work if _METER else None
+                if w is not None:
+                    w.aes_calls += 1
+                    w.aes_blocks += -(-len(src) // 16)
+                run(src, dst)
+
+            return counted
+
+        return counted_new
+
+
 HASHES = ("native", "python")
 
 
@@ -578,8 +643,9 @@ class Meter:
 def _device_modules() -> list[types.ModuleType]:
     from .runtime import import_device
 
-    for name in ("rocknet.xp", "rocknet.minirocket", "rocknet.head", "rocknet.mixer",
-                 "rocknet.wire", "rocknet.link", "rocknet.node", "rocknet.board"):
+    for name in ("rocknet._compat", "rocknet.xp", "rocknet.minirocket", "rocknet.head",
+                 "rocknet.mixer", "rocknet.ccm", "rocknet.wire", "rocknet.link", "rocknet.node",
+                 "rocknet.board"):
         import_device(name)
     return [m for k, m in sorted(sys.modules.items())
             if (k == "rocknet" or k.startswith("rocknet.")) and m is not None
@@ -590,24 +656,33 @@ def _device_modules() -> list[types.ModuleType]:
 def instrument(hash: str = "native") -> Iterator[Meter]:
     """Device modules with the recording numpy and the board's hash while the block runs
     (``hash``: "native" = hashlib.sha256 without copy(), counted per block; "python" =
-    `wire.Sha256`, counted as bytecode). Patched: the ``np`` and ``_sha256`` globals of every
-    loaded ``rocknet.*`` device module (xp, minirocket, head, mixer, wire, link, node, board
-    are imported first). Device objects built inside keep the backend's arrays and the hash
-    after the block; count their calls inside it. Not thread-safe."""
+    `rocknet.sha256.Sha256`, counted as bytecode) and a counting AES. Patched: the globals of
+    every loaded ``rocknet.*`` device module that hold numpy (``np``), `_compat.sha256`
+    (``sha256``, ``_sha256``) or `_compat.aes` (``aes``, ``_port_aes``); _compat, xp,
+    minirocket, head, mixer, ccm, wire, link, node and board are imported first. Device
+    objects built inside keep the backend's arrays, hash and AES after the block; count their
+    calls inside it. Not thread-safe."""
     if hash not in HASHES:
         raise ValueError(f"hash must be one of {HASHES}, not {hash!r}")
     mods = _device_modules()
-    wire = sys.modules["rocknet.wire"]
-    sha: Any = _CountingSha256 if hash == "native" else wire.Sha256
+    compat = sys.modules["rocknet._compat"]
+    if hash == "native":
+        sha: Any = _CountingSha256
+    else:
+        from .runtime import import_device
+
+        sha = import_device("rocknet.sha256").Sha256
+    port_sha, port_aes = compat.sha256, compat.aes
+    aes = _CountingAes(port_aes)
     fake = _Numpy()
     saved: list[tuple[types.ModuleType, str, Any]] = []
     for m in mods:
-        if getattr(m, "np", None) is np:
-            saved.append((m, "np", m.np))
-            m.np = fake  # type: ignore[attr-defined]
-        if hasattr(m, "_sha256"):
-            saved.append((m, "_sha256", m._sha256))
-            m._sha256 = sha  # type: ignore[attr-defined]
+        for attr, value in list(vars(m).items()):
+            new = (fake if value is np else sha if value is port_sha
+                   else aes if value is port_aes else None)
+            if new is not None and attr in ("np", "sha256", "_sha256", "aes", "_port_aes"):
+                saved.append((m, attr, value))
+                setattr(m, attr, new)
     meter = Meter()
     _METER.append(meter)
     try:

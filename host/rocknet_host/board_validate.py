@@ -15,6 +15,11 @@ Checks, per node of the plan:
 
 Arrays cross the serial line as hex bytes, never as printed floats. Per node: one exec builds
 the slice and head, one per SERIES_PER_CALL series, one finishes.
+
+Heap: a board that runs out of heap fails the node's "heap budget" check with the board's
+MemoryError and the run stops there; a virtual board with a budget (`rocknet virtual-board
+--board B`) reports its heap figures (`heap.HEAP_KEYS`, from its ``_rn_heap`` tracker) in
+``heap``; real boards have no tracker (``heap`` is None).
 """
 
 from __future__ import annotations
@@ -98,6 +103,19 @@ for _q, _y in {series!r}:
         _h.step()
 """
 
+_HEAP = """
+try:
+    import _rn_heap
+    print(json.dumps(_rn_heap.report()))
+except ImportError:
+    print('null')
+"""
+_FORGET = """
+for _k in ('_s', '_b', '_h', '_p', '_r', '_q', '_y', '_z', '_x', '_i', '_j'):
+    globals().pop(_k, None)
+gc.collect()
+"""
+
 _END = """
 _h.step()
 print(_h.t, _hx(_h.partial_logits(_b).tobytes()))
@@ -153,6 +171,8 @@ def twin_rows(feats: dict[str, Any], n_classes: int, head: dict[str, Any], mu: n
 class BoardValidationError(RuntimeError):
     """The board cannot be validated (not reachable, rocknet not installed, ...)."""
 
+    stdout = ""  # a failed command's output before its error
+
 
 @dataclass
 class Check:
@@ -170,6 +190,7 @@ class BoardReport:
     impl: str = ""
     float_bits: int = 0
     checks: list[Check] = field(default_factory=list)
+    heap: dict[str, Any] | None = None  # a virtual board's heap figures (heap.HEAP_KEYS)
 
     @property
     def ok(self) -> bool:
@@ -178,7 +199,7 @@ class BoardReport:
     def to_dict(self) -> dict[str, Any]:
         return {"port": self.port, "version": self.version, "runtime": self.impl,
                 "float_bits": self.float_bits, "passed": self.ok,
-                "checks": [vars(c) for c in self.checks]}
+                "checks": [vars(c) for c in self.checks], "heap": self.heap}
 
 
 class _Session:
@@ -201,7 +222,9 @@ class _Session:
         except (TransportError, OSError) as exc:
             raise BoardValidationError(f"{self.port}: connection lost ({exc})") from None
         if err:
-            raise BoardValidationError(f"{self.port}: board error: {err.decode().strip()}")
+            exc = BoardValidationError(f"{self.port}: board error: {err.decode().strip()}")
+            exc.stdout = out.decode()  # what the command printed before it failed
+            raise exc
         return out.decode()
 
     def close(self) -> None:
@@ -242,13 +265,21 @@ def validate_board(port: str, plan: Plan, Q: np.ndarray, seed: int = 0,
     sess = session or _Session(port)
     rep = BoardReport(port)
     try:
-        info = json.loads(sess.exec(_SETUP).strip().splitlines()[-1])
+        try:
+            info = json.loads(sess.exec(_SETUP).strip().splitlines()[-1])
+        except BoardValidationError as exc:
+            if "MemoryError" not in str(exc):
+                raise
+            # importing rocknet alone exceeds the board's heap
+            info = {"ok": 1, "version": "?", "impl": "?", "fbytes": 0}
+            rep.checks.append(Check(-1, "heap budget", False,
+                                    "importing rocknet: " + str(exc).strip().splitlines()[-1]))
         if not info.get("ok"):
             raise BoardValidationError(
                 f"{port}: rocknet is not installed on the board ({info.get('error')}); run "
                 f"`rocknet deploy --port {port}` first")
         rep.version, rep.impl = info["version"], info["impl"]
-        fbytes = int(info["fbytes"])
+        fbytes = int(info["fbytes"]) or 4
         rep.float_bits = 8 * fbytes
         fdt = np.dtype("<f8" if fbytes == 8 else "<f4")
         Q = np.ascontiguousarray(Q, dtype=np.int8)
@@ -264,43 +295,71 @@ def validate_board(port: str, plan: Plan, Q: np.ndarray, seed: int = 0,
                                   **HEAD_OPTS)
         for node, (nplan, want) in enumerate(zip(head_plan.node_plans(plan, secs), wants,
                                                  strict=True)):
-            F = want.shape[1]
-            head = nplan["head"]
-            mu, sc = rh.quantise_scaling(head.pop("mean"), head.pop("std"))
-            head["bias_node"] = node  # every board owns the bias of its check
-            wseed = (seed * 7919 + node * 104729) % 65537
-            out = sess.exec(_SLICE.format(
-                plan=json.dumps({k: nplan[k] for k in HEAD_KEYS}, separators=(",", ":")),
-                mu=_hex16(mu, "<i2"), sc=_hex16(sc, "<u2"), seed=wseed))
-            got_f = [int(v) for v in out.strip().splitlines()[-1].split()]
-            counts, rows = [], []
-            for i0 in range(0, n, SERIES_PER_CALL):
-                part = [(q.tobytes().hex(), int(y)) for q, y in
-                        zip(Q[i0:i0 + SERIES_PER_CALL], labels[i0:i0 + SERIES_PER_CALL],
-                            strict=True)]
-                for line in sess.exec(_RUN.format(series=part)).strip().splitlines():
-                    c, z = (bytes.fromhex(h) for h in line.split())
-                    counts.append(np.frombuffer(c, dtype="<u2"))
-                    rows.append(np.frombuffer(z, dtype=fdt))
-                if on_step:
-                    on_step(len(part))
-            t_txt, z_txt = sess.exec(_END).strip().splitlines()[-1].split()
-            rows.append(np.frombuffer(bytes.fromhex(z_txt), dtype=fdt))
-            got = np.array(counts)
-            ok = got.shape == want.shape and got_f == [F, F]
-            bad = int(np.count_nonzero(got != want)) if ok else int(want.size)
-            rep.checks.append(Check(node, "features bit-exact", ok and bad == 0,
-                                    f"{n} series x {F} counts, {bad} differ"))
-            if not ok:
-                continue
-            # the twin replays the head on the board's own counts: this check is the head's
-            dtype = np.float64 if fbytes == 8 else np.float32
-            ref_rows, ref_t = twin_rows(feats[node], C, head, mu, sc,
-                                        initial_weights(C, F, wseed),
-                                        rh.codes(got, dens[node]), labels, dtype)
-            rep.checks.append(_head_check(node, np.array(rows, dtype=np.float64),
-                                          int(t_txt), ref_rows, ref_t, n, batch, dtype))
+            if rep.checks and rep.checks[-1].name == "heap budget":
+                break
+            try:
+                _check_node(sess, rep, node, nplan, want, feats[node], dens[node], Q, labels,
+                            C, batch, seed, fbytes, fdt, on_step)
+            except BoardValidationError as exc:
+                if "MemoryError" not in str(exc):
+                    raise
+                rep.checks.append(Check(node, "heap budget", False,
+                                        str(exc).strip().splitlines()[-1]))
+                sess.exec(_FORGET)
+                break
+        try:
+            out = sess.exec(_HEAP)
+        except BoardValidationError as exc:  # still over the budget: printed, then failed
+            out = getattr(exc, "stdout", "")
+        try:
+            rep.heap = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            rep.heap = None
     finally:
         if session is None:
             sess.close()
     return rep
+
+
+def _check_node(sess: Any, rep: BoardReport, node: int, nplan: dict[str, Any],
+                want: np.ndarray, feats: dict[str, Any], den: Any, Q: np.ndarray,
+                labels: np.ndarray, plan_classes: int, batch: int, seed: int, fbytes: int,
+                fdt: np.dtype, on_step: Callable[[int], None] | None) -> None:
+    """The features and head checks of one node (appended to ``rep.checks``)."""
+    n, C = len(Q), plan_classes
+    F = want.shape[1]
+    head = nplan["head"]
+    mu, sc = rh.quantise_scaling(head.pop("mean"), head.pop("std"))
+    head["bias_node"] = node  # every board owns the bias of its check
+    wseed = (seed * 7919 + node * 104729) % 65537
+    out = sess.exec(_SLICE.format(
+        plan=json.dumps({k: nplan[k] for k in HEAD_KEYS}, separators=(",", ":")),
+        mu=_hex16(mu, "<i2"), sc=_hex16(sc, "<u2"), seed=wseed))
+    got_f = [int(v) for v in out.strip().splitlines()[-1].split()]
+    counts, rows = [], []
+    for i0 in range(0, n, SERIES_PER_CALL):
+        part = [(q.tobytes().hex(), int(y)) for q, y in
+                zip(Q[i0:i0 + SERIES_PER_CALL], labels[i0:i0 + SERIES_PER_CALL],
+                    strict=True)]
+        for line in sess.exec(_RUN.format(series=part)).strip().splitlines():
+            c, z = (bytes.fromhex(h) for h in line.split())
+            counts.append(np.frombuffer(c, dtype="<u2"))
+            rows.append(np.frombuffer(z, dtype=fdt))
+        if on_step:
+            on_step(len(part))
+    t_txt, z_txt = sess.exec(_END).strip().splitlines()[-1].split()
+    rows.append(np.frombuffer(bytes.fromhex(z_txt), dtype=fdt))
+    got = np.array(counts)
+    ok = got.shape == want.shape and got_f == [F, F]
+    bad = int(np.count_nonzero(got != want)) if ok else int(want.size)
+    rep.checks.append(Check(node, "features bit-exact", ok and bad == 0,
+                            f"{n} series x {F} counts, {bad} differ"))
+    if not ok:
+        return
+    # the twin replays the head on the board's own counts: this check is the head's
+    dtype = np.float64 if fbytes == 8 else np.float32
+    ref_rows, ref_t = twin_rows(feats, C, head, mu, sc,
+                                initial_weights(C, F, wseed),
+                                rh.codes(got, den), labels, dtype)
+    rep.checks.append(_head_check(node, np.array(rows, dtype=np.float64),
+                                  int(t_txt), ref_rows, ref_t, n, batch, dtype))

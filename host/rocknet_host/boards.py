@@ -17,6 +17,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as a package
     import tomli as tomllib  # type: ignore[no-redef]
 
 from .paths import BOARDS_DIR
+from .profiles import PROFILES
 
 RUNTIME_KINDS = ("circuitpython", "micropython")
 FLASH_METHODS = ("uf2", "esptool", "jlink-drive", "none")
@@ -76,6 +77,7 @@ class Board:
     flash: Flash
     power: Power
     path: Path = field(compare=False, repr=False)
+    profile: str = "webassembly"  # runtime profile (profiles.py) a virtual twin runs under
 
     @property
     def usb_id(self) -> str:
@@ -135,6 +137,10 @@ def parse(data: dict[str, Any], key: str, path: Path) -> Board:
     if any(v < 0 for v in vars(pwr).values()):
         raise BoardError(f"{pw}: currents and voltage must not be negative")
     rw = f"{w} [radio]"
+    profile = str(rt.get("profile", "webassembly"))
+    if profile not in PROFILES:
+        raise BoardError(f"{w} [runtime]: profile must be one of {tuple(PROFILES)}, got "
+                         f"{profile!r}")
     return Board(
         key=key,
         name=_get(data, "name", str, w),
@@ -158,6 +164,7 @@ def parse(data: dict[str, Any], key: str, path: Path) -> Board:
         flash=flash,
         power=pwr,
         path=path,
+        profile=profile,
     )
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -128,24 +129,79 @@ def decode(value: Any) -> Any:
 class MicroPython:
     """A MicroPython 1.29 + ulab interpreter with the rocknet device package on its path.
 
+    ``profile`` (`profiles.PROFILES`, default "webassembly": the build as it is) installs a
+    board's module set before rocknet is imported, and loads the package as that board does
+    (``.mpy`` from mpy-cross for MicroPython profiles). ``heap_budget`` (bytes) enforces a
+    board's heap (`heap.py`): a heap checkpoint after every call (``heap_check="call"``) or
+    only where `checkpoint_heap` is called (``"manual"``); over the budget the call raises
+    `DeviceError` with ``exc_type == "MemoryError"``. `heap_report` gives the figures
+    (`heap.HEAP_KEYS`); ``float_bits`` is the board's ulab float width for them.
+
     >>> with MicroPython() as mpy:
     ...     mpy.eval("1 + 1")
     2
+    >>> with MicroPython(profile="circuitpython-9", heap_budget=100_000) as mpy:
+    ...     mpy.exec("from rocknet import store")
+    ...     mpy.checkpoint_heap("code")
+    ...     mpy.heap_report()["code_bytes"]  # doctest: +SKIP
     """
 
-    def __init__(self, heapsize: int = 64 * 1024 * 1024, device_dir: Path = DEVICE_DIR) -> None:
+    def __init__(self, heapsize: int = 64 * 1024 * 1024, device_dir: Path = DEVICE_DIR, *,
+                 profile: str | None = None, heap_budget: int | None = None,
+                 heap_check: str | None = None, float_bits: int = 32,
+                 host_channel: bool = False) -> None:
+        from . import heap, profiles
+
         rt = runtime_dir()
+        self.profile = profiles.get(profile or profiles.DEFAULT)
+        self.heap_budget = heap_budget
+        if heap_check is None:
+            heap_check = "call" if heap_budget else "manual"
+        if heap_check not in ("call", "manual"):
+            raise ValueError(f"heap_check must be 'call' or 'manual', got {heap_check!r}")
+        if heap_budget is not None and heap_budget <= 0:
+            raise ValueError(f"heap_budget must be positive bytes, got {heap_budget}")
+        self._tmp = tempfile.TemporaryDirectory(prefix="rocknet-mpy-")
+        tmp = Path(self._tmp.name)
+        pkg = device_dir / "rocknet"
+        if self.profile.code_format == "mpy":  # as a MicroPython board loads it
+            from .deploy import compile_mpy, package_sources
+
+            for rel, data in compile_mpy(package_sources(device_dir)).items():
+                (tmp / "rocknet" / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / "rocknet" / rel).write_bytes(data)
+            pkg = tmp / "rocknet"
+        spec = profiles.install_spec(self.profile)
+        spec["code"] += heap.tracker_setup(heap_budget, float_bits,
+                                           self.profile.float_repr == "packed")
+        (tmp / "profile.json").write_text(json.dumps(spec))
         cmd = [
             "node",
             str(_BRIDGE),
             f"runtime={rt}",
             f"heapsize={heapsize}",
-            f"pkg0={device_dir / 'rocknet'}:/lib/rocknet",
+            f"pkg0={pkg}:/lib/rocknet",
+            f"profile={tmp / 'profile.json'}",
+            f"heapcheck={heap_check}",
         ]
+        # host channel: device code calls ``rnhost.call(str) -> str`` synchronously (a pipe
+        # pair beside stdin/stdout) while a call into the interpreter is in progress
+        self._host_in = self._host_out = None
+        keep: tuple[int, ...] = ()
+        if host_channel:
+            to_dev_r, to_dev_w = os.pipe()
+            to_host_r, to_host_w = os.pipe()
+            cmd.append(f"hostfd={to_dev_r},{to_host_w}")
+            keep = (to_dev_r, to_host_w)
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, bufsize=1,
+            text=True, bufsize=1, pass_fds=keep,
         )
+        if host_channel:
+            os.close(to_dev_r)
+            os.close(to_host_w)
+            self._host_out = os.fdopen(to_dev_w, "w", buffering=1)
+            self._host_in = os.fdopen(to_host_r, "r")
         hello = self._read()
         if not hello.get("ready"):
             raise RuntimeMissing(f"MicroPython bridge failed to start: {hello}")
@@ -169,6 +225,35 @@ class MicroPython:
         if not rep.get("ok"):
             raise DeviceError(rep.get("error", "unknown device error"), rep.get("type"))
         return rep
+
+    def send_exec(self, code: str) -> None:
+        """Start running statements without waiting (see `read_reply`, `host_recv`)."""
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps({"op": "exec", "code": code, "async": False}) + "\n")
+        self._proc.stdin.flush()
+
+    def read_reply(self) -> dict[str, Any]:
+        """The reply to a `send_exec`; DeviceError if the statements raised."""
+        rep = self._read()
+        self.last_stdout = rep.get("stdout", "") or ""
+        if not rep.get("ok"):
+            raise DeviceError(rep.get("error", "unknown device error"), rep.get("type"))
+        return rep
+
+    def host_recv(self) -> Any:
+        """The next message device code sent with ``rnhost.call`` (it waits for our answer)."""
+        assert self._host_in is not None, "MicroPython(host_channel=True) has the channel"
+        line = self._host_in.readline()
+        if not line:
+            err = self._proc.stderr.read() if self._proc.stderr else ""
+            raise RuntimeMissing(f"MicroPython bridge exited: {err.strip()[-2000:]}")
+        return json.loads(line)
+
+    def host_send(self, value: Any) -> None:
+        """Answer the pending ``rnhost.call``."""
+        assert self._host_out is not None
+        self._host_out.write(json.dumps(value) + "\n")
+        self._host_out.flush()
 
     def exec(self, code: str, *, asynchronous: bool = False) -> str:
         """Run statements; returns what they printed."""
@@ -197,10 +282,29 @@ class MicroPython:
         """gc.mem_alloc() after a real collection (this port collects only between calls)."""
         return int(self._request({"op": "mem_alloc"})["mem_alloc"])
 
+    def checkpoint_heap(self, label: str) -> None:
+        """A heap checkpoint (see `heap.py`); labels "code" (code_bytes) and "round..."
+        (growth per round) mean something. Raises DeviceError (MemoryError) over budget."""
+        self._request({"op": "heap", "label": label})
+
+    def heap_report(self) -> dict[str, Any]:
+        """Peak, largest transient block, growth per round, out-of-memory (`heap.HEAP_KEYS`)."""
+        rep = self._request({"op": "exec", "nocheck": True, "code":
+                             "_rn_out = json.dumps(__import__('_rn_heap').report())"})
+        report: dict[str, Any] = json.loads(rep["out"])
+        return report
+
     def put_file(self, path: str, data: bytes) -> None:
         self._request({"op": "put", "path": path, "b64": base64.b64encode(data).decode()})
 
     def close(self) -> None:
+        for f in (self._host_out, self._host_in):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self._host_in = self._host_out = None
         if self._proc.poll() is None:
             assert self._proc.stdin is not None
             self._proc.stdin.close()
@@ -208,6 +312,7 @@ class MicroPython:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+        self._tmp.cleanup()
 
     def __enter__(self) -> MicroPython:
         return self

@@ -31,7 +31,7 @@ def tree_table(signed: bool) -> np.ndarray:
     definition shared by both sides, not a computation to cross-check)."""
     from .runtime import import_device
 
-    return np.array(import_device("rocknet.head").tree_table(signed))
+    return np.array(import_device("rocknet.head_moments").tree_table(signed))
 
 
 TABLE_S = tree_table(True)

@@ -36,6 +36,24 @@ for _i in range(i0, i1):
 """
 
 
+# The start of the board's load path (`rocknet.board.load`): the plan file is checksummed with
+# the SHA-256 `rocknet._compat` picks for the port, written and read back through `store`.
+LOAD_CODE = """
+import json
+from rocknet import store
+_body = json.dumps(features).encode()
+_file = store.encode('plan', store.PLAN_VERSION, _body)
+_ver, _back = store.decode(_file, 'plan')
+result = [_ver == store.PLAN_VERSION and _back == _body, _file[:8] == b'ROCKNET ']
+del _body, _file, _back
+"""
+
+
+def load_path_ok(rt: Any, features: dict[str, Any]) -> bool:
+    """A node plan through the device's `store.encode` / `store.decode` (its hash included)."""
+    return all(rt.call(LOAD_CODE, features=features))
+
+
 def device_counts(rt: Any, features: dict[str, Any], Q: np.ndarray,
                   on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, float]:
     """Run one node's slice over every row of Q inside runtime ``rt``; returns the counts and
@@ -62,13 +80,16 @@ def validate_features(plan: Plan, Q: np.ndarray, runtime_name: str, rt: Any,
     """Every node's slice on every row of Q, compared bit for bit with the reference."""
     nodes = []
     mismatches = 0
+    loads = []
     for node in range(plan.n_nodes):
         feats = plan.node_features(node)
+        loads.append(load_path_ok(rt, feats))
         got, spent = device_counts(rt, feats, Q, on_batch)
         want = reference.slice_counts(Q, feats)
         bad = int(np.count_nonzero(got != want)) if got.shape == want.shape else int(want.size)
         mismatches += bad
         nodes.append({"node": node, "features": int(want.shape[1]), "mismatches": bad,
+                      "load_path_ok": loads[-1],
                       "ms_per_series": 1000 * spent / max(1, len(Q))})
     return {
         "runtime": runtime_name,
@@ -77,5 +98,6 @@ def validate_features(plan: Plan, Q: np.ndarray, runtime_name: str, rt: Any,
         "features": plan.n_features,
         "features_bitexact": mismatches == 0,
         "mismatches": mismatches,
+        "load_path_ok": all(loads),
         "per_node": nodes,
     }

@@ -2,6 +2,7 @@
 // over TCP, so that real `mpremote connect socket://127.0.0.1:PORT ...` drives it unchanged.
 //
 //   node virtual_board.mjs runtime=DIR [port=N] [host=127.0.0.1] [dir=FOLDER] [heapsize=BYTES]
+//                          [profile=FILE.json] [heapcheck=exec]
 //
 // Prints one JSON line {"ready": true, "port": N} on stdout once listening; logs go to stderr.
 // What it adds to the runtime's event-driven REPL (see notes/mixer-ble-runtimes.md, section E):
@@ -12,10 +13,15 @@
 // - Emscripten errno numbers (ENOENT = 44, ...) are translated into MicroPython's (ENOENT = 2)
 //   in OSError, by wrappers around `os` and `open` installed at start-up;
 // - the file system under "/" (minus dev, proc, tmp, home) is mirrored to a host folder after
-//   every chunk of input, and loaded from it at start, so files survive a restart of the board.
+//   every chunk of input, and loaded from it at start, so files survive a restart of the board;
+// - profile=FILE.json (rocknet_host/profiles.py) installs a board's module set at every boot;
+//   heapcheck=exec takes a heap checkpoint (rocknet_host/heap.py) after every raw-REPL
+//   execution, and over the profile's budget appends the device's MemoryError to that
+//   execution's error output, as a board running out of heap in that command would.
 import { createServer } from "node:net";
 import * as fs from "node:fs";
 import { join } from "node:path";
+import { heapCheck, installProfile, loadProfile } from "./board_profile.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => {
   const i = a.indexOf("=");
@@ -25,6 +31,9 @@ const runtime = args.runtime;
 const host = args.host || "127.0.0.1";
 const heapsize = parseInt(args.heapsize || String(32 * 1024 * 1024), 10);
 const mirror = args.dir || null;
+const profile = loadProfile(args.profile);
+const heapState = { prevBig: 0 };
+let capture = null;     // output of the board's own checks, kept from the console
 const { loadMicroPython } = await import(join(runtime, "micropython.mjs"));
 
 const SYSTEM_DIRS = new Set(["dev", "proc", "tmp", "home"]);
@@ -94,6 +103,7 @@ let tail = "";          // last output characters, to spot the mode banners
 let lastOut = 0;        // last byte printed
 
 function onOutput(bytes) {
+  if (capture !== null) { capture.push(...bytes); return; }
   if (muted) return;
   for (const b of bytes) {
     if (b === 0x0a && lastOut !== 0x0d) out.push(0x0d);  // boards print "\r\n" (cooked)
@@ -191,6 +201,8 @@ async function boot(intoRaw) {
   });
   loadMirror();
   mp.runPython(SETUP);
+  installProfile(mp, profile);
+  heapState.prevBig = 0;
   if (intoRaw) {
     mp.replInit();
     muted = false;
@@ -212,13 +224,40 @@ function flush() {
   out = [];
 }
 
+function runCaptured(code) {
+  capture = [];
+  try {
+    mp.runPython(code);
+    return Buffer.from(capture).toString("utf8");
+  } finally {
+    capture = null;
+  }
+}
+
+// After a raw-REPL execution: a heap checkpoint; over the budget, the MemoryError goes into
+// the execution's error part (between the two Ctrl-D of "OK<out>\x04<err>\x04>").
+function checkHeap() {
+  try {
+    heapCheck(heapState, runCaptured, "exec");
+  } catch (e) {
+    const msg = (e && e.name === "PythonError" ? e.message : String(e)).replace(/\n/g, "\r\n");
+    let i = out.length - 2;
+    while (i >= 0 && !(out[i] === 0x04 && out[i + 1] === 0x3e)) i--;
+    if (i >= 0) out.splice(i, 0, ...Buffer.from(msg));
+    else out.push(...Buffer.from(msg));
+  }
+}
+
 async function feed(byte) {
+  const wasRaw = rawMode;
   const r = await mp.replProcessCharWithAsyncify(byte);
   if (r !== 0) {
     out.push(...Buffer.from("MPY: soft reboot\r\n"));
     flush();
     syncMirror();
     await boot(rawMode);
+  } else if (byte === 0x04 && wasRaw && rawMode && args.heapcheck === "exec") {
+    checkHeap();
   }
 }
 

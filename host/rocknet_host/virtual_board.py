@@ -3,6 +3,12 @@
 Real ``mpremote connect socket://127.0.0.1:PORT ...`` drives it unchanged (exec, fs cp/ls/
 sha256sum, soft-reset). Its files live in a host folder, so they survive a restart.
 
+A board's strictness: ``profile`` installs that board's module set at every boot
+(`profiles.py`), ``heap_budget`` takes a heap checkpoint after every raw-REPL execution and
+fails the execution with the device's MemoryError over the budget (`heap.py`); the figures
+are read on the board with ``import _rn_heap; _rn_heap.report()``. `for_board` takes both
+from a ``boards/*.toml``.
+
 >>> with VirtualBoard() as board:          # picks a free port and a temporary folder
 ...     subprocess.run(["mpremote", "connect", board.url, "exec", "print(1)"])
 """
@@ -33,7 +39,21 @@ class VirtualBoard:
         port: int = 0,
         host: str = "127.0.0.1",
         heapsize: int = DEFAULT_HEAPSIZE,
+        profile: str | None = None,
+        heap_budget: int | None = None,
+        float_bits: int = 32,
     ) -> None:
+        from . import heap, profiles
+
+        self.profile = profiles.get(profile or profiles.DEFAULT)
+        self.heap_budget = heap_budget
+        spec = profiles.install_spec(self.profile)
+        spec["code"] += heap.tracker_setup(heap_budget, float_bits,
+                                           self.profile.float_repr == "packed")
+        self._spec = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the board)
+            "w", prefix="rocknet-profile-", suffix=".json", delete=False)
+        self._spec.write(json.dumps(spec))
+        self._spec.close()
         self._own_dir = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="rocknet-board-"))
         self.host = host
@@ -56,6 +76,7 @@ class VirtualBoard:
         cmd = [
             "node", str(_BRIDGE), f"runtime={runtime_dir()}", f"port={self.port}",
             f"host={self.host}", f"dir={self.directory}", f"heapsize={self.heapsize}",
+            f"profile={self._spec.name}", f"heapcheck={'exec' if self.heap_budget else 'off'}",
         ]
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
@@ -110,8 +131,22 @@ class VirtualBoard:
                     return self.start()
                 time.sleep(0.2)
 
+    @classmethod
+    def for_board(cls, board: str, directory: str | Path | None = None, **kwargs: object
+                  ) -> VirtualBoard:
+        """A virtual board as strict as ``board`` (a boards/*.toml key): its profile and its
+        heap budget (keyword arguments override them)."""
+        from .boards import load
+
+        b = load(board)
+        kw: dict[str, object] = {"profile": b.profile, "heap_budget": b.heap_budget,
+                                 "float_bits": b.float_bits}
+        kw.update(kwargs)
+        return cls(directory, **kw)  # type: ignore[arg-type]
+
     def close(self) -> None:
         self.stop()
+        Path(self._spec.name).unlink(missing_ok=True)
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -122,4 +157,5 @@ class VirtualBoard:
         self.close()
 
     def __repr__(self) -> str:
-        return f"VirtualBoard({self.url}, dir={self.directory})"
+        return (f"VirtualBoard({self.url}, dir={self.directory}, profile={self.profile.name}, "
+                f"heap_budget={self.heap_budget})")

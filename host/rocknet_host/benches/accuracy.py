@@ -171,7 +171,9 @@ def heap_per_node(pl: plan.Plan, secs: list[dict[str, Any]], series: np.ndarray
         # still see the previous node's objects at the baseline and free them later
         mpy = open_runtime("micropython")
         try:
-            mpy.exec("import gc\nimport rocknet.minirocket, rocknet.head")
+            # the head modules a mode may load are code, not the node's state
+            mpy.exec("import gc\nimport rocknet.minirocket, rocknet.head, rocknet.head_moments, "
+                     "rocknet.head_dual")
             before = mpy.mem_alloc()
             mpy.set(_p=p, _series=series.astype(np.int8).tobytes())
             mpy.exec(HEAP_CODE)

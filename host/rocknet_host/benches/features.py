@@ -88,9 +88,11 @@ def ulab_calls_per_series(features: dict[str, Any]) -> int:
     return calls
 
 
-# What a training board imports (rocknet.run() and the modules it pulls in).
-NODE_MODULES = ("board", "node", "head", "link", "mixer", "wire", "store", "checkpoint",
-                "minirocket")
+# What a training board imports (rocknet.run() and the modules it pulls in; wire pulls in
+# ccm and _compat). Not checkpoint.py: board.py writes its own checkpoints. The head's
+# optional parts (head_moments, head_dual, head_state) load only when a plan or a checkpoint
+# uses them.
+NODE_MODULES = ("board", "node", "head", "link", "mixer", "wire", "store", "minirocket")
 
 
 def code_heap_bytes() -> int:

@@ -12,10 +12,13 @@ All figures are simulated; the model parameters are printed with them (--json: "
 from __future__ import annotations
 
 import argparse
+import dis
 import json
 import os
 import random
 import struct
+import sys
+import types
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +96,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="extra CPU ms per authentication tag the endpoint computes (checking a "
                    "received advert or signing one); 0 = included in --proc-ms/--prep-ms. "
                    "Models boards without native SHA-256")
+    p.add_argument("--board", help="also report what sealing and authenticating one advert "
+                   "costs on this board's clock (auth_ms_per_advert; boards/*.toml name)")
+    p.add_argument("--aes-cycles-per-block", type=float,
+                   help="AES-128 cycles per block on the board (default: the assumption for "
+                   "its runtime, printed with the figure)")
     p.add_argument("--start-skew-ms", type=float, default=10.0,
                    help="nodes start a round up to this late (uniform; default 10)")
     p.add_argument("--no-flooding", action="store_true", help="skip the flooding baseline")
@@ -173,35 +181,41 @@ def faceall_generation(lay: Layout, round_no: int, seed: int, logit_bytes: int) 
 # ----- one configuration -----
 
 
-class TagCounter:
-    """Counts the authentication tags an endpoint's codec computes (wraps its MAC)."""
+class SealCounter:
+    """Counts the AES-CCM operations (seal or open, one per advert sent or received) an
+    endpoint's codec does (wraps its `ccm.Ccm`)."""
 
-    def __init__(self, mac: Any) -> None:
-        self._mac = mac
+    def __init__(self, ccm: Any) -> None:
+        self._ccm = ccm
         self.count = 0
 
-    def tag(self, *parts: bytes) -> bytes:
+    def seal(self, *args: Any) -> bytes:
         self.count += 1
-        return self._mac.tag(*parts)
+        return self._ccm.seal(*args)
+
+    def open(self, *args: Any) -> bytes | None:
+        self.count += 1
+        return self._ccm.open(*args)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._mac, name)
+        return getattr(self._ccm, name)
 
 
 def count_tags(endpoint: Any) -> Any:
     codec = getattr(endpoint, "codec", None)
-    if codec is None or not hasattr(codec, "_mac"):
-        raise ValueError("--auth-ms needs an endpoint whose codec has a MAC (rocknet.wire)")
-    codec._mac = TagCounter(codec._mac)
+    if codec is None or not hasattr(codec, "_ccm"):
+        raise ValueError("--auth-ms needs an endpoint whose codec seals adverts (rocknet.wire)")
+    codec._ccm = SealCounter(codec._ccm)
     return endpoint
 
 
 def auth_work(auth_ms: float) -> Any:
-    """work_ms hook: auth_ms per tag computed since the node's last endpoint call."""
+    """work_ms hook: auth_ms per advert sealed or opened since the node's last endpoint
+    call."""
     last: dict[int, tuple[int, int]] = {}
 
     def work(node: int, endpoint: Any) -> float:
-        counter = endpoint.codec._mac
+        counter = endpoint.codec._ccm
         seen_id, seen = last.get(node, (0, 0))
         if seen_id != id(counter):  # a rebooted node has a fresh endpoint
             seen = 0
@@ -209,6 +223,192 @@ def auth_work(auth_ms: float) -> Any:
         return (counter.count - seen) * auth_ms
 
     return work
+
+
+# ----- what authenticating one advert costs on a board -----
+
+# ../shared/notes/board-costs.md (MicroPython 1.29 on an emulated Cortex-M4F): cycles per
+# instruction, and the Python loop that prices one bytecode.
+BOARD_CPI = 1.55
+PY_FLOAT_LOOP = (1000, 876_000)  # a Python loop of 1,000 float operations: instructions
+# One call into C with buffer arguments (constructing a cipher, encrypt_into): assumed like
+# the fixed cost of ulab's in-place `a += b`, the cheapest buffer call measured (696).
+C_CALL_INSTRUCTIONS = 700
+# Not measured: board-costs.md has no AES figure. Assumed cycles per AES-128 block and per
+# key schedule, by the board's runtime (override with --aes-cycles-per-block).
+AES_ASSUMED: dict[str, dict[str, Any]] = {
+    "circuitpython": {
+        "cycles_per_block": 3000, "cycles_per_key_schedule": 1500,
+        "why": "aesio is CircuitPython's portable C AES (shared-module/aesio: byte-oriented "
+               "S-box and xtime, no T-tables), not the nRF52840's ECB/CCM peripheral; byte-wise "
+               "AES-128 in C on a Cortex-M4 takes roughly 2,000-4,000 cycles a block"},
+    "micropython": {
+        "cycles_per_block": 1000, "cycles_per_key_schedule": 800,
+        "why": "cryptolib runs a table-driven C AES (mbedTLS/axTLS, ~40-60 cycles a byte on "
+               "a Cortex-M4; the ESP32's mbedTLS uses its AES accelerator, faster still)"},
+}
+
+
+class _AesMeter:
+    """Wraps a `ccm.Aes`'s port factory: cipher objects built (key schedules), calls into
+    C and 16-byte blocks processed."""
+
+    def __init__(self, new: Any) -> None:
+        self._new = new
+        self.key_schedules = self.calls = self.blocks = 0
+
+    def __call__(self, mode: int, iv: Any = None) -> Any:
+        self.key_schedules += 1
+        self.calls += 1
+        run = self._new(mode, iv)
+
+        def counted(src: Any, dst: Any) -> None:
+            self.calls += 1
+            self.blocks += -(-len(src) // 16)
+            run(src, dst)
+
+        return counted
+
+
+# CPython 3.11 opcodes without a MicroPython counterpart (frame set-up, call protocol halves)
+_SKIP_OPS = frozenset(dis.opmap[n] for n in (
+    "RESUME", "PRECALL", "PUSH_NULL", "KW_NAMES", "CACHE", "NOP", "EXTENDED_ARG",
+    "COPY_FREE_VARS", "MAKE_CELL", "RETURN_GENERATOR") if n in dis.opmap)
+
+
+def _opcodes(fn: Any, files: tuple[str, ...]) -> int:
+    """Python opcodes executed by fn() in frames of the given source files (CPython's
+    bookkeeping opcodes left out)."""
+    count = 0
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "opcode" and frame.f_code.co_code[frame.f_lasti] not in _SKIP_OPS:
+            count += 1
+        return local
+
+    def glob(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename.endswith(files):
+            frame.f_trace_opcodes = True
+            frame.f_trace_lines = False
+            return local
+        return None
+
+    prev = sys.gettrace()
+    sys.settrace(glob)
+    try:
+        fn()
+    finally:
+        sys.settrace(prev)
+    return count
+
+
+def _float_loop(n: int) -> float:
+    x, y = 1.0, 1.0001
+    for _ in range(n):
+        x = x * y
+    return x
+
+
+class _BoardAes:
+    """The board's AES module for the measurement, with its API (CircuitPython's ``aesio``
+    or MicroPython's ``cryptolib``), computed by the cryptography package: `rocknet._compat`
+    then takes the board's code path."""
+
+    MODE_ECB, MODE_CBC, MODE_CTR = 1, 2, 6
+
+    def __init__(self, key: bytes, mode: int = 1, iv: Any = None) -> None:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        alg = algorithms.AES(bytes(key))
+        iv16 = bytes(iv or bytes(16))
+        if mode == self.MODE_CBC:
+            self._e = Cipher(alg, modes.CBC(iv16)).encryptor()
+        elif mode == self.MODE_CTR:
+            self._e = Cipher(alg, modes.CTR(iv16)).encryptor()
+        else:
+            self._e = Cipher(alg, modes.ECB()).encryptor()
+
+    def encrypt_into(self, src: Any, dst: Any) -> None:
+        dst[:] = self._e.update(bytes(src))
+
+    def encrypt(self, src: Any, dst: Any = None) -> Any:
+        out = self._e.update(bytes(src))
+        if dst is None:
+            return out
+        dst[:] = out
+        return None
+
+
+def _board_aes_module(runtime: str) -> types.ModuleType:
+    mod = types.ModuleType("aesio" if runtime == "circuitpython" else "cryptolib")
+    if runtime == "circuitpython":
+        mod.AES = _BoardAes  # type: ignore[attr-defined]
+        mod.MODE_ECB, mod.MODE_CBC, mod.MODE_CTR = 1, 2, 6  # type: ignore[attr-defined]
+    else:
+        mod.aes = _BoardAes  # type: ignore[attr-defined]
+    return mod
+
+
+def auth_cost(board_name: str, m: int, row_size: int, profile_name: str,
+              aes_cycles_per_block: float | None = None) -> dict[str, Any]:
+    """Board milliseconds to seal (send) and to open (receive: decrypt and check the MIC) one
+    advert of M rows of row_size bytes: the AES glue's Python opcodes (counted on CPython
+    through the board's AES API, priced like board-costs.md's Python loop) + its calls into C
+    + AES blocks and key schedules (assumed, `AES_ASSUMED`), x CPI / MHz."""
+    from ..boards import load
+
+    board = load(board_name)
+    runtime = "circuitpython" if board.runtime == "circuitpython" else "micropython"
+    assumed = dict(AES_ASSUMED[runtime])
+    if aes_cycles_per_block is not None:
+        assumed.update(cycles_per_block=aes_cycles_per_block,
+                       why="given (--aes-cycles-per-block)")
+    wire = import_device("rocknet.wire")
+    mixer = import_device("rocknet.mixer")
+    files = ("rocknet/ccm.py", "rocknet/_compat.py")
+    loops, loop_instr = PY_FLOAT_LOOP
+    per_opcode = loop_instr / _opcodes(lambda: _float_loop(loops), (__file__,))
+    board_mod = _board_aes_module(runtime)
+    saved = sys.modules.get(board_mod.__name__)
+    sys.modules[board_mod.__name__] = board_mod
+    try:
+        tx = wire.Codec(KEY, m, row_size, profile_name, boot=1)
+        rx = wire.Codec(KEY, m, row_size, profile_name)
+    finally:
+        if saved is None:
+            del sys.modules[board_mod.__name__]
+        else:
+            sys.modules[board_mod.__name__] = saved
+    p = mixer.Packet(7, 1, 0, (1 << m) - 1, 0, bytes(i & 255 for i in range(row_size)), 0)
+    rx.unpack(tx.pack(p), 7)  # the first advert formats the codec's buffers, once
+    p.seq = 1
+    adv = tx.pack(p)
+    out: dict[str, Any] = {"board": board.key, "aes_module": board_mod.__name__,
+                           "advert_bytes": tx.size, "mic_bytes": tx.mic}
+    # only the AES-CCM part is counted (frames of ccm.py and _compat.py), not the header
+    for name, codec, call in (("seal", tx, lambda: tx.pack(p)),
+                              ("open", rx, lambda: rx.unpack(adv, 7))):
+        meter = _AesMeter(codec._ccm._aes._new)
+        codec._ccm._aes._new = meter
+        opcodes = _opcodes(call, files)
+        codec._ccm._aes._new = meter._new
+        instr = opcodes * per_opcode + meter.calls * C_CALL_INSTRUCTIONS
+        cycles = (instr * BOARD_CPI + meter.blocks * assumed["cycles_per_block"]
+                  + meter.key_schedules * assumed["cycles_per_key_schedule"])
+        out[name] = {"python_opcodes": opcodes, "c_calls": meter.calls,
+                     "aes_blocks": meter.blocks, "key_schedules": meter.key_schedules,
+                     "aes_ms": (meter.blocks * assumed["cycles_per_block"] + meter.key_schedules
+                                * assumed["cycles_per_key_schedule"]) / (board.cpu_mhz * 1000),
+                     "ms": cycles / (board.cpu_mhz * 1000)}
+    out["auth_ms_per_advert"] = out["open"]["ms"]
+    out["model"] = {"cpu_mhz": board.cpu_mhz, "cpi": BOARD_CPI,
+                    "python_instructions_per_opcode": round(per_opcode, 1),
+                    "c_call_instructions": C_CALL_INSTRUCTIONS, "aes_assumed": assumed,
+                    "measured_here": "opcodes, C calls, AES blocks and key schedules of "
+                                     "rocknet.ccm on CPython (the same code paths a board runs "
+                                     "when its AES has CBC and CTR modes)"}
+    return out
 
 
 def _model(args: Any) -> RadioModel:
@@ -241,10 +441,14 @@ def measure(cfg: Config, args: Any) -> dict[str, Any]:
     wrap = count_tags if auth_ms > 0 else (lambda ep: ep)
     work = auth_work(auth_ms) if auth_ms > 0 else None
 
+    boots: dict[int, int] = {}
+
     def link_factory(i: int) -> Any:
+        # fixed boot salts keep a run (and its pcap) reproducible; a reboot gets a new one
+        boots[i] = boots.get(i, -1) + 1
         return wrap(link_mod.Link(i, KEY, owners, row_size, model.wire_profile,
                                   seed=(args.seed * 7919 + i + 1) & 0xFFFFFFFF,
-                                  timeout_ms=deadline_ms))
+                                  timeout_ms=deadline_ms, boot=(i + 1) << 8 | boots[i]))
 
     run = run_rounds(topology, model, link_factory, gen, cfg.rounds, seed=args.seed,
                      deadline_s=args.deadline, start_skew_ms=args.start_skew_ms,
@@ -374,8 +578,15 @@ def measure_all(args: Any) -> dict[str, Any]:
         results = [done[k] for k in range(len(cfgs))]
     else:
         results = [measure(c, args) for c in cfgs]
-    return {"bench": "protocol", "model": _params(args), "configs": results,
-            "targets": targets(results, args.radio)}
+    out = {"bench": "protocol", "model": _params(args), "configs": results,
+           "targets": targets(results, args.radio)}
+    if args.board:
+        model = _model(args)
+        lay = layout_for(model, args.nodes or 20, args.logit_bytes)
+        out["auth"] = auth_cost(args.board, lay.m, lay.row_size, model.wire_profile,
+                                args.aes_cycles_per_block)
+        out["auth_ms_per_advert"] = out["auth"]["auth_ms_per_advert"]
+    return out
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -443,3 +654,12 @@ def _print_table(result: dict[str, Any]) -> None:
     for t in result["targets"]:
         met = {True: "[green]met[/]", False: "[red]missed[/]", None: "[yellow]not shown[/]"}
         console.print(f"target: {t['target']}: measured {_fmt(t['measured'])} -> {met[t['met']]}")
+    auth = result.get("auth")
+    if auth is not None:
+        aes = auth["model"]["aes_assumed"]
+        console.print(
+            f"AES-CCM on {auth['board']} ({auth['aes_module']}), {auth['advert_bytes']}-byte "
+            f"advert: open (authenticate + decrypt) {auth['open']['ms']:.2f} ms, seal "
+            f"{auth['seal']['ms']:.2f} ms on the board clock ({auth['open']['aes_blocks']} AES "
+            f"blocks at an assumed {aes['cycles_per_block']:.0f} cycles each: "
+            f"{auth['open']['aes_ms']:.2f} ms; {auth['open']['python_opcodes']} Python opcodes)")

@@ -328,11 +328,13 @@ def simulate_round(nodes: int, length: int, classes: int, args: Any,
         return Generation(lay.owners(r % nodes), size, rows)
 
     meter: bc.Meter | None = None
+    boots: dict[int, int] = {}
 
     def factory(i: int) -> Any:
+        boots[i] = boots.get(i, -1) + 1  # fixed boot salts: reproducible runs
         link = link_mod.Link(i, KEY, lay.owners(), lay.row_size, model.wire_profile,
                              seed=(args.seed * 7919 + i + 1) & 0xFFFFFFFF,
-                             timeout_ms=deadline_ms)
+                             timeout_ms=deadline_ms, boot=(i + 1) << 8 | boots[i])
         return link if meter is None or clock is None else _Metered(link, meter, clock)
 
     def work_ms(i: int, endpoint: Any) -> float:
@@ -400,7 +402,9 @@ def measure(args: argparse.Namespace, nodes: list[int]) -> dict[str, Any]:
             # conservative collector can keep it for a few calls) must not blur the figure
             mpy = open_runtime("micropython")
             try:
-                mpy.exec("import gc\nimport rocknet.minirocket, rocknet.head")
+                # the head modules a mode may load are code, not the node's state
+                mpy.exec("import gc\nimport rocknet.minirocket, rocknet.head, "
+                         "rocknet.head_moments, rocknet.head_dual, rocknet.head_sum")
                 per_node.append(measure_node(mpy, plans[i], Q, y, args.cpu_scale))
             except Exception as exc:  # noqa: BLE001 - a node MicroPython cannot build
                 row["extrapolated"] = True

@@ -10,6 +10,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from ..cli import UserError
+from ..profiles import PROFILES
 from ..runtime import RUNTIMES, open_runtime
 from ..validate import validate_features
 from . import validate_board
@@ -21,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_args(p, default="GunPoint")
     add_plan_args(p)
     p.add_argument("--runtime", choices=RUNTIMES, default="micropython")
+    p.add_argument("--profile", choices=list(PROFILES), default=None,
+                   help="with --runtime micropython: the board's module set and code format "
+                        "(default: webassembly, the runtime as built)")
     p.add_argument("--limit", type=int, default=0,
                    help="only the first K train and K test series (default: all)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -37,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if args.limit:
         Xtr, Xte = Xtr[: args.limit], Xte[: args.limit]
     Q = pl.quantizer(np.vstack([Xtr, Xte]))
-    rt = open_runtime(args.runtime)
+    if args.profile and args.runtime != "micropython":
+        raise UserError(f"--profile {args.profile} needs --runtime micropython")
+    rt = open_runtime(args.runtime, **({"profile": args.profile} if args.profile else {}))
     try:
         with Progress(disable=args.json, transient=True) as prog:
             task = prog.add_task(f"{args.runtime}: {ds.name}", total=len(Q) * pl.n_nodes)
@@ -47,13 +54,16 @@ def run(args: argparse.Namespace) -> int:
         rt.close()
     result["dataset"] = ds.name
     result["variant"] = pl.variant
+    result["profile"] = args.profile or ("webassembly" if args.runtime == "micropython" else None)
+    ok = result["features_bitexact"] and result["load_path_ok"]
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        ok = result["features_bitexact"]
+        where = args.runtime + (f" ({result['profile']})" if result["profile"] else "")
         Console().print(
-            f"{ds.name}: {result['series']} series x {result['nodes']} nodes on {args.runtime}: "
-            + ("[green]features bit-exact[/]" if ok else
+            f"{ds.name}: {result['series']} series x {result['nodes']} nodes on {where}: "
+            + ("[green]features bit-exact[/]" if result["features_bitexact"] else
                f"[red]{result['mismatches']} mismatching counts[/]")
+            + ("" if result["load_path_ok"] else ", [red]plan load path failed[/]")
         )
-    return 0 if result["features_bitexact"] else 1
+    return 0 if ok else 1

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ..board_validate import BoardValidationError, validate_board
 from ..cli import UserError
+from ..heap import summary as heap_summary
 
 DEFAULT_LIMIT = 8  # train and test series each; a board is slow, --limit N overrides
 
@@ -54,4 +55,6 @@ def run(args: argparse.Namespace, ds: Any, pl: Any) -> int:
                 t.add_row(str(c.node), c.name, "[green]pass[/]" if c.ok else "[red]FAIL[/]",
                           c.detail)
             con.print(t)
+            if rep.heap:
+                con.print(f"  {heap_summary(rep.heap)}")
     return 0 if all(r.ok for r in reports) else 1

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from . import phy
 
@@ -103,6 +104,51 @@ class PcapWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class TraceSink:
+    """A medium's trace that streams to a pcap instead of a list: every PDU goes to the file
+    as the medium sends it (a whole run's air traffic without holding it in memory).
+
+        with TraceSink(path) as sink:
+            medium.trace = sink      # `Medium` appends a TxRecord per PDU
+            ... run ...
+    """
+
+    def __init__(self, target: str | Path | BinaryIO) -> None:
+        self._w = PcapWriter(target)
+
+    def append(self, rec: Any) -> None:
+        """One `medium.TxRecord`."""
+        self._w.write(rec.t_us, rec.channel, rec.pdu(),
+                      phy_rate=rec.phy_rate if rec.kind == "aux" else 1, aux=rec.kind == "aux")
+
+    def __len__(self) -> int:
+        return self._w.count
+
+    def close(self) -> None:
+        self._w.close()
+
+    def __enter__(self) -> TraceSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def capture(medium: Any, path: str | Path | None) -> Iterator[TraceSink | None]:
+    """The medium's air traffic into the pcap at ``path`` while the block runs (nothing
+    when ``path`` is None): `rocknet simulate --pcap`, `bench protocol --pcap`."""
+    if path is None:
+        yield None
+        return
+    with TraceSink(path) as sink:
+        medium.trace = sink
+        try:
+            yield sink
+        finally:
+            medium.trace = None
 
 
 def read_pcap(path: str | Path) -> Iterator[PcapRecord]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .energy import DEFAULT, CurrentModel
 from .medium import Medium, NodeStats
-from .pcap import PcapWriter
+from .pcap import TraceSink
 from .radio import RadioModel
 from .topology import Topology
 
@@ -212,8 +212,7 @@ def run_rounds(
 
 def write_trace(trace: Sequence[Any], path: str | Path) -> int:
     """Write medium trace records (TxRecord) as a pcap; returns the number of packets."""
-    with PcapWriter(path) as w:
+    with TraceSink(path) as sink:
         for rec in trace:
-            w.write(rec.t_us, rec.channel, rec.pdu(), phy_rate=rec.phy_rate if rec.kind == "aux"
-                    else 1, aux=rec.kind == "aux")
-        return w.count
+            sink.append(rec)
+        return len(sink)

@@ -1,0 +1,238 @@
+"""Runtime profiles: the module set of a board's firmware, imposed on the WebAssembly MicroPython.
+
+The WebAssembly MicroPython 1.29 + ulab 6.12 that runs device code on this host has modules a
+board lacks (``hashlib`` on CircuitPython 9) and lacks modules a board has (``aesio``,
+``cryptolib``). A profile says which, and `install_spec` turns it into files and a Python
+snippet the bridges (``mpy_bridge.mjs``, ``virtual_board.mjs``) install *before* rocknet is
+imported:
+
+- a module the board lacks raises ImportError (a file of that name that raises, found before
+  the built-in, which MicroPython allows for its "extensible" modules such as ``hashlib``);
+- ``hashlib`` with ``new`` only (CircuitPython 10.1+);
+- ``aesio`` (CircuitPython API: ``AES(key, MODE_ECB)``, ``encrypt_into``, ``decrypt_into``)
+  and ``cryptolib`` (MicroPython API: ``aes(key, 1)``, ``encrypt``, ``decrypt``), ECB only,
+  backed by Node.js's AES through the bridge (``rn_aes_ecb`` in ``board_profile.mjs``);
+- ulab functions the board's ulab lacks are removed (``ulab``, ``ulab.numpy`` and
+  ``ulab.scipy`` are replaced in ``sys.modules`` by copies without them).
+
+Facts per board: notes/board-fidelity.md. What a profile cannot change: float width (ulab
+floats stay float64 here, float32 on boards), ``keepdims`` and the modulo fixes of ulab 6.12,
+CircuitPython's packed 30-bit floats, and the ``js`` / ``jsffi`` modules of this build.
+``radio`` names the radio module the board has (``_bleio`` or ``bluetooth``); the simulator
+provides it, a profile does not.
+
+>>> get("circuitpython-9").hashlib, get("micropython-esp32").code_format
+('absent', 'mpy')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILE_DIR = "/tmp/rn_profile"  # outside the board's files (not mirrored, not listed)
+DEFAULT = "webassembly"
+
+# ulab 6.5.3 (CircuitPython 9.2+) against the 6.12 of this build; complex and numpy.random off.
+_ULAB_65_MISSING = ("numpy.take", "numpy.bincount", "numpy.meshgrid", "numpy.ndim",
+                    "numpy.random", "numpy.complex", "numpy.real", "numpy.imag",
+                    "numpy.conjugate", "numpy.sort_complex", "scipy.integrate")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    hashlib: str                      # "full" (hashlib.sha256), "new-only", "absent"
+    absent: tuple[str, ...] = ()      # further modules that must raise ImportError
+    provides: tuple[str, ...] = ()    # modules emulated here: "aesio", "cryptolib"
+    ulab_missing: tuple[str, ...] = ()  # "numpy.take", "scipy.integrate", ...
+    code_format: str = "py"           # how the board loads rocknet: "py" or "mpy"
+    float_repr: str = "boxed"         # Python floats: "boxed" (a heap object) or "packed"
+    radio: str | None = None          # "_bleio" / "bluetooth": provided by the simulator
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "hashlib": self.hashlib, "absent": list(self.absent),
+                "provides": list(self.provides), "ulab_missing": list(self.ulab_missing),
+                "code_format": self.code_format, "float_repr": self.float_repr,
+                "radio": self.radio}
+
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (
+    Profile("webassembly", "MicroPython 1.29 + ulab 6.12 as built for WebAssembly (no changes)",
+            hashlib="full"),
+    Profile("circuitpython-9",
+            "CircuitPython 9.2 / 10.0 on the Feather / XIAO nRF52840: no hashlib, aesio, "
+            "_bleio, ulab 6.5.3 without complex and numpy.random",
+            hashlib="absent", absent=("cryptolib", "bluetooth", "machine"),
+            provides=("aesio",), ulab_missing=_ULAB_65_MISSING, code_format="py",
+            float_repr="packed", radio="_bleio"),
+    Profile("circuitpython-10",
+            "CircuitPython 10.1+ on the Feather / XIAO nRF52840: hashlib with new() only, "
+            "aesio, _bleio, ulab 6.5.3 without complex and numpy.random",
+            hashlib="new-only", absent=("cryptolib", "bluetooth", "machine"),
+            provides=("aesio",), ulab_missing=_ULAB_65_MISSING, code_format="py",
+            float_repr="packed", radio="_bleio"),
+    Profile("micropython-esp32",
+            "MicroPython 1.29 esp32 with ulab (tools/firmware/esp32-ulab.md): hashlib, "
+            "cryptolib, bluetooth",
+            hashlib="full", absent=("aesio", "_bleio"), provides=("cryptolib",),
+            code_format="mpy", radio="bluetooth"),
+    Profile("micropython-nrf",
+            "MicroPython 1.29 zephyr port on the nRF52840 DK with BLE and ulab "
+            "(tools/firmware/nrf52840-zephyr.md): hashlib, bluetooth, no cryptolib",
+            hashlib="full", absent=("aesio", "_bleio", "cryptolib"), code_format="mpy",
+            radio="bluetooth"),
+)}
+
+
+def get(name: str) -> Profile:
+    """The profile called ``name``; a clear error lists the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown runtime profile {name!r}: choose one of "
+                         f"{', '.join(PROFILES)}") from None
+
+
+def _raises(name: str) -> str:
+    return f"raise ImportError(\"no module named '{name}'\")\n"
+
+
+_HASHLIB_NEW_ONLY = '''"""hashlib of CircuitPython 10.1+: new(name, data) only."""
+from uhashlib import sha256 as _sha256
+
+
+def new(name, data=b""):
+    if name != "sha256":
+        raise ValueError("unsupported hash type")
+    return _sha256(data)
+'''
+
+# Node.js's AES through the bridge: rn_aes_ecb(key_hex, data_hex, decrypt) -> hex.
+_AESIO = '''"""aesio of CircuitPython (ECB only), backed by Node.js's AES."""
+import js as _js
+
+MODE_ECB = 1
+MODE_CBC = 2
+MODE_CTR = 6
+_aes = _js.rn_aes_ecb
+
+
+class AES:
+    def __init__(self, key, mode=MODE_ECB, IV=None, segment_size=8):
+        if mode != MODE_ECB:
+            raise NotImplementedError("this virtual aesio implements MODE_ECB only")
+        self.mode = mode
+        self.rekey(key, IV)
+
+    def rekey(self, key, IV=None):
+        key = bytes(key)
+        if len(key) not in (16, 24, 32):
+            raise ValueError("Key length must be 16, 24, or 32 bytes")
+        self._key = key.hex()
+
+    def _run(self, src, dest, decrypt):
+        src = bytes(src)
+        if len(src) != 16:
+            raise ValueError("ECB mode only processes 16 bytes at a time")
+        if len(dest) < 16:
+            raise ValueError("Destination buffer must be at least 16 bytes")
+        dest[:16] = bytes.fromhex(_aes(self._key, src.hex(), decrypt))
+
+    def encrypt_into(self, src, dest):
+        self._run(src, dest, False)
+
+    def decrypt_into(self, src, dest):
+        self._run(src, dest, True)
+'''
+
+_CRYPTOLIB = '''"""cryptolib of MicroPython (mode 1 = ECB only), backed by Node.js's AES."""
+import js as _js
+
+_aes = _js.rn_aes_ecb
+
+
+class aes:
+    def __init__(self, key, mode, IV=None):
+        key = bytes(key)
+        if len(key) not in (16, 32):
+            raise ValueError("key")
+        if mode != 1:
+            raise NotImplementedError("this virtual cryptolib implements mode 1 (ECB) only")
+        self._key = key.hex()
+        self._dir = None
+
+    def _run(self, data, out, decrypt):
+        if self._dir is None:
+            self._dir = decrypt
+        elif self._dir != decrypt:
+            raise OSError("can't encrypt & decrypt")
+        data = bytes(data)
+        if len(data) % 16:
+            raise ValueError("blksize % 16")
+        r = bytes.fromhex(_aes(self._key, data.hex(), decrypt))
+        if out is None:
+            return r
+        out[:len(r)] = r
+
+    def encrypt(self, in_buf, out_buf=None):
+        return self._run(in_buf, out_buf, False)
+
+    def decrypt(self, in_buf, out_buf=None):
+        return self._run(in_buf, out_buf, True)
+'''
+
+
+def _ulab_copy(module: str, missing: list[str], subs: dict[str, str]) -> str:
+    """A module that copies ``ulab.<module>`` (or ``ulab``) without the ``missing`` names."""
+    src = f"from ulab import {module} as _m\n" if module else "import ulab as _m\n"
+    src += (f"_skip = {sorted(set(missing) | set(subs))!r}\n"
+            "_g = globals()\n"
+            "for _k in dir(_m):\n"
+            "    if _k not in _skip and not _k.startswith('__'):\n"
+            "        _g[_k] = getattr(_m, _k)\n"
+            "del _g, _k, _m, _skip\n")
+    for name, mod in subs.items():
+        src += f"import {mod} as {name}\n"
+    return src
+
+
+def install_spec(profile: str | Profile) -> dict[str, Any]:
+    """Files (under ``dir``) and the snippet that installs ``profile`` in a fresh interpreter;
+    the bridges apply it before anything imports rocknet."""
+    from .heap import TRACKER
+
+    p = profile if isinstance(profile, Profile) else get(profile)
+    files: dict[str, str] = {"_rn_heap.py": TRACKER}
+    code = ["import sys", f"sys.path.append({PROFILE_DIR!r})"]
+    absent = list(p.absent) + (["hashlib"] if p.hashlib == "absent" else [])
+    for name in absent:
+        files[f"{name}.py"] = _raises(name)
+    if p.hashlib == "new-only":
+        files["hashlib.py"] = _HASHLIB_NEW_ONLY
+    if "aesio" in p.provides:
+        files["aesio.py"] = _AESIO
+    if "cryptolib" in p.provides:
+        files["cryptolib.py"] = _CRYPTOLIB
+    if p.ulab_missing:
+        tops = {m.split(".", 1)[0] for m in p.ulab_missing}
+        per: dict[str, list[str]] = {t: [] for t in tops}
+        top_missing = []
+        for m in p.ulab_missing:
+            top, _, rest = m.partition(".")
+            (per[top] if rest else top_missing).append(rest or top)
+        subs = {}
+        for top, names in per.items():
+            if top in top_missing:
+                continue
+            files[f"_rn_ulab_{top}.py"] = _ulab_copy(top, names, {})
+            subs[top] = f"_rn_ulab_{top}"
+        files["_rn_ulab.py"] = _ulab_copy("", top_missing, subs)
+        code += ["import _rn_ulab", "sys.modules['ulab'] = _rn_ulab"]
+        code += [f"sys.modules['ulab.{t}'] = _rn_ulab.{t}" for t in subs]
+        code += ["del _rn_ulab"]
+    code += ["del sys"]
+    return {"dir": PROFILE_DIR, "files": files, "code": "\n".join(code) + "\n",
+            "name": p.name}

@@ -1,0 +1,116 @@
+"""ccm: AES-CCM known answers (RFC 3610 packet vectors), AES-CMAC (RFC 4493, Mesh's s1), the
+key derivation, and the same results whichever AES modes the port has. Known answers are
+checked in every runtime (the board's AES: aesio, cryptolib, cryptography)."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rocknet_host.runtime import import_device
+
+ccm = import_device("rocknet.ccm")
+
+KEY = bytes(range(0xC0, 0xD0))
+AAD = bytes(range(8))
+# RFC 3610 section 8, packet vectors #1-#3 (M = 8, L = 2): nonce, last payload byte, output
+RFC3610 = [
+    ("00000003020100a0a1a2a3a4a5", 0x1E,
+     "588c979a61c663d2f066d0c2c0f989806d5f6b61dac38417e8d12cfdf926e0"),
+    ("00000004030201a0a1a2a3a4a5", 0x1F,
+     "72c91a36e135f8cf291ca894085c87e3cc15c439c9e43a3ba091d56e10400916"),
+    ("00000005040302a0a1a2a3a4a5", 0x20,
+     "51b1e5f44a197d1da46b0f8e2d282ae871e838bb64da8596574adaa76fbd9fb0c5"),
+]
+# RFC 4493 section 4 (key 2b7e...): empty, 16 and 40 bytes of the example message
+CMAC_KEY = "2b7e151628aed2a6abf7158809cf4f3c"
+CMAC_MSG = ("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+            "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710")
+RFC4493 = [(0, "bb1d6929e95937287fa37d129b756746"), (16, "070a16b46b4d4144f79bdd9dd04a287c"),
+           (40, "dfa66747de9ae63030ca32611497c827"), (64, "51f0bebf7e3b9d92fc49741779363cfe")]
+
+KAT_ON_DEVICE = """
+from rocknet import ccm
+_c = ccm.Ccm(key, mic=8)
+_out = []
+for _n, _end in vectors:
+    _n = bytes.fromhex(_n)
+    _data = bytes(range(8, _end + 1))
+    _s = _c.seal(_n, aad, _data)
+    _bad = bytearray(_s)
+    _bad[3] ^= 1
+    _out.append([_s.hex(), _c.open(_n, aad, _s) == _data, _c.open(_n, aad, bytes(_bad))])
+_a = ccm.Aes(bytes.fromhex(cmac_key))
+_msg = bytes.fromhex(cmac_msg)
+result = [_out, [ccm.cmac(_a, _msg[:_k]).hex() for _k in cmac_lengths],
+          ccm.cmac(ccm.Aes(bytes(16)), b"test").hex(), ccm.derive(b"fleet", b"ctx").hex()]
+"""
+
+
+def test_known_answers_in_every_runtime(device):
+    got = device.call(KAT_ON_DEVICE, key=KEY, aad=AAD,
+                      vectors=[[n, end] for n, end, _ in RFC3610], cmac_key=CMAC_KEY,
+                      cmac_msg=CMAC_MSG, cmac_lengths=[k for k, _ in RFC4493])
+    packets, cmacs, s1, derived = got
+    for (_, _, want), (sealed, opened, forged) in zip(RFC3610, packets, strict=True):
+        assert sealed == want and opened is True and forged is None
+    assert cmacs == [want for _, want in RFC4493]
+    assert s1 == "b73cefbd641ef2ea598c2b6efb62f79c"  # Mesh Profile 8.1.1: s1("test")
+    assert derived == ccm.derive(b"fleet", b"ctx").hex()
+
+
+def lacking(monkeypatch, *modes):
+    """Make ccm.Aes behave as on a port without the given native modes."""
+    real = ccm.Aes.__init__
+
+    def init(self, key):
+        real(self, key)
+        for m in modes:
+            setattr(self, m, False)
+
+    monkeypatch.setattr(ccm.Aes, "__init__", init)
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=st.binary(min_size=16, max_size=16), nonce=st.binary(min_size=13, max_size=13),
+       aad=st.binary(max_size=40), data=st.binary(max_size=300), mic=st.sampled_from([4, 8]))
+def test_matches_the_cryptography_package(key, nonce, aad, data, mic):
+    sealed = ccm.Ccm(key, mic).seal(nonce, aad, data)
+    assert sealed == AESCCM(key, tag_length=mic).encrypt(nonce, data, aad or None)
+    assert ccm.Ccm(key, mic).open(nonce, aad, sealed) == data
+
+
+@pytest.mark.parametrize("modes", [("_cbc",), ("_ctr",), ("_cbc", "_ctr")])
+def test_ports_without_cbc_or_ctr_get_the_same_bytes(monkeypatch, modes):
+    vectors = [(bytes.fromhex(n), bytes(range(8, end + 1)), bytes.fromhex(w))
+               for n, end, w in RFC3610]
+    lacking(monkeypatch, *modes)
+    c = ccm.Ccm(KEY, mic=8)
+    assert not any(getattr(c._aes, m) for m in modes)
+    for nonce, data, want in vectors:
+        assert c.seal(nonce, AAD, data) == want
+        assert c.open(nonce, AAD, want) == data
+    a = ccm.Aes(bytes.fromhex(CMAC_KEY))
+    assert ccm.cmac(a, bytes.fromhex(CMAC_MSG)[:40]).hex() == RFC4493[2][1]
+
+
+def test_reused_buffers_do_not_leak_between_messages():
+    c = ccm.Ccm(KEY, mic=4)
+    nonce = bytes(13)
+    long = c.seal(nonce, b"x" * 20, b"\xff" * 50)
+    short = c.seal(nonce, b"y", b"\x01" * 3)  # smaller padding after a larger message
+    assert short == AESCCM(KEY, tag_length=4).encrypt(nonce, b"\x01" * 3, b"y")
+    assert c.open(nonce, b"x" * 20, long) == b"\xff" * 50
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="4, 6, 8"):
+        ccm.Ccm(KEY, mic=5)
+    with pytest.raises(ValueError, match="16-byte key"):
+        ccm.Ccm(b"short")
+    with pytest.raises(ValueError, match="13"):
+        ccm.Ccm(KEY).seal(bytes(12), b"", b"x")
+    with pytest.raises(ValueError, match="non-empty"):
+        ccm.derive(b"", b"ctx")
+    assert ccm.Ccm(KEY).open(bytes(13), b"", b"abc") is None  # shorter than a MIC
