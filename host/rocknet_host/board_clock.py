@@ -126,7 +126,7 @@ VALIDATION: dict[str, int] = {
 DEFAULT_CPI = 1.55  # board-costs.md: measured from the instruction mix of the feature transform
 
 # CPython 3.11 opcodes without a MicroPython counterpart (frame set-up, call protocol halves).
-_SKIP_OPS = frozenset(dis.opmap[n] for n in (
+SKIP_OPCODES = frozenset(dis.opmap[n] for n in (
     "RESUME", "PRECALL", "PUSH_NULL", "KW_NAMES", "CACHE", "NOP", "EXTENDED_ARG",
     "COPY_FREE_VARS", "MAKE_CELL", "RETURN_GENERATOR") if n in dis.opmap)
 
@@ -351,7 +351,7 @@ class _Tracer:
         return None
 
     def _local(self, frame: types.FrameType, event: str, arg: Any) -> Any:
-        if event == "opcode" and frame.f_code.co_code[frame.f_lasti] not in _SKIP_OPS:
+        if event == "opcode" and frame.f_code.co_code[frame.f_lasti] not in SKIP_OPCODES:
             self.opcodes += 1
         return self._local
 

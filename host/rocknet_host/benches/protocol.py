@@ -12,7 +12,6 @@ All figures are simulated; the model parameters are printed with them (--json: "
 from __future__ import annotations
 
 import argparse
-import dis
 import json
 import os
 import random
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import board_clock
+from ..board_clock import SKIP_OPCODES
 from ..runtime import import_device
 from ..sim import topology as topo_mod
 from ..sim.energy import current_model
@@ -227,10 +228,8 @@ def auth_work(auth_ms: float) -> Any:
 
 # ----- what authenticating one advert costs on a board -----
 
-# ../shared/notes/board-costs.md (MicroPython 1.29 on an emulated Cortex-M4F): cycles per
-# instruction, and the Python loop that prices one bytecode.
-BOARD_CPI = 1.55
-PY_FLOAT_LOOP = (1000, 876_000)  # a Python loop of 1,000 float operations: instructions
+# CPI per board (boards/*.toml [clock]) and the price of one bytecode (calibrated on
+# board-costs.md's Python loop) come from the board clock model, `rocknet_host.board_clock`.
 # One call into C with buffer arguments (constructing a cipher, encrypt_into): assumed like
 # the fixed cost of ulab's in-place `a += b`, the cheapest buffer call measured (696).
 C_CALL_INSTRUCTIONS = 700
@@ -270,12 +269,6 @@ class _AesMeter:
         return counted
 
 
-# CPython 3.11 opcodes without a MicroPython counterpart (frame set-up, call protocol halves)
-_SKIP_OPS = frozenset(dis.opmap[n] for n in (
-    "RESUME", "PRECALL", "PUSH_NULL", "KW_NAMES", "CACHE", "NOP", "EXTENDED_ARG",
-    "COPY_FREE_VARS", "MAKE_CELL", "RETURN_GENERATOR") if n in dis.opmap)
-
-
 def _opcodes(fn: Any, files: tuple[str, ...]) -> int:
     """Python opcodes executed by fn() in frames of the given source files (CPython's
     bookkeeping opcodes left out)."""
@@ -283,7 +276,7 @@ def _opcodes(fn: Any, files: tuple[str, ...]) -> int:
 
     def local(frame: Any, event: str, arg: Any) -> Any:
         nonlocal count
-        if event == "opcode" and frame.f_code.co_code[frame.f_lasti] not in _SKIP_OPS:
+        if event == "opcode" and frame.f_code.co_code[frame.f_lasti] not in SKIP_OPCODES:
             count += 1
         return local
 
@@ -301,13 +294,6 @@ def _opcodes(fn: Any, files: tuple[str, ...]) -> int:
     finally:
         sys.settrace(prev)
     return count
-
-
-def _float_loop(n: int) -> float:
-    x, y = 1.0, 1.0001
-    for _ in range(n):
-        x = x * y
-    return x
 
 
 class _BoardAes:
@@ -367,8 +353,7 @@ def auth_cost(board_name: str, m: int, row_size: int, profile_name: str,
     wire = import_device("rocknet.wire")
     mixer = import_device("rocknet.mixer")
     files = ("rocknet/ccm.py", "rocknet/_compat.py")
-    loops, loop_instr = PY_FLOAT_LOOP
-    per_opcode = loop_instr / _opcodes(lambda: _float_loop(loops), (__file__,))
+    per_opcode = board_clock.costs().python_per_opcode
     board_mod = _board_aes_module(runtime)
     saved = sys.modules.get(board_mod.__name__)
     sys.modules[board_mod.__name__] = board_mod
@@ -394,7 +379,7 @@ def auth_cost(board_name: str, m: int, row_size: int, profile_name: str,
         opcodes = _opcodes(call, files)
         codec._ccm._aes._new = meter._new
         instr = opcodes * per_opcode + meter.calls * C_CALL_INSTRUCTIONS
-        cycles = (instr * BOARD_CPI + meter.blocks * assumed["cycles_per_block"]
+        cycles = (instr * board.cpi + meter.blocks * assumed["cycles_per_block"]
                   + meter.key_schedules * assumed["cycles_per_key_schedule"])
         out[name] = {"python_opcodes": opcodes, "c_calls": meter.calls,
                      "aes_blocks": meter.blocks, "key_schedules": meter.key_schedules,
@@ -402,7 +387,7 @@ def auth_cost(board_name: str, m: int, row_size: int, profile_name: str,
                                 * assumed["cycles_per_key_schedule"]) / (board.cpu_mhz * 1000),
                      "ms": cycles / (board.cpu_mhz * 1000)}
     out["auth_ms_per_advert"] = out["open"]["ms"]
-    out["model"] = {"cpu_mhz": board.cpu_mhz, "cpi": BOARD_CPI,
+    out["model"] = {"cpu_mhz": board.cpu_mhz, "cpi": board.cpi,
                     "python_instructions_per_opcode": round(per_opcode, 1),
                     "c_call_instructions": C_CALL_INSTRUCTIONS, "aes_assumed": assumed,
                     "measured_here": "opcodes, C calls, AES blocks and key schedules of "
