@@ -40,9 +40,11 @@ def test_structure(study):
     assert out["rocknet_headline"]["memory_pct"] == 93.0
     for key in ("memory", "compute", "round", "latency", "energy"):
         assert key in out["model"]
+    assert out["clock"]["board"] == "adafruit_feather_nrf52840" and out["clock"]["cpi"] > 0
     for r in out["rows"]:
         assert r["extrapolated"] is False and r["series_timed"] == 4
-        for key in ("memory", "compute", "latency", "energy", "fits_board", "per_node"):
+        for key in ("memory", "compute", "latency", "energy", "fits_board", "per_node",
+                    "compute_board_ms", "latency_ms", "energy_mj", "host", "board_compute"):
             assert key in r, key
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -83,6 +85,16 @@ def test_latency_and_energy_add_up(study):
         lat, en, comp = r["latency"], r["energy"], r["compute"]
         assert comp["compute_ms"] == max(p["compute_ms"] for p in r["per_node"])
         assert 0 < comp["features_ms"] <= comp["compute_ms"] * 1.5
+        # latency and energy on the board clock; the host clock's under "host"
+        bcomp = r["board_compute"]
+        assert lat["clock"] == en["clock"] == "board"
+        assert lat["compute_ms"] == r["compute_board_ms"] == bcomp["compute_ms"]
+        assert bcomp["compute_ms"] == max(p["compute_ms"] for p in bcomp["per_node"])
+        assert 0 < bcomp["features_ms"] < bcomp["compute_ms"]
+        assert r["latency_ms"] == lat["latency_ms"] and r["energy_mj"] == en["energy_mj"]
+        host = r["host"]
+        assert host["compute_ms"] == comp["compute_ms"]
+        assert host["latency_ms"] == pytest.approx(host["compute_ms"] + host["round_ms"])
         assert lat["latency_ms"] == pytest.approx(lat["compute_ms"] + lat["round_ms"])
         assert en["compute_mj"] == pytest.approx(
             cur["voltage_v"] * cur["cpu_ma"] * lat["compute_ms"] / 1000)
@@ -94,6 +106,9 @@ def test_latency_and_energy_add_up(study):
             assert r["radio"]["completion_rate"] == 1.0  # lossless full mesh
             assert r["radio"]["m_rows"] >= r["nodes"] + 1
             assert 0 < lat["round_ms"] < 2000 and en["radio_mj"] > 0
+            # every Link call costs its board clock time on top of the simulator's figure
+            assert (r["radio"]["radio_cpu_ms_per_node"]
+                    > r["radio_host"]["radio_cpu_ms_per_node"] > 0)
 
 
 def test_reduction_consistent(study):

@@ -87,6 +87,10 @@ def test_bench_features_json():
         assert key in res
     assert set(res["ms_per_series"]) == {"cpython", "micropython"}
     assert res["ms_per_series"]["micropython"] > 0
+    # the board clock model beside the host figures
+    assert res["board_clock"]["board"] == "adafruit_feather_nrf52840"
+    assert 0 < res["board_ms_per_series"] <= res["board_ms_per_series_max"]
+    assert res["board_instructions_per_series_max"] > 0
     # the planner's slice estimate (head_plan.slice_bytes) stays within 25 % of the measured heap
     from rocknet_host import data, head_plan, plan
 

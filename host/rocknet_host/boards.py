@@ -70,6 +70,7 @@ class Board:
     heap_budget: int    # bytes available to rocknet
     float_bits: int
     cpu_mhz: float
+    cpi: float          # cycles per instruction of MicroPython + ulab code (board clock model)
     usb_vid: int
     usb_pid: int
     radio: Radio
@@ -127,6 +128,9 @@ def parse(data: dict[str, Any], key: str, path: Path) -> Board:
     bits = _get(mem, "float_bits", int, f"{w} [memory]")
     if bits not in (32, 64):
         raise BoardError(f"{w} [memory]: float_bits must be 32 or 64, got {bits}")
+    mhz, cpi = (_get(clock, k, float, f"{w} [clock]") for k in ("cpu_mhz", "cpi"))
+    if mhz <= 0 or cpi <= 0:
+        raise BoardError(f"{w} [clock]: cpu_mhz and cpi must be positive, got {mhz}, {cpi}")
     pw = f"{w} [power]"
     pwr = Power(**{k: _get(power, k, float, pw)
                    for k in ("voltage_v", "tx_ma", "rx_ma", "cpu_ma", "sleep_ma")})
@@ -147,7 +151,8 @@ def parse(data: dict[str, Any], key: str, path: Path) -> Board:
         mpy_cross=str(rt.get("mpy_cross", kind)),
         heap_budget=heap,
         float_bits=bits,
-        cpu_mhz=_get(clock, "cpu_mhz", float, f"{w} [clock]"),
+        cpu_mhz=mhz,
+        cpi=cpi,
         usb_vid=_get(usb, "vid", int, f"{w} [usb]"),
         usb_pid=_get(usb, "pid", int, f"{w} [usb]"),
         radio=Radio(

@@ -9,6 +9,10 @@
   minus before, in a fresh interpreter per node; the maximum over nodes.
   The slice holds only int16/uint16 arrays and small objects, so the WebAssembly figure
   (32-bit pointers like a Cortex-M4) stands for the board without float correction;
+- board ms per series per node (`board_ms_per_series`): the board clock model
+  (`rocknet_host.board_clock`: the transform's ulab calls and bytecode, counted in CPython, at
+  the costs measured on an emulated Cortex-M4F, x CPI / MHz of ``--board``), mean over nodes
+  like ``ms_per_series``; the host figures stay under ``ms_per_series`` (host clock);
 - MicroPython heap held by the code of a training node (`code_heap_bytes`): the modules
   `rocknet.run()` imports, loaded from mpy-cross 1.29 .mpy files as `rocknet deploy` installs
   them (MicroPython copies .mpy bytecode into the heap; frozen modules would stay in flash).
@@ -27,7 +31,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .. import reference
+from .. import board_clock, reference
 from ..commands.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 from ..runtime import open_runtime
 from ..validate import device_counts
@@ -48,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(nodes=20)
     p.add_argument("--series", type=int, default=64,
                    help="series timed per node in the device runtimes (default 64)")
+    p.add_argument("--board", default="adafruit_feather_nrf52840",
+                   help="board whose clock the board_ms_per_series model uses")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -118,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     t.add_column("value", justify="right")
     t.add_row("ms/series/node, MicroPython+ulab", f"{result['ms_per_series']['micropython']:.2f}")
     t.add_row("ms/series/node, CPython+numpy", f"{result['ms_per_series']['cpython']:.2f}")
+    t.add_row(f"ms/series/node on {result['board_clock']['board']} (board clock model)",
+              f"{result['board_ms_per_series']:.1f}")
     t.add_row("reference series/s (whole transform)", f"{result['reference_series_per_s']:.0f}")
     t.add_row("aeon MiniRocket series/s", f"{result['aeon_series_per_s']:.0f}")
     t.add_row("reference / aeon", f"{result['reference_vs_aeon']:.2f}")
@@ -156,6 +164,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             rt.close()
         ms[name] = float(np.mean(per_node))
 
+    clock = board_clock.BoardClock.for_board(args.board)
+    series = sample[0].astype(np.int8).tobytes()
+    works = [board_clock.slice_work(pl.node_features(node), series)
+             for node in range(pl.n_nodes)]
+    board_ms = [clock.ms(w) for w in works]
+
     t0 = time.perf_counter()
     for node in range(pl.n_nodes):
         reference.slice_counts(Q, pl.node_features(node))
@@ -175,6 +189,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "features": pl.n_features,
         "series_timed": int(len(sample)),
         "ms_per_series": ms,
+        "ms_per_series_clock": "host: this machine's CPU (MicroPython 1.29 + ulab WebAssembly "
+                               "under Node.js; CPython + numpy)",
+        "board_ms_per_series": float(np.mean(board_ms)),
+        "board_ms_per_series_max": float(np.max(board_ms)),
+        "board_instructions_per_series_max": round(max(clock.instructions(w) for w in works)),
+        "board_clock": clock.as_dict(),
         "reference_series_per_s": ref_rate,
         "aeon_series_per_s": aeon_rate,
         "reference_vs_aeon": ref_rate / aeon_rate,

@@ -12,7 +12,15 @@ gradient head (``head_plan.sections``; ``--optimizer`` for momentum/Adam state).
   Floats are float64 there, float32 on the boards: the board-equivalent figure subtracts 4
   bytes per float element of the head's arrays and of the LogitSum rows. Max over the measured
   nodes. Not included: the radio link's buffers, the interpreter and the rocknet modules.
-- **compute per sample, measured**: the same node, inside MicroPython, runs ``--series``
+- **compute per sample on the board clock, modelled** (the figure latency and energy use):
+  the same node's training sample (slice transform, partial logits, pack, N rows into the
+  LogitSum and its total, apply, and 1/batch of an optimizer step over a full batch) runs in
+  CPython under `rocknet_host.board_clock`, which counts its ulab calls and bytecode and
+  prices them at the instruction costs measured on an emulated Cortex-M4F
+  (``../shared/notes/board-costs.md``) x CPI / MHz of ``--board``. The slowest measured node
+  counts. Validated call by call against the notes' end-to-end figures: `rocknet bench clock`.
+- **compute per sample on this host, measured** (kept, labelled ``host``): the same node,
+  inside MicroPython, runs ``--series``
   training series one after another: slice transform, partial logits, pack, N rows into the
   LogitSum (as from the air) and its total, apply, and an optimizer step every batch; wall
   time per call over the series in it (calls of 8 series = one head batch each, after one
@@ -24,11 +32,17 @@ gradient head (``head_plan.sections``; ``--optimizer`` for momentum/Adam state).
   `rocknet.link.Link` over `sim.run.run_rounds`), full mesh, ``--loss``, ``--rounds`` rounds
   of this dataset's round (the owner's int8 series + label, one row of C float32 partial
   logits per node). Mean time until every node has decoded every row; airtime, radio rx time
-  and energy per node from the simulator's current model. N = 1 needs no radio.
+  and energy per node from the simulator's current model. N = 1 needs no radio. On the board
+  clock every endpoint call (``on_advert``, ``next_advert``) costs the CPU the simulator's
+  per-advert figure (the radio driver's share, not measured) plus the board clock model of
+  the Link's Python (counted call by call through the simulator's ``work_ms`` hook), so a
+  node busy decoding neither scans nor advertises; the host row runs the same rounds with
+  the simulator's per-advert figures alone.
 - **latency per sample** = the slowest measured node's compute + the mean round.
 - **energy per node per sample** = the slowest node's compute time x CPU current x voltage
   + the simulator's mean per-node round energy (tx, rx, advert processing, sleep within the
-  round); the board's current model (`sim.energy.current_model`).
+  round); the board's current model (`sim.energy.current_model`). Both on the board clock;
+  the host-clock versions are under ``host`` in each row.
 
 For large N a representative subset of nodes is measured (``--max-measured``, default 5): node
 0 (owns the bias), the node with the largest slice and the last node, then evenly spaced ones;
@@ -42,6 +56,7 @@ RockNet-style central device, extrapolated from the smallest N that fits, is rep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -52,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import board_clock as bc
 from .. import boards, data, head_plan, plan, reference
 from .. import reference_head as rh
 from ..runtime import import_device, open_runtime
@@ -111,7 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measure every node up to this N, else a representative subset of this "
                    "many nodes (default 5)")
     p.add_argument("--board", default="adafruit_feather_nrf52840",
-                   help="board whose heap budget and current model apply")
+                   help="board whose heap budget, clock (board clock model) and current model "
+                   "apply")
     p.add_argument("--optimizer", choices=head_plan.OPTIMIZERS, default="sgd",
                    help="head optimizer (default sgd: no optimizer state; adam: RockNet's)")
     p.add_argument("--variant", choices=plan.VARIANTS, default="minirocket")
@@ -225,11 +242,73 @@ def measure_node(mpy: Any, node_plan: dict[str, Any], Q: np.ndarray, y: np.ndarr
             "compute_ms_mean": float(np.mean(total)) * cpu_scale, "calls": len(total)}
 
 
+# ----- the board clock: model of one node's compute per training sample -----
+
+
+def board_node(node_plan: dict[str, Any], Q: np.ndarray, y: np.ndarray,
+               clock: bc.BoardClock) -> dict[str, Any]:
+    """Board ms per training sample of one node (the work of TIME_CODE for one series, with
+    1/batch of an optimizer step over a full batch), counted by the board clock model."""
+    minirocket = import_device("rocknet.minirocket")
+    head_mod = import_device("rocknet.head")
+    with bc.instrument() as meter:
+        s = minirocket.Slice(node_plan["features"])
+        h = head_mod.Head(node_plan)
+        ls = h.logit_sum()
+        c = bc.Meter.array(np.zeros(s.n_features, dtype=np.uint16))
+
+        def sample(i: int) -> None:
+            row = h.partial_logits(c)
+            d = h.pack(row)
+            ls.reset()
+            for j in range(ls.n_nodes):
+                ls.add(j, d)
+            h.apply(ls.total(), int(y[i % len(y)]))
+
+        _, feat = meter.call(s.transform, Q[0].astype(np.int8).tobytes(), c)
+        _, head = meter.call(sample, 0)
+        for i in range(1, h.batch):  # fill the batch (the step's work does not depend on
+            sample(i)                # the values, so the same counts serve every sample)
+        _, step = meter.call(h.step)
+    per_sample = bc.Work()
+    for w in (feat, head, step.scaled(1.0 / h.batch)):
+        per_sample += w
+    return {"node": int(node_plan["node"]), "compute_ms": clock.ms(per_sample),
+            "features_ms": clock.ms(feat), "head_ms": clock.ms(head),
+            "step_ms_per_batch": clock.ms(step), "batch": h.batch,
+            "instructions": round(clock.instructions(per_sample)),
+            "ulab_calls": per_sample.ulab_calls, "opcodes": per_sample.opcodes}
+
+
+class _Metered:
+    """A Link whose every endpoint call is priced by the board clock (``last_ms``)."""
+
+    def __init__(self, link: Any, meter: bc.Meter, clock: bc.BoardClock) -> None:
+        self._link, self._meter, self._clock = link, meter, clock
+        self.last_ms = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._link, name)
+
+    def on_advert(self, data: bytes, now_ms: int) -> None:
+        with self._meter.count() as w:
+            self._link.on_advert(data, now_ms)
+        self.last_ms = self._clock.ms(w)
+
+    def next_advert(self, now_ms: int) -> bytes | None:
+        with self._meter.count() as w:
+            out = self._link.next_advert(now_ms)
+        self.last_ms = self._clock.ms(w)
+        return out
+
+
 # ----- radio round model -----
 
 
-def simulate_round(nodes: int, length: int, classes: int, args: Any) -> dict[str, Any]:
-    """Mean round of `nodes` nodes in the protocol simulator (full mesh)."""
+def simulate_round(nodes: int, length: int, classes: int, args: Any,
+                   clock: bc.BoardClock | None = None) -> dict[str, Any]:
+    """Mean round of `nodes` nodes in the protocol simulator (full mesh); with ``clock`` every
+    endpoint call also costs its board clock model time."""
     link_mod = import_device("rocknet.link")
     model = profile(args.radio)
     current = current_model(args.board)
@@ -248,13 +327,25 @@ def simulate_round(nodes: int, length: int, classes: int, args: Any) -> dict[str
         rows = [r_ + bytes(size - len(r_)) for r_ in rows]
         return Generation(lay.owners(r % nodes), size, rows)
 
-    def factory(i: int) -> Any:
-        return link_mod.Link(i, KEY, lay.owners(), lay.row_size, model.wire_profile,
-                             seed=(args.seed * 7919 + i + 1) & 0xFFFFFFFF,
-                             timeout_ms=deadline_ms)
+    meter: bc.Meter | None = None
+    boots: dict[int, int] = {}
 
-    res = run_rounds(topology, model, factory, gen, args.rounds, seed=args.seed,
-                     deadline_s=args.deadline, start_skew_ms=10.0, current=current)
+    def factory(i: int) -> Any:
+        boots[i] = boots.get(i, -1) + 1  # fixed boot salts: reproducible runs
+        link = link_mod.Link(i, KEY, lay.owners(), lay.row_size, model.wire_profile,
+                             seed=(args.seed * 7919 + i + 1) & 0xFFFFFFFF,
+                             timeout_ms=deadline_ms, boot=(i + 1) << 8 | boots[i])
+        return link if meter is None or clock is None else _Metered(link, meter, clock)
+
+    def work_ms(i: int, endpoint: Any) -> float:
+        return float(getattr(endpoint, "last_ms", 0.0))
+
+    with contextlib.ExitStack() as stack:
+        if clock is not None:
+            meter = stack.enter_context(bc.instrument())
+        res = run_rounds(topology, model, factory, gen, args.rounds, seed=args.seed,
+                         deadline_s=args.deadline, start_skew_ms=10.0, current=current,
+                         work_ms=work_ms if clock is not None else None)
     s = summarise(res, lay.m)
     return {"m_rows": lay.m, "row_size": lay.row_size, "rounds": s["rounds"],
             "completion_rate": s["completion_rate"],
@@ -264,7 +355,10 @@ def simulate_round(nodes: int, length: int, classes: int, args: Any) -> dict[str
             "airtime_ms_per_node": s["airtime_ms_per_node"],
             "radio_rx_ms_per_node": s["radio_rx_ms_per_node"],
             "radio_cpu_ms_per_node": s["cpu_ms_per_node"],
-            "energy_mj_per_node": s["energy_mj_per_node"]}
+            "energy_mj_per_node": s["energy_mj_per_node"],
+            "clock": ("board: simulator's per-advert CPU figures + board clock model of each "
+                      f"Link call ({clock.board})") if clock is not None else
+                     "simulator's per-advert CPU figures only"}
 
 
 # ----- the study -----
@@ -272,6 +366,7 @@ def simulate_round(nodes: int, length: int, classes: int, args: Any) -> dict[str
 
 def measure(args: argparse.Namespace, nodes: list[int]) -> dict[str, Any]:
     board = boards.load(args.board)
+    clock = bc.BoardClock.for_board(args.board)
     current = current_model(args.board)
     ds = data.load(args.dataset, args.data_dir)
     load_before = _loadavg()
@@ -295,6 +390,12 @@ def measure(args: argparse.Namespace, nodes: list[int]) -> dict[str, Any]:
             "nodes": n, "features": pl.n_features, "features_per_node_max": max(sizes),
             "measured_nodes": chosen, "subset": len(chosen) < n, "series_timed": count - 1
             if count > 1 else 1, "extrapolated": False}
+        on_board = [board_node(plans[i], Q, y, clock) for i in chosen]
+        slow_b = max(on_board, key=lambda r: r["compute_ms"])
+        row["board_compute"] = {"compute_ms": slow_b["compute_ms"],
+                                "features_ms": slow_b["features_ms"],
+                                "head_ms": slow_b["compute_ms"] - slow_b["features_ms"],
+                                "node": slow_b["node"], "per_node": on_board}
         per_node = []
         for i in chosen:
             # a fresh interpreter per node: garbage a previous node left behind (the
@@ -321,7 +422,10 @@ def measure(args: argparse.Namespace, nodes: list[int]) -> dict[str, Any]:
             row["compute"] = {"compute_ms": slow["compute_ms"],
                               "features_ms": slow["features_ms"], "head_ms": slow["head_ms"],
                               "node": slow["node"]}
-        row["radio"] = simulate_round(n, pl.length, pl.n_classes, args) if n > 1 else None
+        row["radio"] = (simulate_round(n, pl.length, pl.n_classes, args, clock)
+                        if n > 1 else None)
+        row["radio_host"] = (simulate_round(n, pl.length, pl.n_classes, args)
+                             if n > 1 else None)
         rows.append(row)
     _extrapolate_failed(rows)
     for row in rows:
@@ -338,26 +442,38 @@ def measure(args: argparse.Namespace, nodes: list[int]) -> dict[str, Any]:
         "series_per_node": args.series,
         "board": {"name": board.key, "heap_budget": board.heap_budget,
                   "float_bits": board.float_bits},
+        "clock": {"latency_energy": f"board clock model ({board.key}: {board.cpu_mhz:g} MHz, "
+                                    f"CPI {board.cpi:g})",
+                  "host": "rows' `host` and `compute`: MicroPython 1.29 + ulab WebAssembly on "
+                          "this machine's CPU", **clock.as_dict()},
         "current": current.as_dict(), "radio_profile": args.radio, "loss": args.loss,
         "rounds_per_n": args.rounds, "cpu_scale": args.cpu_scale,
         "machine": {"cpus": os.cpu_count(), "load_average_1min": [load_before, _loadavg()],
-                    "note": "compute times are host times of the WebAssembly MicroPython; "
-                            "other load on the machine slows them"},
+                    "note": "host compute times (rows' compute and host) are host times of the "
+                            "WebAssembly MicroPython; other load on the machine slows them"},
         "model": {
             "memory": "measured: MicroPython gc.mem_alloc() held by Slice + Head (+ optimizer "
                       "state) + LogitSum after one training sample, max over measured nodes; "
                       "board_bytes = float64 head arrays at 4 B per float (float32 board)",
-            "compute": "measured: MicroPython 1.29 + ulab (WebAssembly, host CPU) ms per "
-                       "training series (fastest of the calls of 8 series; median and mean in "
-                       "per_node) of the slowest "
-                       "measured node (transform, partial "
-                       "logits, pack, N-row logit sum, apply, step per batch) x cpu_scale",
+            "board_compute": "board clock model: ulab calls and bytecode of one training "
+                             "sample (transform, partial logits, pack, N-row logit sum, apply, "
+                             "step / batch) counted in CPython, priced at board-costs.md's "
+                             "emulated Cortex-M4F instruction costs x CPI / MHz; slowest "
+                             "measured node",
+            "compute": "host clock, measured: MicroPython 1.29 + ulab (WebAssembly, host CPU) "
+                       "ms per training series (fastest of the calls of 8 series; median and "
+                       "mean in per_node) of the slowest measured node x cpu_scale",
             "round": "modelled: protocol simulator, full mesh, mean time until every node "
-                     "decoded every row (series + N partial-logit rows); none at N=1",
-            "latency": "compute of the slowest node + one round",
-            "energy": "compute x CPU current x V (slowest node) + simulated round energy per "
-                      "node (tx, rx, advert CPU, sleep)",
-            "extrapolated": "only rows MicroPython could not build, and the RockNet-style "
+                     "decoded every row (series + N partial-logit rows); none at N=1. "
+                     "`radio`: each Link call costs the simulator's per-advert CPU + its board "
+                     "clock model time; `radio_host`: the simulator's per-advert CPU only",
+            "latency": "board clock: board compute of the slowest node + one `radio` round "
+                       "(host: host compute + one `radio_host` round)",
+            "energy": "board clock: board compute x CPU current x V (slowest node) + the "
+                      "`radio` round's energy per node (tx, rx, advert CPU, sleep); host: "
+                      "host compute and `radio_host`",
+            "extrapolated": "only rows MicroPython could not build (memory and host compute; "
+                            "the board compute is always counted), and the RockNet-style "
                             "central device: compute and CPU energy of the smallest feasible "
                             "N times N, memory scaled to all features",
         },
@@ -377,17 +493,30 @@ def _loadavg() -> float | None:
         return None
 
 
-def _finish(row: dict[str, Any], current: Any, budget: int) -> None:
-    """Latency, energy and fits_board of one row (measured or extrapolated)."""
-    radio = row["radio"]
+def _cost(compute_ms: float, radio: dict[str, Any] | None, current: Any,
+          clock: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Latency and energy per sample from a compute time and a simulated round."""
     round_ms = radio["round_ms"] if radio else 0.0
     round_mj = radio["energy_mj_per_node"] if radio else 0.0
-    compute_ms = row["compute"]["compute_ms"]
-    row["latency"] = {"compute_ms": compute_ms, "round_ms": round_ms,
-                      "latency_ms": compute_ms + round_ms}
     compute_mj = current.voltage_v * current.cpu_ma * compute_ms / 1000.0
-    row["energy"] = {"compute_mj": compute_mj, "radio_mj": round_mj,
-                     "energy_mj": compute_mj + round_mj}
+    return ({"clock": clock, "compute_ms": compute_ms, "round_ms": round_ms,
+             "latency_ms": compute_ms + round_ms},
+            {"clock": clock, "compute_mj": compute_mj, "radio_mj": round_mj,
+             "energy_mj": compute_mj + round_mj})
+
+
+def _finish(row: dict[str, Any], current: Any, budget: int) -> None:
+    """Latency, energy (board clock; host clock under ``host``) and fits_board of a row."""
+    compute_ms = row["board_compute"]["compute_ms"]
+    row["latency"], row["energy"] = _cost(compute_ms, row["radio"], current, "board")
+    row["compute_board_ms"] = compute_ms
+    row["latency_ms"] = row["latency"]["latency_ms"]
+    row["energy_mj"] = row["energy"]["energy_mj"]
+    lat, en = _cost(row["compute"]["compute_ms"], row.get("radio_host"), current, "host")
+    row["host"] = {"compute_ms": lat["compute_ms"], "round_ms": lat["round_ms"],
+                   "latency_ms": lat["latency_ms"], "compute_mj": en["compute_mj"],
+                   "radio_mj": en["radio_mj"], "energy_mj": en["energy_mj"],
+                   "extrapolated": row["extrapolated"]}
     row["fits_board"] = bool(row["memory"]["board_bytes"] <= budget)
 
 
@@ -416,13 +545,12 @@ def _central(rows: list[dict[str, Any]], n0: int, current: Any,
     """RockNet's central device, extrapolated from the smallest feasible N: compute (and its
     CPU energy) x N0, no radio; memory = that N's board bytes scaled to all features."""
     ref = next(r for r in rows if r["nodes"] == n0)
-    compute_ms = ref["compute"]["compute_ms"] * n0
-    compute_mj = current.voltage_v * current.cpu_ma * compute_ms / 1000.0
+    lat, en = _cost(ref["board_compute"]["compute_ms"] * n0, None, current, "board")
+    hlat, hen = _cost(ref["compute"]["compute_ms"] * n0, None, current, "host")
     board = int(ref["memory"]["board_bytes"] * ref["features"] / ref["features_per_node_max"])
     return {"nodes": 1, "extrapolated": True, "from_nodes": n0,
-            "memory": {"board_bytes": board},
-            "latency": {"compute_ms": compute_ms, "round_ms": 0.0, "latency_ms": compute_ms},
-            "energy": {"compute_mj": compute_mj, "radio_mj": 0.0, "energy_mj": compute_mj},
+            "memory": {"board_bytes": board}, "latency": lat, "energy": en,
+            "host": {"latency_ms": hlat["latency_ms"], "energy_mj": hen["energy_mj"]},
             "fits_board": board <= budget}
 
 
@@ -500,21 +628,23 @@ def show(result: dict[str, Any]) -> None:
     t = Table(title=f"rocknet bench scaling: {result['dataset']} ({result['features']} features, "
                     f"{result['optimizer']}), board {b['name']} (budget {b['heap_budget']} B)")
     for col in ("N", "nodes measured", "F/node", "heap B (wasm)", "board B", "fits",
-                "compute ms", "round ms", "latency ms", "energy mJ", "note"):
+                "compute ms (board)", "round ms (board)", "latency ms (board)",
+                "energy mJ (board)", "compute ms (host)", "note"):
         t.add_column(col, justify="right")
     for r in result["rows"]:
         note = "extrapolated" if r["extrapolated"] else ("subset" if r["subset"] else "")
         t.add_row(str(r["nodes"]), ",".join(map(str, r.get("measured_nodes", []))) or "-",
                   str(r["features_per_node_max"]), str(r["memory"]["heap_bytes"]),
                   str(r["memory"]["board_bytes"]), "yes" if r["fits_board"] else "NO",
-                  f"{r['latency']['compute_ms']:.2f}", f"{r['latency']['round_ms']:.1f}",
-                  f"{r['latency']['latency_ms']:.1f}", f"{r['energy']['energy_mj']:.3f}", note)
+                  f"{r['latency']['compute_ms']:.1f}", f"{r['latency']['round_ms']:.1f}",
+                  f"{r['latency']['latency_ms']:.1f}", f"{r['energy']['energy_mj']:.3f}",
+                  f"{r['host']['compute_ms']:.2f}", note)
     c = result["extrapolated_central"]
     if c:
         t.add_row("1*", "-", str(result["features"]), "-", str(c["memory"]["board_bytes"]),
-                  "yes" if c["fits_board"] else "NO", f"{c['latency']['compute_ms']:.2f}",
+                  "yes" if c["fits_board"] else "NO", f"{c['latency']['compute_ms']:.1f}",
                   "0.0", f"{c['latency']['latency_ms']:.1f}", f"{c['energy']['energy_mj']:.3f}",
-                  f"RockNet-style, from N={c['from_nodes']}")
+                  "-", f"RockNet-style, from N={c['from_nodes']}")
     console.print(t)
     for r in result["rows"]:
         if not r["fits_board"]:
@@ -534,7 +664,8 @@ def show(result: dict[str, Any]) -> None:
                           f"energy {_down(x['energy_pct'])}")
     console.print(f"RockNet (1 -> 20 devices): memory -{h['memory_pct']:.0f}%, latency "
                   f"-{h['latency_pct']:.0f}%, energy -{h['energy_pct']:.0f}%")
-    console.print(f"compute: host WebAssembly MicroPython x {result['cpu_scale']}, "
+    console.print(f"latency and energy: {result['clock']['latency_energy']}; host compute: "
+                  f"WebAssembly MicroPython x {result['cpu_scale']}, "
                   f"{result['series_per_node']} series per measured node; round: simulated "
                   f"({result['radio_profile']}, loss {result['loss']})")
 
@@ -552,16 +683,16 @@ def plot(result: dict[str, Any], path: Path) -> None:
     series = [
         ("per-node memory (KB, float32 board)", [r["memory"]["board_bytes"] / 1000 for r in rows],
          None, None),
-        ("latency per sample (ms)", [r["latency"]["latency_ms"] for r in rows],
-         [r["latency"]["compute_ms"] for r in rows], "compute (measured)"),
-        ("energy per node per sample (mJ)", [r["energy"]["energy_mj"] for r in rows],
+        ("latency per sample (ms, board clock)", [r["latency"]["latency_ms"] for r in rows],
+         [r["latency"]["compute_ms"] for r in rows], "compute (board clock model)"),
+        ("energy per node per sample (mJ, board clock)", [r["energy"]["energy_mj"] for r in rows],
          [r["energy"]["compute_mj"] for r in rows], "compute part"),
     ]
     c = result["extrapolated_central"]
     central = ([c["memory"]["board_bytes"] / 1000, c["latency"]["latency_ms"],
                 c["energy"]["energy_mj"]] if c else [None] * 3)
     for k, (ax, (title, ys, parts, plabel)) in enumerate(zip(axes, series, strict=True)):
-        ax.plot(ns, ys, "-", color="C0", label="total" if parts else "measured")
+        ax.plot(ns, ys, "-", color="C0", label="total (board clock)" if parts else "measured")
         for n, yv, r in zip(ns, ys, rows, strict=True):
             style = dict(marker="x" if r["extrapolated"] else "o", color="C0", ms=7,
                          mfc="C0" if r["fits_board"] else "white")
@@ -573,7 +704,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
             rn = [(n, v) for n, v in zip(ns, radio, strict=True) if v > 0]
             if rn:
                 ax.plot(*zip(*rn, strict=True), ":", color="C2", marker=".",
-                        label="radio round (simulated)")
+                        label="radio round (simulated, board clock)")
+            host = [r["host"]["latency_ms"] if k == 1 else r["host"]["energy_mj"]
+                    for r in rows]
+            ax.plot(ns, host, "-.", color="grey", marker=".", lw=0.8,
+                    label="total, host clock (WebAssembly)")
         if central[k] is not None:
             ax.plot([1], [central[k]], marker="*", color="C3", ms=11, ls="none",
                     label=f"central, extrapolated from N={c['from_nodes']}")
@@ -597,8 +732,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
         x = red[key]
         text = (f"N={x['from_nodes']}->{x['to_nodes']}: memory {_down(x['memory_pct'])}, "
                 f"latency {_down(x['latency_pct'])}, energy {_down(x['energy_pct'])}\n")
-    fig.suptitle(f"{result['dataset']}: per-node cost vs N (open marker: does not fit the "
-                 f"board; x: extrapolated). {text}RockNet 1->20: -{h['memory_pct']:.0f}% / "
+    fig.suptitle(f"{result['dataset']}: per-node cost vs N on {result['clock']['latency_energy']}"
+                 f" (memory: MicroPython heap, float32 board; open marker: does not fit the "
+                 f"board; x: extrapolated).\n{text}RockNet 1->20: -{h['memory_pct']:.0f}% / "
                  f"-{h['latency_pct']:.0f}% / -{h['energy_pct']:.0f}%", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
-KINDS = ["features", "protocol", "accuracy", "scaling"]
+KINDS = ["features", "protocol", "accuracy", "scaling", "clock"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bench", help="benchmarks (speed, memory, accuracy, protocol), JSON out")
+    parser = sub.add_parser(
+        "bench", help="benchmarks (speed, memory, accuracy, protocol, board clock), JSON out")
     kinds = parser.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
     for name in KINDS:
