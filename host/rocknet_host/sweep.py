@@ -273,7 +273,7 @@ def run(spec: Spec, out: str | Path, scheduler: str | None = None, workers: int 
 
             n_workers = workers or os.cpu_count() or 1
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=":0")
             client = Client(cluster)
         try:
             futures = [client.submit(run_cell, c, key=f"cell-{i}-{abs(hash(c['cell']))}",
