@@ -56,7 +56,7 @@ def parse_fault(spec: str | Sequence[Any]) -> Event:
                 raise ValueError
             ev = Event(int(rnd), int(node), action.strip())
         else:
-            action, node, rnd = spec
+            action, node, rnd = tuple(spec)
             ev = Event(int(rnd), int(node), str(action))
     except (TypeError, ValueError):
         raise ValueError(f"fault {spec!r}: expected 'crash:NODE@ROUND' or "
@@ -146,7 +146,12 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         elif self.faults or self.loss:
             raise ValueError("loss and faults need the radio: use fleet='simulate'")
 
-    def fit(self, X: Any, y: Any) -> RockNetClassifier:
+    def fit(self, X: Any, y: Any, X_test: Any = None,
+            y_test: Any = None) -> RockNetClassifier:
+        """Fit plan and head on (X, y). With ``X_test``/``y_test`` the fleet also predicts
+        that set (``fleet="simulate"``: over the air after training, as ``rocknet
+        simulate`` does with a dataset's test split) and ``fleet_result_["accuracy"]`` is
+        its accuracy; the heads do not change."""
         self._check_params()
         X = validate_data(self, as_series(X), dtype=np.float64)
         y = column_or_1d(y, warn=True)
@@ -158,9 +163,19 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"the head needs at least 2 classes, got {len(self.classes_)} "
                              "class in y")
         S = pad_short(X)
-        ds = Dataset("fit", S, y_idx.astype(np.int64), np.zeros((0, S.shape[1])),
-                     np.zeros(0, dtype=np.int64), [str(c) for c in self.classes_],
-                     "RockNetClassifier.fit")
+        if X_test is None:
+            # the simulated fleet's predict phase needs a series: one training series
+            S_te, y_te = S[:1], y_idx[:1]
+        else:
+            S_te = pad_short(validate_data(self, as_series(X_test), reset=False,
+                                           dtype=np.float64))
+            lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
+            try:
+                y_te = np.array([lookup[c] for c in column_or_1d(y_test).tolist()])
+            except KeyError as exc:
+                raise ValueError(f"y_test has label {exc.args[0]!r}, not in y") from None
+        ds = Dataset("fit", S, y_idx.astype(np.int64), S_te, y_te.astype(np.int64),
+                     [str(c) for c in self.classes_], "RockNetClassifier.fit")
         seed = self._seed()
         self.plan_ = plan.fit(ds, int(self.n_nodes), variant=self.variant,
                               n_features=int(self.features), bias_examples=self.bias_examples,
@@ -170,10 +185,10 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         if self.fleet == "simulate":
             self._fit_simulate(ds, seed)
         else:
-            self._fit_memory(ds, seed)
+            self._fit_memory(ds, seed, X_test is not None)
         return self
 
-    def _fit_memory(self, ds: Dataset, seed: int) -> None:
+    def _fit_memory(self, ds: Dataset, seed: int, evaluate: bool) -> None:
         from . import boards
         from . import reference_head as rh
 
@@ -187,13 +202,17 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
                                   budget=boards.load(self.board).heap_budget,
                                   train_codes=codes)
         nps = head_plan.node_plans(pl, secs)
-        r = train.train(nps, counts, ds.y_train, runtime=self.runtime, seed=seed,
-                        eval_every=0)
+        Qte = pl.quantizer(ds.X_test)
+        counts_te = ([reference.slice_counts(Qte, pl.node_features(i))
+                      for i in range(pl.n_nodes)] if evaluate else None)
+        r = train.train(nps, counts, ds.y_train, counts_te, ds.y_test if evaluate else None,
+                        runtime=self.runtime, seed=seed, eval_every=0)
         self.head_sections_ = secs
         self.node_plans_ = nps
         self.head_states_ = r.states
         self.members_ = list(range(pl.n_nodes))
-        self.fleet_result_: dict[str, Any] = {"passes": r.passes, "seconds": r.seconds,
+        self.fleet_result_: dict[str, Any] = {"accuracy": r.accuracy if evaluate else None,
+                                              "passes": r.passes, "seconds": r.seconds,
                                               "saturated": r.saturated, "lambda": r.lam,
                                               "solver": secs[0]["solver"]}
 

@@ -55,9 +55,11 @@ COLUMN = {"datasets": "dataset", "seeds": "seed"}
 DEFAULTS: dict[str, list[Any]] = {"kind": ["simulate"], "mode": ["gradient"], "loss": [0.0],
                                   "topology": ["full"], "faults": [[]],
                                   "runtime": ["cpython"], "nodes": [5], "seeds": [0]}
-OPTIONS = {"epochs": None, "batch": 8, "features": 10_000, "variant": "minirocket",
-           "bias_examples": 1, "hops": None, "radio": "nrf52840-ext", "optimizer": "sgd",
-           "wire": "float32", "reference": True, "data_dir": []}
+OPTIONS: dict[str, Any] = {
+    "epochs": None, "batch": 8, "features": 10_000, "variant": "minirocket", "bias_examples": 1,
+    "hops": None, "radio": "nrf52840-ext", "optimizer": "sgd", "wire": "float32",
+    "reference": True, "data_dir": [],
+}
 RESULTS = "results.parquet"
 
 
