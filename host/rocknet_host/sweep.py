@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import time
 import traceback
 from collections.abc import Callable
@@ -275,7 +276,7 @@ def run(spec: Spec, out: str | Path, scheduler: str | None = None, workers: int 
 
             n_workers = workers or os.cpu_count() or 1
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0")
+                                   dashboard_address=":0", silence_logs=logging.ERROR)
             client = Client(cluster)
         try:
             futures = [client.submit(run_cell, c, key=f"cell-{i}-{abs(hash(c['cell']))}",

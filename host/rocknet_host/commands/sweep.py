@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "LocalCluster on this machine)")
     p.add_argument("--workers", type=int, default=None,
                    help="LocalCluster worker processes (default: one per core)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="write accuracy (mean over seeds) against nodes, per dataset, beside "
+                        "the reference, from the whole results table")
     p.add_argument("--json", action="store_true",
                    help="print the outcome as JSON (cells, computed, failed, wall_s, ...)")
     p.set_defaults(func=run)
@@ -47,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
                                     f"{state}")
 
         outcome = sweep.run(spec, args.out, args.scheduler, args.workers, on_done)
+    if args.plot:
+        plot(Path(args.out), args.plot)
     if args.json:
         print(json.dumps(outcome.__dict__, indent=1))
         return 0
@@ -55,7 +60,45 @@ def run(args: argparse.Namespace) -> int:
               f"{outcome.scheduler}{f' ({outcome.workers} workers)' if outcome.workers else ''}"
               f"; wrote {outcome.out}", soft_wrap=True)
     show(con, Path(args.out))
+    if args.plot:
+        con.print(f"wrote {args.plot}", soft_wrap=True)
     return 0
+
+
+def plot(out: Path, path: str) -> None:
+    """One panel per dataset: mean accuracy over seeds against nodes, a line per (kind,
+    mode, loss, topology, faults, runtime), the reference dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    rows = [r for r in sweep.read_results(out) if r["error"] is None]
+    if not rows:
+        raise ValueError(f"no finished cells in {out / sweep.RESULTS} to plot")
+    df = pd.DataFrame(rows)
+    names = sorted(df.dataset.unique())
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False)
+    line = ["kind", "mode", "loss", "topology", "faults", "runtime"]
+    for ax, name in zip(axes[0], names, strict=True):
+        d = df[df.dataset == name]
+        for key, g in d.groupby(line):
+            m = g.groupby("nodes").accuracy.mean()
+            label = [str(key[0]), str(key[1]), f"loss {key[2]:g}"]
+            label += [str(k) for k in key[3:] if k not in ("[]", "cpython", "full")]
+            ax.plot(m.index, m.values, marker="o", label=" ".join(label))
+        ax.set_xticks(sorted(d.nodes.unique()))
+        ref = d.reference_accuracy.dropna()
+        if len(ref):
+            ax.axhline(float(ref.mean()), ls="--", c="grey", label="aeon MiniRocket")
+        ax.set_title(name)
+        ax.set_xlabel("nodes")
+        ax.set_ylabel("test accuracy (mean over seeds)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def show(con: Console, out: Path) -> None:
@@ -63,10 +106,14 @@ def show(con: Console, out: Path) -> None:
     runtime), next to the reference; failed cells listed."""
     rows = sweep.read_results(out)
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    keys = ("kind", "dataset", "nodes", "mode", "loss", "topology", "faults", "runtime")
+    axes = ("kind", "dataset", "nodes", "mode", "loss", "topology", "faults", "runtime")
+    # the axes that vary (dataset and nodes always shown)
+    keys = tuple(k for k in axes
+                 if k in ("dataset", "nodes") or len({str(r[k]) for r in rows}) > 1)
     for r in rows:
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    t = Table(title="sweep: mean over seeds")
+    fixed = [f"{k} {rows[0][k]}" for k in axes if k not in keys and rows]
+    t = Table(title="sweep: mean over seeds" + (f" ({', '.join(fixed)})" if fixed else ""))
     for k in (*keys, "seeds", "accuracy", "reference", "agree"):
         t.add_column(k, justify="right")
 
