@@ -183,7 +183,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         self.train_series_ = S
         self.train_labels_ = y_idx.astype(np.int64)
         if self.fleet == "simulate":
-            self._fit_simulate(ds, seed)
+            self._fit_simulate(ds, seed, X_test is not None)
         else:
             self._fit_memory(ds, seed, X_test is not None)
         return self
@@ -216,7 +216,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
                                               "saturated": r.saturated, "lambda": r.lam,
                                               "solver": secs[0]["solver"]}
 
-    def _fit_simulate(self, ds: Dataset, seed: int) -> None:
+    def _fit_simulate(self, ds: Dataset, seed: int, evaluate: bool) -> None:
         from . import simulate
 
         cfg = simulate.Config(mode=self.mode, batch=self.batch, topology=self.topology,
@@ -240,6 +240,9 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         self.node_plans_ = head_plan.node_plans(pl, secs)
         self.head_states_ = [fs.nodes[i].head.save() for i in range(pl.n_nodes)]
         self.members_ = list(members)
+        if not evaluate:  # the placeholder predict phase measured nothing
+            res["accuracy"] = res["accuracy_all"] = None
+            res["accuracy_estimate_by_epoch"] = res["accuracy_by_sim_time"] = []
         self.fleet_result_ = res
 
     # ----- predict -----
