@@ -103,17 +103,22 @@ def _round7(values: list[float]) -> list[float]:
     return [float(f"{v:.7g}") for v in values]
 
 
-def node_plans(pl: Plan, ds: Dataset, t: Training) -> list[dict[str, Any]]:
-    """Node plans with head, schedule and run sections."""
+def node_plans(pl: Plan, ds: Dataset, t: Training,
+               heads: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Node plans with head, schedule and run sections. ``heads``: head sections already
+    made (e.g. of a trained `RockNetClassifier`), else `head_plan.sections` for ``t``."""
     t.check()
     node_mod = import_device("rocknet.node")
     n = pl.n_nodes
-    secs = head_plan.sections(pl, ds.X_train, mode=t.mode, batch=t.batch, passes=t.epochs,
-                              solver="sgd")
-    for sec in secs:
-        for key in ("mean", "std"):
-            if key in sec:
-                sec[key] = _round7(sec[key])
+    if heads is None:
+        secs = head_plan.sections(pl, ds.X_train, mode=t.mode, batch=t.batch,
+                                  passes=t.epochs, solver="sgd")
+        for sec in secs:
+            for key in ("mean", "std"):
+                if key in sec:
+                    sec[key] = _round7(sec[key])
+    else:
+        secs = [dict(h) for h in heads]
     nps = head_plan.node_plans(pl, secs)
     tr = owner_split(len(ds.X_train), n)
     te = owner_split(len(_eval_index(ds, t)), n)

@@ -11,7 +11,7 @@ from . import __version__
 
 # module names under rocknet_host.commands
 COMMANDS = ["datasets", "plan", "validate", "bench", "virtual_board", "flash", "deploy",
-            "simulate"]
+            "simulate", "sweep"]
 
 
 class UserError(Exception):

@@ -46,11 +46,13 @@ def training(args: argparse.Namespace, radio: str = "extended") -> board_plan.Tr
 
 
 def write_training(pl: plan.Plan, ds: object, t: board_plan.Training, out: str,
-                   fleet: Any = None, mapping: Any = None) -> bool:
+                   fleet: Any = None, mapping: Any = None,
+                   heads: list[dict[str, Any]] | None = None) -> bool:
     """Write the node plans with training sections and the node data files; if the rounds
-    cannot fit the radio, the plans without them (fine for `rocknet validate`), and say so."""
+    cannot fit the radio, the plans without them (fine for `rocknet validate`), and say so.
+    ``heads``: head sections to use (a trained estimator's), else made for ``t``."""
     try:
-        nps = board_plan.node_plans(pl, ds, t)  # type: ignore[arg-type]
+        nps = board_plan.node_plans(pl, ds, t, heads)  # type: ignore[arg-type]
     except ValueError as exc:
         Console(stderr=True).print(f"[yellow]warning[/]: {exc}. Wrote plans without training "
                                    "sections: `rocknet validate` works with them, "
