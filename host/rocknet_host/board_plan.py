@@ -26,6 +26,7 @@ import numpy as np
 
 from . import head_plan
 from .data import Dataset
+from .errors import UserError
 from .fleet_run import owner_split
 from .fleet_sim import row_size_for
 from .plan import Plan, node_file
@@ -33,6 +34,12 @@ from .runtime import import_device
 
 RADIOS = ("extended", "legacy")
 DATA_KIND = "data"
+MAX_CLASSES = 255  # a data file stores a label in one byte (0..254)
+
+
+class RoundsDoNotFit(UserError):
+    """A round of the fleet needs more rows than the radio's adverts carry: the plans can
+    still be validated (`rocknet validate`), but the boards cannot train with them."""
 
 
 @dataclass
@@ -52,13 +59,15 @@ class Training:
 
     def check(self) -> None:
         if self.mode not in head_plan.MODES:
-            raise ValueError(f"--mode must be one of {head_plan.MODES}, not {self.mode!r}")
+            raise UserError(f"--mode must be one of {head_plan.MODES}, not {self.mode!r}")
         if self.radio not in RADIOS:
-            raise ValueError(f"--radio must be one of {RADIOS}, not {self.radio!r}")
-        if self.epochs < 1 or self.batch < 1:
-            raise ValueError("--epochs and --batch must be at least 1")
+            raise UserError(f"--radio must be one of {RADIOS}, not {self.radio!r}")
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, not {self.epochs}")
+        if self.batch < 1:
+            raise UserError(f"--batch must be at least 1, not {self.batch}")
         if self.eval is not None and self.eval < 0:
-            raise ValueError("--eval must be >= 0")
+            raise UserError(f"--eval must be at least 0, not {self.eval}")
 
 
 def data_file(node: int) -> str:
@@ -80,6 +89,10 @@ def _round7(values: list[float]) -> list[float]:
 def node_plans(pl: Plan, ds: Dataset, t: Training) -> list[dict[str, Any]]:
     """Node plans with head, schedule and run sections."""
     t.check()
+    if not 2 <= pl.n_classes <= MAX_CLASSES:
+        raise UserError(f"{ds.name} has {pl.n_classes} classes; a board trains a classifier of "
+                        f"2 to {MAX_CLASSES} classes: use a dataset with at least two labels "
+                        "(and one byte's worth at most)")
     node_mod = import_device("rocknet.node")
     n = pl.n_nodes
     secs = head_plan.sections(pl, ds.X_train, mode=t.mode, batch=t.batch, passes=t.epochs,
@@ -99,9 +112,9 @@ def node_plans(pl: Plan, ds: Dataset, t: Training) -> list[dict[str, Any]]:
         rs = row_size_for(model, lambda size: node_mod.Geometry(
             n, ds.length, pl.n_classes, size, t.window, lb))
     except ValueError:
-        raise ValueError(f"a round of {n} nodes with series of length {ds.length} does not fit "
-                         f"{t.radio} adverts (at most 64 rows a round): use --radio extended, "
-                         "fewer nodes or shorter series") from None
+        raise RoundsDoNotFit(f"a round of {n} nodes with series of length {ds.length} does not "
+                             f"fit {t.radio} adverts (at most 64 rows a round): use --radio "
+                             "extended, fewer nodes or shorter series") from None
     run = {"profile": t.radio, "row_size": rs, "deadline_ms": t.deadline_ms,
            "window": t.window, "gone_after": t.gone_after,
            "checkpoint_every": t.checkpoint_every or 4 * t.batch}
@@ -130,7 +143,7 @@ def write_data(pl: Plan, ds: Dataset, t: Training, out: str | Path) -> list[Path
             train=[(Qtr[k].tobytes(), int(ds.y_train[k])) for k in range(*tr[i])],
             eval=[(Qte[k].tobytes(), int(yte[k])) for k in range(*te[i])])
         path = out / data_file(i)
-        store.write(str(path), DATA_KIND, board.DATA_VERSION, data)
+        store.write(str(path), DATA_KIND, store.DATA_VERSION, data)
         paths.append(path)
     for old in out.glob("node_*.data"):
         if old not in paths:

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import head_plan, reference
 from . import reference_head as rh
+from .errors import ToolError
 from .plan import Plan
 
 SERIES_PER_CALL = 4
@@ -150,7 +151,7 @@ def twin_rows(feats: dict[str, Any], n_classes: int, head: dict[str, Any], mu: n
     return np.array(rows, dtype=np.float64), tw.t
 
 
-class BoardValidationError(RuntimeError):
+class BoardValidationError(ToolError):
     """The board cannot be validated (not reachable, rocknet not installed, ...)."""
 
 

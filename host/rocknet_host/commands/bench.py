@@ -10,7 +10,8 @@ KINDS = ["features", "protocol", "accuracy", "scaling"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bench", help="benchmarks (speed, memory, accuracy, protocol), JSON out")
+    parser = sub.add_parser("bench",
+                            help="benchmarks (speed, memory, accuracy, protocol), JSON out")
     kinds = parser.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
     for name in KINDS:

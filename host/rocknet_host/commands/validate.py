@@ -13,7 +13,7 @@ from rich.progress import Progress
 from ..runtime import RUNTIMES, open_runtime
 from ..validate import validate_features
 from . import validate_board
-from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from .common import add_dataset_args, add_plan_args, at_least, fit_plan, load_dataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_args(p, default="GunPoint")
     add_plan_args(p)
     p.add_argument("--runtime", choices=RUNTIMES, default="micropython")
-    p.add_argument("--limit", type=int, default=0,
+    p.add_argument("--limit", type=at_least(0), default=0,
                    help="only the first K train and K test series (default: all)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     validate_board.add_args(p)

@@ -10,16 +10,17 @@ import time
 from rich.console import Console
 
 from ..virtual_board import DEFAULT_HEAPSIZE, VirtualBoard
+from .common import at_least, port_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("virtual-board",
                        help="run a virtual MicroPython board that mpremote can drive over TCP")
-    p.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    p.add_argument("--port", type=port_number, default=0, help="TCP port (default: a free one)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--dir", default=".rocknet-board",
                    help="host folder holding the board's files (default ./.rocknet-board)")
-    p.add_argument("--heapsize", type=int, default=DEFAULT_HEAPSIZE,
+    p.add_argument("--heapsize", type=at_least(64 * 1024), default=DEFAULT_HEAPSIZE,
                    help="initial MicroPython heap in bytes (it grows on demand)")
     p.set_defaults(func=run)
 
