@@ -4,8 +4,10 @@ serving its REPL over TCP for mpremote, with its files kept in a host folder."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
+from typing import Any
 
 from rich.console import Console
 
@@ -25,19 +27,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the board like Ctrl-C: through `finally`
+
+
 def run(args: argparse.Namespace) -> int:
     board = VirtualBoard(args.dir, port=args.port, host=args.host, heapsize=args.heapsize)
-    board.start()
-    con = Console()
-    con.print(f"virtual board on [bold]{board.url}[/] (files in {board.directory})")
-    con.print(f"  try: mpremote connect {board.url} exec \"import sys; print(sys.platform)\"")
-    con.print("  Ctrl-C stops it.")
-    sys.stdout.flush()  # visible at once when stdout is a log file
+    old = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        board.start()
+        con = Console()
+        con.print(f"virtual board on [bold]{board.url}[/] (files in {board.directory})")
+        con.print(f"  try: mpremote connect {board.url} exec \"import sys; print(sys.platform)\"")
+        con.print("  Ctrl-C (or SIGTERM) stops it.")
+        sys.stdout.flush()  # visible at once when stdout is a log file
         while board.running:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         board.stop()
+        signal.signal(signal.SIGTERM, old)
     return 0
