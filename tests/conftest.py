@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from rocknet_host.paths import REPO_ROOT
 from rocknet_host.runtime import RUNTIMES, open_runtime
 

@@ -209,6 +209,6 @@ def test_links_send_the_same_bytes_on_micropython(device, case):
     exec(FLEET_ON_DEVICE, host)
     expected = host["_fleet"](*case)
     device.exec(FLEET_ON_DEVICE)
-    got = device.eval("_fleet(%d, %d, %r, %d, %d)" % case)
+    got = device.eval("_fleet({}, {}, {!r}, {}, {})".format(*case))
     assert expected[3] == [True] * case[0]
     assert got == expected

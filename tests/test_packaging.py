@@ -63,25 +63,43 @@ def test_package_json_check_fails_when_out_of_date(tmp_path):
     assert res.returncode == 1 and "rocknet/extra.py" in res.stderr, res.stderr
 
 
-@pytest.mark.slow
-def test_mip_install_into_a_virtual_board_then_validate(tmp_path, capsys):
-    """`mpremote mip install device/package.json` alone makes a board that imports the runner
-    and passes `rocknet validate --port`."""
-    with VirtualBoard(tmp_path / "board") as board:
+@pytest.fixture(scope="module")
+def mip_board(tmp_path_factory):
+    """A virtual board with nothing but what `mpremote mip install device/package.json` put on
+    it."""
+    with VirtualBoard(tmp_path_factory.mktemp("board")) as board:
         res = subprocess.run([sys.executable, "-m", "mpremote", "connect", board.url, "mip",
                               "install", "--target", "/lib", str(DEVICE / "package.json")],
                              capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stdout + res.stderr
-        res = subprocess.run(
-            [sys.executable, "-m", "mpremote", "connect", board.url, "exec",
-             "import rocknet, rocknet.board, rocknet.head, rocknet.radio.sim\n"
-             "print(rocknet.__version__, rocknet.board.__file__)"],
-            capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stdout + res.stderr
-        assert res.stdout.split()[1] == "/lib/rocknet/board.py"
-        assert main(["validate", "--port", board.url, "--nodes", "2", "--features", "168",
-                     "--limit", "1", "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["boards"][0]["passed"] is True
+        yield board
+
+
+def exec_on(board: VirtualBoard, code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mpremote", "connect", board.url, "exec", code],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_mip_install_into_a_virtual_board_then_validate(mip_board, capsys):
+    """The mip-installed board imports the runner and passes `rocknet validate --port`."""
+    res = exec_on(mip_board, "import rocknet, rocknet.board, rocknet.head, rocknet.radio.sim\n"
+                             "print(rocknet.__version__, rocknet.board.__file__)")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.split()[1] == "/lib/rocknet/board.py"
+    assert main(["validate", "--port", mip_board.url, "--nodes", "1", "--features", "84",
+                 "--limit", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["boards"][0]["passed"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="needs board.main to raise", strict=True)
+def test_a_failing_run_makes_mpremote_exec_fail(mip_board):
+    """`rocknet.run()` on a board without its plan files names the fix AND fails, so that
+    `mpremote exec "import rocknet; rocknet.run()"` (and a script around it) sees exit 1."""
+    res = exec_on(mip_board, "import rocknet; rocknet.run()")
+    assert "rocknet plan" in res.stdout + res.stderr
+    assert res.returncode != 0, res.stdout + res.stderr
 
 
 @pytest.mark.slow

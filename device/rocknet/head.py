@@ -422,7 +422,7 @@ class Head:
         try:
             lab = int(label)
         except (TypeError, ValueError):
-            raise ValueError("label %r is not an integer class index" % (label,))
+            raise ValueError("label %r is not an integer class index" % (label,)) from None
         if lab != label or not 0 <= lab < self.n_classes:
             raise ValueError("label %r outside 0..%d: the plan has %d classes"
                              % (label, self.n_classes - 1, self.n_classes))
@@ -780,7 +780,7 @@ class Head:
             fp = meta["fp"]
             specs = meta["arrays"]
         except (ValueError, KeyError, TypeError):
-            raise ValueError("not a head checkpoint (unreadable header)")
+            raise ValueError("not a head checkpoint (unreadable header)") from None
         if fp != self.fingerprint:
             raise ValueError("checkpoint was written for plan %s, this node runs plan %s: it "
                              "belongs to another plan or node" % (fp[:12], self.fingerprint[:12]))
