@@ -31,6 +31,7 @@ def boards(tmp_path_factory):
         b.close()
 
 
+@pytest.mark.slow
 def test_deploy_three_boards_then_plans_via_fleet(boards, tmp_path):
     urls = [b.url for b in boards]
     args = ["deploy"] + [x for u in urls for x in ("--port", u)]
@@ -78,6 +79,7 @@ class Unplugged:
         return getattr(self.inner, name)
 
 
+@pytest.mark.slow
 def test_interrupted_deploy_is_completed_by_the_next_run(tmp_path):
     with VirtualBoard(tmp_path / "b") as board:
         # 1. no install yet; the board is unplugged after 3 files: nothing importable
@@ -143,6 +145,7 @@ def test_drive_target_and_refusals(tmp_path, capsys):
         (plans / "node_00.data").unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 def test_validate_on_each_board(boards, monkeypatch, capsys):
     """`rocknet validate --port socket://...` passes on every deployed board, and reports a
     failure when the board disagrees with the reference."""
