@@ -118,7 +118,7 @@ def make_fleet(n, per_class=4, eval_per_class=1, epochs=2, batch=6, row_size=48,
 
 
 def run_lossy(nodes, rounds, loss, seed, crash=None):
-    """Device-side twin of rocknet_host.fleet_run for MicroPython: each row is lost per
+    """Device-side twin of tests/node_net.py for MicroPython: each row is lost per
     receiver with probability loss/256ths (xorshift, the same on every port)."""
     rng = Rng(seed)
     for r in range(rounds):

@@ -4,7 +4,7 @@ built from a host plan and head plan learns, agrees under loss, checkpoints and 
 from __future__ import annotations
 
 import pytest
-from rocknet_host.fleet_run import Event, FleetRun, build_fleet
+from node_net import Event, FleetRun, build_fleet
 from rocknet_host.runtime import import_device
 
 head_mod = import_device("rocknet.head")  # a broken head fails this module, never skips it
@@ -81,7 +81,7 @@ def test_real_head_same_decisions_in_both_runtimes(device):
     """Three nodes with the real head, 5 % row loss (13/256), inside the runtime: digests
     agree there; decisions and evaluation counts match CPython's."""
     from node_standin import SETUP_SRC, standin_namespace
-    from rocknet_host.fleet_run import owner_split
+    from rocknet_host.board_plan import owner_split
 
     ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)
     p = plan.fit(ds, 3, n_features=336, seed=0)
@@ -123,7 +123,7 @@ def test_with_a_batch_gap_the_fleet_trains_exactly_the_central_model(gap, loss):
     weights everywhere, so each node's block equals, bit for bit, the same columns of one
     central head trained on the committed samples in the same order."""
     import numpy as np
-    from rocknet_host.fleet_run import owner_split
+    from rocknet_host.board_plan import owner_split
 
     ds = data.synthetic(n_train=60, n_test=30, length=64, n_classes=3, seed=2)
     p3 = plan.fit(ds, 3, n_features=336, seed=0)
@@ -154,35 +154,44 @@ def test_with_a_batch_gap_the_fleet_trains_exactly_the_central_model(gap, loss):
                               W[:, p3.node_feature_index(i)])
 
 
-def test_over_the_simulated_radio_the_fleet_learns_the_central_model():
-    """Four boards on a 2x2 grid with 20 % link loss, coded rounds over BLE adverts: every
-    sample commits, the test set is learned, and each block is the central head's."""
+def test_boards_over_the_simulated_radio_train_the_central_model(tmp_path):
+    """Four boards running rocknet.run()'s loop in full mesh with 20 % link loss, coded
+    rounds over BLE adverts through their _bleio adapters: the test set is learned, and each
+    board's block is, bit for bit, the central head's (the fast central path of `bench
+    accuracy` computes what the fleet applies)."""
     import numpy as np
-    from rocknet_host.fleet_run import owner_split
-    from rocknet_host.fleet_sim import FleetSim
+    from rocknet_host import board_plan
+    from rocknet_host.board_plan import owner_split
     from rocknet_host.sim import topology as topo
+    from rocknet_host.sim.fleet import Fleet
     from rocknet_host.sim.radio import profile
 
     ds = data.synthetic(n_train=60, n_test=30, length=64, n_classes=3, seed=2)
     n = 4
     pn = plan.fit(ds, n, n_features=336, seed=0)
     p1 = plan.fit(ds, 1, n_features=336, seed=0)
-    nps = head_plan.node_plans(pn, head_plan.sections(pn, ds.X_train, batch=8, passes=3))
+    t = board_plan.Training(epochs=3, batch=8, gap=4, deadline_ms=1000)
+    nps = board_plan.node_plans(pn, ds, t)
+    plan.write(pn, tmp_path, nps)
+    board_plan.write_data(pn, ds, t, tmp_path)
+    (tmp_path / "fleet.key").write_bytes(bytes(range(16)))
     central = head_mod.Head(head_plan.node_plans(
         p1, head_plan.sections(p1, ds.X_train, batch=8, passes=3))[0])
-    make, sched = build_fleet(pn, ds, lambda i, nf, c: head_mod.Head(nps[i]), row_size=80,
-                              epochs=3, batch=8, gap=4, log=True)
-    fs = FleetSim(topo.grid(n, loss=0.2), profile("nrf52840-ext"),
-                  lambda i, rs, save: make(i, save), 80, seed=3)
-    fs.run(sched.length + 8)
-    assert fs.consistent()
-    assert fs.nodes[0].stats["commit"] >= 0.9 * 3 * 90
-    _, correct, seen = fs.nodes[0].accuracy[-1]
-    assert correct >= 0.9 * seen and seen >= 27
+    fl = Fleet(tmp_path, tmp_path / "boards", topo.full(n, loss=0.2), profile("nrf52840-ext"),
+               seed=3)
+    fl.run(600)
+    heads = [nd.program.runner.node.head for nd in fl.nodes]
+    fl.close()
+    sched = node_mod.Schedule.from_dict(nps[0]["schedule"])
+    logs = [[e for e in nd.log if e[1] < sched.length] for nd in fl.nodes]
+    log = logs[0]
+    assert all(x == log for x in logs)  # the same updates everywhere
+    idle = sum(1 for q in range(sched.length) if sched.at(q) is None)
+    assert sum(1 for e in log if e[0] == "A") >= 0.85 * (sched.length - idle)
     Q = p1.quantizer(ds.X_train).astype("int8")
     tr = owner_split(60, n)
     whole = import_device("rocknet.minirocket").Slice(p1.node_features(0))
-    for e in fs.nodes[0].applied:
+    for e in log:
         if e[0] == "A" and e[2][1] == node_mod.TRAIN:
             _, owner, k, _ = sched.at(e[1])
             counts = whole.transform(Q[tr[owner][0] + k].tobytes())
@@ -190,6 +199,5 @@ def test_over_the_simulated_radio_the_fleet_learns_the_central_model():
         elif e[0] == "S":
             central.step()
     W = np.array(central.weights, dtype=float)
-    for i, nd in enumerate(fs.nodes):
-        assert np.array_equal(np.array(nd.head.weights, dtype=float),
-                              W[:, pn.node_feature_index(i)])
+    for i, h in enumerate(heads):
+        assert np.array_equal(np.array(h.weights, dtype=float), W[:, pn.node_feature_index(i)])

@@ -1,92 +1,119 @@
-"""`rocknet simulate`: a fleet of node cores with the real head learns GunPoint over the
-simulated BLE medium, agrees, and survives a crash and a reboot."""
+"""`rocknet simulate`: every node is a board running ``rocknet.run()``'s loop (`Runner`) over the
+simulated BLE medium, through its own radio adapter: the fleet learns GunPoint and agrees, a
+power-cycled board rejoins, a board sending NaN logits is flagged, a fleet that lost its
+majority says it stalled (exit 1), rounds stop waiting for a crashed board once it is
+removed, and a MicroPython fleet decides exactly what the CPython one does."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-from rocknet_host.runtime import import_device
+from rocknet_host.cli import main
 
-import_device("rocknet.head")  # a broken head fails this module, never skips it
-
-from rocknet_host.cli import main  # noqa: E402
-
-KEYS = ("accuracy", "reference_accuracy", "consistent", "sim_time_s", "rounds", "per_node")
+KEYS = ("accuracy", "reference_accuracy", "consistent", "stalled", "drop_reasons", "flagged",
+        "sim_time_s", "rounds", "rounds_complete", "per_node")
+NODE_KEYS = ("reboots", "rejoined_round", "commits", "drops", "energy_j", "airtime_s")
 
 
-def simulate(tmp_path, *argv):
+def simulate(tmp_path, *argv, status=0, nodes="5"):
     out = tmp_path / "sim.json"
-    assert main(["simulate", "GunPoint", "--nodes", "5", *argv, "--json", str(out)]) == 0
+    assert main(["simulate", "GunPoint", "--nodes", nodes, *argv, "--json", str(out)]) == status
     return json.loads(out.read_text())
 
 
-def test_five_nodes_learn_gunpoint_over_the_simulated_radio(tmp_path, capsys):
-    res = simulate(tmp_path, "--epochs", "6", "--features", "2000", "--loss", "0.1")
-    assert all(k in res for k in KEYS)
-    assert res["accuracy"] >= 0.95 and res["predicted"] == res["n_test"] == 150
+def test_five_boards_learn_gunpoint_over_the_simulated_radio(tmp_path, capsys):
+    res = simulate(tmp_path, "--epochs", "4", "--features", "1000", "--loss", "0.1")
+    assert all(k in res for k in KEYS) and res["loop"] == "rocknet.board.Runner"
+    # 10 % loss: a few samples may be dropped, each with its reason
+    assert res["accuracy"] >= 0.95 and res["n_test"] == 150 and res["predicted"] >= 140
     assert 0.9 <= res["reference_accuracy"] <= 1.0
-    assert res["consistent"] is True
-    assert res["rounds"] >= 6 * 50 + 150 and res["sim_time_s"] > 0
-    assert res["committed"] >= 0.9 * res["rounds"]
+    assert res["consistent"] is True and res["stalled"] is False
+    assert res["rounds"] >= 4 * 50 + 150 and res["sim_time_s"] > 0
+    # every drop has a reason, and lossy rounds are not counted as fully decoded for free
+    assert sum(res["drop_reasons"].values()) >= res["dropped"]
+    assert res["committed"] + res["dropped"] == 4 * 50 + 150
+    assert res["rounds_complete"] <= res["rounds"]
     assert len(res["per_node"]) == 5
     for p in res["per_node"]:
+        assert all(k in p for k in NODE_KEYS)
         assert p["airtime_s"] > 0 and p["energy_j"] > 0 and p["peak_heap_bytes"] is None
-    assert "all live nodes agree" in capsys.readouterr().out
+        assert p["commits"] == res["committed"] and p["reboots"] == 0
+    out = capsys.readouterr().out
+    assert "all live nodes agree" in out and "stalled" in out
 
 
-def test_a_crash_and_a_reboot_the_fleet_finishes(tmp_path, capsys):
-    res = simulate(tmp_path, "--epochs", "3", "--features", "1000", "--topology", "grid",
-                   "--crash", "3@40", "--crash", "1@60", "--reboot", "1@90",
-                   "--no-reference")
-    assert res["crashed"] == [3] and res["members"] == [0, 1, 2, 4]
-    assert res["reference_accuracy"] is None
-    node3, node1 = res["per_node"][3], res["per_node"][1]
-    assert not node3["alive"] and node3["crashes"] == 1
-    assert node1["alive"] and node1["reboots"] == 1 and node1["synced"]
-    assert res["consistent"] is True
-    # node 3 owned 30 of the 150 test series: they never go on air
-    assert res["predicted"] == 120 and res["accuracy"] >= 0.8
-    assert res["accuracy_all"] == pytest.approx(res["accuracy"] * 120 / 150)
-    # the summary says what the fleet lost and how to re-plan it onto the survivors
-    assert 0 < res["features_lost"] < res["features"]
-    assert "--lost 3" in capsys.readouterr().out
+def test_a_power_cycled_board_rejoins_and_commits_again(tmp_path):
+    res = simulate(tmp_path, "--epochs", "3", "--features", "1000", "--reboot", "1@80",
+                   "--no-reference", nodes="3")
+    node1 = res["per_node"][1]
+    assert node1["reboots"] == 1 and node1["alive"] and node1["synced"]
+    assert node1["rejoined_round"] is not None and node1["rejoined_round"] - 80 <= 20
+    assert res["consistent"] is True and res["members"] == [0, 1, 2]
+    assert node1["commits"] > 80 and res["accuracy"] >= 0.9
 
 
-def test_ridge_over_a_lossy_line_every_round_completes(tmp_path):
-    """Four hops of 10 %-loss links: the round deadline grows with the hop diameter, so
-    rounds complete and nearly every sample commits."""
-    res = simulate(tmp_path, "--mode", "ridge", "--epochs", "4", "--features", "1000",
-                   "--topology", "line", "--loss", "0.1", "--no-reference")
-    assert res["topology"]["hops"] == 4 and res["deadline_s"] > 1.0
-    assert res["consistent"] is True and res["predicted"] == 150
-    assert res["committed"] >= 0.95 * (4 * 50 + 150) and res["accuracy"] >= 0.8
+def test_a_board_sending_nan_logits_is_flagged_and_the_others_agree(tmp_path):
+    res = simulate(tmp_path, "--epochs", "3", "--features", "1000", "--no-reference",
+                   "--fault", "nan-logits:2@60")
+    assert res["flagged"] == [2] and 2 not in res["members"]
+    assert res["consistent"] is True and res["stalled"] is False
+    assert res["accuracy"] >= 0.9
 
 
-def test_bad_event_spec_is_a_user_error(capsys):
-    assert main(["simulate", "--crash", "two@5"]) == 2
-    assert "NODE@ROUND" in capsys.readouterr().err
-    assert main(["simulate", "--nodes", "3", "--crash", "7@5", "--epochs", "1"]) == 2
+def test_a_fleet_that_lost_its_majority_says_it_stalled(tmp_path, capsys):
+    res = simulate(tmp_path, "--epochs", "1", "--features", "500", "--no-reference",
+                   "--crash", "2@30", "--crash", "3@30", "--crash", "4@30", status=1)
+    assert res["stalled"] is True and "majority" in res["stall_reason"]
+    assert res["crashed"] == [2, 3, 4]
+    out = capsys.readouterr().out
+    assert "stalled" in out and "majority" in out
 
 
-def test_micropython_node_cores_learn_gunpoint_on_the_same_path(tmp_path):
-    """Every node core (Node + Head + Link) in its own MicroPython 1.29 + ulab, node 1 crashed
-    and rebooted from its checkpoint: the whole GunPoint test set predicted over the air at
-    >= 0.95, the fleet agrees, every node reports its peak heap, and the air traffic is the
-    CPython run's to the microsecond (same rounds, same decisions: the device code path
-    decides the same in both runtimes)."""
-    argv = ("--nodes", "3", "--epochs", "2", "--features", "1000", "--no-reference",
-            "--crash", "1@40", "--reboot", "1@70")
+@pytest.mark.slow
+def test_rounds_return_to_their_pace_after_a_crash(tmp_path):
+    """Once the agreed membership removed the crashed board, rounds stop waiting for its
+    rows: the mean round from 20 rounds after the crash is within 15 % of before it."""
+    res = simulate(tmp_path, "--epochs", "3", "--features", "1000", "--no-reference",
+                   "--crash", "3@100", nodes="8")
+    e = res["round_elapsed_s"]
+    assert np.mean(e[120:]) <= 1.15 * np.mean(e[:100])
+    assert res["consistent"] is True and res["members"] == [0, 1, 2, 4, 5, 6, 7]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--crash", "two@5"], "NODE@ROUND"),
+    (["--crash", "7@5"], "nodes are 0..2"),
+    (["--reboot", "1@100000"], "the schedule has rounds"),
+    (["--crash", "1@5", "--crash", "1@9"], "already crashed"),
+    (["--fault", "bitflip:1@5"], "KIND:NODE@ROUND"),
+    (["--fault", "nan-logits:1"], "NODE@ROUND"),
+    (["--loss", "1.0"], "--loss"),
+    (["--batch", "0"], "--batch"),
+])
+def test_options_that_mean_nothing_are_refused(capsys, argv, needle):
+    assert main(["simulate", "--nodes", "3", "--epochs", "1", "--features", "200", *argv]) == 2
+    assert needle in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_micropython_boards_decide_what_cpython_boards_decide(tmp_path):
+    """Every board's program in its own MicroPython 1.29 + ulab, node 1 power-cycled: the
+    test set predicted over the air, the fleet agrees, every board reports its peak heap,
+    and the air traffic is the CPython run's (same rounds, same decisions)."""
+    argv = ("--nodes", "3", "--epochs", "1", "--features", "600", "--no-reference",
+            "--reboot", "1@30")
     report = tmp_path / "mpy.html"
     res = simulate_n(tmp_path, *argv, "--runtime", "micropython", "--report", str(report))
     assert res["runtime"] == "micropython"
-    assert res["accuracy"] >= 0.95 and res["predicted"] == res["n_test"] == 150
+    assert res["accuracy"] >= 0.9 and res["predicted"] == res["n_test"] == 150
     assert res["consistent"] is True and res["members"] == [0, 1, 2]
     assert res["per_node"][1]["reboots"] == 1 and res["per_node"][1]["synced"]
     for p in res["per_node"]:
         heap, board = p["peak_heap_bytes"], p["peak_heap_board_bytes"]
         assert isinstance(heap, int) and isinstance(board, int)
-        assert 10_000 < board <= heap < 1_000_000
+        assert 5_000 < board <= heap < 1_000_000
     ref = simulate_n(tmp_path, *argv)
     assert ref["runtime"] == "cpython"
     for k in ("rounds", "committed", "dropped", "sim_time_s", "rounds_complete", "predicted"):
@@ -94,8 +121,18 @@ def test_micropython_node_cores_learn_gunpoint_on_the_same_path(tmp_path):
     assert [p["tx_adverts"] for p in res["per_node"]] == [p["tx_adverts"] for p in ref["per_node"]]
     assert abs(res["accuracy"] - ref["accuracy"]) <= 0.02  # float64 here, float32 boards
     page = report.read_text()
-    assert page.count("data:image/png;base64,") == 4  # accuracy, memory, energy, rounds
+    assert page.count("data:image/png;base64,") >= 3
     assert "float64" in page
+
+
+def test_ridge_over_a_lossy_line_nearly_every_sample_commits(tmp_path):
+    """Four hops of 10 %-loss links: the round deadline grows with the hop diameter, so
+    rounds complete and nearly every sample commits."""
+    res = simulate(tmp_path, "--mode", "ridge", "--epochs", "4", "--features", "1000",
+                   "--topology", "line", "--loss", "0.1", "--no-reference")
+    assert res["topology"]["hops"] == 4 and res["deadline_s"] > 1.0
+    assert res["consistent"] is True and res["predicted"] >= 0.95 * 150
+    assert res["committed"] >= 0.95 * (4 * 50 + 150) and res["accuracy"] >= 0.8
 
 
 def simulate_n(tmp_path, *argv):

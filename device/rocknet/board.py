@@ -252,6 +252,7 @@ class Runner:
         last = self.schedule.length - 1
 
         self.applied = {"A": 0, "D": 0}  # samples of the schedule applied / dropped here
+        self.ends = [0, 0, 0]  # rounds ended: complete, at the deadline, behind the fleet
 
         def _record(kind, s, payload):
             record(kind, s, payload)
@@ -323,8 +324,11 @@ class Runner:
     def _expected(self, r):
         """Row indices to wait for in round r: every member's control rows, and the series
         rows when a member owns sample r."""
-        geo = self.node.geo
-        members = self.node.members | (1 << self.node.id)
+        nd = self.node
+        geo = nd.geo
+        # members, and whoever we heard last round (a rebooted board asking to join: waiting
+        # for its rows too lets the leader hold its message in consecutive rounds and admit it)
+        members = nd.members | nd.heard_last | (1 << nd.id)
         rows = []
         at = self.schedule.at(r)
         if at is not None and (members >> at[1]) & 1:
@@ -399,8 +403,11 @@ class Runner:
                 return True
             self._waiting = None
             rnd.deadline_ms = now + self.deadline_ms
-        if not (ahead >= 2 or now >= rnd.deadline_ms or self._complete(rnd, r)):
+        complete = self._complete(rnd, r)
+        if not (ahead >= 2 or now >= rnd.deadline_ms or complete):
             return True
+        # how rounds end: every expected row decoded, the deadline, or the fleet ran ahead
+        self.ends[0 if complete else 2 if ahead >= 2 else 1] += 1
         self._end()
         last = self.schedule.length - 1
         if self._done_round is None and self.node.applied_through >= last:
@@ -426,18 +433,7 @@ class Runner:
         return [n for n in range(geo.n) if rnd.row(geo.ctrl_index(n)) is None]
 
     def _pump(self):
-        radio = self.radio
-        step = getattr(radio, "step", None)
-        if step is not None:
-            step()
-            return
-        radio.poll()
-        try:
-            import time
-
-            time.sleep_ms(5)
-        except AttributeError:  # not a MicroPython-family runtime
-            pass
+        self.radio.step()  # every adapter: one burst of radio work, blocking for a while
 
     def run(self):
         """Loop until the schedule is done; returns the result dict."""
@@ -446,7 +442,7 @@ class Runner:
                 pass
         finally:
             stop = getattr(self.radio, "stop", None)
-            if stop is not None and not hasattr(self.radio, "step"):
+            if stop is not None:
                 stop()
         return self.result
 
@@ -482,7 +478,7 @@ class Runner:
         res = {"node": nd.id, "plan": self.pid, "rounds": self.r + 1,
                "ms": now - (self._t0 or now), "applied_through": nd.applied_through,
                "synced": nd.synced, "members": nd.members, "commit": self.applied["A"],
-               "drop": self.applied["D"], "digest": digest,
+               "drop": self.applied["D"], "digest": digest, "ends": list(self.ends),
                "accuracy": [list(a) for a in nd.accuracy],
                "predictions": [[s, nd.predictions[s]] for s in sorted(nd.predictions)]}
         self.result = res
@@ -513,15 +509,13 @@ def _pct(correct, seen):
                                  (1000 * correct // seen) % 10)
 
 
-def main(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE, again=False, **kwargs):
-    """``rocknet.run()``: load the files, train, return the result (or print the fix). A
-    board that already finished this plan (its result file names the plan) prints that
-    result instead of training alone after a reset; ``again=True`` trains anyway."""
-    try:
-        p, pid, k, samples = load(plan, key, data)
-    except SetupError as exc:
-        print("rocknet: " + str(exc))
-        return None
+def setup(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE, again=False, **kwargs):
+    """What ``rocknet.run()`` does before its loop: load and check the files, build the
+    `Runner`. Returns the runner, or the stored result dict when this board already finished
+    this plan (its result file names the plan; ``again=True`` trains anyway). `SetupError`
+    names the fix. `main` loops the runner; the simulator steps it."""
+    say = kwargs.get("out") or print
+    p, pid, k, samples = load(plan, key, data)
     result = kwargs.get("result", RESULT_FILE)
     if result and not again:
         try:
@@ -530,20 +524,16 @@ def main(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE, again=False, **kwargs):
         except (OSError, ValueError):
             res = None
         if isinstance(res, dict) and res.get("plan") == pid:
-            print("rocknet: this board finished this plan already: %d rounds, commits %d, "
+            say("rocknet: this board finished this plan already: %d rounds, commits %d, "
                   "drops %d, digest %s; accuracy by epoch %s (rocknet.run(again=True) trains "
                   "again)" % (res["rounds"], res["commit"], res["drop"], res["digest"][:16],
                               ", ".join(_pct(c, s) for _, c, s in res["accuracy"]) or "-"))
             return res
-    print("rocknet: node %d of %d, %s, %d features, %d train / %d eval samples here, %d rounds"
+    say("rocknet: node %d of %d, %s, %d features, %d train / %d eval samples here, %d rounds"
           % (p["node"], p["nodes"], p.get("dataset", "?"), len(p["features"]["biases"]),
              len(samples["train"]), len(samples["eval"]),
              Schedule.from_dict(p["schedule"]).length))
-    try:
-        runner = Runner(p, k, samples, pid=pid, **kwargs)
-    except SetupError as exc:
-        print("rocknet: " + str(exc))
-        return None
+    runner = Runner(p, k, samples, pid=pid, **kwargs)
     p = samples = None  # the node holds what it needs; free the rest of the plan
     try:
         import gc
@@ -551,5 +541,16 @@ def main(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE, again=False, **kwargs):
         gc.collect()
     except ImportError:
         pass
-    return runner.run()
+    return runner
 
+
+def main(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE, again=False, **kwargs):
+    """``rocknet.run()``: load the files, train, return the result (or print the fix)."""
+    try:
+        runner = setup(plan, key, data, again, **kwargs)
+    except SetupError as exc:
+        print("rocknet: " + str(exc))
+        return None
+    if isinstance(runner, dict):
+        return runner
+    return runner.run()

@@ -283,6 +283,14 @@ class _Order:
         return self.owner[j], self.index[j]
 
 
+def _finite(values):
+    """No NaN or infinity among the floats (x - x is 0.0 only for finite x)."""
+    for v in values:
+        if v - v != 0.0:
+            return False
+    return True
+
+
 def _popcount(mask):
     c = 0
     while mask:
@@ -451,7 +459,10 @@ class Node:
         self.stats = {"rounds": 0, "commit": 0, "drop": 0, "skipped": 0, "decided": 0,
                       "steps": 0, "desynced": 0, "conflicts": 0, "joined": 0, "removed": 0,
                       "checkpoints": 0, "series_missed": 0, "evicted": 0, "withdrawn": 0,
-                      "refounds": 0, "series_bad": 0, "stale": 0}
+                      "refounds": 0, "series_bad": 0, "stale": 0, "faulty": 0,
+                      "nonfinite": 0}
+        self.faulty = 0  # nodes this node (as leader) removed for non-finite partial logits
+        self.drop_why = {}  # reason -> samples this node (as leader) decided to DROP
 
     # ----- round I/O -----
 
@@ -561,8 +572,9 @@ class Node:
         if self._own_logits is not None and self._own_logits[0] == r - 1:
             flags |= F_LOGITS
             logits = self._own_logits[1]
-        if not self.synced:
-            flags |= F_OUT if (self.members >> self.id) & 1 else F_JOIN
+        if not self.synced:  # a node that found its own partial logits broken stays out
+            out = (self.members | self.faulty) >> self.id & 1
+            flags |= F_OUT if out else F_JOIN
         ack, heard = 0, 0
         if self._last_round == r - 1:
             ack, heard = self._ack_next, self._heard_next
@@ -668,6 +680,11 @@ class Node:
         """Apply one sample whose logits are agreed (or, agreement off, whatever arrived)."""
         i = s % self.capacity
         label, phase = self._slot_label[i], self._slot_phase[i]
+        if not _finite(z):  # only without agreement (or a leader that does not check)
+            self.stats["nonfinite"] += 1
+            self.stats["drop"] += 1
+            self._record(b"D", s, b"\xff")
+            return
         if phase == TRAIN:
             self.head.apply(np.array(z, dtype=xp.float_), label, codes=self._kept[i])
             self._batch_applied += 1
@@ -910,6 +927,7 @@ class Node:
         if not self.synced:  # refound: a new membership, from the next undecided sample on
             self._decide(last + 1, s, DROP, M, True)  # a new epoch even if M is unchanged
             self.stats["refounds"] += 1
+            self._why("refound", last + 1, s)
             return
         # removals: missing too long, out of sync, or still asking to join long after joining
         for n in _bits(M, self.n):
@@ -920,10 +938,27 @@ class Node:
                     or self._deaf[n] >= self.gone_after or (c is not None and c.flags & F_OUT)):
                 M &= ~(1 << n)
                 self.stats["removed"] += 1
-        # joins: non-members asking, whose message of this round is here
+        # faults: a member whose partial logits for s are not finite (a bug, a bit flip in its
+        # RAM) is removed, so nobody ever sums them; a node sending such logits is not admitted.
+        # A leader with such logits itself stops applying: the next member takes over.
+        bad = self._nonfinite(s)
+        if (bad >> self.id) & 1:
+            self.stats["faulty"] += 1
+            self.faulty |= 1 << self.id
+            self._desync()
+            return
+        for n in _bits(M & bad, self.n):
+            M &= ~(1 << n)
+            self.stats["faulty"] += 1
+            self.faulty |= 1 << n
+        # joins: non-members asking, whose message of this round is here (a flagged node
+        # only with finite partial logits for s in hand)
         joins = 0
+        i = self._slot(s)
+        rows = (self._slot_rows[i] if i is not None else None) or {}
         for n in ctrl:
-            if not (M >> n) & 1 and ctrl[n].flags & F_JOIN:
+            if not (M >> n) & 1 and ctrl[n].flags & F_JOIN and not (bad >> n) & 1 \
+                    and (not (self.faulty >> n) & 1 or n in rows):
                 joins |= 1 << n
         if self._commit_ok(s, ctrl, M | joins):
             M |= joins
@@ -931,23 +966,53 @@ class Node:
         elif joins and self._commit_ok(s, ctrl, M):
             outcome = COMMIT
         else:
+            self._why(self._commit_fails(s, ctrl, M) or "join", s, s)
             M |= joins
             outcome = DROP
         # one entry: samples nobody decided in their own round are DROPped with it
+        self._why("undecided", last + 1, s - 1)
         self._decide(last + 1, s, outcome, M)
 
+    def _nonfinite(self, s):
+        """Bitmap of the nodes whose partial logits for sample s are NaN or infinite."""
+        i = self._slot(s)
+        rows = self._slot_rows[i] if i is not None else None
+        if not rows or self.logit_scale is not None:  # int16 codes are always finite
+            return 0
+        bad = 0
+        for n in rows:
+            if not _finite(struct.unpack(self._fmt, rows[n])):
+                bad |= 1 << n
+        return bad
+
     def _commit_ok(self, s, ctrl, M):
+        return self._commit_fails(s, ctrl, M) is None
+
+    def _commit_fails(self, s, ctrl, M):
+        """Why sample s cannot COMMIT with membership M (None: it can)."""
         i = self._slot(s)
         if i is None:
-            return False
+            if self.schedule.at(s) is None:
+                return "idle"  # a gap round after a batch: no sample travels
+            return "series missing"  # we never decoded its series (owner gone, or loss)
         rows = self._slot_rows[i]
         if rows is None:
-            return False
+            return "logits missing"
         for n in _bits(M, self.n):
             c = ctrl.get(n)
-            if c is None or rows.get(n) is None or (c.ack & M) != M:
-                return False
-        return True
+            if c is None:
+                return "message missing"
+            if rows.get(n) is None:
+                return "logits missing"
+            if (c.ack & M) != M:
+                return "acks incomplete"
+        return None
+
+    def _why(self, reason, first, last):
+        """Count the schedule's samples first..last this node, as leader, decided to DROP."""
+        count = min(last, self.schedule.length - 1) - first + 1
+        if count > 0:
+            self.drop_why[reason] = self.drop_why.get(reason, 0) + count
 
     def _apply_known(self):
         """Apply known decisions strictly in sample order, as far as they go."""
@@ -1091,6 +1156,11 @@ class Node:
         self._record(b"R", max(0, self.applied_through), b"")
 
     # ----- state for hosts and tests -----
+
+    @property
+    def heard_last(self):
+        """Nodes whose control message of the last ended round this node decoded."""
+        return self._heard_next
 
     @property
     def leader(self):

@@ -9,7 +9,7 @@ Each node plan gets three sections beside its features:
 and each node gets a data file ``node_XX.data`` (checked like a plan; kind ``data``): its own
 share of the training series and of the evaluated test series, int8-quantized with the plan's
 quantizer, with labels, bound to its plan file by hash (`rocknet.board.plan_id`). Ownership is
-RockNet's: contiguous, balanced shares (`fleet_run.owner_split`). The evaluation pass of every
+RockNet's: contiguous, balanced shares (`owner_split`). The evaluation pass of every
 epoch travels like training samples and gives every board the fleet's agreed accuracy; it
 uses ``eval`` test series (a seeded random subset; default as many as there are training
 series, so evaluation costs at most as many rounds as training).
@@ -17,9 +17,9 @@ series, so evaluation costs at most as many rounds as training).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -27,8 +27,6 @@ import numpy as np
 from . import head_plan
 from .data import Dataset
 from .errors import UserError
-from .fleet_run import owner_split
-from .fleet_sim import row_size_for
 from .plan import Plan, node_file
 from .runtime import import_device
 
@@ -40,6 +38,32 @@ MAX_CLASSES = 255  # a data file stores a label in one byte (0..254)
 class RoundsDoNotFit(UserError):
     """A round of the fleet needs more rows than the radio's adverts carry: the plans can
     still be validated (`rocknet validate`), but the boards cannot train with them."""
+
+
+def owner_split(n_samples: int, n_nodes: int) -> list[tuple[int, int]]:
+    """RockNet's sample ownership: contiguous, balanced, the first ``n % N`` nodes one more."""
+    base, extra = divmod(n_samples, n_nodes)
+    out, start = [], 0
+    for i in range(n_nodes):
+        size = base + (1 if i < extra else 0)
+        out.append((start, start + size))
+        start += size
+    return out
+
+
+def row_size_for(wire_profile: str, make_geometry: Callable[[int], Any]) -> int:
+    """The largest row size whose round still fits one advert of the profile ('extended' or
+    'legacy'; ``make_geometry(row_size)`` -> `node.Geometry`)."""
+    wire = import_device("rocknet.wire")
+    size = wire.ADV_DATA_MAX[wire_profile]
+    while size > 1:
+        geo = make_geometry(size)
+        if size <= wire.max_row_size(wire_profile, geo.m):
+            return size
+        size -= 1
+    raise ValueError(f"a round of this geometry does not fit {wire_profile} adverts at any "
+                     "row size (at most 64 rows); use extended adverts, fewer nodes or a "
+                     "smaller relay window")
 
 
 @dataclass
@@ -56,6 +80,8 @@ class Training:
     gone_after: int = 8
     checkpoint_every: int | None = None  # applied samples; None: 4 batches
     seed: int = 0
+    predict: bool = False  # after training, the fleet predicts the whole test set once
+    gap: int = 0  # idle rounds after each batch: every block equals a central head's
 
     def check(self) -> None:
         if self.mode not in head_plan.MODES:
@@ -104,12 +130,13 @@ def node_plans(pl: Plan, ds: Dataset, t: Training) -> list[dict[str, Any]]:
     nps = head_plan.node_plans(pl, secs)
     tr = owner_split(len(ds.X_train), n)
     te = owner_split(len(_eval_index(ds, t)), n)
-    sched = node_mod.Schedule([b - a for a, b in tr], [b - a for a, b in te], epochs=t.epochs,
-                              batch=t.batch)
+    tp = owner_split(len(ds.X_test), n) if t.predict else [(0, 0)] * n
+    sched = node_mod.Schedule([b - a for a, b in tr], [b - a for a, b in te],
+                              [b - a for a, b in tp], epochs=t.epochs, batch=t.batch,
+                              gap=t.gap)
     lb = 2 if secs[0]["wire"] == "int16" else 4
     try:
-        model: Any = SimpleNamespace(wire_profile=t.radio)  # row_size_for reads only this
-        rs = row_size_for(model, lambda size: node_mod.Geometry(
+        rs = row_size_for(t.radio, lambda size: node_mod.Geometry(
             n, ds.length, pl.n_classes, size, t.window, lb))
     except ValueError:
         raise RoundsDoNotFit(f"a round of {n} nodes with series of length {ds.length} does not "
@@ -135,13 +162,16 @@ def write_data(pl: Plan, ds: Dataset, t: Training, out: str | Path) -> list[Path
     Qte = pl.quantizer(ds.X_test[ev]).astype(np.int8)
     yte = ds.y_test[ev]
     tr, te = owner_split(len(Qtr), n), owner_split(len(Qte), n)
+    Qp = pl.quantizer(ds.X_test).astype(np.int8) if t.predict else Qte[:0]
+    tp = owner_split(len(Qp), n)
     paths = []
     for i in range(n):
         _, body = store.read(str(out / node_file(i)), "plan")
         data = board.encode_data(
             i, board.plan_id(body), ds.length,
             train=[(Qtr[k].tobytes(), int(ds.y_train[k])) for k in range(*tr[i])],
-            eval=[(Qte[k].tobytes(), int(yte[k])) for k in range(*te[i])])
+            eval=[(Qte[k].tobytes(), int(yte[k])) for k in range(*te[i])],
+            predict=[Qp[k].tobytes() for k in range(*tp[i])])
         path = out / data_file(i)
         store.write(str(path), DATA_KIND, store.DATA_VERSION, data)
         paths.append(path)

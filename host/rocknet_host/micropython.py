@@ -133,7 +133,8 @@ class MicroPython:
     2
     """
 
-    def __init__(self, heapsize: int = 64 * 1024 * 1024, device_dir: Path = DEVICE_DIR) -> None:
+    def __init__(self, heapsize: int = 64 * 1024 * 1024, device_dir: Path = DEVICE_DIR,
+                 host_channel: bool = False) -> None:
         rt = runtime_dir()
         cmd = [
             "node",
@@ -142,10 +143,24 @@ class MicroPython:
             f"heapsize={heapsize}",
             f"pkg0={device_dir / 'rocknet'}:/lib/rocknet",
         ]
+        # host channel: device code calls ``rnhost.call(str) -> str`` synchronously (a pipe
+        # pair beside stdin/stdout) while a call into the interpreter is in progress
+        self._host_in = self._host_out = None
+        keep: tuple[int, ...] = ()
+        if host_channel:
+            to_dev_r, to_dev_w = os.pipe()
+            to_host_r, to_host_w = os.pipe()
+            cmd.append(f"hostfd={to_dev_r},{to_host_w}")
+            keep = (to_dev_r, to_host_w)
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, bufsize=1,
+            text=True, bufsize=1, pass_fds=keep,
         )
+        if host_channel:
+            os.close(to_dev_r)
+            os.close(to_host_w)
+            self._host_out = os.fdopen(to_dev_w, "w", buffering=1)
+            self._host_in = os.fdopen(to_host_r, "r")
         hello = self._read()
         if not hello.get("ready"):
             raise RuntimeMissing(f"MicroPython bridge failed to start: {hello}")
@@ -169,6 +184,35 @@ class MicroPython:
         if not rep.get("ok"):
             raise DeviceError(rep.get("error", "unknown device error"), rep.get("type"))
         return rep
+
+    def send_exec(self, code: str) -> None:
+        """Start running statements without waiting (see `read_reply`, `host_recv`)."""
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps({"op": "exec", "code": code, "async": False}) + "\n")
+        self._proc.stdin.flush()
+
+    def read_reply(self) -> dict[str, Any]:
+        """The reply to a `send_exec`; DeviceError if the statements raised."""
+        rep = self._read()
+        self.last_stdout = rep.get("stdout", "") or ""
+        if not rep.get("ok"):
+            raise DeviceError(rep.get("error", "unknown device error"), rep.get("type"))
+        return rep
+
+    def host_recv(self) -> Any:
+        """The next message device code sent with ``rnhost.call`` (it waits for our answer)."""
+        assert self._host_in is not None, "MicroPython(host_channel=True) has the channel"
+        line = self._host_in.readline()
+        if not line:
+            err = self._proc.stderr.read() if self._proc.stderr else ""
+            raise RuntimeMissing(f"MicroPython bridge exited: {err.strip()[-2000:]}")
+        return json.loads(line)
+
+    def host_send(self, value: Any) -> None:
+        """Answer the pending ``rnhost.call``."""
+        assert self._host_out is not None
+        self._host_out.write(json.dumps(value) + "\n")
+        self._host_out.flush()
 
     def exec(self, code: str, *, asynchronous: bool = False) -> str:
         """Run statements; returns what they printed."""
@@ -201,6 +245,13 @@ class MicroPython:
         self._request({"op": "put", "path": path, "b64": base64.b64encode(data).decode()})
 
     def close(self) -> None:
+        for f in (self._host_out, self._host_in):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self._host_in = self._host_out = None
         if self._proc.poll() is None:
             assert self._proc.stdin is not None
             self._proc.stdin.close()

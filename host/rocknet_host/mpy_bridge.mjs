@@ -6,7 +6,7 @@
 // Python code hands a result back by assigning a str to the global `_rn_out`.
 // GC only runs between calls in this port, so every request is its own call.
 import { createInterface } from "node:readline";
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, readSync, statSync, writeSync } from "node:fs";
 import { join, dirname } from "node:path";
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split("=")));
@@ -23,6 +23,32 @@ const mp = await loadMicroPython({
   stdout: (b) => captured.push(...b),
   stderr: (b) => captured.push(...b),
 });
+
+// Host channel (hostfd=R,W): device code calls rnhost.call(str) -> str, a blocking round trip
+// to the host over a pipe pair (the simulator's virtual hardware waits there for its medium).
+if (args.hostfd) {
+  const [rfd, wfd] = args.hostfd.split(",").map(Number);
+  const chunk = Buffer.alloc(1 << 16);
+  let pending = Buffer.alloc(0);
+  const readLine = () => {
+    for (;;) {
+      const nl = pending.indexOf(10);
+      if (nl >= 0) {
+        const line = pending.subarray(0, nl).toString("utf8");
+        pending = pending.subarray(nl + 1);
+        return line;
+      }
+      let n;
+      try { n = readSync(rfd, chunk, 0, chunk.length, null); }
+      catch (e) { if (e.code === "EAGAIN") continue; throw e; }
+      if (n === 0) throw new Error("the host closed the channel");
+      pending = Buffer.concat([pending, chunk.subarray(0, n)]);
+    }
+  };
+  mp.registerJsModule("rnhost", {
+    call: (s) => { writeSync(wfd, s + "\n"); return readLine(); },
+  });
+}
 
 // Install device packages (directories given as deviceN=path) under /lib.
 function mkdirs(path) {

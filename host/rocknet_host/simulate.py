@@ -1,44 +1,43 @@
-"""A whole fleet learning over the simulated BLE medium: N node cores (`rocknet.node`, CPython)
-with the real head (`rocknet.head`), each behind its own Link on `sim.medium` (`FleetSim`).
+"""A whole fleet learning over the simulated BLE medium, each node the board's own loop.
+
+`Simulation` writes what ``rocknet plan`` writes for boards (node plans with their head,
+schedule and run sections, data files, the fleet key), then runs `sim.fleet.Fleet`: every node
+is a ``rocknet.run()`` `Runner` with its radio adapter over a virtual ``_bleio`` (nRF52840
+profiles) or ``bluetooth`` (ESP32), in CPython threads or each in its own MicroPython
+(``runtime="micropython"``, which also reports the peak heap per node).
 
 The schedule trains ``epochs`` passes over the training set (one sample per round, owners
 round-robin) and then predicts the test set once over the air (the predict phase: series
 travel without labels; the host scores the agreed predictions). Between epochs the host
-estimates test accuracy from the live members' head blocks (summed partial logits of the
-bit-exact reference counts): a progress figure only, the reported accuracy is the fleet's.
-
-Ridge trains round by round with the head's local updates (``solver="sgd"``); its dual closed
-form needs a Gram all-reduce the node protocol does not carry yet.
-
-``runtime="micropython"``: every node core (Node + Head + Link) runs in its own MicroPython
-1.29 + ulab interpreter (`fleet_mpy`), the device's code path; the medium stays here and
-adverts cross as bytes. Each node then reports its peak heap (``peak_heap_bytes``, measured
-in the WebAssembly build where floats are float64, and ``peak_heap_board_bytes`` with the
-head's floats counted as float32; method in `fleet_mpy`).
+estimates test accuracy from the live members' head blocks (CPython only: summed partial
+logits of the bit-exact reference counts); a progress figure, the reported accuracy is the
+fleet's.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import reference
+from . import board_plan, reference
+from . import plan as plan_mod
 from .data import Dataset
-from .fleet_run import Event, owner_split
-from .fleet_sim import FleetSim, row_size_for
 from .plan import Plan
 from .runtime import import_device
 from .sim import energy, topology
+from .sim.fleet import ACTIONS, Event, Fleet, ThreadProgram, log_digest_at
 from .sim.radio import profile
 
 MODES = ("gradient", "ridge")
 RUNTIMES = ("cpython", "micropython")
 TOPOLOGIES = ("full", "line", "grid", "random")
-WINDOW = 4  # decision entries relayed per control message (Node's default)
+KEY = b"rocknet fleet sim key"
 
 
 @dataclass
@@ -54,13 +53,14 @@ class Config:
     seed: int = 0
     deadline_s: float | None = None  # round deadline; None: by hop diameter (deadline_for)
     tail: int = 64  # extra rounds at most for the last decisions to land
-    runtime: str = "cpython"  # where node cores run: cpython or micropython
+    runtime: str = "cpython"  # where the boards' programs run: cpython or micropython
 
 
 @dataclass
 class Progress:
     round_no: int
     total: int  # rounds in the schedule
+    phase: str = "training"  # training | predicting | finishing
     epoch: int | None = None  # set when an epoch just ended
     accuracy: float | None = None  # host estimate at that point
 
@@ -88,82 +88,94 @@ def reference_accuracy(ds: Dataset, seed: int = 0) -> float:
     return float(clf.score(sc.transform(Fte), ds.y_test))
 
 
-class Simulation:
-    """Plan + dataset + config -> a ready `FleetSim`; `run()` returns the result dict."""
+def check_events(events: list[Event], n: int, rounds: int) -> None:
+    """Refuse events that would mean nothing: unknown node or action, a round past the
+    schedule, a crash of a node already crashed (without a reboot in between)."""
+    down: set[int] = set()
+    for ev in sorted(events, key=lambda e: e.round_no):
+        where = f"{ev.action} {ev.node}@{ev.round_no}"
+        if ev.action not in ACTIONS:
+            raise ValueError(f"{where}: unknown fault; known are {', '.join(ACTIONS)}")
+        if not 0 <= ev.node < n:
+            raise ValueError(f"{where}: nodes are 0..{n - 1}")
+        if not 0 <= ev.round_no < rounds:
+            raise ValueError(f"{where}: the schedule has rounds 0..{rounds - 1}; choose a "
+                             "round inside it (more --epochs make it longer)")
+        if ev.action == "crash":
+            if ev.node in down:
+                raise ValueError(f"{where}: node {ev.node} is already crashed then; "
+                                 f"add --reboot {ev.node}@R before it to crash it again")
+            down.add(ev.node)
+        elif ev.action == "reboot":
+            down.discard(ev.node)
+        elif ev.node in down:
+            raise ValueError(f"{where}: node {ev.node} is crashed then and sends nothing")
 
-    def __init__(self, plan: Plan, ds: Dataset, cfg: Config) -> None:
+
+class Simulation:
+    """Plan + dataset + config -> boards ready to run; `run()` returns the result dict."""
+
+    def __init__(self, plan: Plan, ds: Dataset, cfg: Config,
+                 work_dir: str | Path | None = None) -> None:
         if cfg.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {cfg.mode!r}")
         if cfg.epochs < 1:
             raise ValueError("--epochs must be at least 1")
+        if cfg.batch < 1:
+            raise ValueError("--batch must be at least 1")
+        if not 0.0 <= cfg.loss < 1.0:
+            raise ValueError(f"--loss must be in [0, 1), not {cfg.loss}: at 1.0 nothing "
+                             "arrives")
         if cfg.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {cfg.runtime!r}")
         n = plan.n_nodes
-        for ev in cfg.events:
-            if not 0 <= ev.node < n:
-                raise ValueError(f"{ev.action} of node {ev.node}: nodes are 0..{n - 1}")
         self.plan, self.ds, self.cfg, self.n = plan, ds, cfg, n
-        from . import head_plan  # lands with the head; imported here so the CLI loads without
-
-        node_mod = import_device("rocknet.node")
-        head_mod = import_device("rocknet.head")
-        secs = head_plan.sections(plan, ds.X_train, mode=cfg.mode, batch=cfg.batch,
-                                  passes=cfg.epochs, solver="sgd")
-        nps = head_plan.node_plans(plan, secs)
         self.model = profile(cfg.radio)
-        lb = 2 if secs[0]["wire"] == "int16" else 4
-        self.row_size = row_size_for(self.model, lambda rs: node_mod.Geometry(
-            n, ds.length, plan.n_classes, rs, WINDOW, lb))
-        Qtr = plan.quantizer(ds.X_train).astype("int8")
-        Qte = plan.quantizer(ds.X_test).astype("int8")
-        tr, te = owner_split(len(Qtr), n), owner_split(len(Qte), n)
-        self.sched = node_mod.Schedule([b - a for a, b in tr], [], [b - a for a, b in te],
-                                       epochs=cfg.epochs, batch=cfg.batch)
-        self.test_index = {}  # predict sample -> test series index
-        for s in range(cfg.epochs * self.sched.period, self.sched.length):
-            _, o, k, _ = self.sched.at(s)
-            self.test_index[s] = te[o][0] + k
-        reboots = any(ev.action == "reboot" for ev in cfg.events)
-        c = plan.n_classes
-        every = 4 * cfg.batch if reboots else 0
-        self.mpy: Any = None
-        if cfg.runtime == "micropython":
-            from .fleet_mpy import MpyFleet
-
-            self.mpy = MpyFleet(n)
-            sched_d = self.sched.to_dict()
-
-        def make(i: int, row_size: int, save: Callable[[bytes], None]) -> Any:
-            d = {"train": [(Qtr[k].tobytes(), int(ds.y_train[k])) for k in range(*tr[i])],
-                 "predict": [Qte[k].tobytes() for k in range(*te[i])]}
-            if self.mpy is not None:
-                return self.mpy.node(i, n_nodes=n, node_plan=nps[i], n_classes=c,
-                                     row_size=row_size, schedule=sched_d, data=d, save=save,
-                                     window=WINDOW, checkpoint_every=every,
-                                     twin=lambda: head_mod.Head(nps[i]))
-            return node_mod.Node(i, n, plan.node_features(i), head_mod.Head(nps[i]), c,
-                                 row_size, self.sched, data=d, save=save, log=True,
-                                 window=WINDOW, checkpoint_every=every)
-
         topo = topology.build(cfg.topology, n, hops=cfg.hops, loss=cfg.loss, seed=cfg.seed)
         if not topo.connected:
             raise ValueError(f"the {cfg.topology} topology of {n} nodes is not connected; "
                              "raise --hops or choose another topology")
         self.topo = topo
         self.deadline_s = cfg.deadline_s or deadline_for(topo)
-        try:
-            self.fleet = FleetSim(topo, self.model, make, self.row_size, seed=cfg.seed,
-                                  deadline_s=self.deadline_s, events=cfg.events)
-        except BaseException:
-            self.close()
-            raise
+        # what `rocknet plan` writes for boards, with the test set as the predict phase
+        self._tmp = None
+        if work_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="rocknet-sim-")
+            work_dir = self._tmp.name
+        self.work_dir = Path(work_dir)
+        plan_dir = self.work_dir / "plans"
+        self.training = board_plan.Training(
+            mode=cfg.mode, epochs=cfg.epochs, batch=cfg.batch, eval=0, predict=True,
+            radio=self.model.wire_profile, deadline_ms=int(self.deadline_s * 1000),
+            seed=cfg.seed)
+        nps = board_plan.node_plans(plan, ds, self.training)
+        plan_mod.write(plan, plan_dir, nps)
+        board_plan.write_data(plan, ds, self.training, plan_dir)
+        (plan_dir / "fleet.key").write_bytes(KEY)
+        self.row_size = nps[0]["run"]["row_size"]
+        self.sched = import_device("rocknet.node").Schedule.from_dict(nps[0]["schedule"])
+        check_events(cfg.events, n, self.sched.length)
+        tp = board_plan.owner_split(len(ds.X_test), n)
+        self.test_index = {}  # predict sample -> test series index
+        for s in range(cfg.epochs * self.sched.period, self.sched.length):
+            _, o, k, _ = self.sched.at(s)
+            self.test_index[s] = tp[o][0] + k
+        self.fleet = Fleet(plan_dir, self.work_dir / "boards", topo, self.model,
+                           runtime=cfg.runtime, seed=cfg.seed, events=list(cfg.events),
+                           on_round=self._on_round)
+        Qte = plan.quantizer(ds.X_test).astype("int8")
         self.test_counts = [reference.slice_counts(Qte, plan.node_features(i))
                             for i in range(n)]
+        self._progress: Callable[[Progress], None] | None = None
+        self._curve: list[tuple[int, float | None]] = []
+        self._timed: list[tuple[int, float, float | None]] = []
 
     def close(self) -> None:
-        """Stop the MicroPython interpreters (if any); `run` does it when it finishes."""
-        if self.mpy is not None:
-            self.mpy.close()
+        """Stop the boards' runtimes and remove the work files; `run` does it at the end."""
+        self.fleet.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
     def __enter__(self) -> Simulation:
         return self
@@ -171,141 +183,213 @@ class Simulation:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ----- views -----
+    # ----- progress -----
 
-    def _reference_node(self) -> int | None:
-        """A live node applying decisions (the one furthest along)."""
-        fs = self.fleet
-        live = [i for i in range(self.n) if fs.alive[i] and fs.nodes[i].synced]
-        steady = [i for i in live if not any(e[0] in "RJ" for e in fs.nodes[i].applied)]
-        pool = steady or live  # prefer a node that never left (its counters span the run)
-        return max(pool, key=lambda i: fs.nodes[i].applied_through) if pool else None
+    def phase(self, r: int) -> str:
+        last = self.sched.length - 1
+        if r > last:
+            return "finishing"
+        return "training" if r < self.cfg.epochs * self.sched.period else "predicting"
+
+    def _on_round(self, r: int) -> None:
+        p = Progress(min(r + 1, self.sched.length), self.sched.length, self.phase(r))
+        period = self.sched.period
+        if r > 0 and r % period == 0 and r // period <= self.cfg.epochs:
+            p.epoch = r // period
+            p.accuracy = self.estimate_accuracy()
+            self._curve.append((p.epoch, p.accuracy))
+            self._timed.append((p.epoch, self.fleet.medium.now / 1e6, p.accuracy))
+        if self._progress is not None:
+            self._progress(p)
 
     def estimate_accuracy(self) -> float | None:
-        """Test accuracy of the members' current blocks, summed on the host."""
+        """Test accuracy of the members' current blocks, summed on the host (CPython boards:
+        their heads are read directly; None with MicroPython boards)."""
+        nodes = self.fleet.nodes
         ref = self._reference_node()
-        if ref is None:
+        if ref is None or nodes[ref].st is None:
             return None
-        fs = self.fleet
-        members = [i for i in range(self.n) if fs.nodes[ref].members >> i & 1]
+        members = [i for i in range(self.n) if nodes[ref].st[3] >> i & 1]
         z = np.zeros((len(self.ds.y_test), self.plan.n_classes))
         for i in members:
-            h = fs.nodes[i].head
+            prog = nodes[i].program
+            if not isinstance(prog, ThreadProgram) or prog.runner is None:
+                return None
+            h = prog.runner.node.head
             for j, cnt in enumerate(self.test_counts[i]):
                 z[j] += np.asarray(h.unpack(h.pack(h.partial_logits(cnt))), dtype=float)
         return float(np.mean(np.argmax(z, axis=1) == self.ds.y_test))
 
-    def consistent(self) -> bool:
-        """Live nodes that never left applied the same updates (equal digests at a common
-        sample); a node that rejoined applied the same decisions from its joining sample. A
-        live node the fleet removed (cut off) counts up to where it stopped."""
-        fs = self.fleet
-        live = [i for i in range(self.n) if fs.alive[i]]
-        if not live:
-            return True
-        if not all(fs.nodes[i].synced for i in live):
-            return False
-        steady = [i for i in live if not any(e[0] in "RJ" for e in fs.nodes[i].applied)]
-        back = [i for i in live if i not in steady]
-        if steady and not fs.consistent(steady):
-            return False
-        s = min(fs.nodes[i].applied_through for i in live)
-        ref = fs.nodes[(steady or live)[0]]
-
-        def log(nd: Any, since: int) -> list[tuple[str, int, bytes]]:
-            return [(e[0], e[1], e[2]) for e in nd.applied
-                    if e[0] in "ADS" and since <= e[1] <= s]
-
-        for i in back:
-            nd = fs.nodes[i]
-            joined = max((e[1] for e in nd.applied if e[0] == "J"), default=s + 1)
-            if log(nd, joined) != log(ref, joined):
-                return False
-        return True
-
     # ----- run -----
 
     def run(self, on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
+        self._progress = on_progress
+        t0 = time.perf_counter()
         try:
-            return self._run(on_progress)
+            # a generous bound: every round of the schedule and the tail at its deadline
+            limit = (self.sched.length + self.cfg.tail + 16) * self.deadline_s * 2 + 30
+            self.fleet.run(limit)
+            res = self._result(time.perf_counter() - t0)
         finally:
             self.close()
-
-    def _run(self, on_progress: Callable[[Progress], None] | None) -> dict[str, Any]:
-        fs, sched, cfg = self.fleet, self.sched, self.cfg
-        t0 = time.perf_counter()
-        curve: list[tuple[int, float | None]] = []
-        timed: list[tuple[int, float, float | None]] = []  # (epoch, sim time s, accuracy)
-        period = sched.period
-        for r in range(sched.length):
-            fs.step()
-            p = Progress(r + 1, sched.length)
-            if (r + 1) % period == 0 and (r + 1) // period <= cfg.epochs:
-                p.epoch = (r + 1) // period
-                p.accuracy = self.estimate_accuracy()
-                curve.append((p.epoch, p.accuracy))
-                timed.append((p.epoch, fs.medium.now / 1e6, p.accuracy))
-            if on_progress is not None:
-                on_progress(p)
-        last = sched.length - 1
-        for _ in range(cfg.tail):  # idle rounds until every live member decided the last sample
-            live = [i for i in range(self.n) if fs.alive[i] and fs.nodes[i].synced]
-            if all(fs.nodes[i].applied_through >= last for i in live):
-                break
-            fs.step()
-        res = self._result(curve, time.perf_counter() - t0)
-        res["accuracy_by_sim_time"] = timed
         return res
 
-    def _result(self, curve: list[tuple[int, float | None]], wall_s: float) -> dict[str, Any]:
-        fs = self.fleet
+    # ----- the outcome -----
+
+    def _steady(self) -> list[int]:
+        """Live boards applying at the end that never left (no reboot, no rejoin)."""
+        return [nd.id for nd in self.fleet.nodes if nd.alive and not nd.reboots
+                and nd.st is not None and nd.st[2] and not any(e[0] in "JR" for e in nd.log)]
+
+    def _reference_node(self) -> int | None:
+        """A live board applying decisions, preferably one that never left."""
+        nodes = self.fleet.nodes
+        live = [nd.id for nd in nodes if nd.alive and nd.st is not None and nd.st[2]]
+        pool = self._steady() or live
+        return max(pool, key=lambda i: nodes[i].st[1]) if pool else None
+
+    def consistent(self) -> bool:
+        """Boards that never left applied the same updates (equal digests at a common sample);
+        a board that rejoined applied the same decisions from its joining sample; a board the
+        fleet removed applied, up to where it stopped, only what the fleet applied."""
+        nodes = self.fleet.nodes
+        steady = [nodes[i] for i in self._steady()]
+        ref_id = self._reference_node()
+        if ref_id is None:
+            return True
+        ref = nodes[ref_id]
+        if steady:
+            s = min(nd.st[1] for nd in steady)
+            if len({log_digest_at(nd.log, s) for nd in steady}) > 1:
+                return False
+        theirs = {(e[0], e[1]): e[2] for e in ref.log if e[0] in "AD"}
+        top = ref.st[1]
+        for nd in nodes:
+            if not nd.alive or nd.st is None or nd in steady:
+                continue
+            joined = max((e[1] for e in nd.log if e[0] == "J"), default=-1)
+            mine = [e for e in nd.log if e[0] in "AD" and joined <= e[1] <= top]
+            if any(theirs.get((e[0], e[1])) != e[2] for e in mine):
+                return False  # applied something the fleet did not
+            if nd.st[2] and joined >= 0:  # rejoined and applying: nothing skipped either
+                end = min(nd.st[1], top)
+                want = {k for k in theirs if joined <= k[1] <= end}
+                if want != {(e[0], e[1]) for e in mine if e[1] <= end}:
+                    return False
+        return True
+
+    def _stall(self) -> tuple[bool, str | None]:
+        """The fleet stalled when no live board applied the schedule's last sample."""
+        nodes = self.fleet.nodes
+        last = self.sched.length - 1
+        live = [nd for nd in nodes if nd.alive and nd.st is not None]
+        done = [nd for nd in live if nd.st[1] >= last]
+        if done:
+            return False, None
+        if not live:
+            return True, "every board is down"
+        reached = max(nd.st[1] for nd in live)
+        down = [nd.id for nd in nodes if not nd.alive]
+        members = max(live, key=lambda nd: nd.st[1]).st[3]
+        m = [i for i in range(self.n) if members >> i & 1]
+        lost = [i for i in m if i in down]
+        why = (f"no sample was decided after sample {reached}: {len(lost)} of the "
+               f"{len(m)} members ({', '.join(map(str, lost))}) are down, and a leader "
+               "needs a majority of the members' votes" if 2 * len(lost) >= len(m)
+               else f"no sample was decided after sample {reached}")
+        return True, why
+
+    def _rounds(self) -> list[dict[str, Any]]:
+        """Per fleet round: mean time the live boards spent in it, and whether every board
+        ended it with every expected row decoded (rather than at its deadline)."""
+        out = []
+        nodes = self.fleet.nodes
+        top = max((max(nd.begins) for nd in nodes if nd.begins), default=-1)
+        for r in range(top):
+            spans = [nd.begins[r + 1] - nd.begins[r] for nd in nodes
+                     if r in nd.begins and r + 1 in nd.begins]
+            if not spans:
+                continue
+            ends = [nd.round_end.get(r) for nd in nodes if r in nd.round_end]
+            start = min(nd.begins[r] for nd in nodes if r in nd.begins)
+            out.append({"round": r, "start_s": start / 1e6,
+                        "elapsed_s": float(np.mean(spans)) / 1e6,
+                        "complete": bool(ends) and all(k == 0 for k in ends)})
+        return out
+
+    def _result(self, wall_s: float) -> dict[str, Any]:
+        fl = self.fleet
+        nodes = fl.nodes
         ref = self._reference_node()
-        preds = fs.nodes[ref].predictions if ref is not None else {}
+        last = self.sched.length - 1
+        preds: dict[int, int] = {}
+        if ref is not None:
+            st = nodes[ref].st
+            preds = {int(s): int(c) for s, c in (st[13] if st else [])}
         y = self.ds.y_test
         correct = sum(1 for s, c in preds.items() if c == int(y[self.test_index[s]]))
-        cur = energy.current_model()
-        members = fs.nodes[ref].members if ref is not None else 0
+        cur = energy.current_model(self.model.board)
+        members = nodes[ref].st[3] if ref is not None else 0
         per_node = []
-        if self.mpy is not None:
-            self.mpy.sample(fs.alive)
-        for i, st in enumerate(fs.medium.snapshot()):
-            nd = fs.nodes[i]
+        for i, st in enumerate(fl.medium.snapshot()):
+            nd = nodes[i]
             e_mj = cur.energy_mj(st.tx_us / 1e6, st.rx_us / 1e6, st.cpu_us / 1e6,
                                  st.alive_us / 1e6)
+            commits = sum(1 for e in nd.log if e[0] == "A" and e[1] <= last)
+            drops = sum(1 for e in nd.log if e[0] == "D" and e[1] <= last)
             per_node.append({
-                "node": i, "alive": bool(fs.alive[i]), "synced": bool(nd.synced),
-                "member": bool(members >> i & 1), "applied_through": nd.applied_through,
-                "crashes": st.crashes, "reboots": st.reboots,
+                "node": i, "alive": nd.alive, "synced": bool(nd.st and nd.st[2]),
+                "member": bool(members >> i & 1),
+                "applied_through": nd.st[1] if nd.st else -1,
+                "crashes": st.crashes, "reboots": nd.reboots,
+                "rejoined_round": nd.rejoined_round, "commits": commits, "drops": drops,
                 "airtime_s": st.airtime_us / 1e6, "radio_rx_s": st.rx_us / 1e6,
                 "energy_j": e_mj / 1000.0, "tx_adverts": st.tx_adverts,
-                "rx_delivered": st.rx_delivered, "commit": nd.stats["commit"],
-                "drop": nd.stats["drop"], "peak_heap_bytes": None,
+                "rx_delivered": st.rx_delivered,
+                # MicroPython: gc.mem_alloc() after collections between loop steps, less the
+                # runtime and the imported code; board: the head's floats as float32
+                "peak_heap_bytes": nd.peak_heap,
+                "peak_heap_board_bytes": None if nd.peak_heap is None
+                else nd.peak_heap - nd.float_extra,
+                "error": nd.error, "error_type": nd.error_type,
             })
-            if self.mpy is not None:
-                heap, board = self.mpy.peak_heap(i)
-                per_node[-1]["peak_heap_bytes"] = heap  # WebAssembly build: float64 floats
-                per_node[-1]["peak_heap_board_bytes"] = board  # head floats as float32
-        stats = fs.nodes[ref].stats if ref is not None else {"commit": 0, "drop": 0}
-        rounds = fs.rounds
+        why: dict[str, int] = {}
+        flagged = set()
+        for nd in nodes:
+            if nd.st is None:
+                continue
+            for k, v in nd.st[12].items():
+                why[k] = why.get(k, 0) + v
+            flagged |= {j for j in range(self.n) if nd.st[7] >> j & 1}
+        stalled, stall_reason = self._stall()
+        rounds = self._rounds()
+        committed = per_node[ref]["commits"] if ref is not None else 0
+        dropped = per_node[ref]["drops"] if ref is not None else 0
         return {
             "dataset": self.ds.name, "nodes": self.n, "mode": self.cfg.mode,
             "epochs": self.cfg.epochs, "features": self.plan.n_features,
             "variant": self.plan.variant, "topology": self.topo.describe(),
             "loss": self.cfg.loss, "radio": self.cfg.radio, "row_size": self.row_size,
-            "deadline_s": self.deadline_s,
+            "deadline_s": self.deadline_s, "loop": "rocknet.board.Runner",
+            "adapter": "rocknet.radio." + ("bleio over a virtual _bleio" if fl.radio == "bleio"
+                                           else "bluetooth over a virtual bluetooth"),
             "events": [[e.node, e.round_no, e.action] for e in self.cfg.events],
+            "fired": [[e.node, e.round_no, e.action, t / 1e6] for e, t in fl.fired],
             # accuracy over the test series the fleet predicted (a crashed node's own series
             # never go on air); accuracy_all counts the unpredicted ones as wrong
             "accuracy": correct / len(preds) if preds else 0.0,
             "accuracy_all": correct / len(y), "predicted": len(preds), "n_test": int(len(y)),
-            "reference_accuracy": None, "accuracy_estimate_by_epoch": curve,
-            "consistent": self.consistent(),
-            "sim_time_s": fs.medium.now / 1e6, "rounds": len(rounds),
-            "rounds_complete": sum(1 for x in rounds if x.complete),
-            "mean_round_s": float(np.mean([x.elapsed_s for x in rounds])) if rounds else 0.0,
-            "round_elapsed_s": [x.elapsed_s for x in rounds],
-            "committed": stats["commit"], "dropped": stats["drop"],
-            "crashed": [i for i in range(self.n) if not fs.alive[i]],
+            "reference_accuracy": None, "accuracy_estimate_by_epoch": self._curve,
+            "accuracy_by_sim_time": self._timed,
+            "consistent": self.consistent(), "stalled": stalled, "stall_reason": stall_reason,
+            "drop_reasons": dict(sorted(why.items())), "flagged": sorted(flagged),
+            "failed": [i for i in range(self.n) if nodes[i].error],
+            "sim_time_s": fl.medium.now / 1e6, "rounds": len(rounds),
+            "rounds_complete": sum(1 for x in rounds if x["complete"]),
+            "mean_round_s": float(np.mean([x["elapsed_s"] for x in rounds])) if rounds else 0.0,
+            "round_elapsed_s": [x["elapsed_s"] for x in rounds],
+            "committed": committed, "dropped": dropped,
+            "crashed": [i for i in range(self.n) if not nodes[i].alive],
             "members": [i for i in range(self.n) if members >> i & 1],
             "energy_model": cur.source, "wall_s": wall_s, "runtime": self.cfg.runtime,
             "per_node": per_node,

@@ -19,6 +19,7 @@ import time
 
 try:  # type names for the annotations only; boards have no typing module
     from collections.abc import Callable
+    from typing import Any
 
     import _bleio
 
@@ -33,7 +34,10 @@ class BleioRadio:
     def __init__(self, link: "Link", adapter: "_bleio.Adapter | None" = None, *,
                  interval: float = 0.02, burst_ms: int = 12, scan_ms: int = 10,
                  jitter_ms: int = 20, scan_interval: float = 0.01, buffer_size: int = 2048,
-                 minimum_rssi: int = -90, tx_power: int = 0) -> None:
+                 minimum_rssi: int = -90, tx_power: int = 0, clock: "Any" = None) -> None:
+        # ``clock``: the ``time`` module, or a stand-in with sleep() and monotonic_ns() (the
+        # simulator's virtual board clock); adapter and clock are the test seams
+        self.time = clock or time
         if adapter is None:
             import _bleio  # the board's one adapter (tests pass a fake instead)
 
@@ -58,7 +62,7 @@ class BleioRadio:
         self.heard = 0  # adverts handed to the link
 
     def now_ms(self) -> int:
-        return time.monotonic_ns() // 1000000
+        return self.time.monotonic_ns() // 1000000
 
     def advertise(self) -> bool:
         """Advertise the link's next packet for one burst; False if the link stays quiet."""
@@ -67,7 +71,7 @@ class BleioRadio:
             return False
         self.adapter.start_advertising(data, connectable=False, interval=self.interval,
                                        tx_power=self.tx_power)
-        time.sleep(self.burst_ms / 1000)
+        self.time.sleep(self.burst_ms / 1000)
         self.adapter.stop_advertising()
         return True
 

@@ -11,8 +11,7 @@ them to the link in normal context, where allocation and hashing are fine.
     radio.start()
     link.start_round(1, my_rows, radio.now_ms())
     while not link.done:
-        radio.poll()
-        time.sleep_ms(5)
+        radio.step()            # poll, then idle pause_ms
 """
 
 import time
@@ -42,7 +41,7 @@ class BluetoothRadio:
 
     def __init__(self, link: "Link", ble: "bluetooth.BLE | None" = None, *,
                  interval_us: int = 20000, slot_ms: int = 60, scan_us: int = 30000,
-                 inbox: int = 24) -> None:
+                 inbox: int = 24, pause_ms: int = 5, clock: "Any" = None) -> None:
         if link.codec.size > _LEGACY_MAX:
             raise ValueError("MicroPython's bluetooth module sends legacy adverts (31 bytes); "
                              "this link needs %d: use profile='legacy' and a smaller row_size"
@@ -51,8 +50,11 @@ class BluetoothRadio:
             import bluetooth  # the board's radio (tests pass a fake instead)
 
             ble = bluetooth.BLE()
+        # ``clock``: the ``time`` module, or the simulator's virtual board clock (test seam)
+        self.time = clock or time
         self.link = link
         self.ble = ble
+        self.pause_ms = pause_ms  # step(): idle this long after each poll
         self.interval_us = interval_us  # advertising interval (rounded down to 625 us)
         self.slot_ms = slot_ms  # how long one packet is advertised
         self.scan_us = scan_us  # scan interval = window: listen all the time
@@ -65,14 +67,14 @@ class BluetoothRadio:
         self._advertising = False
         self._next_slot = 0
         self._ms = 0
-        self._ticks = time.ticks_ms()
+        self._ticks = self.time.ticks_ms()
         ble.active(True)
         ble.irq(self._irq)
 
     def now_ms(self) -> int:
         """Monotonic ms (ticks_ms wraps; this does not)."""
-        t = time.ticks_ms()
-        self._ms += time.ticks_diff(t, self._ticks)
+        t = self.time.ticks_ms()
+        self._ms += self.time.ticks_diff(t, self._ticks)
         self._ticks = t
         return self._ms
 
@@ -118,12 +120,16 @@ class BluetoothRadio:
         self.ble.gap_advertise(self.interval_us, data, connectable=False)
         self._advertising = True
 
-    def run(self, until: "Callable[[], bool] | None" = None, pause_ms: int = 5) -> None:
-        """Poll until `until()` is true (default: the current round is decoded)."""
+    def step(self) -> None:
+        """One poll, then idle for ``pause_ms`` (adverts keep arriving through the IRQ)."""
+        self.poll()
+        self.time.sleep_ms(self.pause_ms)
+
+    def run(self, until: "Callable[[], bool] | None" = None) -> None:
+        """Step until `until()` is true (default: the current round is decoded)."""
         self.start()
         try:
             while not (until() if until is not None else self.link.done):
-                self.poll()
-                time.sleep_ms(pause_ms)
+                self.step()
         finally:
             self.stop()

@@ -14,9 +14,9 @@ from rich.table import Table
 
 from .. import simulate
 from ..cli import UserError
-from ..fleet_run import Event
 from ..micropython import RuntimeMissing
 from ..sim import html_report
+from ..sim.fleet import ACTIONS, Event
 from ..sim.radio import PROFILES
 from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 
@@ -40,9 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="round deadline in seconds (default: 1 s + 0.6 s per hop beyond one)")
     p.add_argument("--radio", choices=list(PROFILES), default=d.radio, help="radio profile")
     p.add_argument("--crash", action="append", default=[], metavar="NODE@ROUND",
-                   help="node NODE crashes before round ROUND (repeatable)")
+                   help="board NODE is switched off for good once the fleet reaches round "
+                        "ROUND (repeatable)")
     p.add_argument("--reboot", action="append", default=[], metavar="NODE@ROUND",
-                   help="node NODE reboots from its last checkpoint before ROUND (repeatable)")
+                   help="board NODE is power-cycled at round ROUND (a crashed one switched "
+                        "back on): RAM lost, it restarts from its files and checkpoint and "
+                        "rejoins (repeatable)")
+    p.add_argument("--fault", action="append", default=[], metavar="KIND:NODE@ROUND",
+                   help="misbehaviour from round ROUND on; KIND: nan-logits (board NODE "
+                        "sends NaN partial logits) (repeatable)")
     p.add_argument("--no-reference", action="store_true",
                    help="skip the aeon MiniRocket + RidgeClassifierCV baseline")
     p.add_argument("--runtime", choices=simulate.RUNTIMES, default=d.runtime,
@@ -55,25 +61,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_events(crash: list[str], reboot: list[str]) -> list[Event]:
+def parse_events(crash: list[str], reboot: list[str],
+                 fault: list[str] | tuple[str, ...] = ()) -> list[Event]:
     out = []
+    faults = []
+    for spec in fault:
+        kind, sep, rest = spec.partition(":")
+        if not sep or kind not in ACTIONS or kind in ("crash", "reboot"):
+            raise UserError(f"--fault {spec!r}: expected KIND:NODE@ROUND with KIND one of "
+                            "nan-logits, e.g. nan-logits:2@100")
+        faults.append((kind, rest, f"--fault {spec!r}"))
     for action, specs in (("crash", crash), ("reboot", reboot)):
-        for spec in specs:
-            node, sep, rnd = spec.partition("@")
-            try:
-                if not sep:
-                    raise ValueError
-                ev = Event(int(rnd), int(node), action)
-            except ValueError:
-                raise UserError(f"--{action} {spec!r}: expected NODE@ROUND, e.g. 2@100") from None
-            if ev.round_no < 0 or ev.node < 0:
-                raise UserError(f"--{action} {spec!r}: node and round must be >= 0")
-            out.append(ev)
+        faults.extend((action, spec, f"--{action} {spec!r}") for spec in specs)
+    for action, spec, where in faults:
+        node, sep, rnd = spec.partition("@")
+        try:
+            if not sep:
+                raise ValueError
+            ev = Event(int(rnd), int(node), action)
+        except ValueError:
+            raise UserError(f"{where}: expected NODE@ROUND, e.g. 2@100") from None
+        if ev.round_no < 0 or ev.node < 0:
+            raise UserError(f"{where}: node and round must be >= 0")
+        out.append(ev)
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    events = parse_events(args.crash, args.reboot)
+    events = parse_events(args.crash, args.reboot, args.fault)
     ds = load_dataset(args)
     pl = fit_plan(args, ds)
     cfg = simulate.Config(mode=args.mode, epochs=args.epochs, batch=args.batch,
@@ -87,20 +102,30 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     con.print(f"[bold]{ds.name}[/]: {pl.n_nodes} nodes, {pl.n_features} features, {args.mode} "
               f"head, {args.epochs} epochs, {sim.topo.kind} topology, loss {args.loss:g}, "
-              f"{args.radio} ({sim.sched.length} rounds), node cores in {args.runtime}")
+              f"{args.radio} ({sim.sched.length} rounds); every node runs rocknet.run()'s "
+              f"loop in {args.runtime}", soft_wrap=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("rounds"), TimeElapsedColumn(), console=con) as prog:
-        task = prog.add_task("training", total=sim.sched.length)
+        task = prog.add_task(f"training, epoch 1/{args.epochs}", total=sim.sched.length)
+        acc = "-"
 
         def on_progress(p: simulate.Progress) -> None:
-            if p.epoch is not None:
-                acc = "-" if p.accuracy is None else f"{p.accuracy:.3f}"
-                prog.update(task, description=f"epoch {p.epoch}/{args.epochs} acc {acc}")
-            elif p.round_no == args.epochs * sim.sched.period + 1:
-                prog.update(task, description="predicting the test set")
-            prog.update(task, completed=p.round_no)
+            nonlocal acc
+            if p.epoch is not None and p.accuracy is not None:
+                acc = f"{p.accuracy:.3f}"
+            if p.phase == "training":
+                e = min(args.epochs, 1 + p.round_no // sim.sched.period)
+                desc = f"training, epoch {e}/{args.epochs} (acc {acc})"
+            elif p.phase == "predicting":
+                desc = "predicting the test set"
+            else:
+                desc = "finishing: last decisions"
+            prog.update(task, description=desc, completed=p.round_no)
 
-        res = sim.run(on_progress)
+        try:
+            res = sim.run(on_progress)
+        except (ValueError, RuntimeMissing) as exc:
+            raise UserError(str(exc)) from None
     if not args.no_reference:
         with con.status("aeon MiniRocket + RidgeClassifierCV reference"):
             res["reference_accuracy"] = simulate.reference_accuracy(ds, args.seed)
@@ -123,7 +148,23 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         html_report.write(res, args.report)
         con.print(f"wrote {args.report}", soft_wrap=True)
-    return 0
+    return verdict(con, res)
+
+
+def verdict(con: Console, res: dict[str, Any]) -> int:
+    """Exit status: 0 only for a fleet that finished, agreed and lost no board to an error."""
+    bad = []
+    if res["stalled"]:
+        bad.append(f"the fleet stalled: {res['stall_reason']}")
+    if not res["consistent"]:
+        bad.append("the live boards did not all apply the same updates")
+    for p in res["per_node"]:
+        if p["error"]:
+            bad.append(f"node {p['node']} failed with {p['error_type']}: "
+                       f"{p['error'].strip().splitlines()[-1]}")
+    for b in bad:
+        con.print(f"[red]{b}[/]", soft_wrap=True)
+    return 1 if bad else 0
 
 
 def show(con: Console, res: dict[str, Any]) -> None:
@@ -148,7 +189,7 @@ def show(con: Console, res: dict[str, Any]) -> None:
         # removed: alive but cut off; JSON applied_through says where it stopped
         row = [str(p["node"]), html_report.node_state(p), f"{p['airtime_s']:.2f}",
                f"{p['radio_rx_s']:.1f}", f"{p['energy_j']:.2f}", str(p["tx_adverts"]),
-               str(p["commit"]), str(p["drop"])]
+               str(p["commits"]), str(p["drops"])]
         if heap:
             hb, bb = p.get("peak_heap_bytes"), p.get("peak_heap_board_bytes")
             row += ["-" if hb is None else f"{hb / 1024:.1f}",

@@ -48,7 +48,10 @@ def _table(rows: Sequence[Sequence[object]], header: tuple[str, ...] | None = No
 
 
 def node_state(p: dict[str, Any]) -> str:
-    """One per_node entry's end state: crashed, removed (alive but cut off), rejoined, up."""
+    """One per_node entry's end state: failed, crashed, removed (alive but cut off),
+    rejoined, up."""
+    if p.get("error"):
+        return "failed"
     if not p["alive"]:
         return "crashed"
     if not p["member"]:
@@ -69,15 +72,27 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str]]:
         ("reference (aeon MiniRocket + RidgeCV)", "-" if ref is None else f"{ref:.3f}"),
         ("simulated time", f"{res['sim_time_s']:.1f} s (mean round "
                            f"{1000 * res['mean_round_s']:.0f} ms)"),
-        ("rounds", f"{res['rounds']} ({res['rounds_complete']} fully decoded)"),
-        ("samples committed / dropped", f"{res['committed']} / {res['dropped']}"),
+        ("rounds", f"{res['rounds']} ({res['rounds_complete']} fully decoded before their "
+                   "deadline)"),
+        ("samples committed / dropped", f"{res['committed']} / {res['dropped']}"
+         + (" (" + ", ".join(f"{k} {v}" for k, v in res["drop_reasons"].items()) + ")"
+            if res.get("drop_reasons") else "")),
         ("crashed nodes", ", ".join(map(str, res["crashed"])) or "none"),
         ("members at the end", ", ".join(map(str, res["members"])) or "none"),
         ("all live nodes agree", "yes" if res["consistent"] else "NO"),
+        ("stalled", f"YES: {res['stall_reason']}" if res.get("stalled") else "no"),
     ]
+    if res.get("flagged"):
+        rows.append(("flagged (non-finite partial logits)",
+                     ", ".join(map(str, res["flagged"]))))
+    rejoined = [p for p in res["per_node"] if p.get("reboots")]
+    for p in rejoined:
+        back = p.get("rejoined_round")
+        rows.append((f"node {p['node']} rebooted {p['reboots']}x",
+                     f"rejoined in round {back}" if back is not None else "never rejoined"))
     if heap_measured(res):
         rows.append(("peak heap per node (max)", heap_text(res)))
-    rows.append(("wall-clock", f"{res['wall_s']:.1f} s ({res['runtime']} node cores)"))
+    rows.append(("wall-clock", f"{res['wall_s']:.1f} s (boards' programs in {res['runtime']})"))
     return rows
 
 
@@ -207,7 +222,7 @@ def render(res: dict[str, Any]) -> str:
         heap = p.get("peak_heap_bytes")
         rows.append((p["node"], node_state(p),
                      f"{p['airtime_s']:.2f}", f"{p['energy_j']:.2f}", p["tx_adverts"],
-                     p["commit"], p["drop"],
+                     p["commits"], p["drops"],
                      "-" if heap is None else f"{heap / 1024:.1f}",
                      "-" if heap is None else f"{p['peak_heap_board_bytes'] / 1024:.1f}"))
     parts += ["<h2>Per node</h2>",

@@ -161,6 +161,14 @@ class SimNode:
     prep_pending: bool = False
     alive_since: int = 0
     did: int = 0
+    # driven mode (sim.fleet): the node's own adapter code starts and stops its radio
+    driven: bool = False
+    adv_data: bytes = b""
+    adv_interval_ms: float = 0.0
+    scan_interval_ms: float | None = None  # None: the model's
+    scan_window_ms: float | None = None
+    rx_cap: int = 0  # scan buffer bytes (0: unbounded; the adapter bounds its own inbox)
+    rx_log: list[tuple[int, bytes]] = field(default_factory=list)  # (local us, advert)
 
     def local_us(self, t_us: int) -> int:
         return self.offset_us + t_us + int(t_us * self.ppm * 1e-6)
@@ -222,6 +230,65 @@ class Medium:
         self.nodes.append(node)
         self._at(start_us, self._boot, node, node.epoch)
         return node
+
+    def add_driven(self) -> SimNode:
+        """A node whose radio its own adapter code drives (`adv_start`, `scan_start`, ...):
+        the node's program runs elsewhere and tells the medium what the radio does."""
+        node = self.add_node(None)
+        node.driven = True
+        return node
+
+    # ----- driven mode: what a radio adapter asks of the controller -----
+
+    def adv_start(self, i: int, data: bytes, interval_ms: float) -> None:
+        """start_advertising / gap_advertise: an advertising event every interval + advDelay
+        until `adv_stop`; the first after the controller's start-up and an advDelay."""
+        node = self.nodes[i]
+        node.adv_gen += 1
+        node.adv_data = data
+        node.adv_interval_ms = interval_ms
+        node.stats.tx_adverts += 1
+        m = self.model
+        t = self.now + node.dur(m.adv_start_ms + node.rng.uniform(0.0, m.adv_delay_max_ms))
+        self._at(t, self._adv_tick, node, node.epoch, node.adv_gen)
+
+    def _adv_tick(self, node: SimNode, epoch: int, gen: int) -> None:
+        if epoch != node.epoch or gen != node.adv_gen:
+            return
+        end = self._schedule_event(node, node.adv_data, self.now)
+        nxt = self.now + node.dur(node.adv_interval_ms
+                                  + node.rng.uniform(0.0, self.model.adv_delay_max_ms))
+        self._at(max(end, nxt), self._adv_tick, node, epoch, gen)
+
+    def adv_stop(self, i: int) -> None:
+        """stop_advertising: no new event starts; one on air completes."""
+        self.nodes[i].adv_gen += 1
+
+    def scan_start(self, i: int, interval_ms: float, window_ms: float, buffer: int) -> None:
+        """start_scan / gap_scan: listen ``window_ms`` of every ``interval_ms``, the next
+        primary channel each interval; complete adverts go to a buffer of ``buffer`` bytes
+        (0: unbounded) that `take_rx` empties."""
+        node = self.nodes[i]
+        node.scan_interval_ms = interval_ms
+        node.scan_window_ms = min(window_ms, interval_ms)
+        node.rx_cap = buffer
+        self._start_scan(node)
+
+    def scan_stop(self, i: int) -> None:
+        node = self.nodes[i]
+        if node.scan_on:
+            node.scan_gen += 1
+            node.scan_on = node.window_open = False
+            node.follow = None
+            self._retune(node)
+
+    def take_rx(self, i: int) -> list[tuple[int, bytes]]:
+        """The adverts received since the last call, with their local arrival times (us)."""
+        node = self.nodes[i]
+        got, node.rx_log = node.rx_log, []
+        node.rxq_bytes = 0
+        node.stats.rx_delivered += len(got)
+        return got
 
     def send(self, node: int, data: bytes, t_us: int) -> None:
         """Inject one advertising event of `node` carrying `data` at t_us, outside its
@@ -291,7 +358,7 @@ class Medium:
     # ----- node life -----
 
     def _boot(self, node: SimNode, epoch: int) -> None:
-        if epoch != node.epoch or not node.alive:
+        if epoch != node.epoch or not node.alive or node.driven:
             return
         if self.model.alternate:
             self._cycle(node, epoch)
@@ -317,6 +384,7 @@ class Medium:
         self._retune(node)
         self.pending_rx -= len(node.rxq) + int(node.cpu_rx)
         node.rxq.clear()
+        node.rx_log = []
         node.rxq_bytes = 0
         node.cpu_busy = node.prep_pending = node.cpu_rx = False
         node.endpoint = None
@@ -330,7 +398,7 @@ class Medium:
         node.epoch += 1
         if self.on_reboot is not None:
             node.endpoint = self.on_reboot(node.id, self.now)
-        if node.endpoint is None:
+        if node.endpoint is None and not node.driven:
             raise RuntimeError(f"node {node.id} rebooted without an endpoint: set on_reboot")
         self._boot(node, node.epoch)
 
@@ -451,7 +519,7 @@ class Medium:
         if m.scan_restart_37 or node.scan_ch not in phy.PRIMARY_CHANNELS:
             node.scan_ch = 37
         self._scan_tick(node, node.epoch, node.scan_gen, first=True)
-        if m.alternate:
+        if m.alternate and not node.driven:
             jitter = node.rng.uniform(0.0, m.scan_jitter_ms) if m.scan_jitter_ms > 0 else 0.0
             # start_scan(timeout=...) needs timeout >= interval
             phase = max(m.scan_ms + jitter, m.scan_interval_ms)
@@ -465,9 +533,11 @@ class Medium:
             node.scan_ch = 37 + (node.scan_ch - 37 + 1) % 3
         node.window_open = True
         self._retune(node)
-        if m.scan_window_ms < m.scan_interval_ms:
-            self._at(self.now + node.dur(m.scan_window_ms), self._close_window, node, epoch, gen)
-        self._at(self.now + node.dur(m.scan_interval_ms), self._scan_tick, node, epoch, gen)
+        interval = m.scan_interval_ms if node.scan_interval_ms is None else node.scan_interval_ms
+        window = m.scan_window_ms if node.scan_window_ms is None else node.scan_window_ms
+        if window < interval:
+            self._at(self.now + node.dur(window), self._close_window, node, epoch, gen)
+        self._at(self.now + node.dur(interval), self._scan_tick, node, epoch, gen)
 
     def _close_window(self, node: SimNode, epoch: int, gen: int) -> None:
         if epoch != node.epoch or gen != node.scan_gen:
@@ -649,6 +719,14 @@ class Medium:
 
     def _buffer(self, r: SimNode, data: bytes) -> None:
         need = len(data) + self.model.rx_entry_overhead
+        if r.driven:
+            if r.rx_cap and r.rxq_bytes + need > r.rx_cap:
+                r.stats.rx_dropped += 1
+                return
+            r.stats.rx_adverts += 1
+            r.rxq_bytes += need
+            r.rx_log.append((r.local_us(self.now), data))
+            return
         cap = self.model.rx_buffer_entries
         if r.rxq_bytes + need > self.model.rx_buffer_bytes or (cap and len(r.rxq) >= cap):
             r.stats.rx_dropped += 1

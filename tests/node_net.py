@@ -1,12 +1,16 @@
-"""Step a fleet of node cores (`rocknet.node.Node`) through rounds in memory, without a radio.
+"""A test double of the network for the sans-I/O node core's protocol tests: step node cores
+(`rocknet.node.Node`) through rounds in memory, each row lost on its own.
+
+Not a fleet simulator (`rocknet simulate` runs boards' `Runner`s over the BLE medium,
+`rocknet_host.sim.fleet`): it exists so that the agreement protocol is tested under omissions a
+coded radio round hides (single rows lost, deaf and mute nodes), row by row.
 
 Each round every live node contributes its rows; every live receiver then gets each row of the
 round independently lost with probability ``loss`` (seeded), except its own rows, and takes the
 round with `Node.end_round`. Events happen before a round: a crashed node misses rounds; a
 rebooted node is built afresh by the factory and restores its last checkpoint (what its
 ``save`` callable stored); a deaf node hears nothing; a mute node is heard by nobody (a
-one-way link). This tests agreement before any radio model: `fleet_sim` drives the same
-cores through their Links on the BLE advertising simulator.
+one-way link).
 
 Also here: `digest_at` and `outcomes` (compare nodes at a common sample), `replay` (rebuild a
 head block from a node's log) and `build_fleet` (node cores from a host plan and dataset).
@@ -19,7 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .runtime import import_device
+from rocknet_host.board_plan import owner_split
+from rocknet_host.runtime import import_device
 
 Factory = Callable[[int, Callable[[bytes], None]], Any]
 
@@ -187,17 +192,6 @@ def replay(node: Any, head: Any, series_of: Callable[[int], bytes]) -> Any:
             node.slice.transform(series_of(s), counts)
             head.apply(xp.np.array(z, dtype=xp.float_), payload[0], counts)
     return head
-
-
-def owner_split(n_samples: int, n_nodes: int) -> list[tuple[int, int]]:
-    """RockNet's sample ownership: contiguous, balanced, the first ``n % N`` nodes one more."""
-    base, extra = divmod(n_samples, n_nodes)
-    out, start = [], 0
-    for i in range(n_nodes):
-        size = base + (1 if i < extra else 0)
-        out.append((start, start + size))
-        start += size
-    return out
 
 
 def build_fleet(plan: Any, dataset: Any, head_factory: Callable[[int, int, int], Any], *,

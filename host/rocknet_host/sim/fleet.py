@@ -1,0 +1,477 @@
+"""The one fleet loop: every node is a board running ``rocknet.run()``'s own `Runner`, built
+from the files ``rocknet plan`` writes for boards, talking to the simulated BLE medium through
+the board's own radio adapter (`rocknet.radio.bleio` over a virtual ``_bleio`` on nRF52840
+profiles, `rocknet.radio.bluetooth` over a virtual ``bluetooth`` on ESP32 ones).
+
+Each node's program runs in its own runtime: a CPython thread (``runtime="cpython"``) or its
+own MicroPython 1.29 + ulab process (``"micropython"``). Whenever the program does something
+that takes time on a board (sleeps, scans), it blocks and hands control to this scheduler
+(`vboard`); the scheduler runs the medium (`sim.medium`, driven mode: advertising events,
+channels, airtime, collisions, loss, drift) until that node's wake-up time, then resumes it
+with the adverts it received. One node runs at a time, so a run repeats exactly for a seed.
+
+Faults are board events at a fleet round (the highest round a live board is in): ``crash``
+(power off for good), ``reboot`` (power-cycle: a running board loses its RAM and restarts from
+its files, checkpoints included; a crashed one is switched back on) and ``nan-logits`` (the
+board's head from then on yields NaN partial logits: a bug or a bit flip; it goes on air).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..micropython import DeviceError, MicroPython
+from . import vboard
+from .medium import Medium
+from .radio import RadioModel
+from .topology import Topology
+
+ACTIONS = ("crash", "reboot", "nan-logits")
+OFF_MS = 200  # a power-cycled board stays off this long
+_VBOARD = Path(vboard.__file__)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Node ``node`` does ``action`` once the fleet reaches round ``round_no``."""
+
+    round_no: int
+    node: int
+    action: str
+
+
+# ----- a node's program, in its runtime -----
+
+class Program:
+    """One board's program: `start` runs it to its first blocking call and returns that
+    request; `resume(reply)` runs it to the next one. A request ``{"done": True}`` says the
+    runner finished, ``{"error": text}`` that it failed."""
+
+    def start(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def resume(self, reply: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def query(self, code: str) -> Any:
+        """Run ``code`` on the (blocked) board; returns what it assigned to ``answer``."""
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """Power off: the program unwinds; its files stay."""
+
+    def heap(self) -> int | None:
+        return None
+
+
+class ThreadProgram(Program):
+    """The board's program in a CPython thread (baton passing: exactly one side runs)."""
+
+    def __init__(self, paths: dict[str, str], radio: str) -> None:
+        self.paths, self.radio = paths, radio
+        self._to_node = threading.Semaphore(0)
+        self._to_host = threading.Semaphore(0)
+        self._reply: dict[str, Any] = {}
+        self._req: dict[str, Any] = {}
+        self.runner: Any = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _transport(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._req = req
+        self._to_host.release()
+        self._to_node.acquire()
+        return self._reply
+
+    def _main(self) -> None:
+        host = vboard.Host(self._transport)
+        try:
+            self.runner = vboard.start(host, self.paths, self.radio, inject=True)
+            if isinstance(self.runner, dict):
+                raise RuntimeError("the board found a finished result file")
+            while self.runner.step():
+                pass
+            st = host.status() if host.status else None
+            self._transport({"done": True, "st": st})
+        except vboard.Crash:
+            self._req = {"killed": True}
+            self._to_host.release()
+        except BaseException as exc:  # noqa: BLE001 - the host reports it as the node's failure
+            self._transport({"error": traceback.format_exc(), "type": type(exc).__name__,
+                             "st": host.status() if host.status else None})
+
+    def start(self) -> dict[str, Any]:
+        self._thread.start()
+        self._to_host.acquire()
+        return self._req
+
+    def resume(self, reply: dict[str, Any]) -> dict[str, Any]:
+        self._reply = reply
+        self._to_node.release()
+        self._to_host.acquire()
+        return self._req
+
+    def query(self, code: str) -> Any:
+        g: dict[str, Any] = {"runner": self.runner}
+        exec(code, g)  # the board is blocked: nothing else touches it
+        return g.get("answer")
+
+    def kill(self) -> None:
+        if self._thread.is_alive():
+            self.resume({"x": 1})
+            self._thread.join(timeout=10)
+
+
+_MPY_HOST = """
+import vboard, rnhost, json
+def _rn_transport(req):
+    return json.loads(rnhost.call(json.dumps(req)))
+host = vboard.Host(_rn_transport)
+vboard.install(host, radio, seed)
+"""
+# what rocknet.run() imports (its code is in the heap on a board loading .py/.mpy files)
+_MPY_IMPORTS = """
+from rocknet import board, head, link, node
+from rocknet.radio import bleio, bluetooth
+"""
+_MPY_SETUP = """
+runner = vboard.start(host, paths, radio, False)
+def _rn_step():
+    try:
+        alive = runner.step()
+    except vboard.Crash:
+        raise
+    except BaseException as exc:
+        import io, sys
+        buf = io.StringIO()
+        sys.print_exception(exc, buf)
+        host.transport({"error": buf.getvalue(), "type": type(exc).__name__,
+                        "st": host.status()})
+        return
+    host.transport({"end": alive, "st": host.status() if not alive else None})
+"""
+
+
+class MpyProgram(Program):
+    """The board's program in its own MicroPython 1.29 + ulab process. Each runner step is
+    one call into the interpreter (the WebAssembly build collects garbage only between
+    calls, as a board would between its loop's iterations); blocking calls inside a step
+    cross to the host over a synchronous channel."""
+
+    def __init__(self, paths: dict[str, str], radio: str, files: dict[str, bytes],
+                 seed: int, heap_every: int = 25, heapsize: int = 2 << 20) -> None:
+        self.paths = paths
+        self.mpy = MicroPython(heapsize=heapsize, host_channel=True)
+        for path, body in files.items():
+            self.mpy.put_file(path, body)
+        self.mpy.put_file("/lib/vboard.py", _VBOARD.read_bytes())
+        self.mpy.set(paths=paths, radio=radio, seed=seed)
+        self.mpy.exec(_MPY_HOST)
+        self.mpy.exec(_MPY_IMPORTS)
+        self.base = self.mpy.mem_alloc()  # the runtime, the virtual hardware and the code
+        self.mpy.exec(_MPY_SETUP)
+        # float arrays are float64 here, float32 on a board: the head's extra bytes
+        self.float_extra = int(self.mpy.eval(
+            "sum(runner.node.head.state_bytes(8).values()) - "
+            "sum(runner.node.head.state_bytes(4).values())"))
+        self.heap_every = heap_every
+        self.peak_heap = self.mpy.mem_alloc() - self.base
+        self._steps = 0
+        self._running = False
+
+    def _next(self) -> dict[str, Any]:
+        """Run steps until the program blocks, finishes or fails."""
+        while True:
+            if not self._running:
+                self.mpy.send_exec("_rn_step()")
+                self._running = True
+            req = self.mpy.host_recv()
+            if "end" not in req:
+                return req
+            self.mpy.host_send({})
+            self.mpy.read_reply()
+            self._running = False
+            self._steps += 1
+            if self._steps % self.heap_every == 0:
+                self.peak_heap = max(self.peak_heap, self.mpy.mem_alloc() - self.base)
+            if not req["end"]:
+                return {"done": True, "st": self._status()}
+
+    def _status(self) -> Any:
+        return self.mpy.eval("host.status()")
+
+    def start(self) -> dict[str, Any]:
+        return self._next()
+
+    def resume(self, reply: dict[str, Any]) -> dict[str, Any]:
+        self.mpy.host_send(reply)
+        return self._next()
+
+    def query(self, code: str) -> Any:
+        self.mpy.host_send({"q": code})
+        ans = self.mpy.host_recv()
+        if "err" in ans:
+            raise DeviceError(ans["err"])
+        return ans.get("a")
+
+    def kill(self) -> None:
+        if self._running:
+            self.mpy.host_send({"x": 1})
+            try:
+                self.mpy.read_reply()
+            except DeviceError:
+                pass  # the Crash unwinding the step, as intended
+            self._running = False
+
+    def files(self, paths: list[str]) -> dict[str, bytes]:
+        """Those of ``paths`` that exist on the board (flash survives a power cut)."""
+        self.mpy.set(_rn_paths=paths)
+        found = self.mpy.eval("[vboard.read_file(p) for p in _rn_paths]")
+        return {p: body for p, body in zip(paths, found, strict=True) if body is not None}
+
+    def heap(self) -> int | None:
+        return self.peak_heap or None
+
+    def close(self) -> None:
+        self.mpy.close()
+
+
+# ----- the fleet -----
+
+@dataclass
+class NodeState:
+    id: int
+    program: Program | None = None
+    alive: bool = True
+    finished: bool = False
+    error: str | None = None
+    error_type: str | None = None
+    st: Any = None  # last status (vboard.status): a list, None before the first
+    gen: int = 0  # bumped at every power-off: stale wake-ups are ignored
+    wait: str = ""
+    begins: dict[int, int] = field(default_factory=dict)  # round -> global us it began
+    ends: list[int] = field(default_factory=lambda: [0, 0, 0])
+    round_end: dict[int, int] = field(default_factory=dict)  # round -> how it ended (0/1/2)
+    log: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    reboots: int = 0
+    rebooted_at: int | None = None  # fleet round of the last reboot
+    rejoined_round: int | None = None
+    nan_from: int | None = None
+    peak_heap: int | None = None  # MicroPython: the node's state at step boundaries
+    float_extra: int = 0  # of which float64 beyond float32 (the head's float arrays)
+
+
+class Fleet:
+    """N boards on one medium (see the module docstring). ``plan_dir`` holds what ``rocknet
+    plan`` writes (node_XX.plan, node_XX.data, fleet.key); ``work_dir`` becomes the boards'
+    flash (CPython: a folder per node; MicroPython: each interpreter's own file system)."""
+
+    def __init__(self, plan_dir: Path, work_dir: Path, topology: Topology, model: RadioModel,
+                 runtime: str = "cpython", seed: int = 0, events: list[Event] | None = None,
+                 skew_ms: float = 50.0,
+                 on_round: Callable[[int], None] | None = None) -> None:
+        if runtime not in ("cpython", "micropython"):
+            raise ValueError(f"runtime must be cpython or micropython, not {runtime!r}")
+        self.plan_dir, self.work_dir = Path(plan_dir), Path(work_dir)
+        self.n = topology.n
+        self.model = model
+        self.runtime = runtime
+        self.seed = seed
+        self.radio = "bleio" if model.alternate else "bluetooth"
+        self.medium = Medium(topology, model, seed=seed)
+        self.on_round = on_round
+        self.events = sorted(events or [], key=lambda e: e.round_no)
+        self.fired: list[tuple[Event, int]] = []  # (event, global us)
+        self.nodes = [NodeState(i) for i in range(self.n)]
+        self.round = -1  # the fleet's round: the highest a live board is in
+        self._mpy_files: dict[int, dict[str, bytes]] = {}
+        random.seed(f"rocknet-fleet/{seed}")  # the adapters' scan jitter (CPython threads)
+        skew = random.Random(f"rocknet-fleet/{seed}/power-on")
+        for i in range(self.n):
+            self.medium.add_driven()
+            self.medium.call_at(int(skew.uniform(0, skew_ms) * 1000), self._power_on, i)
+
+    # ----- files -----
+
+    def paths(self, i: int) -> dict[str, str]:
+        base = (self.work_dir / f"node_{i:02d}") if self.runtime == "cpython" else Path("/flash")
+        if self.runtime == "cpython":
+            base.mkdir(parents=True, exist_ok=True)
+        return {"plan": str(self.plan_dir / f"node_{i:02d}.plan") if self.runtime == "cpython"
+                else f"{base}/rocknet_plan.bin",
+                "key": str(self.plan_dir / "fleet.key") if self.runtime == "cpython"
+                else f"{base}/rocknet_key.bin",
+                "data": str(self.plan_dir / f"node_{i:02d}.data") if self.runtime == "cpython"
+                else f"{base}/rocknet_data.bin",
+                "ckpt": f"{base}/rocknet_ckpt", "result": f"{base}/rocknet_result.json"}
+
+    def _program(self, i: int) -> Program:
+        paths = self.paths(i)
+        if self.runtime == "cpython":
+            return ThreadProgram(paths, self.radio)
+        files = self._mpy_files.get(i)
+        if files is None:
+            files = {paths["plan"]: (self.plan_dir / f"node_{i:02d}.plan").read_bytes(),
+                     paths["key"]: (self.plan_dir / "fleet.key").read_bytes(),
+                     paths["data"]: (self.plan_dir / f"node_{i:02d}.data").read_bytes()}
+            self._mpy_files[i] = files
+        return MpyProgram(paths, self.radio, files, seed=self.seed * 7919 + i + 1)
+
+    # ----- the loop -----
+
+    def run(self, limit_s: float) -> None:
+        """Run until every live board finished (or failed), or ``limit_s`` simulated seconds."""
+        self.medium.run(int(limit_s * 1e6), self._all_done)
+
+    def _all_done(self) -> bool:
+        return all(nd.finished or not nd.alive for nd in self.nodes)
+
+    def _power_on(self, i: int) -> None:
+        nd = self.nodes[i]
+        nd.program = self._program(i)
+        nd.alive = True
+        nd.finished = False
+        self._handle(i, nd.program.start())
+
+    def _handle(self, i: int, req: dict[str, Any]) -> None:
+        nd = self.nodes[i]
+        med = self.medium
+        if req.get("st") is not None:
+            self._status(i, req["st"])
+        if "done" in req or "error" in req or "killed" in req:
+            if "error" in req:
+                nd.error, nd.error_type = req["error"], req.get("type")
+            nd.finished = "done" in req
+            med.adv_stop(i)
+            med.scan_stop(i)
+            if "error" in req:
+                self._power_off(i, failed=True)
+            return
+        for c in req["c"]:
+            op = c[0]
+            if op == "adv":
+                med.adv_start(i, bytes.fromhex(c[1]), c[2] / 1000)
+            elif op == "adv_stop":
+                med.adv_stop(i)
+            elif op == "scan":
+                med.scan_start(i, c[1] / 1000, c[2] / 1000, c[3])
+            elif op == "scan_stop":
+                med.scan_stop(i)
+        kind, us = req["w"]
+        node = med.nodes[i]
+        nd.wait = kind
+        wake = med.now + node.dur((us if us is not None else 10000) / 1000)
+        med.call_at(max(wake, med.now + 1), self._wake, i, nd.gen)
+
+    def _wake(self, i: int, gen: int) -> None:
+        nd = self.nodes[i]
+        if gen != nd.gen or not nd.alive or nd.program is None:
+            return
+        med = self.medium
+        rx = med.take_rx(i)
+        reply = {"t": med.nodes[i].local_us(med.now), "rx": [[t, d.hex()] for t, d in rx]}
+        self._handle(i, nd.program.resume(reply))
+
+    def _status(self, i: int, st: list[Any]) -> None:
+        nd = self.nodes[i]
+        r, _, synced, members, ends, *_ = st
+        nd.log.extend((e[0], e[1], bytes.fromhex(e[2]), bytes.fromhex(e[3])) for e in st[10])
+        nd.lines.extend(st[11])
+        if r is not None and r not in nd.begins:
+            prev = max(nd.begins) if nd.begins else None
+            if prev is not None:
+                for k in range(3):
+                    if ends[k] > nd.ends[k]:
+                        nd.round_end[prev] = k
+            nd.ends = list(ends)
+            nd.begins[r] = self.medium.now
+            if r > self.round:
+                self.round = r
+                if self.on_round is not None:
+                    self.on_round(r)
+                self._due()
+        if (nd.rebooted_at is not None and nd.rejoined_round is None and synced
+                and members >> i & 1 and nd.log and nd.log[-1][0] in "AD"):
+            nd.rejoined_round = r
+        nd.st = st
+
+    def _due(self) -> None:
+        while self.events and self.events[0].round_no <= self.round:
+            ev = self.events.pop(0)
+            self.fired.append((ev, self.medium.now))
+            self.medium.call_at(self.medium.now, self._fire, ev)
+
+    def _fire(self, ev: Event) -> None:
+        nd = self.nodes[ev.node]
+        if ev.action == "crash":
+            if nd.alive:
+                self._power_off(ev.node)
+        elif ev.action == "reboot":
+            if nd.alive:
+                self._power_off(ev.node)
+            nd.reboots += 1
+            nd.rebooted_at = self.round
+            nd.rejoined_round = None
+            self.medium.reboot(ev.node, self.medium.now + OFF_MS * 1000)
+            self.medium.call_at(self.medium.now + OFF_MS * 1000 + 1, self._power_on, ev.node)
+        elif ev.action == "nan-logits":
+            nd.nan_from = self.round
+            if nd.alive and nd.program is not None and not nd.finished:
+                nd.program.query(
+                    "h = runner.node.head\nf = h.partial_logits\n"
+                    "h.partial_logits = lambda c: f(c) * float('nan')\nanswer = 1")
+
+    def _power_off(self, i: int, failed: bool = False) -> None:
+        nd = self.nodes[i]
+        nd.gen += 1
+        nd.alive = False
+        self.medium.crash(i, self.medium.now)
+        prog = nd.program
+        if prog is None:
+            return
+        if not failed:
+            prog.kill()
+        if isinstance(prog, MpyProgram):
+            nd.peak_heap = max(nd.peak_heap or 0, prog.peak_heap) or None
+            nd.float_extra = prog.float_extra
+            paths = self.paths(i)
+            keep = [paths["ckpt"] + ".a", paths["ckpt"] + ".b", paths["result"]]
+            self._mpy_files[i].update(prog.files(keep))
+            prog.close()
+        nd.program = None
+
+    def close(self) -> None:
+        """Stop every board's runtime (MicroPython processes)."""
+        for nd in self.nodes:
+            prog = nd.program
+            if isinstance(prog, MpyProgram):
+                nd.peak_heap = max(nd.peak_heap or 0, prog.peak_heap) or None
+                nd.float_extra = prog.float_extra
+                prog.close()
+            elif isinstance(prog, ThreadProgram) and not nd.finished:
+                prog.kill()
+            nd.program = None
+
+    # ----- reading the outcome -----
+
+    def query(self, i: int, code: str) -> Any:
+        prog = self.nodes[i].program
+        if prog is None:
+            return None
+        return prog.query(code)
+
+
+def log_digest_at(log: list[tuple[str, int, bytes, bytes]], s: int) -> bytes | None:
+    """The digest after the last entry of sample <= s (None if the log has none)."""
+    best = None
+    for _kind, q, _, dig in log:
+        if q <= s:
+            best = dig
+    return best
+

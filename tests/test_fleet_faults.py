@@ -1,0 +1,145 @@
+"""Faults of the board loop itself (`rocknet.board.Runner`, what ``rocknet.run()`` runs), each
+on runners built from the files ``rocknet plan`` writes, on the in-memory medium
+(`rocknet.radio.sim`): a reset board is re-admitted within a bounded number of rounds in
+2-, 3- and 5-board fleets whatever the moment of the reset (leader included); a member whose
+partial logits are not finite is removed and flagged, never summed, never a crash; and once
+the agreed membership removed a crashed member, rounds stop waiting for its rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rocknet_host import board_plan, data, plan
+from rocknet_host.runtime import import_device
+
+board = import_device("rocknet.board")
+sim = import_device("rocknet.radio.sim")
+
+KEY = bytes(range(16))
+GONE_AFTER = 8  # the plan's default: rounds of silence before a member is removed
+# a reset leader is replaced after gone_after rounds and re-admitted by the new leader: the
+# protocol's bound, on a clean channel
+REJOIN_BOUND = 2 * GONE_AFTER + 4
+
+
+def write_fleet(out: Path, n: int, epochs: int = 3) -> Path:
+    ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)
+    p = plan.fit(ds, n, n_features=336, seed=0)
+    t = board_plan.Training(epochs=epochs, batch=8, deadline_ms=500, gone_after=GONE_AFTER)
+    plan.write(p, out, board_plan.node_plans(p, ds, t))
+    board_plan.write_data(p, ds, t, out)
+    (out / "fleet.key").write_bytes(KEY)
+    return out
+
+
+class Fleet:
+    """n runners on one `Air`; `reset(i)` power-cycles board i (a fresh runner from its
+    files and checkpoint)."""
+
+    def __init__(self, d: Path, n: int, ckpt: Path, loss: float = 0.0) -> None:
+        self.d, self.n, self.ckpt = d, n, ckpt
+        self.air = sim.Air(loss=loss, seed=1)
+        self.runners = [self.make(i) for i in range(n)]
+
+    def make(self, i: int):
+        p, pid, k, samples = board.load(str(self.d / f"node_{i:02d}.plan"),
+                                        str(self.d / "fleet.key"),
+                                        str(self.d / f"node_{i:02d}.data"))
+        return board.Runner(p, k, samples, radio=self.air.radio, clock=self.air.now_ms,
+                            pid=pid, checkpoint=str(self.ckpt / f"ckpt{i}"), result=None,
+                            out=lambda line: None, every=0, log=True)
+
+    def reset(self, i: int) -> None:
+        self.air.remove(self.runners[i].radio)
+        self.runners[i] = self.make(i)
+
+    def step(self) -> bool:
+        alive = [r.step() for r in self.runners]
+        self.air.tick()
+        return any(alive)
+
+
+@pytest.fixture(scope="module")
+def fleets(tmp_path_factory) -> dict[int, Path]:
+    return {n: write_fleet(tmp_path_factory.mktemp(f"plans{n}"), n) for n in (2, 3, 5)}
+
+
+@pytest.mark.parametrize("n,victim", [(2, 1), (2, 0), (3, 1), (3, 0), (5, 2), (5, 0)])
+def test_a_reset_board_is_readmitted_within_a_few_rounds(fleets, tmp_path, n, victim):
+    ref = 1 if victim == 0 else 0
+    for k, at in enumerate((20, 57, 101, 122)):  # rounds: early, mid-epoch, late, last epoch
+        fl = Fleet(fleets[n], n, tmp_path / f"ck{k}")
+        reset_round = rejoined = None
+        for _ in range(20000):
+            if reset_round is None and (fl.runners[ref].r or 0) >= at:
+                fl.reset(victim)
+                reset_round = fl.runners[ref].r
+            more = fl.step()
+            v, leader = fl.runners[victim], fl.runners[ref]
+            if (reset_round is not None and rejoined is None and v.node.synced
+                    and leader.node.members >> victim & 1 and v.applied["A"] > 0):
+                rejoined = leader.r
+            if not more:
+                break
+        assert reset_round is not None
+        assert rejoined is not None, f"board {victim} of {n}, reset in round {reset_round}, " \
+            "was never re-admitted"
+        assert rejoined - reset_round <= REJOIN_BOUND, (n, victim, reset_round, rejoined)
+        # it trained on with the fleet: the same decisions from its joining sample on
+        log = {(e[0], e[1]): e[2] for e in fl.runners[ref].node.applied}
+        joined = max(e[1] for e in fl.runners[victim].node.applied if e[0] == "J")
+        last = fl.runners[ref].schedule.length - 1
+        mine = [e for e in fl.runners[victim].node.applied
+                if e[0] in "AD" and joined <= e[1] <= last]
+        assert mine and all(log.get((e[0], e[1])) == e[2] for e in mine)
+
+
+def _nan_from(runner, r0: int) -> None:
+    head = runner.node.head
+    honest = head.partial_logits
+
+    def partial_logits(counts):
+        out = honest(counts)
+        return out * float("nan") if (runner.r or 0) >= r0 else out
+
+    head.partial_logits = partial_logits
+
+
+@pytest.mark.parametrize("bad", [2, 0])  # a member; the leader itself
+def test_non_finite_partial_logits_are_a_flagged_fault_not_a_crash(fleets, tmp_path, bad):
+    fl = Fleet(fleets[5], 5, tmp_path)
+    _nan_from(fl.runners[bad], 60)
+    while fl.step():
+        pass
+    honest = [r for i, r in enumerate(fl.runners) if i != bad]
+    res = [r.result for r in honest]
+    assert all(x is not None for x in res)
+    assert len({x["digest"] for x in res}) == 1  # the honest boards applied the same updates
+    assert not honest[0].node.members >> bad & 1  # the faulty board is out
+    _, correct, seen = res[0]["accuracy"][-1]
+    assert seen == 15 and correct >= 13
+    if bad == 0:  # a leader with NaN logits steps down; the next member leads
+        assert fl.runners[0].node.stats["faulty"] >= 1 and not fl.runners[0].node.synced
+    else:
+        assert fl.runners[0].node.faulty >> bad & 1  # flagged by the leader
+    assert all(r.node.stats["nonfinite"] == 0 for r in honest)  # nothing non-finite summed
+
+
+def test_rounds_stop_waiting_for_a_removed_member(fleets, tmp_path):
+    fl = Fleet(fleets[5], 5, tmp_path)
+    gone = None
+    while fl.step():
+        r0 = fl.runners[0]
+        if gone is None and (r0.r or 0) >= 40:
+            fl.air.remove(fl.runners[3].radio)
+            fl.runners[3] = None
+            fl.runners = [r for r in fl.runners if r is not None]
+            gone = r0.r
+            ends_at_crash = list(r0.ends)
+    r0 = fl.runners[0]
+    assert not r0.node.members >> 3 & 1
+    late = [a - b for a, b in zip(r0.ends, ends_at_crash, strict=True)]
+    # at most the rounds before the removal (gone_after) and its slack end at the deadline
+    assert late[1] <= GONE_AFTER + 4
+    assert late[0] >= r0.schedule.length - gone - GONE_AFTER - 8
