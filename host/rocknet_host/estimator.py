@@ -37,16 +37,17 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from . import head_plan, plan, reference, train
 from .data import Dataset
-from .fleet_run import Event
 from .runtime import import_device
+from .sim.fleet import ACTIONS, Event
 
 FLEETS = ("memory", "simulate")
 MIN_LENGTH = 9
-FAULT_ACTIONS = ("crash", "reboot")
+FAULT_ACTIONS = ACTIONS
 
 
 def parse_fault(spec: str | Sequence[Any]) -> Event:
-    """``"crash:2@100"`` (node 2 crashes before round 100), ``"reboot:1@50"``, or a tuple
+    """``"crash:2@100"`` (node 2 crashes at round 100), ``"reboot:1@50"``,
+    ``"nan-logits:3@80"``, or a tuple
     ``(action, node, round)``."""
     try:
         if isinstance(spec, str):
@@ -228,17 +229,14 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         pl = self.plan_
         sim = simulate.Simulation(pl, ds, cfg)
         res = sim.run()
-        fs = sim.fleet
-        # the heads the fleet trained: the members as seen by the node furthest along
-        members = res["members"]
+        # the heads the boards trained: the members as seen by the node furthest along
+        members = [i for i in res["members"] if sim.head_states[i] is not None]
         if not members:
             raise RuntimeError("no node finished the simulated run; nothing was trained")
-        # the head sections every node was built from (what `rocknet plan` writes too)
-        secs = head_plan.sections(pl, ds.X_train, mode=cfg.mode, batch=cfg.batch,
-                                  passes=cfg.epochs, solver="sgd")
-        self.head_sections_ = secs
-        self.node_plans_ = head_plan.node_plans(pl, secs)
-        self.head_states_ = [fs.nodes[i].head.save() for i in range(pl.n_nodes)]
+        # the plans every board was built from (what `rocknet plan` writes too)
+        self.node_plans_ = sim.node_plans
+        self.head_sections_ = [p["head"] for p in sim.node_plans]
+        self.head_states_ = [b or b"" for b in sim.head_states]  # down boards: none
         self.members_ = list(members)
         if not evaluate:  # the placeholder predict phase measured nothing
             res["accuracy"] = res["accuracy_all"] = None
@@ -265,7 +263,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         heads = self._heads()
         counts = [reference.slice_counts(Q, pl.node_features(i)) for i in self.members_]
         sec = self.head_sections_[0]
-        total = import_device("rocknet.head").LogitSum(
+        total = import_device("rocknet.head_sum").LogitSum(
             len(heads), pl.n_classes, sec["wire"], sec["logit_scale"])
         z = np.zeros((len(S), pl.n_classes))
         for j in range(len(S)):

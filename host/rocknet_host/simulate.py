@@ -28,11 +28,11 @@ import numpy as np
 from . import board_plan, boards, reference
 from . import plan as plan_mod
 from .data import Dataset
+from .heap import HEAP_KEYS
 from .plan import Plan
 from .runtime import import_device
 from .sim import energy, topology
 from .sim.fleet import ACTIONS, Event, Fleet, ThreadProgram, log_digest_at
-from .heap import HEAP_KEYS
 from .sim.radio import profile
 
 MODES = ("gradient", "ridge")
@@ -153,6 +153,8 @@ class Simulation:
             radio=self.model.wire_profile, deadline_ms=int(self.deadline_s * 1000),
             seed=cfg.seed)
         nps = board_plan.node_plans(plan, ds, self.training)
+        self.node_plans = nps  # what every board was built from
+        self.head_states: list[bytes | None] = []
         plan_mod.write(plan, plan_dir, nps)
         board_plan.write_data(plan, ds, self.training, plan_dir)
         (plan_dir / "fleet.key").write_bytes(KEY)
@@ -241,6 +243,7 @@ class Simulation:
             # a generous bound: every round of the schedule and the tail at its deadline
             limit = (self.sched.length + self.cfg.tail + 16) * self.deadline_s * 2 + 30
             self.fleet.run(limit)
+            self.head_states = self.fleet.head_states()  # what each board trained
             self.fleet.close()  # the boards' heap reports are read as they stop
             res = self._result(time.perf_counter() - t0)
         finally:

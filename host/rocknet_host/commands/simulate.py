@@ -13,11 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import boards, simulate
-from ..cli import UserError
+from ..errors import UserError
 from ..micropython import RuntimeMissing
 from ..profiles import PROFILES as PROFILE_NAMES
-from ..sim.fleet import ACTIONS, Event
 from ..sim import html_report
+from ..sim.fleet import ACTIONS, Event
 from ..sim.radio import PROFILES
 from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 
@@ -71,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_events(crash: list[str], reboot: list[str], fault: list[str] = ()) -> list[Event]:
+def parse_events(crash: list[str], reboot: list[str],
+                 fault: list[str] | tuple[str, ...] = ()) -> list[Event]:
     out = []
     faults = []
     for spec in fault:

@@ -66,6 +66,10 @@ class Program:
     def kill(self) -> None:
         """Power off: the program unwinds; its files stay."""
 
+    def head_state(self) -> bytes:
+        """The board's head, saved (`Head.save`)."""
+        return bytes(self.query("answer = runner.node.head.save()"))
+
 
 class ThreadProgram(Program):
     """The board's program in a CPython thread (baton passing: exactly one side runs)."""
@@ -229,6 +233,11 @@ class MpyProgram(Program):
         self.mpy.host_send(reply)
         return self._next()
 
+    def head_state(self) -> bytes:
+        if self._running:  # blocked inside a step
+            return bytes.fromhex(self.query("answer = runner.node.head.save().hex()"))
+        return bytes(self.mpy.eval("runner.node.head.save()"))
+
     def query(self, code: str) -> Any:
         self.mpy.host_send({"q": code})
         ans = self.mpy.host_recv()
@@ -273,7 +282,7 @@ class NodeState:
     finished: bool = False
     error: str | None = None
     error_type: str | None = None
-    st: list[Any] | None = None  # last status (vboard.status)
+    st: Any = None  # last status (vboard.status): a list, None before the first
     gen: int = 0  # bumped at every power-off: stale wake-ups are ignored
     wait: str = ""
     begins: dict[int, int] = field(default_factory=dict)  # round -> global us it began
@@ -491,6 +500,11 @@ class Fleet:
         if rep.get("out_of_memory"):
             nd.heap["out_of_memory"] = rep["out_of_memory"]
 
+    def head_states(self) -> list[bytes | None]:
+        """Every live board's head as it stands (None for boards that are down)."""
+        return [nd.program.head_state() if nd.alive and nd.program is not None else None
+                for nd in self.nodes]
+
     # ----- reading the outcome -----
 
     def query(self, i: int, code: str) -> Any:
@@ -503,7 +517,7 @@ class Fleet:
 def log_digest_at(log: list[tuple[str, int, bytes, bytes]], s: int) -> bytes | None:
     """The digest after the last entry of sample <= s (None if the log has none)."""
     best = None
-    for kind, q, _, dig in log:
+    for _kind, q, _, dig in log:
         if q <= s:
             best = dig
     return best

@@ -282,7 +282,6 @@ def install(host, radio, seed=0):
     ``"bluetooth"`` -> ``bluetooth``) into ``sys.modules``, before rocknet is imported."""
     import random
     import sys
-
     import time as real
 
     random.seed(seed)
