@@ -93,7 +93,6 @@ def test_mip_install_into_a_virtual_board_then_validate(mip_board, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="needs board.main to raise", strict=True)
 def test_a_failing_run_makes_mpremote_exec_fail(mip_board):
     """`rocknet.run()` on a board without its plan files names the fix AND fails, so that
     `mpremote exec "import rocknet; rocknet.run()"` (and a script around it) sees exit 1."""

@@ -9,7 +9,6 @@ from rocknet_host.runtime import import_device
 board = import_device("rocknet.board")
 
 
-@pytest.mark.xfail(reason="needs board.main to raise", strict=True)
 def test_run_without_files_raises_naming_the_fix(tmp_path):
     missing = str(tmp_path / "nothing")
     with pytest.raises(board.SetupError, match="rocknet plan"):

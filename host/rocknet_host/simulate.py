@@ -167,7 +167,10 @@ class Simulation:
             _, o, k, _ = self.sched.at(s)
             self.test_index[s] = tp[o][0] + k
         self.board = boards.load(cfg.board) if cfg.board else None
-        self.profile = cfg.profile or (self.board.profile if self.board else None)
+        # the module set of the boards the radio profile stands for (CircuitPython 9 on an
+        # nRF52840, MicroPython on an ESP32) unless a board or profile says otherwise
+        self.profile = cfg.profile or (self.board.profile if self.board else None) or (
+            "circuitpython-9" if self.model.alternate else "micropython-esp32")
         self.heap_budget = cfg.heap_budget or (self.board.heap_budget if self.board else None)
         if cfg.runtime != "micropython" and (cfg.profile or cfg.heap_budget):
             raise ValueError("--profile and --heap-budget need --runtime micropython (CPython "

@@ -74,8 +74,8 @@ class Program:
 class ThreadProgram(Program):
     """The board's program in a CPython thread (baton passing: exactly one side runs)."""
 
-    def __init__(self, paths: dict[str, str], radio: str) -> None:
-        self.paths, self.radio = paths, radio
+    def __init__(self, paths: dict[str, str], radio: str, seed: int) -> None:
+        self.paths, self.radio, self.seed = paths, radio, seed
         self._to_node = threading.Semaphore(0)
         self._to_host = threading.Semaphore(0)
         self._reply: dict[str, Any] = {}
@@ -92,7 +92,8 @@ class ThreadProgram(Program):
     def _main(self) -> None:
         host = vboard.Host(self._transport)
         try:
-            self.runner = vboard.start(host, self.paths, self.radio, inject=True)
+            self.runner = vboard.start(host, self.paths, self.radio, inject=True,
+                                       seed=self.seed)
             if isinstance(self.runner, dict):
                 raise RuntimeError("the board found a finished result file")
             while self.runner.step():
@@ -141,7 +142,7 @@ from rocknet import board, head, link, node
 from rocknet.radio import bleio, bluetooth
 """
 _MPY_SETUP = """
-runner = vboard.start(host, paths, radio, False)
+runner = vboard.start(host, paths, radio, False, seed)
 def _rn_step():
     try:
         alive = runner.step()
@@ -323,7 +324,6 @@ class Fleet:
         self.nodes = [NodeState(i) for i in range(self.n)]
         self.round = -1  # the fleet's round: the highest a live board is in
         self._mpy_files: dict[int, dict[str, bytes]] = {}
-        random.seed(f"rocknet-fleet/{seed}")  # the adapters' scan jitter (CPython threads)
         skew = random.Random(f"rocknet-fleet/{seed}/power-on")
         for i in range(self.n):
             self.medium.add_driven()
@@ -345,15 +345,16 @@ class Fleet:
 
     def _program(self, i: int) -> Program:
         paths = self.paths(i)
+        seed = self.seed * 7919 + i + 1  # the board's scan jitter, the same in both runtimes
         if self.runtime == "cpython":
-            return ThreadProgram(paths, self.radio)
+            return ThreadProgram(paths, self.radio, seed)
         files = self._mpy_files.get(i)
         if files is None:
             files = {paths["plan"]: (self.plan_dir / f"node_{i:02d}.plan").read_bytes(),
                      paths["key"]: (self.plan_dir / "fleet.key").read_bytes(),
                      paths["data"]: (self.plan_dir / f"node_{i:02d}.data").read_bytes()}
             self._mpy_files[i] = files
-        return MpyProgram(paths, self.radio, files, seed=self.seed * 7919 + i + 1,
+        return MpyProgram(paths, self.radio, files, seed=seed,
                           profile=self.profile, heap_budget=self.heap_budget,
                           float_bits=self.float_bits)
 
