@@ -1,7 +1,9 @@
 """rocknet.node: the pipeline, agreement under row loss, the divergence it prevents, crashes,
 leader takeover, reboots from checkpoints, and the same decisions on MicroPython.
 
-The head is a test stand-in (tests/node_standin.py) until rocknet.head lands."""
+The node core is tested with a small stand-in head (tests/node_standin.py) over a row-level
+network double (tests/node_net.py) that loses single rows, which a coded radio round hides;
+the real head and the board loop: tests/test_node_head.py, tests/test_fleet_faults.py."""
 
 from __future__ import annotations
 

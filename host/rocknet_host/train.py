@@ -1,5 +1,6 @@
 """Transport-free training: N device heads in one runtime (CPython or MicroPython), their
-partial logits summed in memory, so accuracy can be measured before the radio exists.
+partial logits summed in memory: the fast central path of `bench accuracy` and the estimator
+(tests/test_node_head.py shows boards running the real loop apply exactly this).
 
 Per training sample, inside the runtime, exactly what a node does per round: every node
 packs its partial-logit row, a `LogitSum` adds the rows (node order, so every node would

@@ -18,6 +18,7 @@ from ..micropython import RuntimeMissing
 from ..profiles import PROFILES as PROFILE_NAMES
 from ..sim import html_report
 from ..sim.fleet import ACTIONS, Event
+from ..sim.pcap import capture
 from ..sim.radio import PROFILES
 from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 
@@ -65,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heap-budget", type=int, default=None, metavar="BYTES",
                    help="heap a board has for rocknet, code included (default: the board's); "
                         "a board that needs more fails with MemoryError, as it would")
+    p.add_argument("--pcap", metavar="FILE",
+                   help="write the whole run's air traffic as a pcap (Wireshark/tshark decode "
+                        "the adverts' headers; rows are AES-CCM sealed)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
     p.add_argument("--report", metavar="FILE.html",
                    help="write a self-contained HTML report with plots to FILE.html")
@@ -134,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
             prog.update(task, description=desc, completed=p.round_no)
 
         try:
-            res = sim.run(on_progress)
+            with capture(sim.fleet.medium, args.pcap):
+                res = sim.run(on_progress)
         except (ValueError, RuntimeMissing) as exc:
             raise UserError(str(exc)) from None
     if not args.no_reference:
