@@ -1,5 +1,5 @@
-"""Test helpers for rocknet.node: a STAND-IN linear head (used only by these tests, until
-rocknet.head lands) and a small fleet built from the quickstart dataset.
+"""Test helpers for rocknet.node: a small STAND-IN linear head (the protocol tests need no
+real learning) and a small fleet built from the quickstart dataset.
 
 ``SETUP_SRC`` is device code: it runs unchanged in CPython (exec) and in MicroPython, so the
 same fleet is built in both runtimes.

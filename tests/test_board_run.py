@@ -174,7 +174,10 @@ result = {
     "ok": refusal(P, K, D),
 }
 import rocknet
-rocknet.run(plan=P, key=K, data=D)
+try:
+    rocknet.run(plan=P, key=K, data=D)
+except board.SetupError as exc:
+    result["run"] = str(exc)
 """
 
 
@@ -201,9 +204,9 @@ def test_runner_refuses_missing_or_damaged_files_naming_the_fix(device, fleet_di
     assert "a fleet key needs 16" in got["short_key"]
     assert "this node's data" in got["no_data"] and fix in got["no_data"]
     assert "belongs to another plan or node" in got["other_data"]
-    # every file is good, but neither runtime here has a BLE radio
+    # every file is good, but neither runtime here has a BLE radio: printed, and raised
     assert "rocknet: no BLE radio on this runtime" in printed, printed
-    assert "rocknet simulate" in printed
+    assert "rocknet simulate" in got["run"]
 
 
 def test_data_file_round_trip_and_checks():
@@ -227,7 +230,8 @@ def test_plan_cli_writes_training_sections_and_deploy_puts_data_on_the_board(tmp
     assert p["head"]["mode"] == "ridge" and p["head"]["solver"] == "sgd"
     assert p["schedule"]["epochs"] == 2 and p["schedule"]["eval"] == [10]
     assert p["run"]["profile"] == "extended" and p["run"]["row_size"] > 100
-    with VirtualBoard(tmp_path / "vb") as vb:
+    # an ESP32's module set (cryptolib for the fleet's AES-CCM), without its radio
+    with VirtualBoard(tmp_path / "vb", profile="micropython-esp32") as vb:
         assert main(["deploy", "--port", vb.url, "--plan-dir", str(plans), "--autostart"]) == 0
         on_board = vb.directory / dp.DATA_FILE.lstrip("/")
         assert on_board.read_bytes() == (plans / "node_00.data").read_bytes()
@@ -241,6 +245,7 @@ def test_plan_cli_writes_training_sections_and_deploy_puts_data_on_the_board(tmp
     out = proc.stdout + proc.stderr
     assert "rocknet: node 0 of 1, GunPoint, 840 features, 50 train / 10 eval samples" in out
     assert "no BLE radio on this runtime (webassembly)" in out
+    assert proc.returncode != 0  # rocknet.run() raised: mpremote exec fails too
 
 
 def test_a_finished_board_prints_its_result_instead_of_training_again(fleet_dir, tmp_path,
@@ -254,6 +259,7 @@ def test_a_finished_board_prints_its_result_instead_of_training_again(fleet_dir,
                      result=str(res))
     assert got["rounds"] == 142
     assert "finished this plan already" in capsys.readouterr().out
-    board.main(str(d / "node_00.plan"), str(d / "fleet.key"), str(d / "node_00.data"),
-               result=str(res), again=True)
+    with pytest.raises(board.SetupError, match="no BLE radio"):
+        board.main(str(d / "node_00.plan"), str(d / "fleet.key"), str(d / "node_00.data"),
+                   result=str(res), again=True)
     assert "no BLE radio" in capsys.readouterr().out

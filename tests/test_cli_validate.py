@@ -18,6 +18,7 @@ def run_cli(*args):
     return subprocess.run([ROCKNET, *args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DATASETS)
 def test_validate_micropython_every_dataset(name):
     """Every node of N in {1, 5, 20}, a few train and test series each, inside MicroPython.
@@ -32,6 +33,7 @@ def test_validate_micropython_every_dataset(name):
         assert sum(p["features"] for p in res["per_node"]) == res["features"]
 
 
+@pytest.mark.slow
 def test_validate_cpython_whole_dataset():
     proc = run_cli("validate", "--runtime", "cpython", "--dataset", "GunPoint", "--nodes", "5",
                    "--json")
@@ -77,6 +79,7 @@ def test_unknown_dataset_is_a_clear_error():
     assert "unknown dataset" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_bench_features_json():
     proc = run_cli("bench", "features", "--dataset", "GunPoint", "--nodes", "4", "--series", "4",
                    "--json")
@@ -100,6 +103,7 @@ def test_bench_features_json():
     assert res["features_bitexact"] is True
 
 
+@pytest.mark.slow
 def test_plan_command_writes_files(tmp_path):
     proc = run_cli("plan", "GunPoint", "--nodes", "4", "--out", str(tmp_path / "p"))
     assert proc.returncode == 0, proc.stderr

@@ -1,11 +1,7 @@
-"""`rocknet.demo()` trains and tests on one board in both runtimes; device/package.json lists
-real files for `mpremote mip install`."""
+"""`rocknet.demo()` trains and tests on one board in both runtimes (device/package.json, what
+`mpremote mip install` reads: tests/test_packaging.py)."""
 
 from __future__ import annotations
-
-import json
-
-from rocknet_host.paths import DEVICE_DIR
 
 
 def test_demo_learns_in_both_runtimes(device):
@@ -17,11 +13,3 @@ def test_demo_learns_in_both_runtimes(device):
     assert "accuracy" in out and "memory" in out
     if getattr(device, "name", "micropython") == "micropython":
         assert res["peak_bytes"] > 0
-
-
-def test_package_json_for_mip():
-    pkg = json.loads((DEVICE_DIR / "package.json").read_text())
-    dests = [d for d, _ in pkg["urls"]]
-    assert "rocknet/__init__.py" in dests and "rocknet/quickstart.py" in dests
-    for dest, url in pkg["urls"]:
-        assert dest == url and (DEVICE_DIR / url).is_file(), url

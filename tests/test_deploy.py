@@ -11,7 +11,10 @@ import sys
 import pytest
 from rocknet_host import deploy as dp
 from rocknet_host.cli import main
+from rocknet_host.runtime import import_device
 from rocknet_host.virtual_board import VirtualBoard
+
+store = import_device("rocknet.store")
 
 
 def mpremote(url: str, *args: str) -> str:
@@ -28,6 +31,7 @@ def boards(tmp_path_factory):
         b.close()
 
 
+@pytest.mark.slow
 def test_deploy_three_boards_then_plans_via_fleet(boards, tmp_path):
     urls = [b.url for b in boards]
     args = ["deploy"] + [x for u in urls for x in ("--port", u)]
@@ -42,7 +46,7 @@ def test_deploy_three_boards_then_plans_via_fleet(boards, tmp_path):
     plans = tmp_path / "plans"
     plans.mkdir()
     for i in range(3):
-        (plans / f"node_{i:02d}.plan").write_bytes(b"ROCKNET plan 1 x\n" + bytes([i]) * 50)
+        (plans / f"node_{i:02d}.plan").write_bytes(store.encode("plan", 1, bytes([i]) * 50))
     fleet = tmp_path / "fleet.toml"
     fleet.write_text('[fleet]\nplan_dir = "plans"\n\n[[group]]\nboard = "virtual"\ncount = 3\n'
                      f"ports = {urls!r}\n".replace("'", '"'))
@@ -75,6 +79,7 @@ class Unplugged:
         return getattr(self.inner, name)
 
 
+@pytest.mark.slow
 def test_interrupted_deploy_is_completed_by_the_next_run(tmp_path):
     with VirtualBoard(tmp_path / "b") as board:
         # 1. no install yet; the board is unplugged after 3 files: nothing importable
@@ -125,8 +130,22 @@ def test_drive_target_and_refusals(tmp_path, capsys):
     (plans / "node_01.plan").write_bytes(b"q")
     assert main(["deploy", "--port", str(drive), "--plan-dir", str(plans)]) == 2
     assert "re-plan with --nodes 1" in capsys.readouterr().err
+    # a damaged plan or data file is refused before anything is sent, naming the fix
+    (plans / "node_01.plan").unlink()
+    good = store.encode("plan", 1, b'{"format": "rocknet-plan"}')
+    for name, raw in [("node_00.plan", good[:-1] + b"]"), ("node_00.plan", b"X" + good[1:]),
+                      ("node_00.data", store.encode("data", 7, b"x"))]:
+        (plans / "node_00.plan").write_bytes(good)
+        (plans / name).write_bytes(raw)
+        before = sorted(p.name for p in drive.rglob("*"))
+        assert main(["deploy", "--port", str(drive), "--plan-dir", str(plans)]) == 2
+        err = capsys.readouterr().err
+        assert name in err and "rocknet plan" in err and "Nothing was sent" in err, err
+        assert sorted(p.name for p in drive.rglob("*")) == before
+        (plans / "node_00.data").unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 def test_validate_on_each_board(boards, monkeypatch, capsys):
     """`rocknet validate --port socket://...` passes on every deployed board, and reports a
     failure when the board disagrees with the reference."""

@@ -266,6 +266,6 @@ def test_same_results_on_micropython_as_on_cpython(device, case):
     exec(SCENARIO, host)
     expected = host["_scenario"](*case)
     device.exec(SCENARIO)
-    got = device.eval("_scenario(%d, %d, %d, %d, %d)" % case)
+    got = device.eval("_scenario({}, {}, {}, {}, {})".format(*case))
     assert expected[2] is True  # everyone decoded everything
     assert got == expected

@@ -1,15 +1,17 @@
 """rocknet.node: the pipeline, agreement under row loss, the divergence it prevents, crashes,
 leader takeover, reboots from checkpoints, and the same decisions on MicroPython.
 
-The head is a test stand-in (tests/node_standin.py) until rocknet.head lands."""
+The node core is tested with a small stand-in head (tests/node_standin.py) over a row-level
+network double (tests/node_net.py) that loses single rows, which a coded radio round hides;
+the real head and the board loop: tests/test_node_head.py, tests/test_fleet_faults.py."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from node_standin import SETUP_SRC, standin_namespace
 from node_net import Event, FleetRun, digest_at, outcomes, replay
+from node_standin import SETUP_SRC, standin_namespace
 from rocknet_host.runtime import import_device
 
 node_mod = import_device("rocknet.node")
@@ -451,8 +453,8 @@ def test_a_fleet_built_from_a_host_plan_runs_train_and_evaluation_phases():
     """Plan slices, RockNet's contiguous ownership, int8 quantization, the test set as the
     evaluation phase. (The stand-in head's plain SGD barely moves on 336 uncentred PPV
     features in 4 epochs; learning quality belongs to rocknet.head's tests.)"""
-    from rocknet_host import data, plan
     from node_net import build_fleet, owner_split
+    from rocknet_host import data, plan
 
     assert owner_split(10, 3) == [(0, 4), (4, 7), (7, 10)]
     ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)

@@ -1,6 +1,5 @@
 """rocknet.node with the real head (rocknet.head) instead of the tests' stand-in: a fleet
-built from a host plan and head plan learns, agrees under loss, checkpoints and resumes.
-Skipped where rocknet.head / rocknet_host.head_plan are not there yet."""
+built from a host plan and head plan learns, agrees under loss, checkpoints and resumes."""
 
 from __future__ import annotations
 
@@ -8,13 +7,9 @@ import pytest
 from node_net import Event, FleetRun, build_fleet
 from rocknet_host.runtime import import_device
 
-try:
-    head_mod = import_device("rocknet.head")
-    from rocknet_host import head_plan
-except ImportError:  # pragma: no cover - the head lands separately
-    pytest.skip("rocknet.head not available", allow_module_level=True)
+head_mod = import_device("rocknet.head")  # a broken head fails this module, never skips it
 
-from rocknet_host import data, plan  # noqa: E402
+from rocknet_host import data, head_plan, plan  # noqa: E402
 
 node_mod = import_device("rocknet.node")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from rocknet_host.paths import DEVICE_DIR
@@ -210,3 +211,33 @@ def test_validate_cli_fails_when_the_twin_disagrees(deployed, monkeypatch, capsy
     assert [(c["name"], c["ok"]) for c in checks] == [("features bit-exact", True),
                                                      ("head partial logits", False)]
     assert checks[1]["max_error"] > 1e-3
+
+
+def test_sigterm_stops_the_command_and_its_runtime(tmp_path):
+    """`rocknet virtual-board` stopped with SIGTERM (as a service manager or `kill` does) takes
+    its Node.js process with it: nothing keeps serving the port."""
+    import os
+    import re
+    import signal
+    import socket
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "rocknet_host.cli", "virtual-board", "--dir",
+                             str(tmp_path / "b")], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        port = int(re.search(r"socket://127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 1
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # serving
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not Path(f"/proc/{children[0]}").exists() or "Z" in Path(
+        f"/proc/{children[0]}/stat").read_text().split()[2]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

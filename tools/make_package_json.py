@@ -32,10 +32,22 @@ def manifest() -> str:
                       indent=2) + "\n"
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> int:
     path = DEVICE / "package.json"
     text = manifest()
-    if "--check" in sys.argv:
-        sys.exit(0 if path.exists() and path.read_text() == text else 1)
+    if "--check" in argv:
+        if path.exists() and path.read_text() == text:
+            return 0
+        have = {d for d, _ in json.loads(path.read_text())["urls"]} if path.exists() else set()
+        want = {d for d, _ in json.loads(text)["urls"]}
+        print(f"{path} is out of date (missing: {sorted(want - have) or '-'}; extra: "
+              f"{sorted(have - want) or '-'}): run `python tools/make_package_json.py` and "
+              "commit it", file=sys.stderr)
+        return 1
     path.write_text(text)
     print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -42,7 +42,7 @@ DATA_FILE = "/rocknet_data.bin"
 CHECKPOINT_FILE = "/rocknet_ckpt"
 RESULT_FILE = "/rocknet_result.json"
 DATA_KIND = "data"
-DATA_VERSION = 1
+DATA_VERSION = store.DATA_VERSION
 CHECKPOINT_KIND = "checkpoint"
 CHECKPOINT_VERSION = 2  # node checkpoint (version 1 is a bare head's, `checkpoint.py`)
 _SLOTS = (".a", ".b")
@@ -545,12 +545,13 @@ def setup(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE, again=False, **kwargs):
 
 
 def main(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE, again=False, **kwargs):
-    """``rocknet.run()``: load the files, train, return the result (or print the fix)."""
+    """``rocknet.run()``: load the files, train, return the result. A missing or damaged
+    file prints the fix and raises `SetupError` (so ``mpremote exec`` fails too)."""
     try:
         runner = setup(plan, key, data, again, **kwargs)
     except SetupError as exc:
         print("rocknet: " + str(exc))
-        return None
+        raise
     if isinstance(runner, dict):
         return runner
     return runner.run()

@@ -24,7 +24,7 @@ def _read(path):
     try:
         seq = int(body[:nl])
     except ValueError:
-        raise store.CorruptFile("%s has no sequence number" % used)
+        raise store.CorruptFile("%s has no sequence number" % used) from None
     return seq, body[nl + 1:], used
 
 

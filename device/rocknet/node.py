@@ -8,114 +8,11 @@ with an agreed outcome for every sample.
     ... the link floods round r ...
     node.end_round(r, decoded_rows)     # list (len node.m) of bytes or None
 
-The node never touches a radio, clock or file: a caller (radio adapter, simulator, host fleet
-runner) hands rows in and out, and checkpoints leave through the injected ``save(body)``
-callable (write them with `store.write`; `Node.restore(body)` takes one back).
+The node never touches a radio, clock or file: a caller (`rocknet.board.Runner`, tests) hands
+rows in and out, and checkpoints leave through the injected ``save(body)`` callable.
 
-Pipeline (RockNet, §4.2 of the reference notes). Sample s of the fixed schedule travels in
-round s: its owner (the node that "measured" it) sends the int8 series, label and phase in
-the first ``series_rows`` rows. At the end of round s every node that decoded the series
-computes its PPV counts and its partial logits W_i f_i; in round s+1 every node sends them in
-its control message (``ctrl_rows`` rows per node, rows in node-id order after the series).
-Partial logits travel as float32, or with ``logit_scale`` as int16 codes (value = code *
-scale, clipped to +-32767 codes): half the bytes, and the codes are summed exactly.
-
-Agreement (DESIGN §6: every node applies the same update for every sample, or none does).
-A control message of round r carries: flags; the ack bitmap of which nodes' control messages
-of round r-1 this node decoded (a message flagging OUT is not acknowledged) and the heard
-bitmap (all of them); its partial logits for sample r-1 (if it decoded that series); and a
-relay window of the last ``window`` decision entries it knows. An entry (s, outcome, epoch,
-since, back, members) decides samples s-back..s: DROP for all but s, ``outcome`` for s, with
-member bitmap ``members`` (membership epoch ``epoch``, in force since sample ``since``).
-Then:
-
-- The leader decides sample s = r-2 at the end of round r. COMMIT iff, for the membership M
-  it states, it holds every member's partial logits for s (from round r-1), decoded every
-  member's message of round r, and every one of those acks shows all of M decoded in round
-  r-1. So a COMMIT implies every member holds every partial logit of s: all of them sum the
-  same bytes in the same (node-id) order. Otherwise DROP: nobody updates for s, but s still
-  counts toward batch boundaries, so batches stay aligned. Samples nobody could decide in
-  their own round are DROPped by the next entry, and a DROP extends the previous run of DROPs
-  (same membership), so a long outage costs one window entry.
-- An entry travels in the leader's next message and is relayed by everyone in their windows.
-  Nodes apply decisions strictly in sample order, keeping per undecided sample their counts,
-  the label and the decoded partial-logit rows (a ring of ``pending`` samples).
-- The leader applies its *own* decision only after it came back in another node's window,
-  and a new leader adopts every decision relayed to it before it decides anything. A leader
-  whose decision no one echoed within gone_after rounds withdraws its unechoed decisions
-  (never relays them again) and stops applying: it may be alive but unheard, and a takeover
-  needs more won votes than that, each a round in which the old leader could not decide, so a
-  decision nobody heard cannot resurface after another leader re-decided its sample. Should
-  two decisions for one unapplied sample still meet, the newer membership epoch wins.
-- Membership is part of every decision, effective from a stated sample, so all nodes switch at
-  the same sample. The leader removes a member whose message it missed ``gone_after`` rounds
-  in a row, whose acks showed no other member ``gone_after`` rounds in a row (it talks but
-  does not hear: it would block every COMMIT), that kept flagging JOIN ``gone_after`` rounds
-  after it was added, or that flags OUT (it stopped applying). It adds a node flagging JOIN
-  whose message of round r it decoded: with the COMMIT of s when the test holds with it
-  included, else with a DROP of s (never by failing a COMMIT that holds without it). The
-  joiner starts applying at the sample its entry names (``since``).
-- Leader = lowest-id member. It decides in round r only if it applies decisions itself and a
-  majority of M vote for it: their round-r acks show its round r-1 message (its own ack
-  included) and no lower member's. The next member takes over once every lower member's
-  message was missing or flagging OUT ``gone_after`` rounds in a row (a crashed leader, or
-  one rebooted and not yet re-added), after winning that vote in gone_after + 1 rounds with
-  no ack showing a lower member in between, in a round where it decoded every other member's
-  message. Two nodes never decide in the same round: their voter majorities would intersect
-  in an ack that shows the lower of them and does not. A takeover removes the lower members;
-  OUT and rebooted members still vote (they hear).
-- Refound: when every member is gone or not applying (say a majority rebooted at once), no
-  one can decide. After gone_after rounds of that, a non-applying node that wins the refound
-  vote (members heard it, heard nobody below it, and acknowledged nobody applying) decides a
-  DROP entry with a new membership: itself and the higher nodes it hears. They all rejoin
-  from that entry's first sample, weights as they stand.
-- A node that missed a decision it needs (the relays moved past it, or its ring overflowed)
-  is *desynced*: it stops applying, flags OUT (the leader removes it), keeps its weights as of
-  the last sample it applied and rejoins through a decision, like a rebooted node that
-  restored its checkpoint. Rejoined nodes' blocks are therefore as of their checkpoint (or
-  desync), and the decision log says from which sample they count again.
-
-Known limits: with two members a takeover needs a majority of two, so the survivor waits for
-the leader to return; a COMMIT needs every member to have every message of two rounds, so
-under independent per-row loss (no coding) its rate falls like (1-p)^(N^2): the Link's coded
-rounds, which complete as a whole, are what makes COMMIT the common case; a joiner that misses
-the entry adding it flags OUT and is removed and re-added; ``pending`` must cover
-about 5 samples plus the loss-induced delay of decisions (default 2 * window + 4). Faults
-are omissions (loss, deafness, one-way links, crashes, reboots), not lies: packets are
-authenticated. The won-vote count of a takeover skips rounds where too few messages
-arrived (neither counts nor resets), so "the old leader could not decide then" holds for the
-counted rounds only; 700 random omission scenarios (tests/test_node.py's generator) showed no
-split and no stall. One residual split remains: a node that alone received a leader's decision,
-applied it, and then failed before relaying it to anyone who stays, holds one update the
-others re-decided as DROP; it is out of the fleet by then, and its log says what it applied.
-
-Batches and checkpoints. A sample closes a batch by its schedule position, whatever its outcome,
-so every member steps at the same sample (a member that applied nothing in the batch does not
-step). Decisions arrive a few rounds late, so right after a batch end some nodes would score
-the next samples with the old weights, others with the new ones: still agreed and replayable,
-but not what a central model computes. With ``Schedule(gap=g)`` idle rounds follow each batch
-and a node sends no partial logits for a sample before it applied the last batch end (the
-sample is then DROPped): every committed sample is scored with the stepped weights
-everywhere, and each block equals the same columns of one central head trained on the
-committed samples, bit for bit (tests/test_node_head.py). With ``checkpoint_every=K`` the
-node saves at the first batch boundary after K applied samples: weights, optimizer and the
-sample it stands at, never half a batch. After a reboot `restore` puts that back and the node
-asks to rejoin (it counts again from the sample the joining decision names).
-
-Agreement off (``agreement=False``) is RockNet's behaviour: each node sums whatever partial
-logits it decoded for s at the end of round s+1 and updates at once (for comparisons).
-
-Consistency measure: ``digest`` is a SHA-256 hash chain over what this node applied, in order:
-(sample, outcome, label, the partial-logit bytes summed, in node-id order) and every optimizer
-step. Nodes that applied the same updates have equal digests. With ``log=True`` the node also
-keeps ``applied`` (those entries as (kind, sample, payload, digest after) tuples: kinds A
-applied, D dropped, S optimizer step, J joined, R restored) so the host can replay the global
-model and compare digests at a common sample.
-
-Head interface used here (see rocknet.head): ``codes(counts)`` -> the compact form of a
-sample the node keeps until its decision, ``partial_logits(counts)`` -> C floats,
-``apply(z, label, codes=kept)`` accumulates the gradient of one sample from the summed logits z,
-``step()`` ends a batch, ``save()`` -> bytes and ``load(bytes)`` for checkpoints.
+The specification (pipeline, agreement, leaders, membership, faults, drop reasons, batches,
+checkpoints, the consistency digest, the head interface, known limits) is docs/protocol.md.
 """
 
 import json

@@ -2,10 +2,13 @@
 
 A tiny built-in dataset (three shapes of series: a bump, a step, a wave, with noise), a small
 MiniRocket slice whose biases are fitted here on the board from the first training series,
-and a nearest-centroid head in plain ulab. It prints accuracy, time and memory.
+and the product's head (`rocknet.head.Head`, the one a fleet trains) as a fleet of one:
+ridge regression solved in closed form (``solver="dual"``: one pass storing the samples' codes,
+the Gram matrix, lambda by leave-one-out as RidgeClassifierCV), with its own feature
+statistics (``scaling="local"``). It prints accuracy, time and memory.
 
 (Named quickstart, not demo: a submodule called ``demo`` would replace the ``rocknet.demo``
-function after the first call. The distributed head lives in ``rocknet.head``.)
+function after the first call.)
 """
 
 import gc
@@ -13,6 +16,7 @@ import math
 import time
 
 from . import xp
+from .head import Head
 from .minirocket import Slice
 from .xp import np
 
@@ -114,15 +118,6 @@ def small_plan(X_fit, n_kernels=12, biases=3):
             "centre": [0] * (len(kernels) * len(dilations))}
 
 
-def _features(sl, X):
-    F = np.zeros((len(X), sl.n_features), dtype=xp.float_)
-    buf = np.zeros(sl.n_features, dtype=xp.uint16)
-    for i in range(len(X)):
-        sl.transform(X[i], buf)
-        F[i, :] = sl.ppv(buf)
-    return F
-
-
 def _ms():
     if hasattr(time, "ticks_ms"):
         return time.ticks_ms()
@@ -137,11 +132,15 @@ def _float_bits():
     return 8 * np.zeros(1, dtype=xp.float_).itemsize
 
 
-def _model_bytes(sl, cent):
-    """What the trained model keeps: the slice's arrays and the class centroids."""
+def _model_bytes(sl, head):
+    """What the trained model keeps: the slice's arrays and the head's (weights, feature
+    scaling, buffers), with this runtime's floats."""
     n = 0
-    for a in (sl._x, sl._x3, sl._s9, sl._c, sl.denominator, cent):
+    for a in (sl._x, sl._x3, sl._s9, sl._c, sl.denominator):
         n += a.itemsize * a.size
+    fb = _float_bits() // 8
+    for v in head.state_bytes(fb).values():
+        n += v
     return n + 2 * sl.n_features  # int16 biases
 
 
@@ -160,35 +159,40 @@ def run(n_train=20, n_test=10, seed=1, verbose=True):
     t0 = _ms()
     Xtr, ytr = dataset(n_train, seed)
     Xte, yte = dataset(n_test, seed + 1)
-    sl = Slice(small_plan(Xtr[:len(_CLASSES)]))
-    Ftr = _features(sl, Xtr)
-    # nearest centroid: one mean feature vector per class
+    features = small_plan(Xtr[:len(_CLASSES)])
+    sl = Slice(features)
     C = len(_CLASSES)
-    cent = np.zeros((C, sl.n_features), dtype=xp.float_)
-    for i in range(len(ytr)):
-        cent[ytr[i], :] += Ftr[i, :]
-    for c in range(C):
-        cent[c, :] /= ytr.count(c)
-    del Ftr
-    Fte = _features(sl, Xte)
+    head = Head({"node": 0, "nodes": 1, "classes": C, "features": features},
+                head={"mode": "ridge", "solver": "dual", "scaling": "local",
+                      "n_train": len(ytr), "total_features": sl.n_features})
+    counts = np.zeros(sl.n_features, dtype=xp.uint16)
+    for i in range(len(Xtr)):  # the one pass: the head keeps each sample's 8-bit codes
+        sl.transform(Xtr[i], counts)
+        head.store(counts, ytr[i])
+    head.add_gram(0, head.gram())  # a fleet of one: its own Gram contribution is all of it
+    lam = head.solve()
+    head.release_store()
     correct = 0
     for i in range(len(yte)):
-        dist = [np.sum((Fte[i, :] - cent[c, :]) ** 2) for c in range(C)]
-        if dist.index(min(dist)) == yte[i]:
+        sl.transform(Xte[i], counts)
+        z = list(head.partial_logits(counts))  # one node: its partial logits are the logits
+        if z.index(max(z)) == yte[i]:
             correct += 1
     t1 = _ms()
     used = _alloc() - base
     gc.collect()
     res = {"accuracy": correct / len(yte), "test": len(yte), "train": len(ytr),
            "features": sl.n_features, "ms": t1 - t0, "peak_bytes": used,
-           "held_bytes": _alloc() - base, "model_bytes": _model_bytes(sl, cent),
-           "float_bits": _float_bits()}
+           "held_bytes": _alloc() - base, "model_bytes": _model_bytes(sl, head),
+           "float_bits": _float_bits(), "lambda": lam}
     if verbose:
         print("rocknet demo: %d features, %d train / %d test series of length %d, classes %s"
               % (sl.n_features, len(ytr), len(yte), _LENGTH, ", ".join(_CLASSES)))
+        print("head: ridge in closed form (rocknet.head, one node), lambda %g by leave-one-out"
+              % lam)
         print("accuracy %d/%d = %.1f %%, %d ms" % (correct, len(yte), 100 * res["accuracy"],
                                                    res["ms"]))
-        print("memory: model %d bytes (slice buffers + centroids, float%d); heap grew %d bytes "
+        print("memory: model %d bytes (slice + head, float%d); heap grew %d bytes "
               "during the run (gc.mem_alloc)%s" % (res["model_bytes"], res["float_bits"],
                                                    res["peak_bytes"], _heap_note()))
     return res

@@ -1,9 +1,11 @@
-"""Persistence for plans and checkpoints: atomic (write new, then rename) and checksummed.
+"""Persistence for plans, data files and checkpoints: atomic (write new, then rename) and
+checksummed.
 
 A file is one header line ``ROCKNET <kind> <version> <sha256 of body, hex>`` followed by the
-body bytes. A torn write or a flipped bit fails the checksum and is reported as
-`CorruptFile`, never half-loaded. Works on CPython, MicroPython and CircuitPython (``os`` and
-the SHA-256 `rocknet._compat` picks).
+body bytes. Whatever is wrong with a file (torn write, flipped bit in the header or the body,
+another kind, another format version) is reported as `CorruptFile` naming the fix, never
+half-loaded and never as another exception. Works on CPython, MicroPython and CircuitPython
+(``os`` and the SHA-256 `rocknet._compat` picks).
 """
 
 import json
@@ -13,14 +15,31 @@ from ._compat import sha256
 
 _MAGIC = b"ROCKNET"
 PLAN_VERSION = 1
+DATA_VERSION = 1
+# The format version this rocknet reads, for the kinds whose version `read` checks by default
+# (checkpoints pass theirs: a bare head's and a node's differ).
+VERSIONS = {"plan": PLAN_VERSION, "data": DATA_VERSION}
+_FIXES = {
+    "plan": "re-create it with `rocknet plan DATASET --nodes N --out DIR` (then `rocknet deploy "
+            "--plan-dir DIR`)",
+    "data": "re-create it with `rocknet plan DATASET --nodes N --out DIR` (then `rocknet deploy "
+            "--plan-dir DIR`)",
+    "checkpoint": "delete it: the board resumes from its other checkpoint or starts afresh",
+}
 
 
 class CorruptFile(ValueError):
-    """A plan or checkpoint file failed its checks (torn, edited, or of the wrong kind)."""
+    """A plan, data or checkpoint file failed its checks (torn, edited, or of another kind or
+    version); the message names the file and the fix."""
 
 
 def _hex(digest):
     return "".join("%02x" % b for b in digest)
+
+
+def fix(kind):
+    """What to do about a bad file of this kind."""
+    return _FIXES.get(kind, "re-create it")
 
 
 def encode(kind, version, body):
@@ -29,21 +48,41 @@ def encode(kind, version, body):
     return head.encode() + body
 
 
-def decode(data, kind, source="file"):
-    """Body bytes of ``data`` after checking magic, kind and checksum; returns (version, body)."""
+def _header(data, kind, source):
+    """(kind, version, hex digest, body start) of the header line, or CorruptFile."""
     nl = data.find(b"\n")
     if nl < 0 or not data.startswith(_MAGIC + b" "):
-        raise CorruptFile("%s is not a rocknet %s file (no header); re-create it" % (source, kind))
-    parts = data[:nl].decode().split(" ")
-    if len(parts) != 4:
-        raise CorruptFile("%s has a malformed header; re-create it" % source)
-    if parts[1] != kind:
-        raise CorruptFile("%s holds a %s, not a %s" % (source, parts[1], kind))
-    body = data[nl + 1:]
-    if _hex(sha256(body).digest()) != parts[3]:
-        raise CorruptFile("%s failed its checksum (torn write or edited); re-create it or use "
-                          "the previous copy" % source)
-    return int(parts[2]), body
+        raise CorruptFile("%s is not a rocknet %s file (no header): %s"
+                          % (source, kind, fix(kind)))
+    try:
+        parts = bytes(data[:nl]).decode().split(" ")
+    except UnicodeError:
+        parts = ()
+    if (len(parts) != 4 or not parts[2] or not all("0" <= c <= "9" for c in parts[2])
+            or len(parts[3]) != 64):
+        raise CorruptFile("%s has a damaged header (flipped bit or edited): %s"
+                          % (source, fix(kind)))
+    return parts[1], int(parts[2]), parts[3], nl + 1
+
+
+def decode(data, kind, source="file", version=None):
+    """(version, body) of ``data`` after checking magic, kind, checksum and the format version
+    (``version``; default `VERSIONS` of the kind, unchecked for kinds not there).
+    `CorruptFile` naming the fix for anything wrong."""
+    got_kind, got_version, digest, start = _header(data, kind, source)
+    if got_kind != kind:
+        raise CorruptFile("%s holds a %s, not a %s (or its header is damaged): %s"
+                          % (source, got_kind, kind, fix(kind)))
+    body = data[start:]
+    if _hex(sha256(body).digest()) != digest:
+        raise CorruptFile("%s failed its checksum (torn write, flipped bit or edited): %s"
+                          % (source, fix(kind)))
+    if version is None:
+        version = VERSIONS.get(kind)
+    if version is not None and got_version != version:
+        raise CorruptFile("%s is %s format %d; this rocknet reads %d: %s"
+                          % (source, kind, got_version, version, fix(kind)))
+    return got_version, body
 
 
 def write(path, kind, version, body):
@@ -76,22 +115,23 @@ def write(path, kind, version, body):
         pass
 
 
-def read(path, kind):
-    """(version, body) of one checked file; `CorruptFile` if it fails, OSError if missing."""
+def read(path, kind, version=None):
+    """(version, body) of one checked file (see `decode`); `CorruptFile` if it fails, OSError
+    if missing."""
     with open(path, "rb") as fh:
         data = fh.read()
-    return decode(data, kind, path)
+    return decode(data, kind, path, version)
 
 
-def read_newest(path, kind):
+def read_newest(path, kind, version=None):
     """(version, body, file) of the newest complete copy among ``path.tmp`` (a finished write
     not yet renamed), ``path`` and ``path.bak``. Raises `CorruptFile` naming every failure when
     none is good, OSError when none exists."""
     problems = []
     for cand in (path + ".tmp", path, path + ".bak"):
         try:
-            version, body = read(cand, kind)
-            return version, body, cand
+            got, body = read(cand, kind, version)
+            return got, body, cand
         except CorruptFile as exc:
             problems.append(str(exc))
         except OSError:
@@ -103,11 +143,11 @@ def read_newest(path, kind):
 
 def load_plan(path):
     """A node plan (dict) from its checked file, as written by `rocknet plan`."""
-    version, body = read(path, "plan")
-    if version != PLAN_VERSION:
-        raise CorruptFile("%s is plan format %d; this rocknet reads %d: re-run `rocknet plan`"
-                          % (path, version, PLAN_VERSION))
-    plan = json.loads(body)
-    if plan.get("format") != "rocknet-plan":
-        raise CorruptFile("%s is not a node plan; re-run `rocknet plan`" % path)
+    _, body = read(path, "plan", PLAN_VERSION)
+    try:
+        plan = json.loads(body)
+    except ValueError:
+        plan = None
+    if not isinstance(plan, dict) or plan.get("format") != "rocknet-plan":
+        raise CorruptFile("%s is not a node plan: %s" % (path, fix("plan")))
     return plan

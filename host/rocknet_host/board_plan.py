@@ -17,8 +17,8 @@ series, so evaluation costs at most as many rounds as training).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,18 @@ import numpy as np
 
 from . import head_plan
 from .data import Dataset
+from .errors import UserError
 from .plan import Plan, node_file
 from .runtime import import_device
 
 RADIOS = ("extended", "legacy")
 DATA_KIND = "data"
+MAX_CLASSES = 255  # a data file stores a label in one byte (0..254)
+
+
+class RoundsDoNotFit(UserError):
+    """A round of the fleet needs more rows than the radio's adverts carry: the plans can
+    still be validated (`rocknet validate`), but the boards cannot train with them."""
 
 
 def owner_split(n_samples: int, n_nodes: int) -> list[tuple[int, int]]:
@@ -78,13 +85,15 @@ class Training:
 
     def check(self) -> None:
         if self.mode not in head_plan.MODES:
-            raise ValueError(f"--mode must be one of {head_plan.MODES}, not {self.mode!r}")
+            raise UserError(f"--mode must be one of {head_plan.MODES}, not {self.mode!r}")
         if self.radio not in RADIOS:
-            raise ValueError(f"--radio must be one of {RADIOS}, not {self.radio!r}")
-        if self.epochs < 1 or self.batch < 1:
-            raise ValueError("--epochs and --batch must be at least 1")
+            raise UserError(f"--radio must be one of {RADIOS}, not {self.radio!r}")
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, not {self.epochs}")
+        if self.batch < 1:
+            raise UserError(f"--batch must be at least 1, not {self.batch}")
         if self.eval is not None and self.eval < 0:
-            raise ValueError("--eval must be >= 0")
+            raise UserError(f"--eval must be at least 0, not {self.eval}")
 
 
 def data_file(node: int) -> str:
@@ -103,17 +112,26 @@ def _round7(values: list[float]) -> list[float]:
     return [float(f"{v:.7g}") for v in values]
 
 
-def node_plans(pl: Plan, ds: Dataset, t: Training) -> list[dict[str, Any]]:
-    """Node plans with head, schedule and run sections."""
+def node_plans(pl: Plan, ds: Dataset, t: Training,
+               heads: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Node plans with head, schedule and run sections. ``heads``: head sections already
+    made (e.g. of a trained `RockNetClassifier`), else `head_plan.sections` for ``t``."""
     t.check()
+    if not 2 <= pl.n_classes <= MAX_CLASSES:
+        raise UserError(f"{ds.name} has {pl.n_classes} classes; a board trains a classifier of "
+                        f"2 to {MAX_CLASSES} classes: use a dataset with at least two labels "
+                        "(and one byte's worth at most)")
     node_mod = import_device("rocknet.node")
     n = pl.n_nodes
-    secs = head_plan.sections(pl, ds.X_train, mode=t.mode, batch=t.batch, passes=t.epochs,
-                              solver="sgd")
-    for sec in secs:
-        for key in ("mean", "std"):
-            if key in sec:
-                sec[key] = _round7(sec[key])
+    if heads is None:
+        secs = head_plan.sections(pl, ds.X_train, mode=t.mode, batch=t.batch,
+                                  passes=t.epochs, solver="sgd")
+        for sec in secs:
+            for key in ("mean", "std"):
+                if key in sec:
+                    sec[key] = _round7(sec[key])
+    else:
+        secs = [dict(h) for h in heads]
     nps = head_plan.node_plans(pl, secs)
     tr = owner_split(len(ds.X_train), n)
     te = owner_split(len(_eval_index(ds, t)), n)
@@ -126,9 +144,9 @@ def node_plans(pl: Plan, ds: Dataset, t: Training) -> list[dict[str, Any]]:
         rs = row_size_for(t.radio, lambda size: node_mod.Geometry(
             n, ds.length, pl.n_classes, size, t.window, lb))
     except ValueError:
-        raise ValueError(f"a round of {n} nodes with series of length {ds.length} does not fit "
-                         f"{t.radio} adverts (at most 64 rows a round): use --radio extended, "
-                         "fewer nodes or shorter series") from None
+        raise RoundsDoNotFit(f"a round of {n} nodes with series of length {ds.length} does not "
+                             f"fit {t.radio} adverts (at most 64 rows a round): use --radio "
+                             "extended, fewer nodes or shorter series") from None
     run = {"profile": t.radio, "row_size": rs, "deadline_ms": t.deadline_ms,
            "window": t.window, "gone_after": t.gone_after,
            "checkpoint_every": t.checkpoint_every or 4 * t.batch}
@@ -160,7 +178,7 @@ def write_data(pl: Plan, ds: Dataset, t: Training, out: str | Path) -> list[Path
             eval=[(Qte[k].tobytes(), int(yte[k])) for k in range(*te[i])],
             predict=[Qp[k].tobytes() for k in range(*tp[i])])
         path = out / data_file(i)
-        store.write(str(path), DATA_KIND, board.DATA_VERSION, data)
+        store.write(str(path), DATA_KIND, store.DATA_VERSION, data)
         paths.append(path)
     for old in out.glob("node_*.data"):
         if old not in paths:

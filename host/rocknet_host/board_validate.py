@@ -34,6 +34,7 @@ import numpy as np
 
 from . import head_plan, reference
 from . import reference_head as rh
+from .errors import ToolError
 from .plan import Plan
 
 SERIES_PER_CALL = 4
@@ -168,7 +169,7 @@ def twin_rows(feats: dict[str, Any], n_classes: int, head: dict[str, Any], mu: n
     return np.array(rows, dtype=np.float64), tw.t
 
 
-class BoardValidationError(RuntimeError):
+class BoardValidationError(ToolError):
     """The board cannot be validated (not reachable, rocknet not installed, ...)."""
 
     stdout = ""  # a failed command's output before its error
@@ -222,9 +223,9 @@ class _Session:
         except (TransportError, OSError) as exc:
             raise BoardValidationError(f"{self.port}: connection lost ({exc})") from None
         if err:
-            exc = BoardValidationError(f"{self.port}: board error: {err.decode().strip()}")
-            exc.stdout = out.decode()  # what the command printed before it failed
-            raise exc
+            failure = BoardValidationError(f"{self.port}: board error: {err.decode().strip()}")
+            failure.stdout = out.decode()  # what the command printed before it failed
+            raise failure
         return out.decode()
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10: the same parser as a package
     import tomli as tomllib  # type: ignore[no-redef]
 
+from .errors import UserError
 from .paths import BOARDS_DIR
 from .profiles import PROFILES
 
@@ -24,7 +25,7 @@ FLASH_METHODS = ("uf2", "esptool", "jlink-drive", "none")
 ESP_CHIPS = ("esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6")
 
 
-class BoardError(ValueError):
+class BoardError(UserError):
     """A board file is missing, malformed or incomplete (the message names file and key)."""
 
 

@@ -8,14 +8,13 @@ import importlib
 import sys
 
 from . import __version__
+from .errors import RocknetError, UserError
+
+__all__ = ["main", "build_parser", "UserError"]  # UserError: re-exported for older imports
 
 # module names under rocknet_host.commands
 COMMANDS = ["datasets", "plan", "validate", "bench", "virtual_board", "flash", "deploy",
-            "simulate"]
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed without a traceback, exit status 2."""
+            "simulate", "sweep"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"rocknet: error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as exc:
+    except RocknetError as exc:  # explained problems only: anything else is a bug (traceback)
         print(f"rocknet: error: {exc}", file=sys.stderr)
         return 2
 

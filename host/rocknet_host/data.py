@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 DATA_DIR_ENV = "ROCKNET_DATA_DIR"
 # aeon's bundled univariate classification sets (checked against aeon 1.x's data folder).
 BUNDLED = (
@@ -55,7 +57,7 @@ class Dataset:
         }
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset problem with a message that names the fix."""
 
 

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import CorruptFile, ToolError
 from .paths import DEVICE_DIR
+from .runtime import import_device
 
 # Where things live on the board (one place; device code reads the same names).
 LIB = "/lib"
@@ -47,7 +49,7 @@ MPY_VERSION = 6                     # mpy-cross 1.29 emits mpy v6.3
 _CHUNK = 2048  # bytes per write exec (base64 on the wire)
 
 
-class DeployError(RuntimeError):
+class DeployError(ToolError):
     """Deploying to one board failed; the message says what to do (usually: run it again)."""
 
 
@@ -529,18 +531,32 @@ def install(target: Target, bundle: Bundle, version: str,
     return res
 
 
+def read_checked(path: Path, kind: str) -> bytes:
+    """The bytes of a plan or data file after the board's own checks (header, checksum,
+    format version; `rocknet.store`): a damaged file is refused here, before anything is
+    sent, with `errors.CorruptFile` naming the fix."""
+    raw = Path(path).read_bytes()
+    store = import_device("rocknet.store")
+    try:
+        store.decode(raw, kind, str(path))
+    except store.CorruptFile as exc:
+        raise CorruptFile(f"{exc}. Nothing was sent.") from None
+    return raw
+
+
 def read_plan(plan_dir: Path, node: int) -> bytes:
     path = Path(plan_dir) / f"node_{node:02d}.plan"
     if not path.exists():
         raise DeployError(f"no plan for node {node}: {path} is missing (run `rocknet plan` with "
                           "--nodes equal to the number of boards)")
-    return path.read_bytes()
+    return read_checked(path, "plan")
 
 
 def read_data(plan_dir: Path, node: int) -> bytes | None:
-    """node_XX.data beside the plans (written by `rocknet plan`), or None if there is none."""
+    """node_XX.data beside the plans (written by `rocknet plan`), checked, or None if there is
+    none."""
     path = Path(plan_dir) / f"node_{node:02d}.data"
-    return path.read_bytes() if path.exists() else None
+    return read_checked(path, "data") if path.exists() else None
 
 
 def fleet_key(path: Path) -> bytes:

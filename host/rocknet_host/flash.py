@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .boards import Board
+from .errors import ToolError, UserError
 
 # ESP image header (esptool's IMAGE_CHIP_ID of each target; byte 12-13 of the header).
 ESP_IMAGE_MAGIC = 0xE9
@@ -24,7 +25,7 @@ UF2_MAGIC = (0x0A324655, 0x9E5D5157, 0x0AB16F30)
 UF2_FLAG_FAMILY = 0x00002000
 
 
-class FirmwareMismatch(ValueError):
+class FirmwareMismatch(UserError):
     """The firmware file is not for this board (the message says why and what to get)."""
 
 
@@ -157,8 +158,6 @@ def copy_to_drive(board: Board, firmware: Path, port: str | None = None,
             time.sleep(0.5)
             target = find_drive(volume)
     if target is None or not target.is_dir():
-        from .cli import UserError
-
         how = ("double-tap its reset button: the LED pulses and a drive named "
                f"{volume} appears" if board.flash.method == "uf2"
                else f"plug in the DK's J-Link USB port (the {volume} drive appears)")
@@ -178,12 +177,11 @@ def flash(board: Board, firmware: Path, port: str | None = None, *, drive: Path 
     """Check the image against the board, then write it. Returns the esptool argv or the copy."""
     firmware = Path(firmware)
     if not firmware.is_file():
-        raise FileNotFoundError(f"firmware file {firmware} not found")
+        raise UserError(f"firmware file {firmware} not found: give the path of a .bin, "
+                        ".uf2 or .hex file (see tools/firmware/README.md)")
     check_firmware(board, firmware)
     if board.flash.method == "esptool":
         if not port:
-            from .cli import UserError
-
             raise UserError(f"--port is needed to flash the {board.name} with esptool "
                             "(e.g. /dev/ttyUSB0 or /dev/ttyACM0)")
         argv = esptool_argv(board, port, firmware, baud, erase)
@@ -191,9 +189,7 @@ def flash(board: Board, firmware: Path, port: str | None = None, *, drive: Path 
         try:
             run_esptool(argv)
         except Exception as exc:  # esptool.FatalError and friends
-            from .cli import UserError
-
-            raise UserError(f"esptool failed: {exc}. Check the port, then hold BOOT while "
+            raise ToolError(f"esptool failed: {exc}. Check the port, then hold BOOT while "
                             "pressing RESET (download mode) and run this again.") from None
         return argv
     return copy_to_drive(board, firmware, port, drive, log=log)

@@ -26,9 +26,10 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as a package
 
 from . import boards
 from .boards import Board
+from .errors import UserError
 
 
-class FleetError(ValueError):
+class FleetError(UserError):
     """The fleet file is malformed (the message names the file and the fix)."""
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import boards, reference
 from . import reference_head as rh
+from .errors import UserError
 from .plan import Plan
 
 MODES = ("gradient", "ridge")
@@ -109,11 +110,11 @@ def sections(plan: Plan, X_train: np.ndarray, mode: str = "gradient",
     ``"local"`` leaves them to the nodes (one statistics pass). ``solver`` None picks dual
     for ridge when the training set fits ``budget`` (default: the smallest board's)."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        raise UserError(f"mode must be one of {MODES}, not {mode!r}")
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
+        raise UserError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
     if wire not in WIRES:
-        raise ValueError(f"wire must be one of {WIRES}, not {wire!r}")
+        raise UserError(f"wire must be one of {WIRES}, not {wire!r}")
     n = len(X_train)
     F = plan.n_features
     feats = [plan.node_features(i) for i in range(plan.n_nodes)]
@@ -123,7 +124,7 @@ def sections(plan: Plan, X_train: np.ndarray, mode: str = "gradient",
     if solver is None:
         solver = "dual" if mode == "ridge" and n <= cap else "sgd"
     if solver == "dual" and mode != "ridge":
-        raise ValueError("the dual solver is ridge's closed form: use mode='ridge'")
+        raise UserError("the dual solver is ridge's closed form: use mode='ridge'")
     passes = passes or DEFAULT_PASSES[mode]
     if lr is None:
         if optimizer == "adam":

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import reference
+from .errors import UserError
 from .runtime import import_device
 
 PLAN_KIND = "plan"
@@ -52,12 +53,12 @@ def fit_quantizer(X_train: np.ndarray, rounding: str = "nearest",
     """offset = mean of the training values; scale = the given percentile of |x - offset|, so
     that one value in a thousand clips at +-127 (RockNet's rule)."""
     if rounding not in reference.ROUNDING:
-        raise ValueError(f"rounding must be one of {reference.ROUNDING}, not {rounding!r}")
+        raise UserError(f"rounding must be one of {reference.ROUNDING}, not {rounding!r}")
     X = np.asarray(X_train, dtype=np.float64)
     if X.size == 0:
-        raise ValueError("empty training set: a plan needs at least one training series")
+        raise UserError("empty training set: a plan needs at least one training series")
     if not np.all(np.isfinite(X)):
-        raise ValueError("training series contain NaN or inf; load with --missing interpolate")
+        raise UserError("training series contain NaN or inf; load with --missing interpolate")
     offset = float(X.mean())
     scale = float(np.percentile(np.abs(X - offset), percentile))
     if scale <= 0:
@@ -71,7 +72,7 @@ def rocknet_dilations(length: int, n_features: int) -> tuple[list[int], list[int
     dilations = [2**i for i in range(m + 1)]
     nb = n_features // (N_KERNELS * len(dilations))
     if nb < 1:
-        raise ValueError(f"{n_features} features are too few for {len(dilations)} dilations; "
+        raise UserError(f"{n_features} features are too few for {len(dilations)} dilations; "
                          f"ask for at least {N_KERNELS * len(dilations)}")
     return dilations, [nb] * len(dilations)
 
@@ -81,7 +82,7 @@ def minirocket_dilations(length: int, n_features: int,
     """aeon's/MiniRocket's log-spaced dilations and features per dilation."""
     per_kernel = n_features // N_KERNELS
     if per_kernel < 1:
-        raise ValueError(f"ask for at least {N_KERNELS} features, not {n_features}")
+        raise UserError(f"ask for at least {N_KERNELS} features, not {n_features}")
     true_max = min(per_kernel, max_dilations)
     multiplier = per_kernel / true_max
     max_exponent = np.log2((length - 1) / (9 - 1))
@@ -109,16 +110,16 @@ def split_kernels(n_nodes: int, weights: list[float] | None = None,
     ``n_kernels % n_nodes`` nodes get one extra kernel. Otherwise in proportion to ``weights``
     (largest remainder), at least one kernel each."""
     if n_nodes < 1:
-        raise ValueError("a fleet needs at least one node")
+        raise UserError("a fleet needs at least one node")
     if n_nodes > n_kernels:
-        raise ValueError(f"{n_nodes} nodes but only {n_kernels} kernels to share; use at most "
+        raise UserError(f"{n_nodes} nodes but only {n_kernels} kernels to share; use at most "
                          f"{n_kernels} nodes")
     if weights is None:
         base, extra = divmod(n_kernels, n_nodes)
         sizes = [base + (1 if i < extra else 0) for i in range(n_nodes)]
     else:
         if len(weights) != n_nodes or min(weights) <= 0:
-            raise ValueError("need one positive weight per node")
+            raise UserError("need one positive weight per node")
         share = np.array(weights, dtype=float) / float(sum(weights)) * (n_kernels - n_nodes)
         sizes = [1 + int(s) for s in np.floor(share)]
         order = np.argsort(-(share - np.floor(share)), kind="stable")
@@ -280,16 +281,16 @@ def fit(
 ) -> Plan:
     """Fit a plan for ``dataset`` (a `data.Dataset`) split across ``n_nodes`` nodes."""
     if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+        raise UserError(f"variant must be one of {VARIANTS}, not {variant!r}")
     X = np.asarray(dataset.X_train)
     if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError("empty training set: a plan needs at least one training series")
+        raise UserError("empty training set: a plan needs at least one training series")
     L = X.shape[1]
     if L < 9:
-        raise ValueError(f"series of length {L}; MiniRocket needs length >= 9")
+        raise UserError(f"series of length {L}; MiniRocket needs length >= 9")
     MAX_LENGTH = import_device("rocknet.minirocket").MAX_LENGTH
     if L > MAX_LENGTH:
-        raise ValueError(f"series of length {L} exceed the device limit {MAX_LENGTH}; "
+        raise UserError(f"series of length {L} exceed the device limit {MAX_LENGTH}; "
                          "downsample them first")
     rocknet = variant == "rocknet"
     quantizer = fit_quantizer(X, rounding or ("trunc" if rocknet else "nearest"))

@@ -219,7 +219,7 @@ def install_spec(profile: str | Profile) -> dict[str, Any]:
     if p.ulab_missing:
         tops = {m.split(".", 1)[0] for m in p.ulab_missing}
         per: dict[str, list[str]] = {t: [] for t in tops}
-        top_missing = []
+        top_missing: list[str] = []
         for m in p.ulab_missing:
             top, _, rest = m.partition(".")
             (per[top] if rest else top_missing).append(rest or top)

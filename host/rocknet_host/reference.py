@@ -1,4 +1,4 @@
-"""Numpy reference of every device computation.
+"""Host reference of every device computation (numpy; the transforms compiled by numba).
 
 Integer parts (quantization, int16 convolution, PPV counts) are bit-exact twins of
 ``device/rocknet/minirocket.py``; ``float_features`` reproduces aeon's MiniRocket transform
@@ -10,6 +10,7 @@ from __future__ import annotations
 from itertools import combinations
 
 import numpy as np
+from numba import njit  # type: ignore[import-untyped]
 
 CENTRE = 4
 # aeon's (and original MiniRocket's) kernel order: the +2 taps of each kernel, lexicographic.
@@ -66,37 +67,85 @@ def conv(Q: np.ndarray, dilation: int, kernel: tuple[int, int, int]) -> np.ndarr
     return 3 * g - s9
 
 
-def count_above(C: np.ndarray, biases: np.ndarray) -> np.ndarray:
-    """For each row of C (n, m) and each bias (k,), the number of entries > bias: (n, k).
-    Sorted rows + one searchsorted over offset keys: O(n m log m), no (n, m, k) temporary."""
-    n, m = C.shape
-    span = int(max(np.abs(C).max(initial=0), np.abs(biases).max(initial=0))) * 2 + 2
-    keys = np.sort(C.astype(np.int64), axis=1) + (np.arange(n, dtype=np.int64) * span)[:, None]
-    q = biases.astype(np.int64)[None, :] + (np.arange(n, dtype=np.int64) * span)[:, None]
-    at_or_below = np.searchsorted(keys.ravel(), q.ravel(), side="right").reshape(n, -1)
-    return m - (at_or_below - (np.arange(n) * m)[:, None])
+@njit(cache=True, nogil=True, inline="always")
+def _count_above(W: np.ndarray, biases: np.ndarray, f: int, nb: int, out: np.ndarray,
+                 acc: type) -> None:
+    """out[f + m] = #{t: W[t] > biases[f + m]} for m < nb. Four biases per pass over W; the
+    counters are ``acc`` (uint16 for int16 W: 16 lanes to a vector) and wrapped to it every
+    step, which lets LLVM keep them that narrow (the window is at most 32767 long)."""
+    m = 0
+    while m + 4 <= nb:
+        b0, b1, b2, b3 = biases[f + m], biases[f + m + 1], biases[f + m + 2], biases[f + m + 3]
+        c0 = c1 = c2 = c3 = acc(0)
+        for t in range(len(W)):
+            x = W[t]
+            c0 = acc(c0 + (x > b0))
+            c1 = acc(c1 + (x > b1))
+            c2 = acc(c2 + (x > b2))
+            c3 = acc(c3 + (x > b3))
+        out[f + m], out[f + m + 1], out[f + m + 2], out[f + m + 3] = c0, c1, c2, c3
+        m += 4
+    while m < nb:
+        b0 = biases[f + m]
+        c0 = acc(0)
+        for t in range(len(W)):
+            c0 = acc(c0 + (W[t] > b0))
+        out[f + m] = c0
+        m += 1
+
+
+@njit(cache=True, nogil=True)
+def _slice_counts(Q: np.ndarray, dilations: np.ndarray, per_dil: np.ndarray,
+                  kernels: np.ndarray, centre: np.ndarray, biases: np.ndarray) -> np.ndarray:
+    """The slice's integer arithmetic, one series at a time, in int16 like the device
+    (numba, one thread; slices rather than offset indices so the loops vectorise)."""
+    n, L = Q.shape
+    out = np.zeros((n, len(biases)), dtype=np.uint16)
+    pad = CENTRE * dilations.max()
+    P = np.zeros(L + 2 * pad, dtype=np.int16)
+    s9 = np.zeros(L, dtype=np.int16)
+    C = np.zeros(L, dtype=np.int16)
+    for i in range(n):
+        P[pad:pad + L] = Q[i]
+        f = 0
+        combo = 0
+        for di in range(len(dilations)):
+            d = dilations[di]
+            base = pad - CENTRE * d
+            nb = per_dil[di]
+            s9[:] = P[base:base + L]
+            for j in range(1, 9):
+                pj = P[base + j * d:base + j * d + L]
+                for t in range(L):
+                    s9[t] += pj[t]
+            for k in range(kernels.shape[0]):
+                pa = P[base + kernels[k, 0] * d:base + kernels[k, 0] * d + L]
+                pb = P[base + kernels[k, 1] * d:base + kernels[k, 1] * d + L]
+                pc = P[base + kernels[k, 2] * d:base + kernels[k, 2] * d + L]
+                for t in range(L):
+                    C[t] = 3 * (pa[t] + pb[t] + pc[t]) - s9[t]
+                W = C[CENTRE * d:L - CENTRE * d] if centre[combo] else C
+                _count_above(W, biases, f, nb, out[i], np.uint16)
+                f += nb
+                combo += 1
+    return out
 
 
 def slice_counts(Q: np.ndarray, features: dict) -> np.ndarray:
-    """Twin of ``Slice.transform`` for a batch: (n, F_i) uint16 PPV counts."""
+    """Twin of ``Slice.transform`` for a batch: (n, F_i) uint16 PPV counts (the same integer
+    arithmetic as the device, C = 3 * (sum of +2 taps) - (sum of all 9), compiled by numba)."""
     Q = np.atleast_2d(np.asarray(Q, dtype=np.int8))
     L = int(features["length"])
     if Q.shape[1] != L:
         raise ValueError(f"series have length {Q.shape[1]}, the plan expects {L}")
-    biases = np.asarray(features["biases"], dtype=np.int64)
-    out = np.zeros((Q.shape[0], len(biases)), dtype=np.uint16)
-    f = 0
-    combo = 0
-    for di, d in enumerate(features["dilations"]):
-        nb = int(features["biases_per_dilation"][di])
-        for k in features["kernels"]:
-            C = conv(Q, int(d), tuple(k))
-            if features["centre"][combo]:
-                C = C[:, CENTRE * d:L - CENTRE * d]
-            out[:, f:f + nb] = count_above(C, biases[f:f + nb])
-            f += nb
-            combo += 1
-    return out
+    biases = np.asarray(features["biases"], dtype=np.int16)  # as the device holds them
+    if len(biases) == 0 or len(Q) == 0:
+        return np.zeros((len(Q), len(biases)), dtype=np.uint16)
+    return _slice_counts(np.ascontiguousarray(Q),
+                         np.asarray(features["dilations"], dtype=np.int64),
+                         np.asarray(features["biases_per_dilation"], dtype=np.int64),
+                         np.asarray(features["kernels"], dtype=np.int64).reshape(-1, 3),
+                         np.asarray(features["centre"], dtype=np.uint8), biases)
 
 
 def slice_denominators(features: dict) -> np.ndarray:
@@ -113,6 +162,51 @@ def slice_denominators(features: dict) -> np.ndarray:
     return np.array(den, dtype=np.uint16)
 
 
+@njit(cache=True, nogil=True)
+def _float_features(A: np.ndarray, G: np.ndarray, dilations: np.ndarray, per_dil: np.ndarray,
+                    biases: np.ndarray, kernels: np.ndarray, alternating: bool) -> np.ndarray:
+    """aeon's arithmetic, scalar by scalar in the same order (float32, no fastmath)."""
+    n, L = A.shape
+    nk = kernels.shape[0]
+    feats = np.zeros((n, nk * per_dil.sum()), dtype=np.float32)
+    counts = np.zeros(feats.shape[1], dtype=np.uint32)
+    c_alpha = np.zeros(L, dtype=np.float32)
+    c_gamma = np.zeros((9, L), dtype=np.float32)
+    C = np.zeros(L, dtype=np.float32)
+    for i in range(n):
+        f = 0
+        for j in range(len(dilations)):
+            d = dilations[j]
+            pad = (8 * d) // 2
+            nf = per_dil[j]
+            c_alpha[:] = A[i]
+            c_gamma[:] = 0
+            c_gamma[4] = G[i]
+            start, end = d, L - pad
+            for g in range(4):  # C_alpha[-end:] += A[:end]; C_gamma[g, -end:] = G[:end]
+                ca, a0 = c_alpha[L - end:], A[i, :end]
+                for t in range(end):
+                    ca[t] = ca[t] + a0[t]
+                c_gamma[g, L - end:] = G[i, :end]
+                end += d
+            for g in range(5, 9):  # C_alpha[:-start] += A[start:]; C_gamma[g, :-start] = ...
+                ca, a0 = c_alpha[:L - start], A[i, start:]
+                for t in range(L - start):
+                    ca[t] = ca[t] + a0[t]
+                c_gamma[g, :L - start] = G[i, start:]
+                start += d
+            for k in range(nk):
+                ga, gb, gc = c_gamma[kernels[k, 0]], c_gamma[kernels[k, 1]], c_gamma[kernels[k, 2]]
+                for t in range(L):
+                    C[t] = c_alpha[t] + ga[t] + gb[t] + gc[t]
+                W = C[pad:L - pad] if alternating and (j + k) % 2 == 1 else C
+                _count_above(W, biases, f, nf, counts, np.uint32)
+                for m in range(f, f + nf):
+                    feats[i, m] = counts[m] / len(W)
+                f += nf
+    return feats
+
+
 def float_features(
     X: np.ndarray,
     dilations: np.ndarray,
@@ -123,34 +217,8 @@ def float_features(
 ) -> np.ndarray:
     """Float MiniRocket (no quantization), aeon's order and arithmetic (float32): equals
     aeon's ``MiniRocket.transform`` given aeon's fitted (dilations, counts, biases)."""
-    X = np.asarray(X, dtype=np.float32)
-    n, L = X.shape
-    A = -X
-    G = 3 * X
-    feats = np.zeros((n, len(kernels) * int(np.sum(n_features_per_dilation))), dtype=np.float32)
-    f = 0
-    for j, d in enumerate(dilations):
-        d = int(d)
-        pad = (8 * d) // 2
-        nf = int(n_features_per_dilation[j])
-        # Same accumulation order as aeon: C_alpha gets the shifted A's tap by tap.
-        c_alpha = A.copy()
-        c_gamma = np.zeros((9, n, L), dtype=np.float32)
-        c_gamma[4] = G
-        start, end = d, L - pad
-        for g in range(4):
-            c_alpha[:, -end:] = c_alpha[:, -end:] + A[:, :end]
-            c_gamma[g, :, -end:] = G[:, :end]
-            end += d
-        for g in range(5, 9):
-            c_alpha[:, :-start] = c_alpha[:, :-start] + A[:, start:]
-            c_gamma[g, :, :-start] = G[:, start:]
-            start += d
-        for k, (a, b, c) in enumerate(kernels):
-            C = c_alpha + c_gamma[a] + c_gamma[b] + c_gamma[c]
-            if alternating and (j + k) % 2 == 1:
-                C = C[:, pad:-pad]
-            bs = np.asarray(biases[f:f + nf], dtype=np.float32)
-            feats[:, f:f + nf] = (C[:, :, None] > bs[None, None, :]).mean(axis=1)
-            f += nf
-    return feats
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return _float_features(-X, 3 * X, np.asarray(dilations, dtype=np.int64),
+                           np.asarray(n_features_per_dilation, dtype=np.int64),
+                           np.asarray(biases, dtype=np.float32),
+                           np.asarray(kernels, dtype=np.int64).reshape(-1, 3), bool(alternating))

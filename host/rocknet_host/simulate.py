@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from . import board_plan, reference
+from . import board_plan, boards, reference
 from . import plan as plan_mod
 from .data import Dataset
+from .heap import HEAP_KEYS
 from .plan import Plan
 from .runtime import import_device
 from .sim import energy, topology
@@ -54,6 +55,9 @@ class Config:
     deadline_s: float | None = None  # round deadline; None: by hop diameter (deadline_for)
     tail: int = 64  # extra rounds at most for the last decisions to land
     runtime: str = "cpython"  # where the boards' programs run: cpython or micropython
+    board: str | None = None  # boards/<board>.toml: profile, heap budget, current draw
+    profile: str | None = None  # MicroPython module set (default: the board's)
+    heap_budget: int | None = None  # bytes (default: the board's); MicroPython enforces it
 
 
 @dataclass
@@ -149,6 +153,8 @@ class Simulation:
             radio=self.model.wire_profile, deadline_ms=int(self.deadline_s * 1000),
             seed=cfg.seed)
         nps = board_plan.node_plans(plan, ds, self.training)
+        self.node_plans = nps  # what every board was built from
+        self.head_states: list[bytes | None] = []
         plan_mod.write(plan, plan_dir, nps)
         board_plan.write_data(plan, ds, self.training, plan_dir)
         (plan_dir / "fleet.key").write_bytes(KEY)
@@ -160,9 +166,20 @@ class Simulation:
         for s in range(cfg.epochs * self.sched.period, self.sched.length):
             _, o, k, _ = self.sched.at(s)
             self.test_index[s] = tp[o][0] + k
+        self.board = boards.load(cfg.board) if cfg.board else None
+        # the module set of the boards the radio profile stands for (CircuitPython 9 on an
+        # nRF52840, MicroPython on an ESP32) unless a board or profile says otherwise
+        self.profile = cfg.profile or (self.board.profile if self.board else None) or (
+            "circuitpython-9" if self.model.alternate else "micropython-esp32")
+        self.heap_budget = cfg.heap_budget or (self.board.heap_budget if self.board else None)
+        if cfg.runtime != "micropython" and (cfg.profile or cfg.heap_budget):
+            raise ValueError("--profile and --heap-budget need --runtime micropython (CPython "
+                             "has neither a board's module set nor its heap)")
         self.fleet = Fleet(plan_dir, self.work_dir / "boards", topo, self.model,
                            runtime=cfg.runtime, seed=cfg.seed, events=list(cfg.events),
-                           on_round=self._on_round)
+                           on_round=self._on_round, profile=self.profile,
+                           heap_budget=self.heap_budget,
+                           float_bits=self.board.float_bits if self.board else 32)
         Qte = plan.quantizer(ds.X_test).astype("int8")
         self.test_counts = [reference.slice_counts(Qte, plan.node_features(i))
                             for i in range(n)]
@@ -229,6 +246,8 @@ class Simulation:
             # a generous bound: every round of the schedule and the tail at its deadline
             limit = (self.sched.length + self.cfg.tail + 16) * self.deadline_s * 2 + 30
             self.fleet.run(limit)
+            self.head_states = self.fleet.head_states()  # what each board trained
+            self.fleet.close()  # the boards' heap reports are read as they stop
             res = self._result(time.perf_counter() - t0)
         finally:
             self.close()
@@ -328,7 +347,7 @@ class Simulation:
             preds = {int(s): int(c) for s, c in (st[13] if st else [])}
         y = self.ds.y_test
         correct = sum(1 for s, c in preds.items() if c == int(y[self.test_index[s]]))
-        cur = energy.current_model(self.model.board)
+        cur = energy.current_model(self.cfg.board or self.model.board)
         members = nodes[ref].st[3] if ref is not None else 0
         per_node = []
         for i, st in enumerate(fl.medium.snapshot()):
@@ -346,11 +365,9 @@ class Simulation:
                 "airtime_s": st.airtime_us / 1e6, "radio_rx_s": st.rx_us / 1e6,
                 "energy_j": e_mj / 1000.0, "tx_adverts": st.tx_adverts,
                 "rx_delivered": st.rx_delivered,
-                # MicroPython: gc.mem_alloc() after collections between loop steps, less the
-                # runtime and the imported code; board: the head's floats as float32
-                "peak_heap_bytes": nd.peak_heap,
-                "peak_heap_board_bytes": None if nd.peak_heap is None
-                else nd.peak_heap - nd.float_extra,
+                # MicroPython: the board's heap (`heap`): gc.mem_alloc() after collections at
+                # every round boundary, code included; board bytes: floats as on the board
+                **{k: (nd.heap or {}).get(k) for k in HEAP_KEYS},
                 "error": nd.error, "error_type": nd.error_type,
             })
         why: dict[str, int] = {}
@@ -384,6 +401,10 @@ class Simulation:
             "consistent": self.consistent(), "stalled": stalled, "stall_reason": stall_reason,
             "drop_reasons": dict(sorted(why.items())), "flagged": sorted(flagged),
             "failed": [i for i in range(self.n) if nodes[i].error],
+            "out_of_memory": [i for i in range(self.n) if nodes[i].error_type == "MemoryError"
+                              or (nodes[i].heap or {}).get("out_of_memory")],
+            "board": self.cfg.board, "profile": self.profile,
+            "heap_budget_bytes": self.heap_budget,
             "sim_time_s": fl.medium.now / 1e6, "rounds": len(rounds),
             "rounds_complete": sum(1 for x in rounds if x["complete"]),
             "mean_round_s": float(np.mean([x["elapsed_s"] for x in rounds])) if rounds else 0.0,

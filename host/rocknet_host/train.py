@@ -1,5 +1,6 @@
 """Transport-free training: N device heads in one runtime (CPython or MicroPython), their
-partial logits summed in memory, so accuracy can be measured before the radio exists.
+partial logits summed in memory: the fast central path of `bench accuracy` and the estimator
+(tests/test_node_head.py shows boards running the real loop apply exactly this).
 
 Per training sample, inside the runtime, exactly what a node does per round: every node
 packs its partial-logit row, a `LogitSum` adds the rows (node order, so every node would
@@ -95,6 +96,7 @@ class Result:
     weights: list[np.ndarray] = field(repr=False, default_factory=list)  # per node (C, F_i)
     bias: np.ndarray | None = field(repr=False, default=None)
     saturated: int = 0
+    states: list[bytes] = field(repr=False, default_factory=list)  # per node `Head.save()`
 
 
 class Fleet:
@@ -164,6 +166,10 @@ class Fleet:
     def bias(self) -> np.ndarray:
         return np.asarray(self.rt.eval("_H[0].bias"))
 
+    def states(self) -> list[bytes]:
+        """Each head's whole state (`Head.save()`): loads into ``Head(plan).load(...)``."""
+        return [bytes(self.rt.eval(f"_H[{i}].save()")) for i in range(self.n)]
+
     def saturated(self) -> int:
         return int(self.rt.eval("sum(_h.saturated for _h in _H)"))
 
@@ -215,9 +221,10 @@ def train(node_plans: list[dict[str, Any]], counts_train: list[np.ndarray],
         weights = fleet.weights()
         bias = fleet.bias()
         sat = fleet.saturated()
+        states = fleet.states()
     acc = curve[-1][1] if curve else float("nan")
     to_final = next((at for at, a in curve if a >= acc), used)
     return Result(accuracy=acc, curve=curve, passes=used, samples_broadcast=used * n,
                   passes_to_final=to_final, bytes_per_node=sent, lam=lam,
                   seconds=time.perf_counter() - t0, weights=weights, bias=bias,
-                  saturated=sat)
+                  saturated=sat, states=states)

@@ -34,10 +34,13 @@ class BleioRadio:
     def __init__(self, link: "Link", adapter: "_bleio.Adapter | None" = None, *,
                  interval: float = 0.02, burst_ms: int = 12, scan_ms: int = 10,
                  jitter_ms: int = 20, scan_interval: float = 0.01, buffer_size: int = 2048,
-                 minimum_rssi: int = -90, tx_power: int = 0, clock: "Any" = None) -> None:
+                 minimum_rssi: int = -90, tx_power: int = 0, clock: "Any" = None,
+                 rng: "Any" = None) -> None:
         # ``clock``: the ``time`` module, or a stand-in with sleep() and monotonic_ns() (the
-        # simulator's virtual board clock); adapter and clock are the test seams
+        # simulator's virtual board clock); ``rng``: ``random`` or a stand-in with randint()
+        # (a seeded one keeps simulations repeatable); adapter, clock and rng: the test seams
         self.time = clock or time
+        self.rng = rng or random
         if adapter is None:
             import _bleio  # the board's one adapter (tests pass a fake instead)
 
@@ -95,7 +98,7 @@ class BleioRadio:
     def step(self) -> None:
         """One advertise burst (when there is something to say), then one scan window."""
         self.advertise()
-        self.scan(self.scan_ms + random.randint(0, self.jitter_ms))
+        self.scan(self.scan_ms + self.rng.randint(0, self.jitter_ms))
 
     def run(self, until: "Callable[[], bool] | None" = None) -> None:
         """Step until `until()` is true (default: the current round is decoded)."""

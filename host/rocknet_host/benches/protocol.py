@@ -523,7 +523,7 @@ def targets(results: list[dict[str, Any]], radio: str) -> list[dict[str, Any]]:
     ratios = [(x["nodes"], x["topology"], x["loss"], x.get("flooding_tx_over_coded_tx"))
               for x in results if x["hops"] == 3 and x["nodes"] == 20
               and x.get("flooding_tx_over_coded_tx")]
-    worst = min((q[3] for q in ratios), default=None)
+    worst = min((q[3] for q in ratios if q[3] is not None), default=None)
     out.append({
         "target": "at 3 hops (N=20), flooding needs >= 2x the transmissions of network coding",
         "measured": worst, "threshold": TARGET_TX_RATIO,
@@ -563,7 +563,7 @@ def measure_all(args: Any) -> dict[str, Any]:
         results = [done[k] for k in range(len(cfgs))]
     else:
         results = [measure(c, args) for c in cfgs]
-    out = {"bench": "protocol", "model": _params(args), "configs": results,
+    out: dict[str, Any] = {"bench": "protocol", "model": _params(args), "configs": results,
            "targets": targets(results, args.radio)}
     if args.board:
         model = _model(args)

@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from .. import data
+from ..errors import UserError
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """argparse ``type=``: an integer >= ``low`` (argparse prints the message and exits 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"  # argparse names the type in some messages
+    return parse
+
+
+def port_number(text: str) -> int:
+    """argparse ``type=``: a TCP port, 0 (any free one) to 65535."""
+    value = at_least(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 0..65535, got {value}")
+    return value
 
 
 def add_dataset_args(p: argparse.ArgumentParser, positional: bool = False,
@@ -30,11 +56,13 @@ def load_dataset(args: Any) -> data.Dataset:
 def add_plan_args(p: argparse.ArgumentParser) -> None:
     from .. import plan
 
-    p.add_argument("--nodes", type=int, default=5, help="number of nodes (default 5)")
+    p.add_argument("--nodes", type=at_least(1), default=5,
+                   help=f"number of nodes, 1..{plan.N_KERNELS} (default 5)")
     p.add_argument("--variant", choices=plan.VARIANTS, default="minirocket",
                    help="minirocket (default, better) or rocknet (RockNet's device variant)")
-    p.add_argument("--features", type=int, default=10_000, help="total features (default 10000)")
-    p.add_argument("--bias-examples", type=int, default=1,
+    p.add_argument("--features", type=at_least(plan.N_KERNELS), default=10_000,
+                   help="total features (default 10000)")
+    p.add_argument("--bias-examples", type=at_least(1), default=1,
                    help="training series pooled per (kernel, dilation) bias fit (minirocket)")
     p.add_argument("--seed", type=int, default=0)
 
@@ -43,6 +71,6 @@ def fit_plan(args: Any, ds: data.Dataset) -> Any:
     from .. import plan
 
     if args.nodes < 1:
-        raise ValueError("--nodes must be at least 1")
+        raise UserError(f"--nodes must be at least 1, not {args.nodes}")
     return plan.fit(ds, args.nodes, variant=args.variant, n_features=args.features,
                     bias_examples=args.bias_examples, seed=args.seed)

@@ -15,7 +15,8 @@ from rich.table import Table
 
 from .. import deploy as dp
 from .. import fleet as fl
-from ..cli import UserError
+from ..errors import UserError
+from .common import at_least
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"fleet network key (default DIR/{dp.KEY_NAME}, made if missing)")
     p.add_argument("--format", choices=("auto", "mpy", "py"), default="auto",
                    help="package files: .mpy from mpy-cross (MicroPython) or .py (default auto)")
-    p.add_argument("--jobs", type=int, default=4, help="boards deployed at once (default 4)")
+    p.add_argument("--jobs", type=at_least(1), default=4,
+                   help="boards deployed at once (default 4)")
     p.add_argument("--autostart", action="store_true",
                    help="also install code.py (CircuitPython) or main.py (MicroPython) holding "
                         "`import rocknet; rocknet.run()`: the board trains at every boot "

@@ -6,7 +6,8 @@ import argparse
 
 from .. import boards
 from .. import flash as fl
-from ..cli import UserError
+from ..errors import UserError
+from .common import at_least
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "restart the board into its UF2 bootloader)")
     p.add_argument("--firmware", required=True, help=".bin (ESP32), .uf2 (nRF52840) or .hex (DK)")
     p.add_argument("--drive", help="bootloader drive folder, if it is not found by its name")
-    p.add_argument("--baud", type=int, help="esptool baud rate (default from the board file)")
+    p.add_argument("--baud", type=at_least(1),
+                   help="esptool baud rate (default from the board file)")
     p.add_argument("--no-erase", action="store_true", help="esptool: do not erase flash first")
     p.set_defaults(func=run)
 

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from .. import board_plan, head_plan, plan
 from . import plan_fleet
-from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from .common import add_dataset_args, add_plan_args, at_least, fit_plan, load_dataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,10 +28,11 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training on the boards (head, schedule, radio; node_XX.data)")
     g.add_argument("--mode", choices=head_plan.MODES, default=t.mode,
                    help="head: gradient (softmax cross-entropy, default) or ridge")
-    g.add_argument("--epochs", type=int, default=t.epochs,
+    g.add_argument("--epochs", type=at_least(1), default=t.epochs,
                    help=f"passes over the training set (default {t.epochs})")
-    g.add_argument("--batch", type=int, default=t.batch, help=f"batch size (default {t.batch})")
-    g.add_argument("--eval", type=int, default=None, metavar="K",
+    g.add_argument("--batch", type=at_least(1), default=t.batch,
+                   help=f"batch size (default {t.batch})")
+    g.add_argument("--eval", type=at_least(0), default=None, metavar="K",
                    help="test series evaluated over the air after every epoch (default: as "
                         "many as there are training series, at most all)")
     g.add_argument("--radio", choices=board_plan.RADIOS, default=None,
@@ -41,17 +42,23 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
 
 
 def training(args: argparse.Namespace, radio: str = "extended") -> board_plan.Training:
-    return board_plan.Training(mode=args.mode, epochs=args.epochs, batch=args.batch,
-                               eval=args.eval, radio=args.radio or radio, seed=args.seed)
+    """The training options, checked (`UserError` naming the option)."""
+    t = board_plan.Training(mode=args.mode, epochs=args.epochs, batch=args.batch,
+                            eval=args.eval, radio=args.radio or radio, seed=args.seed)
+    t.check()
+    return t
 
 
 def write_training(pl: plan.Plan, ds: object, t: board_plan.Training, out: str,
-                   fleet: Any = None, mapping: Any = None) -> bool:
+                   fleet: Any = None, mapping: Any = None,
+                   heads: list[dict[str, Any]] | None = None) -> bool:
     """Write the node plans with training sections and the node data files; if the rounds
-    cannot fit the radio, the plans without them (fine for `rocknet validate`), and say so."""
+    cannot fit the radio (only then), the plans without them (fine for `rocknet validate`),
+    and say so. Any other problem is an error. ``heads``: head sections to use (a trained
+    estimator's), else made for ``t``."""
     try:
-        nps = board_plan.node_plans(pl, ds, t)  # type: ignore[arg-type]
-    except ValueError as exc:
+        nps = board_plan.node_plans(pl, ds, t, heads)  # type: ignore[arg-type]
+    except board_plan.RoundsDoNotFit as exc:
         Console(stderr=True).print(f"[yellow]warning[/]: {exc}. Wrote plans without training "
                                    "sections: `rocknet validate` works with them, "
                                    "`rocknet.run()` on a board does not.", highlight=False)
@@ -71,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args)
     if args.fleet:
         return plan_fleet.run(args, ds)
+    t = training(args)  # checked before the (slow) fit
     pl = fit_plan(args, ds)
-    t = training(args)
     trains = write_training(pl, ds, t, args.out)
     s = pl.summary()
     con = Console()

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import fleet as fl
 from .. import fleet_plan as fp
-from ..cli import UserError
+from ..errors import UserError
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -35,15 +35,15 @@ def run(args: argparse.Namespace, ds: Any) -> int:
             fleet, mapping = fp.without(fleet, lost)
         except fp.FleetTooSmall as exc:
             raise UserError(str(exc)) from None
+    from .plan import training, write_training
+
+    legacy = any(not n.board.radio.extended_adv for n in fleet.nodes())
+    t = training(args, "legacy" if legacy else "extended")  # checked before the (slow) fit
     try:
         pl, split = fp.fit(fleet, ds, variant=args.variant, n_features=args.features,
                            bias_examples=args.bias_examples, seed=args.seed)
     except fp.FleetTooSmall as exc:
         raise UserError(str(exc)) from None
-    from .plan import training, write_training
-
-    legacy = any(not n.board.radio.extended_adv for n in fleet.nodes())
-    t = training(args, "legacy" if legacy else "extended")
     trains = write_training(pl, ds, t, args.out, split, mapping)
     con = Console()
     table = Table(title=f"{ds.name}: {pl.n_features} features over {fleet.describe()}")

@@ -12,11 +12,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import simulate
-from ..cli import UserError
+from .. import boards, simulate
+from ..errors import UserError
 from ..micropython import RuntimeMissing
-from ..sim.fleet import ACTIONS, Event
+from ..profiles import PROFILES as PROFILE_NAMES
 from ..sim import html_report
+from ..sim.fleet import ACTIONS, Event
+from ..sim.pcap import capture
 from ..sim.radio import PROFILES
 from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 
@@ -55,13 +57,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where node cores run: cpython (fast, default) or micropython (each "
                         "node in its own MicroPython 1.29 + ulab, the device's code path; "
                         "reports peak heap per node; much slower)")
+    p.add_argument("--board", choices=boards.names(), default=None,
+                   help="the boards' kind (boards/*.toml): with --runtime micropython, each "
+                        "board runs under its runtime profile (module set) and heap budget; "
+                        "its current draw prices the energy")
+    p.add_argument("--profile", choices=list(PROFILE_NAMES), default=None,
+                   help="MicroPython module set of the boards (default: the board's)")
+    p.add_argument("--heap-budget", type=int, default=None, metavar="BYTES",
+                   help="heap a board has for rocknet, code included (default: the board's); "
+                        "a board that needs more fails with MemoryError, as it would")
+    p.add_argument("--pcap", metavar="FILE",
+                   help="write the whole run's air traffic as a pcap (Wireshark/tshark decode "
+                        "the adverts' headers; rows are AES-CCM sealed)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
     p.add_argument("--report", metavar="FILE.html",
                    help="write a self-contained HTML report with plots to FILE.html")
     p.set_defaults(func=run)
 
 
-def parse_events(crash: list[str], reboot: list[str], fault: list[str] = ()) -> list[Event]:
+def parse_events(crash: list[str], reboot: list[str],
+                 fault: list[str] | tuple[str, ...] = ()) -> list[Event]:
     out = []
     faults = []
     for spec in fault:
@@ -93,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = simulate.Config(mode=args.mode, epochs=args.epochs, batch=args.batch,
                           topology=args.topology, hops=args.hops, loss=args.loss,
                           radio=args.radio, events=events, seed=args.seed,
-                          deadline_s=args.deadline, runtime=args.runtime)
+                          deadline_s=args.deadline, runtime=args.runtime, board=args.board,
+                          profile=args.profile, heap_budget=args.heap_budget)
     con = Console()
     try:
         sim = simulate.Simulation(pl, ds, cfg)
@@ -122,16 +138,18 @@ def run(args: argparse.Namespace) -> int:
             prog.update(task, description=desc, completed=p.round_no)
 
         try:
-            res = sim.run(on_progress)
+            with capture(sim.fleet.medium, args.pcap):
+                res = sim.run(on_progress)
         except (ValueError, RuntimeMissing) as exc:
             raise UserError(str(exc)) from None
     if not args.no_reference:
         with con.status("aeon MiniRocket + RidgeClassifierCV reference"):
             res["reference_accuracy"] = simulate.reference_accuracy(ds, args.seed)
-    gone = [i for i in range(pl.n_nodes) if i not in res["members"]]
+    gone = [i for i in range(pl.n_nodes)
+            if i not in res["members"] and i not in res["failed"]]
     res["features_lost"] = sum(len(pl.node_feature_index(i)) for i in gone)
     show(con, res)
-    if gone:
+    if gone and res["members"]:
         nodes = ",".join(map(str, gone))
         share = 100 * res["features_lost"] / pl.n_features
         con.print(f"node(s) {nodes} left the fleet: the others trained on without their "
@@ -176,8 +194,11 @@ def show(con: Console, res: dict[str, Any]) -> None:
     con.print(t)
     heap = html_report.heap_measured(res)
     nt = Table(title=f"per node (energy: {res['energy_model']})",
-               caption=("peak heap: gc.mem_alloc() in MicroPython's WebAssembly build (float64 "
-                        "floats); board: the head's floats as float32") if heap else None)
+               caption=("peak heap: gc.mem_alloc() after collections at round boundaries in "
+                        f"MicroPython (profile {res['profile'] or 'webassembly'}), code "
+                        "included; board: floats as on the board"
+                        + (f"; budget {res['heap_budget_bytes']} B"
+                           if res["heap_budget_bytes"] else "")) if heap else None)
     cols = ["node", "state", "airtime s", "radio rx s", "energy J", "adverts tx", "commit",
             "drop"]
     if heap:

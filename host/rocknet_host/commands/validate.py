@@ -15,7 +15,7 @@ from ..profiles import PROFILES
 from ..runtime import RUNTIMES, open_runtime
 from ..validate import validate_features
 from . import validate_board
-from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from .common import add_dataset_args, add_plan_args, at_least, fit_plan, load_dataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", choices=list(PROFILES), default=None,
                    help="with --runtime micropython: the board's module set and code format "
                         "(default: webassembly, the runtime as built)")
-    p.add_argument("--limit", type=int, default=0,
+    p.add_argument("--limit", type=at_least(0), default=0,
                    help="only the first K train and K test series (default: all)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     validate_board.add_args(p)

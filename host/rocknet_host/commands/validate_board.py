@@ -13,7 +13,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from ..board_validate import BoardValidationError, validate_board
-from ..cli import UserError
+from ..errors import UserError
 from ..heap import summary as heap_summary
 
 DEFAULT_LIMIT = 8  # train and test series each; a board is slow, --limit N overrides

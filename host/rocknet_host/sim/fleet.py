@@ -66,15 +66,16 @@ class Program:
     def kill(self) -> None:
         """Power off: the program unwinds; its files stay."""
 
-    def heap(self) -> int | None:
-        return None
+    def head_state(self) -> bytes:
+        """The board's head, saved (`Head.save`)."""
+        return bytes(self.query("answer = runner.node.head.save()"))
 
 
 class ThreadProgram(Program):
     """The board's program in a CPython thread (baton passing: exactly one side runs)."""
 
-    def __init__(self, paths: dict[str, str], radio: str) -> None:
-        self.paths, self.radio = paths, radio
+    def __init__(self, paths: dict[str, str], radio: str, seed: int) -> None:
+        self.paths, self.radio, self.seed = paths, radio, seed
         self._to_node = threading.Semaphore(0)
         self._to_host = threading.Semaphore(0)
         self._reply: dict[str, Any] = {}
@@ -91,7 +92,8 @@ class ThreadProgram(Program):
     def _main(self) -> None:
         host = vboard.Host(self._transport)
         try:
-            self.runner = vboard.start(host, self.paths, self.radio, inject=True)
+            self.runner = vboard.start(host, self.paths, self.radio, inject=True,
+                                       seed=self.seed)
             if isinstance(self.runner, dict):
                 raise RuntimeError("the board found a finished result file")
             while self.runner.step():
@@ -140,7 +142,7 @@ from rocknet import board, head, link, node
 from rocknet.radio import bleio, bluetooth
 """
 _MPY_SETUP = """
-runner = vboard.start(host, paths, radio, False)
+runner = vboard.start(host, paths, radio, False, seed)
 def _rn_step():
     try:
         alive = runner.step()
@@ -153,7 +155,7 @@ def _rn_step():
         host.transport({"error": buf.getvalue(), "type": type(exc).__name__,
                         "st": host.status()})
         return
-    host.transport({"end": alive, "st": host.status() if not alive else None})
+    host.transport({"end": alive, "r": runner.r})
 """
 
 
@@ -164,25 +166,34 @@ class MpyProgram(Program):
     cross to the host over a synchronous channel."""
 
     def __init__(self, paths: dict[str, str], radio: str, files: dict[str, bytes],
-                 seed: int, heap_every: int = 25, heapsize: int = 2 << 20) -> None:
+                 seed: int, profile: str | None = None, heap_budget: int | None = None,
+                 float_bits: int = 32, heapsize: int = 2 << 20) -> None:
         self.paths = paths
-        self.mpy = MicroPython(heapsize=heapsize, host_channel=True)
+        # the board's module set and heap budget (`profiles`, `heap`): heap checkpoints after
+        # the code is imported, once built, and at every round boundary
+        self.mpy = MicroPython(heapsize=heapsize, host_channel=True, profile=profile,
+                               heap_budget=heap_budget, heap_check="manual",
+                               float_bits=float_bits)
         for path, body in files.items():
             self.mpy.put_file(path, body)
         self.mpy.put_file("/lib/vboard.py", _VBOARD.read_bytes())
         self.mpy.set(paths=paths, radio=radio, seed=seed)
-        self.mpy.exec(_MPY_HOST)
-        self.mpy.exec(_MPY_IMPORTS)
-        self.base = self.mpy.mem_alloc()  # the runtime, the virtual hardware and the code
-        self.mpy.exec(_MPY_SETUP)
-        # float arrays are float64 here, float32 on a board: the head's extra bytes
-        self.float_extra = int(self.mpy.eval(
-            "sum(runner.node.head.state_bytes(8).values()) - "
-            "sum(runner.node.head.state_bytes(4).values())"))
-        self.heap_every = heap_every
-        self.peak_heap = self.mpy.mem_alloc() - self.base
-        self._steps = 0
+        self._round = None
         self._running = False
+        self.report: dict[str, Any] | None = None
+
+    def _boot(self) -> dict[str, Any] | None:
+        """Import and build as ``rocknet.run()`` does; a board that runs out of memory on the
+        way fails there, as the board would."""
+        try:
+            self.mpy.exec(_MPY_HOST)
+            self.mpy.exec(_MPY_IMPORTS)
+            self.mpy.checkpoint_heap("code")
+            self.mpy.exec(_MPY_SETUP)
+            self.mpy.checkpoint_heap("built")
+        except DeviceError as exc:
+            return {"error": str(exc), "type": exc.exc_type or "DeviceError", "st": None}
+        return None
 
     def _next(self) -> dict[str, Any]:
         """Run steps until the program blocks, finishes or fails."""
@@ -191,14 +202,25 @@ class MpyProgram(Program):
                 self.mpy.send_exec("_rn_step()")
                 self._running = True
             req = self.mpy.host_recv()
+            if "error" in req:  # the step failed: let it return, the board is dead
+                self.mpy.host_send({})
+                self.mpy.read_reply()
+                self._running = False
+                return req
             if "end" not in req:
                 return req
             self.mpy.host_send({})
             self.mpy.read_reply()
             self._running = False
-            self._steps += 1
-            if self._steps % self.heap_every == 0:
-                self.peak_heap = max(self.peak_heap, self.mpy.mem_alloc() - self.base)
+            r = req.get("r")
+            if r != self._round:  # a round boundary: the heap a board would hold now
+                self._round = r
+                try:
+                    self.mpy.checkpoint_heap(f"round{r}")
+                except DeviceError as exc:
+                    if exc.exc_type != "MemoryError":
+                        raise
+                    return {"error": str(exc), "type": "MemoryError", "st": None}
             if not req["end"]:
                 return {"done": True, "st": self._status()}
 
@@ -206,11 +228,16 @@ class MpyProgram(Program):
         return self.mpy.eval("host.status()")
 
     def start(self) -> dict[str, Any]:
-        return self._next()
+        return self._boot() or self._next()
 
     def resume(self, reply: dict[str, Any]) -> dict[str, Any]:
         self.mpy.host_send(reply)
         return self._next()
+
+    def head_state(self) -> bytes:
+        if self._running:  # blocked inside a step
+            return bytes.fromhex(self.query("answer = runner.node.head.save().hex()"))
+        return bytes(self.mpy.eval("runner.node.head.save()"))
 
     def query(self, code: str) -> Any:
         self.mpy.host_send({"q": code})
@@ -234,10 +261,15 @@ class MpyProgram(Program):
         found = self.mpy.eval("[vboard.read_file(p) for p in _rn_paths]")
         return {p: body for p, body in zip(paths, found, strict=True) if body is not None}
 
-    def heap(self) -> int | None:
-        return self.peak_heap or None
+    def heap_report(self) -> dict[str, Any]:
+        """`heap.HEAP_KEYS`: peak (code included), largest transient block, growth per round,
+        out of memory (kept after `close`)."""
+        if self.report is None:
+            self.report = self.mpy.heap_report()
+        return self.report
 
     def close(self) -> None:
+        self.heap_report()
         self.mpy.close()
 
 
@@ -251,7 +283,7 @@ class NodeState:
     finished: bool = False
     error: str | None = None
     error_type: str | None = None
-    st: list[Any] | None = None  # last status (vboard.status)
+    st: Any = None  # last status (vboard.status): a list, None before the first
     gen: int = 0  # bumped at every power-off: stale wake-ups are ignored
     wait: str = ""
     begins: dict[int, int] = field(default_factory=dict)  # round -> global us it began
@@ -263,8 +295,7 @@ class NodeState:
     rebooted_at: int | None = None  # fleet round of the last reboot
     rejoined_round: int | None = None
     nan_from: int | None = None
-    peak_heap: int | None = None  # MicroPython: the node's state at step boundaries
-    float_extra: int = 0  # of which float64 beyond float32 (the head's float arrays)
+    heap: dict[str, Any] | None = None  # MicroPython: the board's heap report (`heap`)
 
 
 class Fleet:
@@ -274,8 +305,9 @@ class Fleet:
 
     def __init__(self, plan_dir: Path, work_dir: Path, topology: Topology, model: RadioModel,
                  runtime: str = "cpython", seed: int = 0, events: list[Event] | None = None,
-                 skew_ms: float = 50.0,
-                 on_round: Callable[[int], None] | None = None) -> None:
+                 skew_ms: float = 50.0, on_round: Callable[[int], None] | None = None,
+                 profile: str | None = None, heap_budget: int | None = None,
+                 float_bits: int = 32) -> None:
         if runtime not in ("cpython", "micropython"):
             raise ValueError(f"runtime must be cpython or micropython, not {runtime!r}")
         self.plan_dir, self.work_dir = Path(plan_dir), Path(work_dir)
@@ -283,6 +315,7 @@ class Fleet:
         self.model = model
         self.runtime = runtime
         self.seed = seed
+        self.profile, self.heap_budget, self.float_bits = profile, heap_budget, float_bits
         self.radio = "bleio" if model.alternate else "bluetooth"
         self.medium = Medium(topology, model, seed=seed)
         self.on_round = on_round
@@ -291,7 +324,6 @@ class Fleet:
         self.nodes = [NodeState(i) for i in range(self.n)]
         self.round = -1  # the fleet's round: the highest a live board is in
         self._mpy_files: dict[int, dict[str, bytes]] = {}
-        random.seed(f"rocknet-fleet/{seed}")  # the adapters' scan jitter (CPython threads)
         skew = random.Random(f"rocknet-fleet/{seed}/power-on")
         for i in range(self.n):
             self.medium.add_driven()
@@ -313,15 +345,18 @@ class Fleet:
 
     def _program(self, i: int) -> Program:
         paths = self.paths(i)
+        seed = self.seed * 7919 + i + 1  # the board's scan jitter, the same in both runtimes
         if self.runtime == "cpython":
-            return ThreadProgram(paths, self.radio)
+            return ThreadProgram(paths, self.radio, seed)
         files = self._mpy_files.get(i)
         if files is None:
             files = {paths["plan"]: (self.plan_dir / f"node_{i:02d}.plan").read_bytes(),
                      paths["key"]: (self.plan_dir / "fleet.key").read_bytes(),
                      paths["data"]: (self.plan_dir / f"node_{i:02d}.data").read_bytes()}
             self._mpy_files[i] = files
-        return MpyProgram(paths, self.radio, files, seed=self.seed * 7919 + i + 1)
+        return MpyProgram(paths, self.radio, files, seed=seed,
+                          profile=self.profile, heap_budget=self.heap_budget,
+                          float_bits=self.float_bits)
 
     # ----- the loop -----
 
@@ -438,8 +473,7 @@ class Fleet:
         if not failed:
             prog.kill()
         if isinstance(prog, MpyProgram):
-            nd.peak_heap = max(nd.peak_heap or 0, prog.peak_heap) or None
-            nd.float_extra = prog.float_extra
+            self._keep_heap(nd, prog)
             paths = self.paths(i)
             keep = [paths["ckpt"] + ".a", paths["ckpt"] + ".b", paths["result"]]
             self._mpy_files[i].update(prog.files(keep))
@@ -451,12 +485,26 @@ class Fleet:
         for nd in self.nodes:
             prog = nd.program
             if isinstance(prog, MpyProgram):
-                nd.peak_heap = max(nd.peak_heap or 0, prog.peak_heap) or None
-                nd.float_extra = prog.float_extra
+                self._keep_heap(nd, prog)
                 prog.close()
             elif isinstance(prog, ThreadProgram) and not nd.finished:
                 prog.kill()
             nd.program = None
+
+    @staticmethod
+    def _keep_heap(nd: NodeState, prog: MpyProgram) -> None:
+        """The worst of the board's heap reports over its boots."""
+        rep = prog.heap_report()
+        if nd.heap is None or (rep.get("peak_heap_bytes") or 0) > (
+                nd.heap.get("peak_heap_bytes") or 0):
+            nd.heap = rep
+        if rep.get("out_of_memory"):
+            nd.heap["out_of_memory"] = rep["out_of_memory"]
+
+    def head_states(self) -> list[bytes | None]:
+        """Every live board's head as it stands (None for boards that are down)."""
+        return [nd.program.head_state() if nd.alive and nd.program is not None else None
+                for nd in self.nodes]
 
     # ----- reading the outcome -----
 
@@ -470,7 +518,7 @@ class Fleet:
 def log_digest_at(log: list[tuple[str, int, bytes, bytes]], s: int) -> bytes | None:
     """The digest after the last entry of sample <= s (None if the log has none)."""
     best = None
-    for kind, q, _, dig in log:
+    for _kind, q, _, dig in log:
         if q <= s:
             best = dig
     return best

@@ -117,7 +117,7 @@ def _bluetooth_model(**extra: Any) -> RadioModel:
 
 # The nRF52840 timing the protocol is tuned for (docs/protocol-notes.md: one advertising
 # event per burst, short jittered scans); "-bleio" profiles take BleioRadio's own defaults.
-_TUNED = {"adapter": "tuned: burst 12 ms, scan 10 + 0..20 ms, scan interval 10 ms"}
+_TUNED: dict[str, Any] = {"adapter": "tuned: burst 12 ms, scan 10 + 0..20 ms, scan interval 10 ms"}
 PROFILES: dict[str, RadioModel] = {
     "nrf52840-ext": replace(RadioModel(), **_TUNED),
     "nrf52840-legacy": replace(RadioModel(), name="nrf52840-legacy", extended=False, aux_phy=1,

@@ -24,7 +24,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def summarise(run: RunResult, m_rows: int | None = None,
-              own_rows: list[int] | None = None) -> dict[str, Any]:
+              own_rows: list[float] | None = None) -> dict[str, Any]:
     """Per-round and per-node averages. Per-node figures average over nodes, then rounds.
     own_rows[i] (rows node i contributes per round, averaged) gives the information lower
     bound on receptions: a node must take in at least M - own innovative packets."""

@@ -271,6 +271,36 @@ def read_file(path):
         return None
 
 
+class Random:
+    """The parts of ``random`` rocknet uses, seeded per board (xorshift32): the same streams
+    in CPython and MicroPython, so a simulation repeats in both runtimes. ``randint`` (the
+    adapter's scan jitter) and ``getrandbits`` (a boot salt where ``os.urandom`` is missing)
+    draw from separate streams, so that the jitter does not depend on the port."""
+
+    def __init__(self, seed):
+        self.seed(seed)
+
+    def seed(self, s=0):
+        self._x = [(int(s) * 2654435761 + k) & 0xFFFFFFFF or 1 for k in (0x9E3779B9, 0x7F4A7C15)]
+
+    def _next(self, k):
+        x = self._x[k]
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self._x[k] = x
+        return x
+
+    def getrandbits(self, k):
+        return self._next(1) >> (32 - k) if k < 32 else self._next(1)
+
+    def randint(self, a, b):
+        return a + self._next(0) % (b - a + 1)
+
+    def random(self):
+        return (self._next(0) >> 8) / 16777216
+
+
 class _Module:
     def __init__(self, **attrs):
         for k in attrs:
@@ -280,12 +310,10 @@ class _Module:
 def install(host, radio, seed=0):
     """MicroPython: this board's ``time`` and radio module (``"bleio"`` -> ``_bleio``,
     ``"bluetooth"`` -> ``bluetooth``) into ``sys.modules``, before rocknet is imported."""
-    import random
     import sys
-
     import time as real
 
-    random.seed(seed)
+    sys.modules["random"] = Random(seed)
     clock = Clock(host)
     names = ("monotonic_ns", "monotonic", "time", "sleep", "sleep_ms", "sleep_us", "ticks_ms",
              "ticks_us", "ticks_add", "ticks_diff")
@@ -300,7 +328,7 @@ def install(host, radio, seed=0):
 
 # ----- the board's program, as rocknet.run() runs it -----
 
-def start(host, paths, radio, inject):
+def start(host, paths, radio, inject, seed=0):
     """``rocknet.run()``'s set-up (`rocknet.board.setup`) with this board's files; the host
     then steps the runner, exactly the loop `Runner.run` is. ``inject``: hand the virtual
     radio and clock in through the adapters' test seams (CPython, where several boards share
@@ -313,7 +341,8 @@ def start(host, paths, radio, inject):
         if radio == "bleio":
             from rocknet.radio.bleio import BleioRadio
 
-            kw["radio"] = lambda link: BleioRadio(link, adapter=Adapter(host), clock=clock)
+            kw["radio"] = lambda link: BleioRadio(link, adapter=Adapter(host), clock=clock,
+                                                  rng=Random(seed))
         else:
             from rocknet.radio.bluetooth import BluetoothRadio
 
