@@ -112,10 +112,10 @@ def test_plan_warns_when_the_code_does_not_fit_beside_it(tmp_path, monkeypatch, 
     monkeypatch.setattr(data, "load", lambda *a, **k: two_class)
     (tmp_path / "fleet.toml").write_text(MIXED)
     assert main(["plan", "synthetic", "--fleet", str(tmp_path / "fleet.toml"),
-                 "--out", str(tmp_path / "plans")]) == 0
+                 "--features", "20000", "--out", str(tmp_path / "plans")]) == 0
     out = capsys.readouterr().out
     fleet = fl.parse(__import__("tomllib").loads(MIXED))
-    _, split = fp.fit(fleet, two_class, n_features=10_000)
+    _, split = fp.fit(fleet, two_class, n_features=20_000)
     short = fp.code_shortfall(split)
-    assert short  # 10,000 features over 16 boards leave no Feather 85 KB for code
+    assert short  # 20,000 features over 16 boards leave no board room for the code
     assert f"on {len(short)} of 16 nodes" in out and "frozen" in out

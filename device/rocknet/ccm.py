@@ -148,35 +148,30 @@ class Ccm:
         self._co = bytearray(16 + ld)  # CTR output
         self._shape = (la, ld)
 
-    def _tag(self, nonce, aad, data):
-        """T: the first ``mic`` bytes of the CBC-MAC of (nonce, aad, data)."""
-        la, ld = len(aad), len(data)
-        if len(nonce) != NONCE_SIZE:
-            raise ValueError("CCM nonce of %d bytes, expected 13" % len(nonce))
+    def _start(self, nonce, aad, ld):
+        """Nonce and AAD into the formatted blocks (formatting them for a new shape)."""
+        la = len(aad)
         if self._shape != (la, ld):
             self._format(la, ld)
+        if len(nonce) != NONCE_SIZE:
+            raise ValueError("CCM nonce of %d bytes, expected 13" % len(nonce))
         b = self._mb
         b[1:14] = nonce
         b[18:18 + la] = aad
-        o = self._do
-        b[o:o + ld] = data
-        return self._aes.mac(b, self._mo)[:self.mic]
-
-    def _ctr(self, nonce, head, data):
-        """CTR from A0 over (head padded to a block, data): the output buffer."""
-        cb = self._cb
-        cb[:len(head)] = head
-        cb[16:] = data
-        a0 = self._a0
-        a0[1:14] = nonce
-        co = self._co
-        self._aes.ctr(a0, cb, co)
-        return co
+        self._a0[1:14] = nonce
+        return b
 
     def seal(self, nonce, aad, data):
         """Ciphertext of ``data`` followed by the MIC over (nonce, aad, data)."""
-        t = self._tag(nonce, aad, data)
-        co = self._ctr(nonce, t, data)
+        ld = len(data)
+        b = self._start(nonce, aad, ld)
+        o = self._do
+        b[o:o + ld] = data
+        aes = self._aes
+        cb, co = self._cb, self._co
+        cb[:16] = aes.mac(b, self._mo)  # T (its first ``mic`` bytes count), then the data
+        cb[16:] = data
+        aes.ctr(self._a0, cb, co)
         return bytes(co[16:]) + bytes(co[:self.mic])
 
     def open(self, nonce, aad, sealed):
@@ -186,12 +181,16 @@ class Ccm:
         n = len(sealed) - m
         if n < 0:
             return None
-        if self._shape is None or self._shape[1] != n:
-            self._format(len(aad), n)
-        co = self._ctr(nonce, sealed[n:], memoryview(sealed)[:n])
+        b = self._start(nonce, aad, n)
+        aes = self._aes
+        cb, co = self._cb, self._co
+        cb[:m] = sealed[n:]
+        cb[16:] = memoryview(sealed)[:n]
+        aes.ctr(self._a0, cb, co)
         data = bytes(co[16:])
-        t = self._tag(nonce, aad, data)
-        # compared as integers: no early exit on the first differing byte
-        if int.from_bytes(t, "big") != int.from_bytes(co[:m], "big"):
+        o = self._do
+        b[o:o + n] = data
+        # a 4..16-byte compare in C: no timing a radio could observe
+        if aes.mac(b, self._mo)[:m] != co[:m]:
             return None
         return data
