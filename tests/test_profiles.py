@@ -118,3 +118,43 @@ def test_transient_block_growth_and_board_bytes():
         mpy.exec("_t = bytearray(200_000)\ndel _t")
         with pytest.raises(DeviceError, match="heap budget 150000"):
             mpy.checkpoint_heap("transient")
+
+
+def test_bench_budget_fields_take_the_boards_budget():
+    from argparse import Namespace
+
+    from rocknet_host.heap import budget_fields
+
+    f = budget_fields(Namespace(heap_budget=None, board="adafruit_feather_nrf52840"), 120_000)
+    assert f == {"heap_budget_bytes": 100_000, "node_heap_bytes": 120_000,
+                 "heap_budget_ok": False}
+    assert budget_fields(Namespace(), 5)["heap_budget_ok"] is None
+
+
+@pytest.mark.slow
+def test_virtual_feather_is_strict(tmp_path):
+    """`rocknet virtual-board --board adafruit_feather_nrf52840`: no hashlib, and `validate
+    --port` passes within the Feather's 100 KB and reports the heap; with a smaller budget
+    the node fails with the board's MemoryError and the report names it."""
+    from rocknet_host.board_validate import validate_board
+    from rocknet_host.cli import main
+    from rocknet_host.virtual_board import VirtualBoard
+    from test_virtual_board import _gunpoint, mpremote
+
+    with VirtualBoard.for_board("adafruit_feather_nrf52840", tmp_path / "b") as vb:
+        assert vb.profile.name == "circuitpython-9" and vb.heap_budget == 100_000
+        assert main(["deploy", "--port", vb.url]) == 0
+        proc = mpremote(vb.url, "exec", "import hashlib", check=False)
+        assert "no module named 'hashlib'" in proc.stdout + proc.stderr
+        pl, Q = _gunpoint(nodes=2, limit=2)
+        rep = validate_board(vb.url, pl, Q)
+        assert rep.ok and rep.heap["heap_budget_bytes"] == 100_000
+        assert 0 < rep.heap["peak_heap_board_bytes"] <= 100_000
+        assert rep.to_dict()["heap"]["out_of_memory"] is None
+    # the same board's files (a soft reset would restore the budget: a board's, not a run's)
+    with VirtualBoard.for_board("adafruit_feather_nrf52840", tmp_path / "b",
+                                heap_budget=60_000) as vb:
+        rep = validate_board(vb.url, pl, Q)
+    assert not rep.ok and rep.checks[-1].name == "heap budget"
+    assert "MemoryError" in rep.checks[-1].detail and "60000" in rep.checks[-1].detail
+    assert rep.heap["out_of_memory"][1] > 60_000

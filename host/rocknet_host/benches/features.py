@@ -29,6 +29,7 @@ from rich.table import Table
 
 from .. import reference
 from ..commands.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from ..heap import budget_fields
 from ..runtime import open_runtime
 from ..validate import device_counts
 
@@ -49,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--series", type=int, default=64,
                    help="series timed per node in the device runtimes (default 64)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--heap-budget", type=int, metavar="BYTES",
+                   help="heap budget the node (code + slice) must fit (default: --board's)")
     p.set_defaults(func=run)
 
 
@@ -180,5 +183,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "ulab_calls_per_series": max(ulab_calls_per_series(pl.node_features(i))
                                      for i in range(pl.n_nodes)),
         "features_bitexact": bool(exact),
-        "code_heap_bytes": code_heap_bytes(),
+        "code_heap_bytes": (code := code_heap_bytes()),
+        **budget_fields(args, code + int(heap)),  # node = its code (.mpy) + its slice
     }
