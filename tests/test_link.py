@@ -170,7 +170,7 @@ def test_bad_geometry_is_refused():
 
 
 FLEET_ON_DEVICE = """
-import hashlib
+from rocknet._compat import sha256
 from rocknet.link import Link
 from rocknet.mixer import Rng
 def _fleet(n_nodes, row, profile, loss_pct, seed):
@@ -181,7 +181,7 @@ def _fleet(n_nodes, row, profile, loss_pct, seed):
     mine = [{i: truth[i] for i in range(len(owners)) if owners[i] == n} for n in range(n_nodes)]
     for n in range(n_nodes):  # odd nodes are already in round 65536, even ones still in 65535
         links[n].start_round(65535 + n % 2, mine[n] if n % 2 else {0: b"old"}, 0)
-    air = hashlib.sha256()
+    air = sha256()
     now = 0
     while now < 4000 and not all(l.done and l.round_no == 65536 for l in links):
         now += 10
@@ -209,6 +209,6 @@ def test_links_send_the_same_bytes_on_micropython(device, case):
     exec(FLEET_ON_DEVICE, host)
     expected = host["_fleet"](*case)
     device.exec(FLEET_ON_DEVICE)
-    got = device.eval("_fleet(%d, %d, %r, %d, %d)" % case)
+    got = device.eval("_fleet({}, {}, {!r}, {}, {})".format(*case))
     assert expected[3] == [True] * case[0]
     assert got == expected
