@@ -75,8 +75,10 @@ result += [hasattr(_np, 'take'), _compat.sha256(b'abc').digest().hex()[:8]]
     with MicroPython(profile="circuitpython-10") as mpy:
         assert mpy.call(probe) == [["new"], ["AES"], None, False, "ba7816bf"]
         assert mpy.eval("__import__('rocknet.wire').__file__").endswith(".py")
-    with MicroPython(profile="micropython-nrf") as mpy:
+    # the hook for the simulated radio: a module installed with the profile's
+    with MicroPython(profile="micropython-nrf", modules={"bluetooth.py": "SIM = 1\n"}) as mpy:
         assert mpy.call(probe) == [["sha256"], None, None, True, "ba7816bf"]
+        assert mpy.eval("__import__('bluetooth').SIM") == 1 and mpy.profile.radio == "bluetooth"
         assert mpy.eval("__import__('rocknet.wire').__file__").endswith(".mpy")
 
 
