@@ -171,3 +171,16 @@ def summary(report: dict[str, Any]) -> str:
         label, need = report["out_of_memory"]
         txt += f"; OUT OF MEMORY at {label} ({need:,} B)"
     return txt
+
+
+def budget_fields(args: Any, node_heap_bytes: int) -> dict[str, Any]:
+    """Heap-budget fields for a bench report: the budget (``--heap-budget``, else the
+    ``--board``'s), the node's heap and whether it fits (None without a budget)."""
+    budget = getattr(args, "heap_budget", None)
+    board = getattr(args, "board", None)
+    if budget is None and board:
+        from .boards import load
+
+        budget = load(board).heap_budget
+    return {"heap_budget_bytes": budget, "node_heap_bytes": int(node_heap_bytes),
+            "heap_budget_ok": None if budget is None else node_heap_bytes <= budget}

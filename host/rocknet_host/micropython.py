@@ -136,6 +136,8 @@ class MicroPython:
     only where `checkpoint_heap` is called (``"manual"``); over the budget the call raises
     `DeviceError` with ``exc_type == "MemoryError"``. `heap_report` gives the figures
     (`heap.HEAP_KEYS`); ``float_bits`` is the board's ulab float width for them.
+    ``modules`` ({"name.py": source}) are installed with the profile's, before rocknet is
+    imported: the hook for a simulated radio module (``profile.radio`` names it).
 
     >>> with MicroPython() as mpy:
     ...     mpy.eval("1 + 1")
@@ -149,7 +151,7 @@ class MicroPython:
     def __init__(self, heapsize: int = 64 * 1024 * 1024, device_dir: Path = DEVICE_DIR, *,
                  profile: str | None = None, heap_budget: int | None = None,
                  heap_check: str | None = None, float_bits: int = 32,
-                 host_channel: bool = False) -> None:
+                 modules: dict[str, str] | None = None, host_channel: bool = False) -> None:
         from . import heap, profiles
 
         rt = runtime_dir()
@@ -172,6 +174,7 @@ class MicroPython:
                 (tmp / "rocknet" / rel).write_bytes(data)
             pkg = tmp / "rocknet"
         spec = profiles.install_spec(self.profile)
+        spec["files"].update(modules or {})  # e.g. the simulator's `bluetooth.py` / `_bleio.py`
         spec["code"] += heap.tracker_setup(heap_budget, float_bits,
                                            self.profile.float_repr == "packed")
         (tmp / "profile.json").write_text(json.dumps(spec))

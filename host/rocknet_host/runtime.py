@@ -2,7 +2,9 @@
 (`CPythonRuntime`) or on MicroPython 1.29 + ulab (`micropython.MicroPython`).
 
 Interface: ``exec(code)``, ``set(**values)``, ``eval(expr)``, ``call(code, result, **inputs)``,
-``mem_alloc()`` (None where meaningless) and ``close()``.
+``mem_alloc()`` (None where meaningless) and ``close()``. MicroPython also takes a board's
+runtime profile and heap budget: ``open_runtime("micropython", profile="circuitpython-9",
+heap_budget=100_000)`` (see `micropython.MicroPython`, `profiles`, `heap`).
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class CPythonRuntime:
 
 
 def open_runtime(name: str, **kwargs: Any) -> Any:
-    """A fresh runtime by name: 'cpython' or 'micropython'."""
+    """A fresh runtime by name: 'cpython' or 'micropython' (keyword arguments go to
+    `micropython.MicroPython`: ``profile``, ``heap_budget``, ``heap_check``, ``float_bits``)."""
     if name == "cpython":
         return CPythonRuntime()
     if name == "micropython":

@@ -33,6 +33,7 @@ from rich.table import Table
 
 from .. import board_clock, reference
 from ..commands.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from ..heap import budget_fields
 from ..runtime import open_runtime
 from ..validate import device_counts
 
@@ -55,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--board", default="adafruit_feather_nrf52840",
                    help="board whose clock the board_ms_per_series model uses")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--heap-budget", type=int, metavar="BYTES",
+                   help="heap budget the node (code + slice) must fit (default: --board's)")
     p.set_defaults(func=run)
 
 
@@ -202,5 +205,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "ulab_calls_per_series": max(ulab_calls_per_series(pl.node_features(i))
                                      for i in range(pl.n_nodes)),
         "features_bitexact": bool(exact),
-        "code_heap_bytes": code_heap_bytes(),
+        "code_heap_bytes": (code := code_heap_bytes()),
+        **budget_fields(args, code + int(heap)),  # node = its code (.mpy) + its slice
     }
