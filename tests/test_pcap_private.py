@@ -65,7 +65,7 @@ def run(tmp_path_factory):
     with capture(sim.fleet.medium, path) as sink:
         result = sim.run()
     assert sink is not None and len(sink) > 0
-    key = sim.fleet.key
+    key = simulate.KEY  # the fleet key the simulated boards were given
     return path, windows(pl.quantizer(Xtr).astype(np.int8)), result, sim, key
 
 
@@ -81,8 +81,11 @@ def test_the_series_did_cross_the_air(run):
     (the systematic packets send each owner's rows uncoded)."""
     path, secret, _, sim, key = run
     wire = import_device("rocknet.wire")
-    m = len(sim.fleet.links[0].owners)
-    codec = wire.Codec(key, m, sim.row_size, sim.model.wire_profile)
+    p0 = sim.node_plans[0]
+    geo = import_device("rocknet.node").Geometry(
+        sim.n, sim.ds.length, sim.plan.n_classes, sim.row_size, p0["run"]["window"],
+        2 if p0["head"]["wire"] == "int16" else 4)
+    codec = wire.Codec(key, geo.m, sim.row_size, sim.model.wire_profile)
     opened = [codec.unpack(d, 0, forward=True) for d in adverts(path)]
     payloads = b"".join(p.payload for p in opened if p is not None)
     assert payloads and [w for w in secret if w in payloads]
