@@ -23,6 +23,7 @@ def simulate(tmp_path, *argv, status=0, nodes="5"):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_five_boards_learn_gunpoint_over_the_simulated_radio(tmp_path, capsys):
     res = simulate(tmp_path, "--epochs", "4", "--features", "1000", "--loss", "0.1")
     assert all(k in res for k in KEYS) and res["loop"] == "rocknet.board.Runner"
@@ -44,6 +45,7 @@ def test_five_boards_learn_gunpoint_over_the_simulated_radio(tmp_path, capsys):
     assert "all live nodes agree" in out and "stalled" in out
 
 
+@pytest.mark.slow
 def test_a_power_cycled_board_rejoins_and_commits_again(tmp_path):
     res = simulate(tmp_path, "--epochs", "3", "--features", "1000", "--reboot", "1@80",
                    "--no-reference", nodes="3")
@@ -54,6 +56,7 @@ def test_a_power_cycled_board_rejoins_and_commits_again(tmp_path):
     assert node1["commits"] > 80 and res["accuracy"] >= 0.9
 
 
+@pytest.mark.slow
 def test_a_board_sending_nan_logits_is_flagged_and_the_others_agree(tmp_path):
     res = simulate(tmp_path, "--epochs", "3", "--features", "1000", "--no-reference",
                    "--fault", "nan-logits:2@60")
@@ -62,6 +65,7 @@ def test_a_board_sending_nan_logits_is_flagged_and_the_others_agree(tmp_path):
     assert res["accuracy"] >= 0.9
 
 
+@pytest.mark.slow
 def test_a_fleet_that_lost_its_majority_says_it_stalled(tmp_path, capsys):
     res = simulate(tmp_path, "--epochs", "1", "--features", "500", "--no-reference",
                    "--crash", "2@30", "--crash", "3@30", "--crash", "4@30", status=1)
@@ -125,6 +129,7 @@ def test_micropython_boards_decide_what_cpython_boards_decide(tmp_path):
     assert "float64" in page
 
 
+@pytest.mark.slow
 def test_ridge_over_a_lossy_line_nearly_every_sample_commits(tmp_path):
     """Four hops of 10 %-loss links: the round deadline grows with the hop diameter, so
     rounds complete and nearly every sample commits."""
@@ -141,6 +146,7 @@ def simulate_n(tmp_path, *argv):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_html_report_is_self_contained(tmp_path, capsys):
     from html.parser import HTMLParser
 
