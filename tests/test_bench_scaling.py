@@ -31,6 +31,7 @@ def study(tmp_path_factory):
     return json.loads(buf.getvalue()), png
 
 
+@pytest.mark.slow  # the study fixture runs the bench end to end
 def test_structure(study):
     out, png = study
     assert out["bench"] == "scaling" and out["dataset"] == "GunPoint"
@@ -49,6 +50,7 @@ def test_structure(study):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # the study fixture runs the bench end to end
 def test_subset_and_nodes(study):
     out, _ = study
     by_n = {r["nodes"]: r for r in out["rows"]}
@@ -60,6 +62,7 @@ def test_subset_and_nodes(study):
     assert [p["node"] for p in four["per_node"]] == four["measured_nodes"]
 
 
+@pytest.mark.slow  # the study fixture runs the bench end to end
 def test_memory_falls_with_n_and_board_figure(study):
     out, _ = study
     rows = out["rows"]
@@ -78,6 +81,7 @@ def test_memory_falls_with_n_and_board_figure(study):
     assert rows[0]["fits_board"] is False
 
 
+@pytest.mark.slow  # the study fixture runs the bench end to end
 def test_latency_and_energy_add_up(study):
     out, _ = study
     cur = out["current"]
@@ -111,6 +115,7 @@ def test_latency_and_energy_add_up(study):
                     > r["radio_host"]["radio_cpu_ms_per_node"] > 0)
 
 
+@pytest.mark.slow  # the study fixture runs the bench end to end
 def test_reduction_consistent(study):
     out, _ = study
     red = out["reduction"]

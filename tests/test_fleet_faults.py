@@ -65,7 +65,13 @@ def fleets(tmp_path_factory) -> dict[int, Path]:
     return {n: write_fleet(tmp_path_factory.mktemp(f"plans{n}"), n) for n in (2, 3, 5)}
 
 
-@pytest.mark.parametrize("n,victim", [(2, 1), (2, 0), (3, 1), (3, 0), (5, 2), (5, 0)])
+_SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("n,victim", [
+    (3, 1), (3, 0),  # the README's 3-Feather fleet: a member and the leader
+    pytest.param(2, 1, marks=_SLOW), pytest.param(2, 0, marks=_SLOW),
+    pytest.param(5, 2, marks=_SLOW), pytest.param(5, 0, marks=_SLOW)])
 def test_a_reset_board_is_readmitted_within_a_few_rounds(fleets, tmp_path, n, victim):
     ref = 1 if victim == 0 else 0
     for k, at in enumerate((20, 57, 101, 122)):  # rounds: early, mid-epoch, late, last epoch

@@ -154,6 +154,7 @@ def test_with_a_batch_gap_the_fleet_trains_exactly_the_central_model(gap, loss):
                               W[:, p3.node_feature_index(i)])
 
 
+@pytest.mark.slow
 def test_boards_over_the_simulated_radio_train_the_central_model(tmp_path):
     """Four boards running rocknet.run()'s loop in full mesh with 20 % link loss, coded
     rounds over BLE adverts through their _bleio adapters: the test set is learned, and each
