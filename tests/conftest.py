@@ -36,13 +36,6 @@ def device(request):
         rt.close()
 
 
-def hashes_in_python(device) -> bool:
-    """True when the device runtime's profile has no native SHA-256 (circuitpython-9): every
-    advert tag then costs a pure-Python HMAC."""
-    profile = getattr(device, "profile", None)
-    return profile is not None and profile.hashlib == "absent"
-
-
 @pytest.fixture
 def mpy():
     """A fresh MicroPython interpreter of its own (for memory figures and isolation)."""

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import hashes_in_python
 from rocknet_host import board_plan, data, plan
 from rocknet_host import deploy as dp
 from rocknet_host.cli import main
@@ -85,9 +84,6 @@ done = not any(alive)
 
 
 def test_three_runners_train_a_fleet_and_agree(device, fleet_dir, tmp_path):
-    if hashes_in_python(device):
-        pytest.skip("a pure-Python HMAC per advert: this fleet took 349 s under circuitpython-9 "
-                    "(7 s under micropython-esp32); the loading path is in test_profiles")
     base = str(tmp_path / "board") if getattr(device, "name", "") == "cpython" else "/rn_run"
     device.set(files=files_of(fleet_dir), base=base)
     device.exec(SETUP)
