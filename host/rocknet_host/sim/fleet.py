@@ -285,7 +285,6 @@ class NodeState:
     error_type: str | None = None
     st: Any = None  # last status (vboard.status): a list, None before the first
     gen: int = 0  # bumped at every power-off: stale wake-ups are ignored
-    wait: str = ""
     begins: dict[int, int] = field(default_factory=dict)  # round -> global us it began
     ends: list[int] = field(default_factory=lambda: [0, 0, 0])
     round_end: dict[int, int] = field(default_factory=dict)  # round -> how it ended (0/1/2)
@@ -400,7 +399,6 @@ class Fleet:
                 med.scan_stop(i)
         kind, us = req["w"]
         node = med.nodes[i]
-        nd.wait = kind
         wake = med.now + node.dur((us if us is not None else 10000) / 1000)
         med.call_at(max(wake, med.now + 1), self._wake, i, nd.gen)
 
@@ -505,14 +503,6 @@ class Fleet:
         """Every live board's head as it stands (None for boards that are down)."""
         return [nd.program.head_state() if nd.alive and nd.program is not None else None
                 for nd in self.nodes]
-
-    # ----- reading the outcome -----
-
-    def query(self, i: int, code: str) -> Any:
-        prog = self.nodes[i].program
-        if prog is None:
-            return None
-        return prog.query(code)
 
 
 def log_digest_at(log: list[tuple[str, int, bytes, bytes]], s: int) -> bytes | None:
