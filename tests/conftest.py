@@ -21,6 +21,20 @@ _MPY = {}
 DEVICE_PROFILES = ("circuitpython-9", "micropython-esp32")
 
 
+# device code: the host's files into the runtime's file system under `base` (tests that
+# give a device runtime the files a board would hold: `device.set(files=..., base=...)`)
+WRITE_FILES = """
+import os
+try:
+    os.mkdir(base)
+except OSError:
+    pass
+for _name in files:
+    with open(base + "/" + _name, "wb") as _fh:
+        _fh.write(files[_name])
+"""
+
+
 @pytest.fixture(params=("cpython", *DEVICE_PROFILES))
 def device(request):
     """A device runtime; each profile's MicroPython interpreter is shared per worker (fresh

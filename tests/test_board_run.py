@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import WRITE_FILES
 from rocknet_host import board_plan, data, plan
 from rocknet_host import deploy as dp
 from rocknet_host.cli import main
@@ -45,18 +46,6 @@ def files_of(d: Path) -> dict[str, bytes]:
     return {f.name: f.read_bytes() for f in sorted(d.iterdir())
             if f.suffix in (".plan", ".data", ".key")}
 
-
-# device code: the host's plan files into the (virtual) board's file system under `base`
-WRITE_FILES = """
-import os
-try:
-    os.mkdir(base)
-except OSError:
-    pass
-for _name in files:
-    with open(base + "/" + _name, "wb") as _fh:
-        _fh.write(files[_name])
-"""
 
 SETUP = WRITE_FILES + """
 from rocknet import board

@@ -10,21 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import WRITE_FILES
 from rocknet_host.paths import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples"
-
-# device code: the host's files into the runtime's file system under `base`
-WRITE_FILES = """
-import os
-try:
-    os.mkdir(base)
-except OSError:
-    pass
-for _name in files:
-    with open(base + "/" + _name, "wb") as _fh:
-        _fh.write(files[_name])
-"""
 
 
 def _host_env() -> dict[str, str]:
