@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..micropython import DeviceError, MicroPython
+from ..runtime import import_device
 from . import vboard
 from .medium import Medium
 from .radio import RadioModel
@@ -331,16 +332,18 @@ class Fleet:
     # ----- files -----
 
     def paths(self, i: int) -> dict[str, str]:
-        base = (self.work_dir / f"node_{i:02d}") if self.runtime == "cpython" else Path("/flash")
-        if self.runtime == "cpython":
-            base.mkdir(parents=True, exist_ok=True)
-        return {"plan": str(self.plan_dir / f"node_{i:02d}.plan") if self.runtime == "cpython"
-                else f"{base}/rocknet_plan.bin",
-                "key": str(self.plan_dir / "fleet.key") if self.runtime == "cpython"
-                else f"{base}/rocknet_key.bin",
-                "data": str(self.plan_dir / f"node_{i:02d}.data") if self.runtime == "cpython"
-                else f"{base}/rocknet_data.bin",
-                "ckpt": f"{base}/rocknet_ckpt", "result": f"{base}/rocknet_result.json"}
+        """Board i's files. MicroPython: where `rocknet deploy` puts them on a board (its own
+        file system); CPython: the plan directory, and a folder per board for what it writes."""
+        if self.runtime == "micropython":
+            b = import_device("rocknet.board")
+            return {"plan": b.PLAN_FILE, "key": b.KEY_FILE, "data": b.DATA_FILE,
+                    "ckpt": b.CHECKPOINT_FILE, "result": b.RESULT_FILE}
+        own = self.work_dir / f"node_{i:02d}"
+        own.mkdir(parents=True, exist_ok=True)
+        return {"plan": str(self.plan_dir / f"node_{i:02d}.plan"),
+                "key": str(self.plan_dir / "fleet.key"),
+                "data": str(self.plan_dir / f"node_{i:02d}.data"),
+                "ckpt": str(own / "rocknet_ckpt"), "result": str(own / "rocknet_result.json")}
 
     def _program(self, i: int) -> Program:
         paths = self.paths(i)
