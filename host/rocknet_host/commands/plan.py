@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from .. import board_plan, head_plan, plan
+from ..errors import UserError
 from . import plan_fleet
 from .common import add_dataset_args, add_plan_args, at_least, fit_plan, load_dataset
 
@@ -75,6 +76,8 @@ def write_training(pl: plan.Plan, ds: object, t: board_plan.Training, out: str,
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.code_from and not args.fleet:
+        raise UserError("--code-from sets the memory model of a --fleet plan: add --fleet")
     ds = load_dataset(args)
     if args.fleet:
         return plan_fleet.run(args, ds)
