@@ -59,6 +59,27 @@ def test_micropython_reads_the_image_back(package):
     assert where == f"{dp.ROM_PACKAGE_DIR}/store.mpy"
 
 
+def test_board_hash_of_a_rom_segment(package):
+    """The board-side hash deploy --romfs checks the partition with, over a segment as
+    vfs.rom_ioctl(2, 0) gives it: a memoryview (nrf, stm32) or a block device with ioctl and
+    readblocks (esp32), here over the image bytes in MicroPython (no partition written)."""
+    image = dp.romfs_image(package)
+    want = hashlib.sha256(image).hexdigest()
+    with MicroPython() as mpy:
+        mpy.exec(dp._HELPERS)
+        mpy.put_file("/img", image + bytes(5000))  # a partition is larger than its image
+        mpy.exec("_img = open('/img', 'rb').read()\n"
+                 "class _Dev:\n"
+                 "    def ioctl(self, op, arg):\n"
+                 "        return {4: len(_img) // 4096 + 1, 5: 4096}[op]\n"
+                 "    def readblocks(self, i, buf):\n"
+                 "        m = _img[i * 4096:(i + 1) * 4096]\n"
+                 "        buf[:len(m)] = m\n")
+        got = mpy.eval(f"[_rn_seghash(memoryview(_img), {len(image)}), "
+                       f"_rn_seghash(_Dev(), {len(image)})]")
+    assert got == [want, want]
+
+
 def test_refusals_name_the_fix():
     mp = {"impl": "micropython"}
     assert "frozen" in dp.romfs_refusal({"impl": "circuitpython"}, {"ioctl": False}, 1)

@@ -290,7 +290,8 @@ def _rn_romfs():
     return {'ioctl': True, 'size': len(d)}
 def _rn_romhash(n):
     import vfs
-    d = vfs.rom_ioctl(2, 0)
+    return _rn_seghash(vfs.rom_ioctl(2, 0), n)
+def _rn_seghash(d, n):
     h = hashlib.sha256() if _rn_algo == 'sha256' else None
     c = 0
     blk = hasattr(d, 'ioctl')
