@@ -131,13 +131,15 @@ def test_micropython_boards_decide_what_cpython_boards_decide(tmp_path):
 
 @pytest.mark.slow
 def test_ridge_over_a_lossy_line_nearly_every_sample_commits(tmp_path):
-    """Four hops of 10 %-loss links: the round deadline grows with the hop diameter, so
-    rounds complete and nearly every sample commits."""
+    """Four hops of 10 %-loss links: the round deadline grows with the hop diameter and a
+    complete round stays open while a neighbour is unfinished, so rounds complete and every
+    sample commits. The protocol alone (`--compute none`): with the Feather's compute
+    (245 ms a sample here), boards that end rounds hops apart still drop some (README)."""
     res = simulate(tmp_path, "--mode", "ridge", "--epochs", "4", "--features", "1000",
-                   "--topology", "line", "--loss", "0.1", "--no-reference")
+                   "--topology", "line", "--loss", "0.1", "--no-reference", "--compute", "none")
     assert res["topology"]["hops"] == 4 and res["deadline_s"] > 1.0
-    assert res["consistent"] is True and res["predicted"] >= 0.95 * 150
-    assert res["committed"] >= 0.95 * (4 * 50 + 150) and res["accuracy"] >= 0.8
+    assert res["consistent"] is True and res["predicted"] >= 0.98 * 150
+    assert res["committed"] >= 0.98 * (4 * 50 + 150) and res["accuracy"] >= 0.8
 
 
 def simulate_n(tmp_path, *argv):
