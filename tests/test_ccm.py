@@ -111,3 +111,13 @@ def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="non-empty"):
         ccm.derive(b"", b"ctx")
     assert ccm.Ccm(KEY).open(bytes(13), b"", b"abc") is None  # shorter than a MIC
+
+
+def test_a_port_without_aes_is_told_the_fix(monkeypatch):
+    """micropython-nrf (and the plain WebAssembly build) have no cryptolib: building a codec
+    names what to flash or install instead of failing deep inside."""
+    compat = import_device("rocknet._compat")
+    for name in ("aesio", "cryptolib", "cryptography.hazmat.primitives.ciphers"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ImportError, match="MICROPY_PY_CRYPTOLIB"):
+        compat.aes(KEY)

@@ -365,6 +365,9 @@ def auth_cost(board_name: str, m: int, row_size: int, profile_name: str,
                      "aes_blocks": meter.blocks, "key_schedules": meter.key_schedules,
                      "aes_ms": (meter.blocks * assumed["cycles_per_block"] + meter.key_schedules
                                 * assumed["cycles_per_key_schedule"]) / (board.cpu_mhz * 1000),
+                     "python_ms": opcodes * per_opcode * board.cpi / (board.cpu_mhz * 1000),
+                     "c_call_ms": meter.calls * C_CALL_INSTRUCTIONS * board.cpi
+                     / (board.cpu_mhz * 1000),
                      "ms": cycles / (board.cpu_mhz * 1000)}
     out["auth_ms_per_advert"] = out["open"]["ms"]
     out["model"] = {"cpu_mhz": board.cpu_mhz, "cpi": board.cpi,
@@ -626,5 +629,6 @@ def _print_table(result: dict[str, Any]) -> None:
             f"AES-CCM on {auth['board']} ({auth['aes_module']}), {auth['advert_bytes']}-byte "
             f"advert: open (authenticate + decrypt) {auth['open']['ms']:.2f} ms, seal "
             f"{auth['seal']['ms']:.2f} ms on the board clock ({auth['open']['aes_blocks']} AES "
-            f"blocks at an assumed {aes['cycles_per_block']:.0f} cycles each: "
-            f"{auth['open']['aes_ms']:.2f} ms; {auth['open']['python_opcodes']} Python opcodes)")
+            f"blocks at {aes['cycles_per_block']:.0f} cycles each: "
+            f"{auth['open']['aes_ms']:.2f} ms; {auth['open']['python_opcodes']} Python opcodes: "
+            f"{auth['open']['python_ms']:.2f} ms). AES cost: {aes['why']}")
