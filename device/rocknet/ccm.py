@@ -4,13 +4,15 @@
     sealed = c.seal(nonce, aad, data)         # ciphertext + MIC
     data = c.open(nonce, aad, sealed)         # None if the MIC does not match
     key = derive(fleet_key, b"context")       # a 16-byte AES key from any secret (CMAC)
+    tag = cmac(key16, msg)                    # AES-CMAC
 
 The block cipher is the board's (`_compat.aes`): `aesio` on CircuitPython, `cryptolib` on
 MicroPython, `cryptography` on CPython. CCM is two bulk passes, a CBC-MAC (one CBC call over
 the formatted blocks) and a CTR pass that encrypts the MIC and the data together (one CTR
-call), so a 254-byte advert costs a few calls into C, not a Python loop over blocks; a port
-without those modes gets them from its ECB (`Aes`). Buffers are kept per message size, so a
-codec of fixed geometry allocates them once.
+call), so a 254-byte advert costs a few calls into C, not a Python loop over blocks. A port
+whose AES has no CTR mode (cryptolib without MICROPY_PY_CRYPTOLIB_CTR) gets the keystream
+from one ECB call over all the counter blocks, built and XORed as big integers. Buffers are
+kept per message shape, so a codec of fixed geometry allocates them once.
 """
 
 from ._compat import CBC, CTR, ECB, const
@@ -21,65 +23,20 @@ _L = const(2)  # bytes of the message length: 13-byte nonces, messages up to 655
 _ZERO = bytes(16)
 
 
-class Aes:
-    """The two bulk operations CCM and CMAC need, on the port's AES (`_compat.aes`):
-    ``mac(src, dst)``, the CBC-MAC of a buffer of whole blocks (zero IV, the CBC output
-    written to the bytearray ``dst``, which may be ``src``; returns the last block), and
-    ``ctr(a0, src, dst)``, ``src`` XOR the keystream from counter block ``a0`` into ``dst``.
-    Each is one call into C where the port has CBC and CTR modes (aesio, cryptolib's CBC,
-    cryptography); a port without them (cryptolib builds without CTR) gets them from its
-    ECB."""
-
-    def __init__(self, key):
-        new = self._new = _port_aes(key)
-        self._cbc = _has(new, CBC)
-        self._ctr = _has(new, CTR)
-        self._ks = None
-
-    def mac(self, src, dst):
-        if self._cbc:
-            self._new(CBC, _ZERO)(src, dst)
-            return dst[-16:]
-        ecb = self._new(ECB)
-        x = bytearray(16)
-        for o in range(0, len(src), 16):
-            v = int.from_bytes(x, "big") ^ int.from_bytes(src[o:o + 16], "big")
-            x[:] = v.to_bytes(16, "big")
-            ecb(x, x)
-        return x
-
-    def ctr(self, a0, src, dst):
-        if self._ctr:
-            self._new(CTR, a0)(src, dst)
-            return
-        n = len(src)
-        nb = (n + 15) // 16
-        ks = self._ks
-        if ks is None or len(ks) != 16 * nb:
-            ks = self._ks = bytearray(16 * nb)
-        i0 = a0[14] << 8 | a0[15]
-        for b in range(nb):
-            o = 16 * b
-            ks[o:o + 14] = a0[:14]
-            ks[o + 14] = (i0 + b) >> 8 & 255
-            ks[o + 15] = (i0 + b) & 255
-        self._new(ECB)(ks, ks)
-        x = int.from_bytes(src, "big") ^ (int.from_bytes(ks, "big") >> 8 * (16 * nb - n))
-        dst[:] = x.to_bytes(n, "big")
-
-
 def _has(new, mode):
     try:
         new(mode, _ZERO)
         return True
-    except (ValueError, NotImplementedError):
+    except (ValueError, NotImplementedError, TypeError):
         return False
 
 
-def cmac(aes_, msg):
-    """AES-CMAC (RFC 4493) of ``msg`` under the key of ``aes_`` (an `Aes`)."""
+def cmac(key, msg):
+    """AES-CMAC (RFC 4493) of ``msg`` under the 16-byte ``key``."""
+    cbc = _port_aes(key)
     sub = bytearray(16)
-    k1 = _dbl(aes_.mac(sub, sub))
+    cbc(CBC, _ZERO)(sub, sub)
+    k1 = _dbl(sub)
     n = len(msg)
     nb = max(1, (n + 15) // 16)
     buf = bytearray(16 * nb)
@@ -92,7 +49,8 @@ def cmac(aes_, msg):
     o = 16 * nb - 16
     for i in range(16):
         buf[o + i] ^= last[i]
-    return bytes(aes_.mac(buf, buf))
+    cbc(CBC, _ZERO)(buf, buf)
+    return bytes(buf[o:])
 
 
 def _dbl(block):
@@ -108,16 +66,16 @@ def derive(secret, context):
     T = CMAC_salt(secret) with salt = CMAC_0("rocknet"), key = CMAC_T(context | 0x01)."""
     if not secret:
         raise ValueError("the fleet key must be non-empty bytes")
-    salt = cmac(Aes(_ZERO), b"rocknet")
-    t = cmac(Aes(salt), bytes(secret))
-    return cmac(Aes(t), bytes(context) + b"\x01")
+    salt = cmac(_ZERO, b"rocknet")
+    t = cmac(salt, bytes(secret))
+    return cmac(t, bytes(context) + b"\x01")
 
 
 class Ccm:
     """AES-CCM under one 16-byte key with 13-byte nonces and ``mic``-byte MICs (4, 6, ...,
     16; Mesh uses 4 for access messages and 8 for control ones). The formatted blocks of the
     last message shape (AAD and data lengths) are kept, so a codec of fixed geometry writes
-    only the nonce, AAD and data of each message."""
+    only the nonce, AAD and data of each message and allocates only the data it returns."""
 
     def __init__(self, key, mic=4):
         if mic not in (4, 6, 8, 10, 12, 14, 16):
@@ -125,8 +83,9 @@ class Ccm:
         if len(key) != 16:
             raise ValueError("AES-CCM here takes a 16-byte key (use ccm.derive)")
         self.mic = mic
-        self._aes = Aes(bytes(key))
-        self._shape = None  # (AAD length, data length) the buffers are formatted for
+        new = self._new = _port_aes(bytes(key))
+        self._native_ctr = _has(new, CTR)
+        self._la = self._ld = -1  # the AAD and data lengths the buffers are formatted for
         self._a0 = bytearray(16)  # counter block A0: flags, nonce, counter 0
         self._a0[0] = _L - 1
 
@@ -136,22 +95,44 @@ class Ccm:
         na = (la + 2 + 15) // 16 if la else 0
         size = 16 * (1 + na + (ld + 15) // 16)
         b = self._mb = bytearray(size)  # B0, the AAD blocks, the data blocks (zero padded)
-        self._mo = bytearray(size)  # their CBC output
+        mo = bytearray(size)  # their CBC output
+        self._t = memoryview(mo)[size - 16:size - 16 + self.mic]  # the MIC's bytes of T
         b[0] = (64 if la else 0) | (self.mic - 2) // 2 << 3 | (_L - 1)
         b[14] = ld >> 8
         b[15] = ld & 255
         if la:
             b[16] = la >> 8
             b[17] = la & 255
+        self._mo = mo
         self._do = 16 * (1 + na)  # where the data starts
-        self._cb = bytearray(16 + ld)  # CTR input: the MIC (zero padded), then the data
-        self._co = bytearray(16 + ld)  # CTR output
-        self._shape = (la, ld)
+        cb = self._cb = bytearray(16 + ld)  # CTR input: the MIC (zero padded), then the data
+        co = self._co = bytearray(16 + ld)  # CTR output
+        self._cbd = memoryview(cb)[16:]
+        self._cod = memoryview(co)[16:]
+        if not self._native_ctr:  # the counter blocks A0..A(nb-1) as one integer: A0 x rep + inc
+            nb = (ld + 31) // 16
+            rep = inc = 0
+            for i in range(nb):
+                rep = rep << 128 | 1
+                inc = inc << 128 | i
+            self._rep, self._inc, self._ks = rep, inc, bytearray(16 * nb)
+        self._la, self._ld = la, ld
+
+    def _ctr(self):
+        """The CTR pass: self._cb XOR the keystream from A0 into self._co."""
+        if self._native_ctr:
+            self._new(CTR, self._a0)(self._cb, self._co)
+            return
+        ks, src = self._ks, self._cb
+        ks[:] = (int.from_bytes(self._a0, "big") * self._rep + self._inc).to_bytes(len(ks), "big")
+        self._new(ECB)(ks, ks)
+        x = int.from_bytes(src, "big") ^ int.from_bytes(ks, "big") >> 8 * (len(ks) - len(src))
+        self._co[:] = x.to_bytes(len(src), "big")
 
     def _start(self, nonce, aad, ld):
         """Nonce and AAD into the formatted blocks (formatting them for a new shape)."""
         la = len(aad)
-        if self._shape != (la, ld):
+        if la != self._la or ld != self._ld:
             self._format(la, ld)
         if len(nonce) != NONCE_SIZE:
             raise ValueError("CCM nonce of %d bytes, expected 13" % len(nonce))
@@ -167,12 +148,12 @@ class Ccm:
         b = self._start(nonce, aad, ld)
         o = self._do
         b[o:o + ld] = data
-        aes = self._aes
+        self._new(CBC, _ZERO)(b, self._mo)
         cb, co = self._cb, self._co
-        cb[:16] = aes.mac(b, self._mo)  # T (its first ``mic`` bytes count), then the data
-        cb[16:] = data
-        aes.ctr(self._a0, cb, co)
-        return bytes(co[16:]) + bytes(co[:self.mic])
+        cb[:16] = memoryview(self._mo)[-16:]  # T (its first ``mic`` bytes count), then the data
+        self._cbd[:] = data
+        self._ctr()
+        return bytes(self._cod) + bytes(co[:self.mic])
 
     def open(self, nonce, aad, sealed):
         """The data of a `seal` output, or None when the MIC does not match (forged, another
@@ -182,15 +163,14 @@ class Ccm:
         if n < 0:
             return None
         b = self._start(nonce, aad, n)
-        aes = self._aes
-        cb, co = self._cb, self._co
-        cb[:m] = sealed[n:]
-        cb[16:] = memoryview(sealed)[:n]
-        aes.ctr(self._a0, cb, co)
-        data = bytes(co[16:])
+        sealed = memoryview(sealed)
+        self._cb[:m] = sealed[n:]
+        self._cbd[:] = sealed[:n]
+        self._ctr()
         o = self._do
-        b[o:o + n] = data
+        b[o:o + n] = self._cod
+        self._new(CBC, _ZERO)(b, self._mo)
         # a 4..16-byte compare in C: no timing a radio could observe
-        if aes.mac(b, self._mo)[:m] != co[:m]:
+        if bytes(self._t) != bytes(self._co[:m]):
             return None
-        return data
+        return bytes(self._cod)

@@ -29,10 +29,11 @@ What is counted, by running the real device code (``device/rocknet``) on CPython
 - **AES** (`_compat.aes`, under AES-CCM in `rocknet.ccm`): cipher objects built (key
   schedules), calls into C and 16-byte blocks are counted; a call costs
   ``benches.protocol.C_CALL_INSTRUCTIONS`` and blocks and key schedules the cycles
-  ``benches.protocol.AES_ASSUMED`` assumes for the board's runtime (aesio / cryptolib: not
-  measured, board-costs.md has no AES figure). The AES itself runs on CPython's
-  ``cryptography`` here, so the ECB-only fallback of ports without CBC/CTR is not what is
-  counted.
+  ``benches.protocol.AES_ASSUMED`` gives for the board's runtime (aesio: tiny-AES-c's
+  instructions counted in qemu-arm; cryptolib: assumed; board-costs.md has no AES figure).
+  The AES itself runs on CPython's ``cryptography`` here, so the ECB keystream of a
+  cryptolib without CTR is not what is counted (`benches.protocol.auth_cost` runs the
+  board's module API).
 
 Use (the simulator's API: build the device objects inside `instrument`, so that they pick up
 the instrumented backend and hash; then count each call)::
@@ -55,7 +56,7 @@ per element (memset); ``np.array`` from a list or another dtype like ``a[:] = b`
 a view. Native SHA-256 costs 35,000 / 5 = 7,000 instructions per 64-byte block (the table's
 254-byte digest hashes 5 blocks with padding). Radio calls (``_bleio``, ``bluetooth``) are not
 in the device code this counts: the simulator's radio model keeps their time (its per-advert
-CPU figures). AES: see above (assumed cycles). Unknown numpy functions are costed like
+CPU figures). AES: see above. Unknown numpy functions are costed like
 ``a * 3`` and listed by name in `breakdown` under ``other:NAME``.
 
 CPI and clock per board: ``[clock] cpu_mhz`` and ``cpi`` of ``boards/*.toml``.

@@ -1,14 +1,16 @@
 // A runtime profile (rocknet_host/profiles.py) applied to a fresh MicroPython interpreter, and
-// the AES that its emulated `aesio` / `cryptolib` modules call (Node.js's crypto, ECB).
+// the AES that its emulated `aesio` / `cryptolib` modules call (Node.js's crypto: ECB, CBC, CTR).
 //   installProfile(mp, spec): spec = {"dir": str, "files": {name: source}, "code": str}
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { readFileSync } from "node:fs";
 
-// rn_aes_ecb(key_hex, data_hex, decrypt) -> hex; data is whole 16-byte blocks.
-globalThis.rn_aes_ecb = (keyHex, dataHex, decrypt) => {
+// rn_aes(mode, key_hex, iv_hex, data_hex, decrypt) -> hex: mode "ecb" / "cbc" (whole 16-byte
+// blocks) or "ctr" (any length; the counter block iv incremented big-endian over 128 bits).
+globalThis.rn_aes = (mode, keyHex, ivHex, dataHex, decrypt) => {
   const key = Buffer.from(keyHex, "hex");
-  const alg = `aes-${key.length * 8}-ecb`;
-  const c = decrypt ? createDecipheriv(alg, key, null) : createCipheriv(alg, key, null);
+  const alg = `aes-${key.length * 8}-${mode}`;
+  const iv = mode === "ecb" ? null : Buffer.from(ivHex, "hex");
+  const c = decrypt && mode !== "ctr" ? createDecipheriv(alg, key, iv) : createCipheriv(alg, key, iv);
   c.setAutoPadding(false);
   return Buffer.concat([c.update(Buffer.from(dataHex, "hex")), c.final()]).toString("hex");
 };

@@ -9,9 +9,13 @@ imported:
 - a module the board lacks raises ImportError (a file of that name that raises, found before
   the built-in, which MicroPython allows for its "extensible" modules such as ``hashlib``);
 - ``hashlib`` with ``new`` only (CircuitPython 10.1+);
-- ``aesio`` (CircuitPython API: ``AES(key, MODE_ECB)``, ``encrypt_into``, ``decrypt_into``)
-  and ``cryptolib`` (MicroPython API: ``aes(key, 1)``, ``encrypt``, ``decrypt``), ECB only,
-  backed by Node.js's AES through the bridge (``rn_aes_ecb`` in ``board_profile.mjs``);
+- ``aesio`` (CircuitPython API: ``AES(key, mode, IV)``, ``rekey``, ``encrypt_into``,
+  ``decrypt_into``; modes ECB, CBC, CTR as on every CircuitPython board) and ``cryptolib``
+  (MicroPython API: ``aes(key, mode, IV)``, ``encrypt``, ``decrypt``; modes 1 ECB and 2 CBC,
+  6 CTR only where the profile's ``cryptolib_modes`` has it: MICROPY_PY_CRYPTOLIB_CTR is off
+  by default and in the stock esp32 build), backed by Node.js's AES through the bridge
+  (``rn_aes`` in ``board_profile.mjs``), keeping the state the real modules keep between calls
+  (CBC chain, CTR counter);
 - ulab functions the board's ulab lacks are removed (``ulab``, ``ulab.numpy`` and
   ``ulab.scipy`` are replaced in ``sys.modules`` by copies without them).
 
@@ -50,13 +54,14 @@ class Profile:
     code_format: str = "py"           # how the board loads rocknet: "py" or "mpy"
     float_repr: str = "boxed"         # Python floats: "boxed" (a heap object) or "packed"
     radio: str | None = None          # "_bleio" / "bluetooth": provided by the simulator
+    cryptolib_modes: tuple[int, ...] = (1, 2)  # cryptolib's modes: 1 ECB, 2 CBC (+ 6 CTR)
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "hashlib": self.hashlib, "absent": list(self.absent),
                 "provides": list(self.provides), "ulab_missing": list(self.ulab_missing),
                 "code_format": self.code_format, "float_repr": self.float_repr,
-                "radio": self.radio}
+                "radio": self.radio, "cryptolib_modes": list(self.cryptolib_modes)}
 
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
@@ -110,36 +115,64 @@ def new(name, data=b""):
     return _sha256(data)
 '''
 
-# Node.js's AES through the bridge: rn_aes_ecb(key_hex, data_hex, decrypt) -> hex.
-_AESIO = '''"""aesio of CircuitPython (ECB only), backed by Node.js's AES."""
+# Node.js's AES through the bridge: rn_aes(mode, key_hex, iv_hex, data_hex, decrypt) -> hex,
+# mode "ecb" (whole blocks), "cbc" (whole blocks, iv) or "ctr" (any length, iv = counter block
+# incremented big-endian over all 128 bits). The modules keep what the real ones keep between
+# calls: aesio (tiny-AES) the CBC chain and the CTR counter, its keystream restarted at a block
+# boundary on every call; cryptolib (mbedTLS) the CBC chain and the CTR counter and offset.
+AES_BRIDGE = """
+def _iv_add(iv, k):
+    return ((int.from_bytes(iv, "big") + k) % (1 << 128)).to_bytes(16, "big")
+
+
+def _xor_ctr(key, iv, off, data):
+    n = off + len(data)
+    ks = bytes.fromhex(_aes("ctr", key, iv.hex(), bytes((n + 15) // 16 * 16).hex(), False))
+    return bytes(a ^ b for a, b in zip(data, ks[off:])), _iv_add(iv, n // 16), n % 16
+"""
+
+_AESIO = '''"""aesio of CircuitPython (ECB, CBC, CTR as its tiny-AES), backed by Node.js's AES."""
 import js as _js
 
 MODE_ECB = 1
 MODE_CBC = 2
 MODE_CTR = 6
-_aes = _js.rn_aes_ecb
-
+_aes = _js.rn_aes
+''' + AES_BRIDGE + '''
 
 class AES:
     def __init__(self, key, mode=MODE_ECB, IV=None, segment_size=8):
-        if mode != MODE_ECB:
-            raise NotImplementedError("this virtual aesio implements MODE_ECB only")
+        if mode not in (MODE_ECB, MODE_CBC, MODE_CTR):
+            raise TypeError("Requested AES mode is unsupported")
         self.mode = mode
         self.rekey(key, IV)
 
     def rekey(self, key, IV=None):
         key = bytes(key)
         if len(key) not in (16, 24, 32):
-            raise ValueError("Key length must be 16, 24, or 32 bytes")
+            raise TypeError("Key must be 16, 24, or 32 bytes long")
+        if IV is not None and len(IV) != 16:
+            raise TypeError("IV must be 16 bytes long")
         self._key = key.hex()
+        self._iv = bytes(IV) if IV is not None else bytes(16)
 
     def _run(self, src, dest, decrypt):
         src = bytes(src)
-        if len(src) != 16:
-            raise ValueError("ECB mode only processes 16 bytes at a time")
-        if len(dest) < 16:
-            raise ValueError("Destination buffer must be at least 16 bytes")
-        dest[:16] = bytes.fromhex(_aes(self._key, src.hex(), decrypt))
+        n = len(src)
+        if n != len(dest):
+            raise ValueError("Source and destination buffers must be the same length")
+        if self.mode == MODE_ECB and n != 16:
+            raise ValueError("ECB only operates on 16 bytes at a time")
+        if self.mode == MODE_CBC and n % 16:
+            raise ValueError("CBC blocks must be multiples of 16 bytes")
+        if self.mode == MODE_CTR:
+            out, self._iv, _ = _xor_ctr(self._key, self._iv, 0, src)
+        else:
+            mode = "cbc" if self.mode == MODE_CBC else "ecb"
+            out = bytes.fromhex(_aes(mode, self._key, self._iv.hex(), src.hex(), decrypt))
+            if self.mode == MODE_CBC and n:
+                self._iv = (src if decrypt else out)[-16:]
+        dest[:] = out
 
     def encrypt_into(self, src, dest):
         self._run(src, dest, False)
@@ -148,34 +181,52 @@ class AES:
         self._run(src, dest, True)
 '''
 
-_CRYPTOLIB = '''"""cryptolib of MicroPython (mode 1 = ECB only), backed by Node.js's AES."""
+_CRYPTOLIB = '''"""cryptolib of MicroPython (modes 1 ECB, 2 CBC, 6 CTR where _MODES has
+it), backed by Node.js's AES."""
 import js as _js
 
-_aes = _js.rn_aes_ecb
-
+_aes = _js.rn_aes
+_MODES = @MODES@
+''' + AES_BRIDGE + '''
 
 class aes:
     def __init__(self, key, mode, IV=None):
         key = bytes(key)
+        if mode not in _MODES:
+            raise ValueError("mode")
         if len(key) not in (16, 32):
             raise ValueError("key")
-        if mode != 1:
-            raise NotImplementedError("this virtual cryptolib implements mode 1 (ECB) only")
+        if IV is not None and len(IV) != 16:
+            raise ValueError("IV")
+        if IV is None and mode != 1:
+            raise ValueError("IV")
         self._key = key.hex()
+        self._mode = mode
+        self._iv = bytes(IV) if IV is not None else bytes(16)
+        self._off = 0
         self._dir = None
 
     def _run(self, data, out, decrypt):
         if self._dir is None:
             self._dir = decrypt
         elif self._dir != decrypt:
-            raise OSError("can't encrypt & decrypt")
+            raise ValueError("can't encrypt & decrypt")
         data = bytes(data)
-        if len(data) % 16:
+        if self._mode != 6 and len(data) % 16:
             raise ValueError("blksize % 16")
-        r = bytes.fromhex(_aes(self._key, data.hex(), decrypt))
+        if out is not None and len(out) < len(data):
+            raise ValueError("output too small")
+        if self._mode == 6:
+            r, self._iv, self._off = _xor_ctr(self._key, self._iv, self._off, data)
+        else:
+            mode = "cbc" if self._mode == 2 else "ecb"
+            r = bytes.fromhex(_aes(mode, self._key, self._iv.hex(), data.hex(), decrypt))
+            if self._mode == 2 and data:
+                self._iv = (data if decrypt else r)[-16:]
         if out is None:
             return r
         out[:len(r)] = r
+        return out
 
     def encrypt(self, in_buf, out_buf=None):
         return self._run(in_buf, out_buf, False)
@@ -215,7 +266,7 @@ def install_spec(profile: str | Profile) -> dict[str, Any]:
     if "aesio" in p.provides:
         files["aesio.py"] = _AESIO
     if "cryptolib" in p.provides:
-        files["cryptolib.py"] = _CRYPTOLIB
+        files["cryptolib.py"] = _CRYPTOLIB.replace("@MODES@", repr(p.cryptolib_modes))
     if p.ulab_missing:
         tops = {m.split(".", 1)[0] for m in p.ulab_missing}
         per: dict[str, list[str]] = {t: [] for t in tops}
@@ -236,3 +287,29 @@ def install_spec(profile: str | Profile) -> dict[str, Any]:
     code += ["del sys"]
     return {"dir": PROFILE_DIR, "files": files, "code": "\n".join(code) + "\n",
             "name": p.name}
+
+
+def _host_rn_aes(mode: str, key_hex: str, iv_hex: str, data_hex: str, decrypt: bool) -> str:
+    """``rn_aes`` of ``board_profile.mjs`` on CPython (the cryptography package)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    m: Any = (modes.ECB() if mode == "ecb" else modes.CBC(bytes.fromhex(iv_hex))
+              if mode == "cbc" else modes.CTR(bytes.fromhex(iv_hex)))
+    c = Cipher(algorithms.AES(bytes.fromhex(key_hex)), m)
+    op = c.decryptor() if decrypt and mode != "ctr" else c.encryptor()
+    return (op.update(bytes.fromhex(data_hex)) + op.finalize()).hex()
+
+
+def host_aes_module(name: str, cryptolib_modes: tuple[int, ...] = (1, 2, 6)) -> Any:
+    """The emulated ``aesio`` or ``cryptolib`` of the profiles as a CPython module (the same
+    source, its AES from the cryptography package): device code run on CPython then takes a
+    board's AES code path, as `benches.protocol` measures it."""
+    import types
+
+    if name not in ("aesio", "cryptolib"):
+        raise ValueError(f"no emulated AES module {name!r}: aesio or cryptolib")
+    src = _AESIO if name == "aesio" else _CRYPTOLIB.replace("@MODES@", repr(cryptolib_modes))
+    mod = types.ModuleType(name)
+    mod.__dict__["_js"] = types.SimpleNamespace(rn_aes=_host_rn_aes)
+    exec(compile(src.replace("import js as _js\n", ""), f"<{name}>", "exec"), mod.__dict__)
+    return mod

@@ -233,24 +233,32 @@ def auth_work(auth_ms: float) -> Any:
 # One call into C with buffer arguments (constructing a cipher, encrypt_into): assumed like
 # the fixed cost of ulab's in-place `a += b`, the cheapest buffer call measured (696).
 C_CALL_INSTRUCTIONS = 700
-# Not measured: board-costs.md has no AES figure. Assumed cycles per AES-128 block and per
-# key schedule, by the board's runtime (override with --aes-cycles-per-block).
+# board-costs.md has no AES figure. Cycles per AES-128 block and per key schedule, by the
+# board's runtime (override with --aes-cycles-per-block): aesio's instruction counts measured
+# (see "why"), cryptolib's assumed.
 AES_ASSUMED: dict[str, dict[str, Any]] = {
     "circuitpython": {
-        "cycles_per_block": 3000, "cycles_per_key_schedule": 1500,
-        "why": "aesio is CircuitPython's portable C AES (shared-module/aesio: byte-oriented "
-               "S-box and xtime, no T-tables), not the nRF52840's ECB/CCM peripheral; byte-wise "
-               "AES-128 in C on a Cortex-M4 takes roughly 2,000-4,000 cycles a block"},
+        # 4,450 / 1,170 instructions x CPI 1.55 (board-costs.md)
+        "cycles_per_block": 6900, "cycles_per_key_schedule": 1810,
+        "why": "aesio is CircuitPython's portable C AES (shared-module/aesio/aes.c, tiny-AES-c: "
+               "byte-wise S-box and xtime, no T-tables), not the nRF52840's ECB/CCM peripheral. "
+               "Measured here on its encrypt path retyped (Cipher, KeyExpansion, CBC and CTR "
+               "loops as aes.c has them), compiled by gcc 12 -O2 -mcpu=cortex-m4 -mthumb and "
+               "counted in qemu-arm 7.2 (-singlestep): 4,450 instructions a block (an 11-block "
+               "CBC call: 48,930), 1,170 a key expansion (each aesio rekey or constructor), CTR "
+               "about 6 more a byte; x CPI 1.55 (board-costs.md; not a measured firmware binary, "
+               "no flash wait states: +-25 %)"},
     "micropython": {
         "cycles_per_block": 1000, "cycles_per_key_schedule": 800,
-        "why": "cryptolib runs a table-driven C AES (mbedTLS/axTLS, ~40-60 cycles a byte on "
-               "a Cortex-M4; the ESP32's mbedTLS uses its AES accelerator, faster still)"},
+        "why": "assumed, not measured: cryptolib runs a table-driven C AES (mbedTLS/axTLS, "
+               "~40-60 cycles a byte on a Cortex-M4; the ESP32's mbedTLS uses its AES "
+               "accelerator, faster still)"},
 }
 
 
 class _AesMeter:
-    """Wraps a `ccm.Aes`'s port factory: cipher objects built (key schedules), calls into
-    C and 16-byte blocks processed."""
+    """Wraps a `ccm.Ccm`'s port factory (`_compat.aes`): cipher objects built or re-keyed
+    (key schedules), calls into C and 16-byte blocks processed."""
 
     def __init__(self, new: Any) -> None:
         self._new = new
@@ -296,44 +304,16 @@ def _opcodes(fn: Any, files: tuple[str, ...]) -> int:
     return count
 
 
-class _BoardAes:
-    """The board's AES module for the measurement, with its API (CircuitPython's ``aesio``
-    or MicroPython's ``cryptolib``), computed by the cryptography package: `rocknet._compat`
-    then takes the board's code path."""
-
-    MODE_ECB, MODE_CBC, MODE_CTR = 1, 2, 6
-
-    def __init__(self, key: bytes, mode: int = 1, iv: Any = None) -> None:
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-        alg = algorithms.AES(bytes(key))
-        iv16 = bytes(iv or bytes(16))
-        if mode == self.MODE_CBC:
-            self._e = Cipher(alg, modes.CBC(iv16)).encryptor()
-        elif mode == self.MODE_CTR:
-            self._e = Cipher(alg, modes.CTR(iv16)).encryptor()
-        else:
-            self._e = Cipher(alg, modes.ECB()).encryptor()
-
-    def encrypt_into(self, src: Any, dst: Any) -> None:
-        dst[:] = self._e.update(bytes(src))
-
-    def encrypt(self, src: Any, dst: Any = None) -> Any:
-        out = self._e.update(bytes(src))
-        if dst is None:
-            return out
-        dst[:] = out
-        return None
-
-
 def _board_aes_module(runtime: str) -> types.ModuleType:
-    mod = types.ModuleType("aesio" if runtime == "circuitpython" else "cryptolib")
+    """The board's AES module for the measurement, with its API and the state it keeps
+    (CircuitPython's ``aesio``, MicroPython's ``cryptolib`` with the modes of the runtime's
+    stock firmware: no CTR), computed by the cryptography package (`profiles.host_aes_module`):
+    `rocknet._compat` then takes the board's code path."""
+    from ..profiles import host_aes_module
+
     if runtime == "circuitpython":
-        mod.AES = _BoardAes  # type: ignore[attr-defined]
-        mod.MODE_ECB, mod.MODE_CBC, mod.MODE_CTR = 1, 2, 6  # type: ignore[attr-defined]
-    else:
-        mod.aes = _BoardAes  # type: ignore[attr-defined]
-    return mod
+        return host_aes_module("aesio")  # type: ignore[no-any-return]
+    return host_aes_module("cryptolib", (1, 2))  # type: ignore[no-any-return]
 
 
 def auth_cost(board_name: str, m: int, row_size: int, profile_name: str,
@@ -374,10 +354,10 @@ def auth_cost(board_name: str, m: int, row_size: int, profile_name: str,
     # only the AES-CCM part is counted (frames of ccm.py and _compat.py), not the header
     for name, codec, call in (("seal", tx, lambda: tx.pack(p)),
                               ("open", rx, lambda: rx.unpack(adv, 7))):
-        meter = _AesMeter(codec._ccm._aes._new)
-        codec._ccm._aes._new = meter
+        meter = _AesMeter(codec._ccm._new)
+        codec._ccm._new = meter
         opcodes = _opcodes(call, files)
-        codec._ccm._aes._new = meter._new
+        codec._ccm._new = meter._new
         instr = opcodes * per_opcode + meter.calls * C_CALL_INSTRUCTIONS
         cycles = (instr * board.cpi + meter.blocks * assumed["cycles_per_block"]
                   + meter.key_schedules * assumed["cycles_per_key_schedule"])
@@ -385,6 +365,9 @@ def auth_cost(board_name: str, m: int, row_size: int, profile_name: str,
                      "aes_blocks": meter.blocks, "key_schedules": meter.key_schedules,
                      "aes_ms": (meter.blocks * assumed["cycles_per_block"] + meter.key_schedules
                                 * assumed["cycles_per_key_schedule"]) / (board.cpu_mhz * 1000),
+                     "python_ms": opcodes * per_opcode * board.cpi / (board.cpu_mhz * 1000),
+                     "c_call_ms": meter.calls * C_CALL_INSTRUCTIONS * board.cpi
+                     / (board.cpu_mhz * 1000),
                      "ms": cycles / (board.cpu_mhz * 1000)}
     out["auth_ms_per_advert"] = out["open"]["ms"]
     out["model"] = {"cpu_mhz": board.cpu_mhz, "cpi": board.cpi,
@@ -646,5 +629,6 @@ def _print_table(result: dict[str, Any]) -> None:
             f"AES-CCM on {auth['board']} ({auth['aes_module']}), {auth['advert_bytes']}-byte "
             f"advert: open (authenticate + decrypt) {auth['open']['ms']:.2f} ms, seal "
             f"{auth['seal']['ms']:.2f} ms on the board clock ({auth['open']['aes_blocks']} AES "
-            f"blocks at an assumed {aes['cycles_per_block']:.0f} cycles each: "
-            f"{auth['open']['aes_ms']:.2f} ms; {auth['open']['python_opcodes']} Python opcodes)")
+            f"blocks at {aes['cycles_per_block']:.0f} cycles each: "
+            f"{auth['open']['aes_ms']:.2f} ms; {auth['open']['python_opcodes']} Python opcodes: "
+            f"{auth['open']['python_ms']:.2f} ms). AES cost: {aes['why']}")
