@@ -52,6 +52,7 @@ code = None
 checks = 0
 over = None
 _r = [0, 0.0, 0.0, 0.0, 0.0]
+last = [0, 0, 0]  # the latest checkpoint: live, board-equivalent, largest block (in place)
 
 
 def configure(budget_bytes, float_bits, packed_floats):
@@ -113,6 +114,9 @@ def check(label, big, prev_big, roots):
     if big > prev_big and checks > 1:
         need = max(need, prev_live + big)
     prev_live = board
+    last[0] = live
+    last[1] = board
+    last[2] = big
     if label[:5] == "round":
         r = _r
         r[0] += 1

@@ -58,6 +58,8 @@ class Config:
     board: str | None = None  # boards/<board>.toml: profile, heap budget, current draw
     profile: str | None = None  # MicroPython module set (default: the board's)
     heap_budget: int | None = None  # bytes (default: the board's); MicroPython enforces it
+    enforce_heap: bool = True  # False: measure the heap only (`rocknet bench memory`)
+    code_format: str | None = None  # MicroPython: rocknet from "py" or "mpy" (else the profile's)
 
 
 @dataclass
@@ -178,8 +180,9 @@ class Simulation:
         self.fleet = Fleet(plan_dir, self.work_dir / "boards", topo, self.model,
                            runtime=cfg.runtime, seed=cfg.seed, events=list(cfg.events),
                            on_round=self._on_round, profile=self.profile,
-                           heap_budget=self.heap_budget,
-                           float_bits=self.board.float_bits if self.board else 32)
+                           heap_budget=self.heap_budget if cfg.enforce_heap else None,
+                           float_bits=self.board.float_bits if self.board else 32,
+                           code_format=cfg.code_format)
         Qte = plan.quantizer(ds.X_test).astype("int8")
         self.test_counts = [reference.slice_counts(Qte, plan.node_features(i))
                             for i in range(n)]
