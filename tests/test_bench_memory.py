@@ -36,17 +36,17 @@ def test_figures_from_checkpoints():
     assert grow["own_data_bytes"] is None and grow["state_bytes"] is None
 
 
-@pytest.mark.slow  # two boards in MicroPython for 18 rounds
+@pytest.mark.slow  # two boards in MicroPython for 26 rounds
 def test_bench_memory_json():
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = main(["bench", "memory", "--dataset", "GunPoint", "--nodes", "2",
-                   "--features", "168", "--rounds", "18", "--json"])
+                   "--features", "168", "--rounds", "26", "--json"])
     assert rc == 0
     out = json.loads(buf.getvalue())
     assert out["board"] == "adafruit_feather_nrf52840"
     assert out["profile"] == "circuitpython-9" and out["code_format"] == "py"
-    assert out["float_bits"] == 32 and out["rounds"] == 18
+    assert out["float_bits"] == 32 and out["rounds"] == 26
     assert out["warmup_rounds"] < out["rounds"]
     nodes = out["per_node"]
     assert [n["node"] for n in nodes] == [0, 1]

@@ -5,8 +5,8 @@ and data files ``rocknet plan`` writes for boards) inside its own MicroPython 1.
 (WebAssembly) under the board's runtime profile, with the package loaded as the board loads
 it (``.mpy`` for MicroPython profiles, ``.py`` for CircuitPython ones, or ``--code``). The
 fleet loop (`simulate.Simulation`, `sim.fleet.MpyProgram`) then runs ``--rounds`` training
-rounds on the simulated radio: past the round where the node's ring of undecided samples is
-full and its relay window has turned over (the warm-up), and beyond.
+rounds on the simulated radio: past the round where the node's ring of undecided samples and
+its decision history are full (the warm-up: 5 x the relay window + 4 rounds), and beyond.
 
 Heap checkpoints (`heap.py`: a collection, then ``gc.mem_alloc()``) are taken before rocknet is
 imported (``boot``: the interpreter, the simulator's virtual radio and clock, which are C on a
@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="board: runtime profile, float width and heap budget "
                         "(default adafruit_feather_nrf52840)")
     p.add_argument("--rounds", type=int, default=None,
-                   help="rounds run (default: the warm-up, when the ring is full and the relay "
-                        "window turned over, plus 8)")
+                   help="rounds run (default: the warm-up, when the ring of undecided samples "
+                        "and the decision history are full, plus 8)")
     p.add_argument("--mode", choices=("gradient", "ridge"), default="gradient",
                    help="head training (default gradient)")
     p.add_argument("--code", choices=("py", "mpy"), default=None,
@@ -123,8 +123,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError(str(exc)) from None
     with sim:
         window = int(sim.node_plans[0]["run"].get("window", window))
-        capacity = 2 * window + 4  # the node's ring of undecided samples (`rocknet.node`)
-        warmup = capacity + window
+        # the warm-up: the node's ring of undecided samples (2w + 4 slots, `rocknet.node`) is
+        # full, and so is the decision history it keeps (4w samples behind the last applied
+        # one, which trails the round by about w: decided at s + 2, relayed back by s + 4)
+        capacity = 2 * window + 4
+        warmup = 5 * window + 4
         rounds = args.rounds if args.rounds is not None else warmup + 8
         if rounds < warmup + 2:
             raise UserError(f"--rounds {rounds} ends before the growth per round can be "
