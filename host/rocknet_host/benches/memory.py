@@ -39,6 +39,7 @@ from .. import boards, heap, profiles
 from ..commands.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 from ..errors import UserError
 from ..micropython import RuntimeMissing
+from ..sim.fleet import MpyProgram
 
 RUNTIME = "MicroPython 1.29 + ulab 6.12 (WebAssembly)"
 
@@ -140,8 +141,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         fl.run((rounds + 16) * sim.deadline_s * 2 + 30)
         nodes = []
         for nd in fl.nodes:
-            prog = nd.program
-            trace = getattr(prog, "trace", [])
+            prog = nd.program if isinstance(nd.program, MpyProgram) else None
+            trace = prog.trace if prog is not None else []
             data = prog.data_heap() if prog is not None and nd.finished else None
             rep = prog.heap_report() if prog is not None else (nd.heap or {})
             fig = node_figures(trace, data, warmup, rep)
