@@ -34,6 +34,7 @@ a ``clock()`` in ms; ``step()`` runs one pump of the radio and the round bookkee
 import json
 
 from . import store
+from ._compat import const
 from .node import Node, Schedule, _sha256
 
 PLAN_FILE = "/rocknet_plan.bin"
@@ -49,6 +50,10 @@ _SLOTS = (".a", ".b")
 _EXTRA = 4  # idle rounds a node keeps running after it applied the last sample
 _BURST_MS = 500  # round 0: advertise this long after each news while waiting for the fleet
 _FIX = "run `rocknet plan DATASET --nodes N --out DIR`, then `rocknet deploy --plan-dir DIR`"
+_KEEP = const(1024)  # plan sections up to this long (text) are kept once parsed
+_SCAN = const(128)  # bytes read at a time looking for a plan's lines
+_LEAD = const(64)  # bytes of a plan line read for its key
+_NONE = object()
 
 
 class SetupError(Exception):
@@ -82,19 +87,26 @@ def encode_data(node, pid, length, train=(), eval=(), predict=()):
     return b"".join(parts)
 
 
-def decode_data(body, source="data file"):
-    """(header dict, {"train": [(bytes, label)], "eval": [...], "predict": [bytes]})."""
-    nl = body.find(b"\n")
+def _data_header(line, rest, source):
+    """(header dict, (train, eval, predict) counts, series length) of a data file whose header
+    line is ``line`` and whose samples take ``rest`` bytes; `SetupError` naming the fix."""
     try:
-        head = json.loads(body[:nl])
+        head = json.loads(line)
         L = head["length"]
         counts = (head["train"], head["eval"], head["predict"])
     except (ValueError, KeyError, TypeError):
         raise SetupError("%s has no readable header; %s" % (source, _FIX)) from None
     if head.get("format") != "rocknet-data":
         raise SetupError("%s is not a rocknet data file; %s" % (source, _FIX))
-    if len(body) - nl - 1 != (counts[0] + counts[1]) * (L + 1) + counts[2] * L:
+    if rest != (counts[0] + counts[1]) * (L + 1) + counts[2] * L:
         raise SetupError("%s has the wrong size for its header; %s" % (source, _FIX))
+    return head, counts, L
+
+
+def decode_data(body, source="data file"):
+    """(header dict, {"train": [(bytes, label)], "eval": [...], "predict": [bytes]})."""
+    nl = body.find(b"\n")
+    head, counts, L = _data_header(body[:nl], len(body) - nl - 1, source)
     o = nl + 1
     out = {}
     for name, n in (("train", counts[0]), ("eval", counts[1])):
@@ -107,11 +119,153 @@ def decode_data(body, source="data file"):
     return head, out
 
 
+class Samples:
+    """This node's own samples, left in the data file (flash) and read one at a time: what
+    `decode_data` returns, as ``samples[phase]`` / ``samples.get(phase)``, each phase a
+    sequence (``len``, ``[k]``, iteration) of (series bytes, label), of series bytes for
+    "predict". Built by `open_data` after the file passed its checks."""
+
+    def __init__(self, path, offset, counts, length):
+        self.path = path
+        self.length = length
+        rec = length + 1
+        self._phases = {
+            "train": _Phase(path, offset, counts[0], rec),
+            "eval": _Phase(path, offset + counts[0] * rec, counts[1], rec),
+            "predict": _Phase(path, offset + (counts[0] + counts[1]) * rec, counts[2], length,
+                              False),
+        }
+
+    def __getitem__(self, phase):
+        return self._phases[phase]
+
+    def get(self, phase, default=None):
+        return self._phases.get(phase, default)
+
+
+class _Phase:
+    def __init__(self, path, offset, n, rec, labelled=True):
+        self.path, self.offset, self.n, self.rec = path, offset, n, rec
+        self.labelled = labelled
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, k):
+        if k < 0:
+            k += self.n
+        if not 0 <= k < self.n:
+            raise IndexError("sample %d of %d" % (k, self.n))
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset + k * self.rec)
+            b = fh.read(self.rec)
+        if len(b) != self.rec:
+            raise OSError("%s was cut short after its checks; %s" % (self.path, _FIX))
+        return (b[1:], b[0]) if self.labelled else b
+
+    def __iter__(self):
+        for k in range(self.n):
+            yield self[k]
+
+
+def open_data(path=DATA_FILE):
+    """(header dict, `Samples`) of a data file, checked (checksum, size) without reading it
+    into RAM; `SetupError` naming the fix."""
+    _, start, size, _ = _check(path, DATA_KIND, "this node's data")
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        line = fh.readline()
+    head, counts, L = _data_header(line.rstrip(b"\n"), size - len(line), path)
+    return head, Samples(path, start + len(line), counts, L)
+
+
+class Plan:
+    """A node plan read from its file a section at a time, never whole: ``plan[key]``,
+    ``plan.get(key)``, ``key in plan`` for its top-level keys. ``rocknet plan`` writes one
+    top-level key per line; a section's line is parsed when asked for, the small ones kept,
+    those over ``keep`` bytes (the head's scaling, the slice's biases) parsed anew each time,
+    so the builder holds one large section at a time. A plan on one line is parsed whole."""
+
+    def __init__(self, path, offset, size, keep=_KEEP):
+        self.path = path
+        self.keep = keep
+        self._kept = {}
+        self._where = {}  # key -> (offset, length) of its value's text
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            ends = []  # offsets of the body's newlines
+            buf = bytearray(_SCAN)
+            pos = offset
+            while pos < offset + size:
+                n = fh.readinto(buf)
+                if not n:
+                    break
+                chunk = bytes(buf[:n])
+                i = chunk.find(b"\n")
+                while i >= 0:
+                    ends.append(pos + i)
+                    i = chunk.find(b"\n", i + 1)
+                pos += n
+            end = offset + size
+            if not ends or ends[0] != offset + 1:  # one line: an older plan, parsed whole
+                fh.seek(offset)
+                p = json.loads(fh.read(size))
+                if not isinstance(p, dict):
+                    raise ValueError("not a plan")
+                self._kept = p
+                return
+            ends.append(end)
+            for j in range(len(ends) - 1):
+                a, b = ends[j], ends[j + 1]
+                fh.seek(a + 1)
+                lead = fh.read(min(b - a - 1, _LEAD))
+                q = lead.find(b'":')
+                if lead[:1] != b'"' or q < 0:
+                    continue  # the closing brace
+                key = lead[1:q].decode()
+                start = a + 1 + q + 2
+                stop = b - 1 if _byte(fh, b - 1) == b"," else b
+                self._where[key] = (start, stop - start)
+
+    def _load(self, key):
+        at = self._where.get(key)
+        if at is None:
+            return _NONE
+        with open(self.path, "rb") as fh:
+            fh.seek(at[0])
+            v = json.loads(fh.read(at[1]))
+        if at[1] <= self.keep:
+            self._kept[key] = v
+        return v
+
+    def __getitem__(self, key):
+        v = self._kept.get(key, _NONE)
+        if v is _NONE:
+            v = self._load(key)
+        if v is _NONE:
+            raise KeyError(key)
+        return v
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key):
+        return key in self._kept or key in self._where
+
+
+def _byte(fh, at):
+    fh.seek(at)
+    return fh.read(1)
+
+
 # ----- loading -----
 
-def _read(path, kind, what):
+def _check(path, kind, what):
     try:
-        return store.read(path, kind)
+        return store.check(path, kind)
     except OSError:
         raise SetupError("no %s (%s): %s" % (path, what, _FIX)) from None
     except store.CorruptFile as exc:
@@ -119,23 +273,26 @@ def _read(path, kind, what):
 
 
 def load(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE):
-    """(plan dict, plan id, key bytes, samples) from the board's files, checked; `SetupError`
-    naming the fix when one is missing, damaged, or belongs to another plan."""
-    version, body = _read(plan, "plan", "this node's plan")
+    """(plan, plan id, key bytes, samples) from the board's files, checked; `SetupError`
+    naming the fix when one is missing, damaged, or belongs to another plan. The plan is a
+    `Plan` (read a section at a time) and the samples `Samples` (read a sample at a time):
+    both stay in flash."""
+    version, start, size, digest = _check(plan, "plan", "this node's plan")
     if version != store.PLAN_VERSION:
         raise SetupError("%s is plan format %d; this rocknet reads %d: %s"
                          % (plan, version, store.PLAN_VERSION, _FIX))
     try:
-        p = json.loads(body)
-    except ValueError:
-        raise SetupError("%s does not hold a readable plan: %s" % (plan, _FIX)) from None
-    if not isinstance(p, dict) or p.get("format") != "rocknet-plan":
+        p = Plan(plan, start, size)
+        ok = p.get("format") == "rocknet-plan"
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
         raise SetupError("%s is not a node plan: %s" % (plan, _FIX))
     missing = [s for s in ("head", "schedule", "run") if s not in p]
     if missing:
         raise SetupError("%s has no %s section (a plan for validation only, or from an older "
                          "rocknet): %s" % (plan, "/".join(missing), _FIX))
-    pid = plan_id(body)
+    pid = digest[:16]  # plan_id of the body: its SHA-256, which the header holds
     try:
         with open(key, "rb") as fh:
             k = fh.read()
@@ -145,15 +302,13 @@ def load(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE):
     if len(k) < 16:
         raise SetupError("%s holds %d bytes, a fleet key needs 16: deploy again with "
                          "`rocknet deploy --plan-dir DIR`" % (key, len(k)))
-    _, dbody = _read(data, DATA_KIND, "this node's data")
-    head, samples = decode_data(dbody, data)
-    if head.get("plan") != pid or head.get("node") != p["node"]:
+    head, samples = open_data(data)
+    i = p["node"]
+    if head.get("plan") != pid or head.get("node") != i:
         raise SetupError("%s belongs to another plan or node (data for node %s of plan %s, "
                          "the plan is node %d, %s): deploy the node_XX.data written with this "
-                         "plan: %s" % (data, head.get("node"), head.get("plan"), p["node"], pid,
-                                       _FIX))
+                         "plan: %s" % (data, head.get("node"), head.get("plan"), i, pid, _FIX))
     sched = p["schedule"]
-    i = p["node"]
     for name in ("train", "eval", "predict"):
         want = sched.get(name) or []
         want = want[i] if i < len(want) else 0
@@ -544,7 +699,7 @@ def setup(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE, again=False, **kwargs):
              len(samples["train"]), len(samples["eval"]),
              Schedule.from_dict(p["schedule"]).length))
     runner = Runner(p, k, samples, pid=pid, **kwargs)
-    p = samples = None  # the node holds what it needs; free the rest of the plan
+    p = samples = None  # the node holds what it needs (the plan's sections were transient)
     try:
         import gc
 

@@ -11,9 +11,11 @@ half-loaded and never as another exception. Works on CPython, MicroPython and Ci
 import json
 import os
 
-from ._compat import sha256
+from ._compat import const, sha256
 
 _MAGIC = b"ROCKNET"
+_HEAD_MAX = const(128)  # bytes a header line fits in ("ROCKNET checkpoint 2 <64 hex>": 85)
+_CHUNK = const(256)  # bytes hashed at a time by `check`
 PLAN_VERSION = 1
 DATA_VERSION = 1
 # The format version this rocknet reads, for the kinds whose version `read` checks by default
@@ -65,16 +67,13 @@ def _header(data, kind, source):
     return parts[1], int(parts[2]), parts[3], nl + 1
 
 
-def decode(data, kind, source="file", version=None):
-    """(version, body) of ``data`` after checking magic, kind, checksum and the format version
-    (``version``; default `VERSIONS` of the kind, unchecked for kinds not there).
-    `CorruptFile` naming the fix for anything wrong."""
-    got_kind, got_version, digest, start = _header(data, kind, source)
+def _verify(header, body_digest, kind, source, version):
+    """The header's kind, checksum (against ``body_digest``, hex) and format version."""
+    got_kind, got_version, digest, _ = header
     if got_kind != kind:
         raise CorruptFile("%s holds a %s, not a %s (or its header is damaged): %s"
                           % (source, got_kind, kind, fix(kind)))
-    body = data[start:]
-    if _hex(sha256(body).digest()) != digest:
+    if body_digest != digest:
         raise CorruptFile("%s failed its checksum (torn write, flipped bit or edited): %s"
                           % (source, fix(kind)))
     if version is None:
@@ -82,7 +81,38 @@ def decode(data, kind, source="file", version=None):
     if version is not None and got_version != version:
         raise CorruptFile("%s is %s format %d; this rocknet reads %d: %s"
                           % (source, kind, got_version, version, fix(kind)))
-    return got_version, body
+    return got_version
+
+
+def decode(data, kind, source="file", version=None):
+    """(version, body) of ``data`` after checking magic, kind, checksum and the format version
+    (``version``; default `VERSIONS` of the kind, unchecked for kinds not there).
+    `CorruptFile` naming the fix for anything wrong."""
+    header = _header(data, kind, source)
+    body = data[header[3]:]
+    return _verify(header, _hex(sha256(body).digest()), kind, source, version), body
+
+
+def check(path, kind, version=None):
+    """(version, body offset, body size, body SHA-256 hex) of one file, checked as `decode`
+    checks it but hashed from the file in small chunks: the body is never held whole (a
+    board keeps its plan and data in flash and reads them a part at a time). `CorruptFile`
+    if it fails, OSError if missing."""
+    with open(path, "rb") as fh:
+        header = _header(fh.read(_HEAD_MAX), kind, path)
+        fh.seek(header[3])
+        h = sha256()
+        buf = bytearray(_CHUNK)
+        mv = memoryview(buf)
+        size = 0
+        while True:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            h.update(mv[:n])
+            size += n
+    digest = _hex(h.digest())
+    return _verify(header, digest, kind, path, version), header[3], size, digest
 
 
 def write(path, kind, version, body):

@@ -40,6 +40,9 @@ function maxBlock(text) {
 }
 export function heapCheck(state, run, label) {
   const big = maxBlock(run("import micropython\nmicropython.mem_info()"));
+  // a collection of its own first: the tracker's then sees the same heap whatever the last
+  // call left on the stack (one collection right after a step keeps some of its garbage)
+  run("import gc\ngc.collect()");
   try {
     run("import _rn_heap\n" +
         `_rn_heap.check(${JSON.stringify(label)}, ${big}, ${state.prevBig || 0}, ` +

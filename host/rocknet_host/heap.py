@@ -10,9 +10,10 @@ one (`MicroPython.checkpoint_heap`). A checkpoint, with the device tracker below
    in the heap; as nothing was collected since the previous checkpoint, a block larger than
    the largest one that survived that collection was allocated in between: the step's
    largest transient allocation;
-2. ``gc.collect()``, then ``gc.mem_alloc()``: the live heap, code included (the device
-   package is loaded as the board loads it: ``.mpy`` for MicroPython profiles, ``.py`` for
-   CircuitPython ones, see `profiles.Profile.code_format`);
+2. ``gc.collect()`` (twice: one in a call of its own first, so that the figure does not
+   depend on what the previous call left on the stack), then ``gc.mem_alloc()``: the live
+   heap, code included (the device package is loaded as the board loads it: ``.mpy`` for
+   MicroPython profiles, ``.py`` for CircuitPython ones, see `profiles.Profile.code_format`);
 3. board-equivalent bytes: ulab float arrays reachable from the interpreter's globals count
    ``float_bits / 64`` of their bytes (float64 here, float32 on boards), and on CircuitPython
    (packed 30-bit floats, no heap) every reachable Python float saves its 16-byte box. Shared
@@ -23,7 +24,9 @@ one (`MicroPython.checkpoint_heap`). A checkpoint, with the device tracker below
    which the caller sees as that call's exception (`micropython.DeviceError` with
    ``exc_type == "MemoryError"``, or the REPL's traceback on a virtual board).
 
-Reported (`HEAP_KEYS`): peak live bytes (measured and board-equivalent) and where, the largest
+Each checkpoint's own figures (live, board-equivalent, largest block) come back to the
+caller (`MicroPython.checkpoint_heap`; the tracker's ``last``, updated in place). Reported
+(`HEAP_KEYS`): peak live bytes (measured and board-equivalent) and where, the largest
 transient block, steady-state growth per round (least squares over checkpoints labelled
 ``round...``, the first one left out), and the first checkpoint over the budget.
 """
@@ -52,6 +55,7 @@ code = None
 checks = 0
 over = None
 _r = [0, 0.0, 0.0, 0.0, 0.0]
+last = [0, 0, 0]  # the latest checkpoint: live, board-equivalent, largest block (in place)
 
 
 def configure(budget_bytes, float_bits, packed_floats):
@@ -113,6 +117,9 @@ def check(label, big, prev_big, roots):
     if big > prev_big and checks > 1:
         need = max(need, prev_live + big)
     prev_live = board
+    last[0] = live
+    last[1] = board
+    last[2] = big
     if label[:5] == "round":
         r = _r
         r[0] += 1

@@ -138,6 +138,7 @@ class MicroPython:
     (`heap.HEAP_KEYS`); ``float_bits`` is the board's ulab float width for them.
     ``modules`` ({"name.py": source}) are installed with the profile's, before rocknet is
     imported: the hook for a simulated radio module (``profile.radio`` names it).
+    ``code_format`` ("py" or "mpy") overrides how the profile loads the package.
 
     >>> with MicroPython() as mpy:
     ...     mpy.eval("1 + 1")
@@ -151,7 +152,8 @@ class MicroPython:
     def __init__(self, heapsize: int = 64 * 1024 * 1024, device_dir: Path = DEVICE_DIR, *,
                  profile: str | None = None, heap_budget: int | None = None,
                  heap_check: str | None = None, float_bits: int = 32,
-                 modules: dict[str, str] | None = None, host_channel: bool = False) -> None:
+                 modules: dict[str, str] | None = None, host_channel: bool = False,
+                 code_format: str | None = None) -> None:
         from . import heap, profiles
 
         rt = runtime_dir()
@@ -166,7 +168,10 @@ class MicroPython:
         self._tmp = tempfile.TemporaryDirectory(prefix="rocknet-mpy-")
         tmp = Path(self._tmp.name)
         pkg = device_dir / "rocknet"
-        if self.profile.code_format == "mpy":  # as a MicroPython board loads it
+        self.code_format = code_format or self.profile.code_format
+        if self.code_format not in ("py", "mpy"):
+            raise ValueError(f"code_format must be 'py' or 'mpy', got {self.code_format!r}")
+        if self.code_format == "mpy":  # as a MicroPython board loads it
             from .deploy import compile_mpy, package_sources
 
             for rel, data in compile_mpy(package_sources(device_dir)).items():
@@ -285,10 +290,13 @@ class MicroPython:
         """gc.mem_alloc() after a real collection (this port collects only between calls)."""
         return int(self._request({"op": "mem_alloc"})["mem_alloc"])
 
-    def checkpoint_heap(self, label: str) -> None:
+    def checkpoint_heap(self, label: str) -> dict[str, int]:
         """A heap checkpoint (see `heap.py`); labels "code" (code_bytes) and "round..."
-        (growth per round) mean something. Raises DeviceError (MemoryError) over budget."""
-        self._request({"op": "heap", "label": label})
+        (growth per round) mean something. Raises DeviceError (MemoryError) over budget.
+        Returns its figures: ``live`` (gc.mem_alloc() after the collection), ``board``
+        (board-equivalent) and ``big`` (largest block before the collection)."""
+        rep = self._request({"op": "heap", "label": label})
+        return {k: int(rep[k]) for k in ("live", "board", "big")}
 
     def heap_report(self) -> dict[str, Any]:
         """Peak, largest transient block, growth per round, out-of-memory (`heap.HEAP_KEYS`)."""

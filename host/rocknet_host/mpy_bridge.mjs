@@ -106,7 +106,10 @@ async function handle(req) {
     }
     if (req.op === "heap") {
       heapCheck(heapState, runQuiet, req.label || "checkpoint");
-      return { ok: true };
+      // the checkpoint's figures (the tracker's `last`: live, board-equivalent, largest block)
+      const [live, board, big] = runQuiet(
+        "import _rn_heap\nprint(*_rn_heap.last)\ndel _rn_heap").trim().split(/\s+/).map(Number);
+      return { ok: true, live, board, big };
     }
     if (req.op === "put") {
       mkdirs(dirname(req.path));

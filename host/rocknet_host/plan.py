@@ -335,7 +335,7 @@ def write(plan: Plan, out_dir: str | Path,
     for i in range(plan.n_nodes):
         path = out / node_file(i)
         np_i = plan.node_plan(i) if node_plans is None else node_plans[i]
-        body = json.dumps(np_i, separators=(",", ":")).encode()
+        body = plan_body(np_i)
         store.write(str(path), PLAN_KIND, PLAN_VERSION, body)
         paths.append(path)
     fleet = out / "fleet.json"
@@ -343,6 +343,14 @@ def write(plan: Plan, out_dir: str | Path,
     tmp.write_text(json.dumps(plan.summary(), indent=1))
     tmp.replace(fleet)
     return paths + [fleet]
+
+
+def plan_body(node_plan: dict[str, Any]) -> bytes:
+    """A node plan's file body: JSON with one top-level key per line, so that a board reads
+    it a section at a time (`rocknet.board.Plan`) instead of parsing it whole."""
+    lines = [json.dumps(k) + ":" + json.dumps(v, separators=(",", ":"))
+             for k, v in node_plan.items()]
+    return ("{\n" + ",\n".join(lines) + "\n}").encode()
 
 
 def node_file(node: int) -> str:

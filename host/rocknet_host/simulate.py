@@ -60,6 +60,8 @@ class Config:
     profile: str | None = None  # MicroPython module set (default: the board's)
     heap_budget: int | None = None  # bytes (default: the board's); MicroPython enforces it
     compute: str = "board"  # board: charge each board's compute on its clock model; none: free
+    enforce_heap: bool = True  # False: measure the heap only (`rocknet bench memory`)
+    code_format: str | None = None  # MicroPython: rocknet from "py" or "mpy" (else the profile's)
 
 
 @dataclass
@@ -183,9 +185,9 @@ class Simulation:
         self.fleet = Fleet(plan_dir, self.work_dir / "boards", topo, self.model,
                            runtime=cfg.runtime, seed=cfg.seed, events=list(cfg.events),
                            on_round=self._on_round, profile=self.profile,
-                           heap_budget=self.heap_budget,
+                           heap_budget=self.heap_budget if cfg.enforce_heap else None,
                            float_bits=self.board.float_bits if self.board else 32,
-                           costs=self.costs)
+                           code_format=cfg.code_format, costs=self.costs)
         Qte = plan.quantizer(ds.X_test).astype("int8")
         self.test_counts = [reference.slice_counts(Qte, plan.node_features(i))
                             for i in range(n)]

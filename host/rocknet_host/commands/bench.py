@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-KINDS = ["features", "protocol", "accuracy", "scaling", "clock"]
+KINDS = ["features", "protocol", "accuracy", "scaling", "clock", "memory"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

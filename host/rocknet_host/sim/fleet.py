@@ -176,13 +176,17 @@ class MpyProgram(Program):
     def __init__(self, paths: dict[str, str], radio: str, files: dict[str, bytes],
                  seed: int, profile: str | None = None, heap_budget: int | None = None,
                  float_bits: int = 32, heapsize: int = 2 << 20,
+                 code_format: str | None = None, stop_round: int | None = None,
                  costs: list[float] | None = None) -> None:
         self.paths = paths
-        # the board's module set and heap budget (`profiles`, `heap`): heap checkpoints after
-        # the code is imported, once built, and at every round boundary
+        # the board's module set and heap budget (`profiles`, `heap`): heap checkpoints before
+        # rocknet is imported ("boot"), after its code is ("code"), once built, and at every
+        # round boundary; ``trace`` keeps each one's figures (label, `checkpoint_heap`'s)
         self.mpy = MicroPython(heapsize=heapsize, host_channel=True, profile=profile,
                                heap_budget=heap_budget, heap_check="manual",
-                               float_bits=float_bits)
+                               float_bits=float_bits, code_format=code_format)
+        self.stop_round = stop_round  # finish at the start of this round (`rocknet bench`)
+        self.trace: list[tuple[str, dict[str, int]]] = []
         for path, body in files.items():
             self.mpy.put_file(path, body)
         self.mpy.put_file("/lib/vboard.py", _VBOARD.read_bytes())
@@ -196,10 +200,11 @@ class MpyProgram(Program):
         way fails there, as the board would."""
         try:
             self.mpy.exec(_MPY_HOST)
+            self._checkpoint("boot")
             self.mpy.exec(_MPY_IMPORTS)
-            self.mpy.checkpoint_heap("code")
+            self._checkpoint("code")
             self.mpy.exec(_MPY_SETUP)
-            self.mpy.checkpoint_heap("built")
+            self._checkpoint("built")
         except DeviceError as exc:
             return {"error": str(exc), "type": exc.exc_type or "DeviceError", "st": None}
         return None
@@ -225,16 +230,30 @@ class MpyProgram(Program):
             if r != self._round:  # a round boundary: the heap a board would hold now
                 self._round = r
                 try:
-                    self.mpy.checkpoint_heap(f"round{r}")
+                    self._checkpoint(f"round{r}")
                 except DeviceError as exc:
                     if exc.exc_type != "MemoryError":
                         raise
                     return {"error": str(exc), "type": "MemoryError", "st": None}
+                if self.stop_round is not None and r is not None and r >= self.stop_round:
+                    return {"done": True, "st": self._status()}
             if not req["end"]:
                 return {"done": True, "st": self._status()}
 
+    def _checkpoint(self, label: str) -> None:
+        self.trace.append((label, self.mpy.checkpoint_heap(label)))
+
     def _status(self) -> Any:
         return self.mpy.eval("host.status()")
+
+    def data_heap(self) -> dict[str, int]:
+        """Heap held by the node's own samples (``runner.node.data``) as the board holds them:
+        a checkpoint against one with them dropped. Only once the runner is done (it finished
+        or stopped at ``stop_round``): the node has no samples afterwards."""
+        before = self.mpy.checkpoint_heap("data")
+        self.mpy.exec("runner.node.data = {}")
+        after = self.mpy.checkpoint_heap("no-data")
+        return {k: before[k] - after[k] for k in ("live", "board")}
 
     def start(self) -> dict[str, Any]:
         return self._boot() or self._next()
@@ -316,7 +335,9 @@ class Fleet:
                  runtime: str = "cpython", seed: int = 0, events: list[Event] | None = None,
                  skew_ms: float = 50.0, on_round: Callable[[int], None] | None = None,
                  profile: str | None = None, heap_budget: int | None = None,
-                 float_bits: int = 32, costs: list[dict[str, float]] | None = None) -> None:
+                 float_bits: int = 32, code_format: str | None = None,
+                 stop_round: int | None = None,
+                 costs: list[dict[str, float]] | None = None) -> None:
         if runtime not in ("cpython", "micropython"):
             raise ValueError(f"runtime must be cpython or micropython, not {runtime!r}")
         self.plan_dir, self.work_dir = Path(plan_dir), Path(work_dir)
@@ -325,6 +346,8 @@ class Fleet:
         self.runtime = runtime
         self.seed = seed
         self.profile, self.heap_budget, self.float_bits = profile, heap_budget, float_bits
+        # MicroPython: "py"/"mpy" instead of the profile's; boards finish at this round
+        self.code_format, self.stop_round = code_format, stop_round
         self.costs = costs  # per board: µs of one compute call of each `compute.KINDS`
         self.radio = "bleio" if model.alternate else "bluetooth"
         self.medium = Medium(topology, model, seed=seed)
@@ -368,7 +391,8 @@ class Fleet:
             self._mpy_files[i] = files
         return MpyProgram(paths, self.radio, files, seed=seed,
                           profile=self.profile, heap_budget=self.heap_budget,
-                          float_bits=self.float_bits, costs=self._costs(i))
+                          float_bits=self.float_bits, code_format=self.code_format,
+                          stop_round=self.stop_round, costs=self._costs(i))
 
     def _costs(self, i: int) -> list[float] | None:
         return None if self.costs is None else [self.costs[i][k] for k in compute.KINDS]

@@ -1,0 +1,64 @@
+"""`rocknet bench memory`: the figures made from a node's heap checkpoints, and the JSON of a
+small run end to end (GunPoint, 2 boards, few features, MicroPython under the Feather's
+CircuitPython profile)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+from rocknet_host.benches.memory import node_figures
+from rocknet_host.cli import main
+
+
+def _cp(board: int, big: int = 0) -> dict[str, int]:
+    return {"live": board, "board": board, "big": big}
+
+
+def test_figures_from_checkpoints():
+    trace = [("boot", _cp(1000)), ("code", _cp(5000, 3000)), ("built", _cp(9000, 500)),
+             ("round0", _cp(9500)), ("round1", _cp(9600, 4000)), ("round2", _cp(9600)),
+             ("round3", _cp(9600))]
+    fig = node_figures(trace, {"live": 700, "board": 700}, warmup=2,
+                       report={"largest_alloc_bytes": 4000, "largest_alloc_label": "round1"})
+    assert fig["base_bytes"] == 1000 and fig["code_bytes"] == 4000
+    assert fig["built_bytes"] == 8000 and fig["own_data_bytes"] == 700
+    assert fig["state_bytes"] == 8600 - 4000 - 700
+    assert fig["peak_heap_bytes"] == 8600
+    # round1's 4000-byte block on top of round0's heap (8500) is the most the node needed
+    assert fig["peak_need_bytes"] == 8500 + 4000
+    assert fig["growth_bytes_per_round"] == 0 and fig["steady"]
+    assert fig["round_heap_bytes"] == [8500, 8600, 8600, 8600]
+    grow = node_figures(trace + [("round4", _cp(9700)), ("round5", _cp(9800))], None, 2, {})
+    assert not grow["steady"] and grow["growth_bytes_per_round"] > 0
+    assert grow["own_data_bytes"] is None and grow["state_bytes"] is None
+
+
+@pytest.mark.slow  # two boards in MicroPython for 26 rounds
+def test_bench_memory_json():
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["bench", "memory", "--dataset", "GunPoint", "--nodes", "2",
+                   "--features", "168", "--rounds", "26", "--json"])
+    assert rc == 0
+    out = json.loads(buf.getvalue())
+    assert out["board"] == "adafruit_feather_nrf52840"
+    assert out["profile"] == "circuitpython-9" and out["code_format"] == "py"
+    assert out["float_bits"] == 32 and out["rounds"] == 26
+    assert out["warmup_rounds"] < out["rounds"]
+    nodes = out["per_node"]
+    assert [n["node"] for n in nodes] == [0, 1]
+    for n in nodes:
+        assert n["error"] is None
+        assert n["rounds_measured"] == out["rounds"] + 1  # rounds 0..R, R where it stopped
+        assert 0 < n["code_bytes"] < n["peak_heap_bytes"] <= n["peak_need_bytes"]
+        assert n["own_data_bytes"] > 0 and n["state_bytes"] > 0
+        assert n["peak_heap_bytes"] >= max(n["round_heap_bytes"])
+        assert n["growth_bytes_per_round"] is not None
+        assert n["fits"] == (n["peak_need_bytes"] <= out["heap_budget_bytes"])
+    for key in ("peak_heap_bytes", "peak_need_bytes", "code_bytes", "own_data_bytes",
+                "largest_alloc_bytes", "growth_bytes_per_round"):
+        assert out[key] == max(n[key] for n in nodes)
+    assert out["fits"] == all(n["fits"] for n in nodes)
