@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from rocknet_host import board_plan, data, plan
-from rocknet_host.runtime import open_runtime
-from rocknet_host.validate import validate_features
+from rocknet_host import data
+from rocknet_host.planning import board as board_plan
+from rocknet_host.planning import features as plan
+from rocknet_host.reference.validate import validate_features
+from rocknet_host.runtimes import open_runtime
 
 
 def main(out: str = "plans", runtime: str = "cpython", nodes: int = 3) -> dict:

@@ -7,9 +7,9 @@ import json
 
 import pytest
 from rocknet_host import data
-from rocknet_host import fleet as fl
-from rocknet_host import fleet_plan as fp
 from rocknet_host.cli import main
+from rocknet_host.hardware import fleet_toml as fl
+from rocknet_host.planning import capacity as fp
 
 MIXED = """
 [[group]]

@@ -4,7 +4,7 @@ float64: same int16 weights, moment codes and bias within tolerances that hold i
 import numpy as np
 import pytest
 from head_cases import case
-from rocknet_host import train
+from rocknet_host.sim import in_memory as train
 
 CASES = [
     ("GunPoint", "gradient", "sgd", "float32"),

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from rocknet_host.cli import main
-from rocknet_host.paths import REPO_ROOT
-from rocknet_host.virtual_board import VirtualBoard
+from rocknet_host.hardware.virtual_board import VirtualBoard
+from rocknet_host.resources import REPO_ROOT
 
 try:
     import tomllib
@@ -126,7 +126,8 @@ def test_wheel_install_outside_the_checkout_validates(tmp_path):
                           "--no-build-isolation", str(src)], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
-    where = subprocess.run([str(py), "-c", "import rocknet_host.paths as p; print(p.DEVICE_DIR)"],
+    where = subprocess.run([str(py), "-c",
+                            "import rocknet_host.resources as p; print(p.DEVICE_DIR)"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
     res = subprocess.run([str(venv / "bin" / "rocknet"), "validate", "--runtime", "cpython",

@@ -4,8 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from rocknet_host import data, plan, reference
-from rocknet_host.runtime import import_device
+from rocknet_host import data
+from rocknet_host.planning import features as plan
+from rocknet_host.reference import minirocket as reference
+from rocknet_host.runtimes import import_device
 
 store = import_device("rocknet.store")
 

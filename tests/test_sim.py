@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 import pytest
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 from rocknet_host.sim import phy
 from rocknet_host.sim import topology as topo
 from rocknet_host.sim.energy import DEFAULT, CurrentModel, current_model

@@ -35,9 +35,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import head_plan, plan, reference, train
 from .data import Dataset
-from .runtime import import_device
+from .planning import features as plan
+from .planning import head as head_plan
+from .reference import minirocket as reference
+from .runtimes import import_device
+from .sim import in_memory as train
 from .sim.fleet import ACTIONS, Event
 
 FLEETS = ("memory", "simulate")
@@ -191,7 +194,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_memory(self, ds: Dataset, seed: int, evaluate: bool) -> None:
         from . import boards
-        from . import reference_head as rh
+        from .reference import head as rh
 
         pl = self.plan_
         Q = pl.quantizer(ds.X_train)
@@ -218,7 +221,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
                                               "solver": secs[0]["solver"]}
 
     def _fit_simulate(self, ds: Dataset, seed: int, evaluate: bool) -> None:
-        from . import simulate
+        from .sim import simulate
 
         cfg = simulate.Config(mode=self.mode, batch=self.batch, topology=self.topology,
                               hops=self.hops, loss=float(self.loss), radio=self.radio,
@@ -297,8 +300,8 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         trained head sections, node data files with the training series, fleet.json), plus
         each trained head as ``node_XX.head`` (`rocknet.checkpoint` slots, for
         ``checkpoint.restore(Head(plan), path)``). Returns the files written."""
-        from . import board_plan
-        from .commands.plan import write_training
+        from .cli.plan import write_training
+        from .planning import board as board_plan
 
         check_is_fitted(self, "head_states_")
         if self.head_sections_[0]["solver"] == "dual":

@@ -153,8 +153,10 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
 
 
 def _simulate_cell(cell: dict[str, Any]) -> Row:
-    from . import data, plan, simulate
+    from . import data
     from .estimator import parse_fault
+    from .planning import features as plan
+    from .sim import simulate
 
     ds = data.load(cell["dataset"], cell["data_dir"])
     pl = plan.fit(ds, int(cell["nodes"]), variant=cell["variant"],

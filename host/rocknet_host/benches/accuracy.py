@@ -26,9 +26,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .. import data, head_plan, plan, reference, train
-from .. import reference_head as rh
-from ..runtime import open_runtime
+from .. import data
+from ..planning import features as plan
+from ..planning import head as head_plan
+from ..reference import head as rh
+from ..reference import minirocket as reference
+from ..runtimes import open_runtime
+from ..sim import in_memory as train
 
 MODES = ("ridge", "gradient")
 ALL = list(data.BUNDLED) + ["FaceAll"]

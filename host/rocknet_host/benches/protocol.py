@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import board_clock
-from ..board_clock import SKIP_OPCODES
-from ..runtime import import_device
+from ..runtimes import board_clock, import_device
+from ..runtimes.board_clock import SKIP_OPCODES
 from ..sim import topology as topo_mod
 from ..sim.energy import current_model
 from ..sim.flooding import FloodingEndpoint
@@ -229,7 +228,7 @@ def auth_work(auth_ms: float) -> Any:
 # ----- what authenticating one advert costs on a board -----
 
 # CPI per board (boards/*.toml [clock]) and the price of one bytecode (calibrated on
-# board-costs.md's Python loop) come from the board clock model, `rocknet_host.board_clock`.
+# board-costs.md's Python loop) come from the board clock model, `runtimes.board_clock`.
 # One call into C with buffer arguments (constructing a cipher, encrypt_into): assumed like
 # the fixed cost of ulab's in-place `a += b`, the cheapest buffer call measured (696).
 C_CALL_INSTRUCTIONS = 700

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..paths import BOARDS_DIR
+from ..resources import BOARDS_DIR
 
 try:  # Python 3.11+
     import tomllib as _toml

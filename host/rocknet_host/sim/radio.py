@@ -21,7 +21,7 @@ import inspect
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ..runtime import import_device
+from ..runtimes import import_device
 from . import phy
 
 
