@@ -14,6 +14,7 @@ from rich.table import Table
 
 from .. import boards
 from ..errors import UserError
+from ..reference.baseline import reference_accuracy
 from ..runtimes.micropython import RuntimeMissing
 from ..runtimes.profiles import PROFILES as PROFILE_NAMES
 from ..sim import html_report, simulate
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
     if not args.no_reference:
         with con.status("aeon MiniRocket + RidgeClassifierCV reference"):
-            res["reference_accuracy"] = simulate.reference_accuracy(ds, args.seed)
+            res["reference_accuracy"] = reference_accuracy(ds, args.seed)
     gone = [i for i in range(pl.n_nodes)
             if i not in res["members"] and i not in res["failed"]]
     res["features_lost"] = sum(len(pl.node_feature_index(i)) for i in gone)

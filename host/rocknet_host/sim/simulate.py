@@ -77,23 +77,6 @@ def deadline_for(topo: topology.Topology) -> float:
     return 1.0 + 0.6 * max(0, topo.diameter - 1)
 
 
-def reference_accuracy(ds: Dataset, seed: int = 0) -> float:
-    """aeon MiniRocket (10,000 features) + StandardScaler(with_mean=False) + RidgeClassifierCV
-    (alphas logspace(-3, 3, 10)): the float baseline."""
-    from aeon.transformations.collection.convolution_based import (  # type: ignore[import-untyped]
-        MiniRocket,
-    )
-    from sklearn.linear_model import RidgeClassifierCV  # type: ignore[import-untyped]
-    from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
-
-    mr = MiniRocket(random_state=seed, n_jobs=1)
-    Ftr = mr.fit_transform(ds.X_train[:, None, :])
-    Fte = mr.transform(ds.X_test[:, None, :])
-    sc = StandardScaler(with_mean=False).fit(Ftr)
-    clf = RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)).fit(sc.transform(Ftr), ds.y_train)
-    return float(clf.score(sc.transform(Fte), ds.y_test))
-
-
 def check_events(events: list[Event], n: int, rounds: int) -> None:
     """Refuse events that would mean nothing: unknown node or action, a round past the
     schedule, a crash of a node already crashed (without a reboot in between)."""
