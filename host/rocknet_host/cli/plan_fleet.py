@@ -1,4 +1,4 @@
-"""`rocknet plan DATASET --fleet fleet.toml [--lost 3,7] --out DIR` (called by commands/plan.py):
+"""`rocknet plan DATASET --fleet fleet.toml [--lost 3,7] --out DIR` (called by cli/plan.py):
 split by each board's heap budget and clock, print the per-node table, write the plans."""
 
 from __future__ import annotations

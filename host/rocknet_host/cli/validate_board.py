@@ -1,4 +1,4 @@
-"""`rocknet validate --port P [--port P2 ...]` (called by commands/validate.py): cross-validation
+"""`rocknet validate --port P [--port P2 ...]` (called by cli/validate.py): cross-validation
 vectors on connected boards, printed as a pass/fail table per board."""
 
 from __future__ import annotations

@@ -14,8 +14,8 @@
 //   in OSError, by wrappers around `os` and `open` installed at start-up;
 // - the file system under "/" (minus dev, proc, tmp, home) is mirrored to a host folder after
 //   every chunk of input, and loaded from it at start, so files survive a restart of the board;
-// - profile=FILE.json (rocknet_host/profiles.py) installs a board's module set at every boot;
-//   heapcheck=exec takes a heap checkpoint (rocknet_host/heap.py) after every raw-REPL
+// - profile=FILE.json (rocknet_host/runtimes/profiles.py) installs a board's module set at every boot;
+//   heapcheck=exec takes a heap checkpoint (rocknet_host/runtimes/heap.py) after every raw-REPL
 //   execution, and over the profile's budget appends the device's MemoryError to that
 //   execution's error output, as a board running out of heap in that command would.
 import { createServer } from "node:net";

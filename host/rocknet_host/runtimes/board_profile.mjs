@@ -1,4 +1,4 @@
-// A runtime profile (rocknet_host/profiles.py) applied to a fresh MicroPython interpreter, and
+// A runtime profile (rocknet_host/runtimes/profiles.py) applied to a fresh MicroPython interpreter, and
 // the AES that its emulated `aesio` / `cryptolib` modules call (Node.js's crypto, ECB).
 //   installProfile(mp, spec): spec = {"dir": str, "files": {name: source}, "code": str}
 import { createCipheriv, createDecipheriv } from "node:crypto";
@@ -28,7 +28,7 @@ export function installProfile(mp, spec) {
   mp.runPython(spec.code);
 }
 
-// One heap checkpoint (rocknet_host/heap.py): the largest block before collecting, then the
+// One heap checkpoint (rocknet_host/runtimes/heap.py): the largest block before collecting, then the
 // device tracker collects, records and raises MemoryError over the budget. `run(code)` runs
 // Python and returns what it printed (the caller keeps that output away from the user).
 const BLOCK = 16;

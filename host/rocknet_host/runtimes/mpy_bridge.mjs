@@ -76,7 +76,7 @@ function copyTree(src, dst) {
 for (const [k, v] of Object.entries(args)) {
   if (k.startsWith("pkg")) { const [src, dst] = v.split(":"); copyTree(src, dst); }
 }
-// The board's module set (profile=FILE.json from rocknet_host/profiles.py), before any import.
+// The board's module set (profile=FILE.json from rocknet_host/runtimes/profiles.py), before any import.
 installProfile(mp, loadProfile(args.profile));
 
 function reply(obj) { process.stdout.write(JSON.stringify(obj) + "\n"); }
