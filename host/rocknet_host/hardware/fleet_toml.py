@@ -41,14 +41,18 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Node:
+class BoardSlot:
+    """One board of the fleet file: its node index, board and port (None: not given)."""
+
     index: int
     board: Board
     port: str | None
 
 
 @dataclass
-class Fleet:
+class FleetFile:
+    """A parsed ``fleet.toml`` (not the simulator's `sim.fleet.Fleet`, the fleet loop)."""
+
     groups: list[Group]
     plan_dir: Path | None = None
     key_file: Path | None = None
@@ -58,18 +62,18 @@ class Fleet:
     def size(self) -> int:
         return sum(g.count for g in self.groups)
 
-    def nodes(self) -> list[Node]:
-        out: list[Node] = []
+    def nodes(self) -> list[BoardSlot]:
+        out: list[BoardSlot] = []
         for g in self.groups:
             for j in range(g.count):
-                out.append(Node(len(out), g.board, g.ports[j] if j < len(g.ports) else None))
+                out.append(BoardSlot(len(out), g.board, g.ports[j] if j < len(g.ports) else None))
         return out
 
     def describe(self) -> str:
         return " + ".join(f"{g.count} x {g.board.key}" for g in self.groups)
 
 
-def parse(data: dict[str, Any], where: str = "fleet", base: Path | None = None) -> Fleet:
+def parse(data: dict[str, Any], where: str = "fleet", base: Path | None = None) -> FleetFile:
     head = data.get("fleet", {})
     groups_raw = data.get("group")
     if not isinstance(groups_raw, list) or not groups_raw:
@@ -101,10 +105,10 @@ def parse(data: dict[str, Any], where: str = "fleet", base: Path | None = None) 
         p = Path(str(v))
         return p if p.is_absolute() or base is None else base / p
 
-    return Fleet(groups, plan_dir=rel("plan_dir"), key_file=rel("key_file"))
+    return FleetFile(groups, plan_dir=rel("plan_dir"), key_file=rel("key_file"))
 
 
-def load(path: str | Path) -> Fleet:
+def load(path: str | Path) -> FleetFile:
     path = Path(path)
     if not path.exists():
         raise FleetError(f"fleet file {path} not found (see `rocknet deploy --help` for its form)")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..boards import Board
-from ..hardware.fleet_toml import Fleet, Group
+from ..hardware.fleet_toml import FleetFile, Group
 from . import features as planmod
 from . import head as head_plan
 
@@ -154,7 +154,7 @@ def ranges(counts: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _advice(fleet: Fleet, geo: Geometry, caps: list[int], variant: str) -> str:
+def _advice(fleet: FleetFile, geo: Geometry, caps: list[int], variant: str) -> str:
     """The smallest fleet that would work, in words."""
     need = planmod.N_KERNELS
     types = {g.board.key: g.board for g in fleet.groups}
@@ -224,7 +224,7 @@ def code_shortfall(split: FleetSplit) -> list[tuple[int, int]]:
     return out
 
 
-def split_for(fleet: Fleet, geo: Geometry, variant: str = "minirocket") -> list[int]:
+def split_for(fleet: FleetFile, geo: Geometry, variant: str = "minirocket") -> list[int]:
     """Kernel counts per node of `fleet` (refuses with advice when it cannot work)."""
     nodes = fleet.nodes()
     caps = [kernel_capacity(n.board, geo) for n in nodes]
@@ -236,7 +236,7 @@ def split_for(fleet: Fleet, geo: Geometry, variant: str = "minirocket") -> list[
         raise FleetTooSmall(_advice(fleet, geo, caps, variant)) from None
 
 
-def fit(fleet: Fleet, dataset: Any, variant: str = "minirocket", n_features: int = 10_000,
+def fit(fleet: FleetFile, dataset: Any, variant: str = "minirocket", n_features: int = 10_000,
         bias_examples: int = 1, seed: int = 0) -> tuple[planmod.Plan, FleetSplit]:
     """A plan for `dataset` split across `fleet` by capacity and clock."""
     samples = samples_per_node(len(dataset.X_train), len(fleet.nodes()))
@@ -257,7 +257,7 @@ def fit(fleet: Fleet, dataset: Any, variant: str = "minirocket", n_features: int
     return pl, split
 
 
-def without(fleet: Fleet, lost: list[int]) -> tuple[Fleet, dict[int, int]]:
+def without(fleet: FleetFile, lost: list[int]) -> tuple[FleetFile, dict[int, int]]:
     """The fleet minus nodes `lost` (old numbers), and old -> new node numbers of the rest."""
     nodes = fleet.nodes()
     bad = [i for i in lost if not 0 <= i < len(nodes)]
@@ -277,7 +277,7 @@ def without(fleet: Fleet, lost: list[int]) -> tuple[Fleet, dict[int, int]]:
         i += g.count
     if not groups:
         raise FleetTooSmall("every node is lost: nothing to plan for")
-    return Fleet(groups, fleet.plan_dir, fleet.key_file, fleet.path), mapping
+    return FleetFile(groups, fleet.plan_dir, fleet.key_file, fleet.path), mapping
 
 
 def write(pl: planmod.Plan, split: FleetSplit, out: str | Path,

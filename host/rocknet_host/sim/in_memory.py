@@ -99,7 +99,7 @@ class Result:
     states: list[bytes] = field(repr=False, default_factory=list)  # per node `Head.save()`
 
 
-class Fleet:
+class InMemoryFleet:
     """N heads inside one runtime. ``node_plans``: one node plan per node, head section
     included (`head_plan.node_plans`)."""
 
@@ -118,7 +118,7 @@ class Fleet:
         else:  # a shared interpreter: free the fleet's globals
             self.rt.exec("_H = _CTR = _sum = None")
 
-    def __enter__(self) -> Fleet:
+    def __enter__(self) -> InMemoryFleet:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -194,7 +194,7 @@ def train(node_plans: list[dict[str, Any]], counts_train: list[np.ndarray],
     dual = head.get("solver") == "dual"
     row_bytes = (4 if head.get("wire", "float32") == "float32" else 2) * int(head["classes"])
 
-    with Fleet(node_plans, runtime) as fleet:
+    with InMemoryFleet(node_plans, runtime) as fleet:
 
         def evaluate(at: int) -> None:
             if counts_test is not None and y_test is not None:
