@@ -25,6 +25,7 @@ checkpoint (``node_XX.head.a/.b``, `rocknet.checkpoint`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -300,7 +301,6 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         trained head sections, node data files with the training series, fleet.json), plus
         each trained head as ``node_XX.head`` (`rocknet.checkpoint` slots, for
         ``checkpoint.restore(Head(plan), path)``). Returns the files written."""
-        from .cli.plan import write_training
         from .planning import board as board_plan
 
         check_is_fitted(self, "head_states_")
@@ -316,7 +316,11 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
                      "RockNetClassifier")
         t = board_plan.Training(mode=self.mode, epochs=int(self.head_sections_[0]["passes"]),
                                 batch=self.batch, eval=0, seed=self._seed())
-        write_training(pl, ds, t, str(out), heads=self.head_sections_)
+        why = board_plan.write_plans(pl, ds, t, out, heads=self.head_sections_)
+        if why is not None:
+            warnings.warn(f"{why}: the plans have no training sections "
+                          "(rocknet validate works with them, rocknet.run() does not)",
+                          stacklevel=2)
         ckpt = import_device("rocknet.checkpoint")
         for h, i in zip(self._heads(), self.members_, strict=True):
             ckpt.save(h, str(out / f"node_{i:02d}.head"))

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
 
 from .. import data
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from ..planning.board import Training
+    from ..planning.features import Plan
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -74,3 +80,49 @@ def fit_plan(args: Any, ds: data.Dataset) -> Any:
         raise UserError(f"--nodes must be at least 1, not {args.nodes}")
     return plan.fit(ds, args.nodes, variant=args.variant, n_features=args.features,
                     bias_examples=args.bias_examples, seed=args.seed)
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    """How the boards train (`rocknet.run()` on each board reads it from the plan)."""
+    from ..planning import board as board_plan
+    from ..planning import head as head_plan
+
+    t = board_plan.Training()
+    g = p.add_argument_group("training on the boards (head, schedule, radio; node_XX.data)")
+    g.add_argument("--mode", choices=head_plan.MODES, default=t.mode,
+                   help="head: gradient (softmax cross-entropy, default) or ridge")
+    g.add_argument("--epochs", type=at_least(1), default=t.epochs,
+                   help=f"passes over the training set (default {t.epochs})")
+    g.add_argument("--batch", type=at_least(1), default=t.batch,
+                   help=f"batch size (default {t.batch})")
+    g.add_argument("--eval", type=at_least(0), default=None, metavar="K",
+                   help="test series evaluated over the air after every epoch (default: as "
+                        "many as there are training series, at most all)")
+    g.add_argument("--radio", choices=board_plan.RADIOS, default=None,
+                   help="advert size: extended (CircuitPython nRF52840, default) or legacy "
+                        "(31 bytes; MicroPython's bluetooth; the default for a --fleet with "
+                        "such a board)")
+
+
+def training(args: argparse.Namespace, radio: str = "extended") -> Training:
+    """The training options, checked (`UserError` naming the option)."""
+    from ..planning import board as board_plan
+
+    t = board_plan.Training(mode=args.mode, epochs=args.epochs, batch=args.batch,
+                            eval=args.eval, radio=args.radio or radio, seed=args.seed)
+    t.check()
+    return t
+
+
+def write_training(pl: Plan, ds: data.Dataset, t: Training, out: str, split: Any = None,
+                   mapping: dict[int, int] | None = None) -> bool:
+    """`planning.board.write_plans`, saying so when the plans go without training sections.
+    True when they have them."""
+    from ..planning import board as board_plan
+
+    why = board_plan.write_plans(pl, ds, t, out, split, mapping)
+    if why is not None:
+        Console(stderr=True).print(f"[yellow]warning[/]: {why}. Wrote plans without training "
+                                   "sections: `rocknet validate` works with them, "
+                                   "`rocknet.run()` on a board does not.", highlight=False)
+    return why is None

@@ -12,6 +12,7 @@ from rich.table import Table
 from ..errors import UserError
 from ..hardware import fleet_toml as fl
 from ..planning import capacity as fp
+from .common import training, write_training
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -35,8 +36,6 @@ def run(args: argparse.Namespace, ds: Any) -> int:
             fleet, mapping = fp.without(fleet, lost)
         except fp.FleetTooSmall as exc:
             raise UserError(str(exc)) from None
-    from .plan import training, write_training
-
     legacy = any(not n.board.radio.extended_adv for n in fleet.nodes())
     t = training(args, "legacy" if legacy else "extended")  # checked before the (slow) fit
     try:

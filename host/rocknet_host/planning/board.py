@@ -27,6 +27,7 @@ import numpy as np
 from ..data import Dataset
 from ..errors import UserError
 from ..runtimes import import_device
+from . import features
 from . import head as head_plan
 from .features import Plan, node_file
 
@@ -184,3 +185,30 @@ def write_data(pl: Plan, ds: Dataset, t: Training, out: str | Path) -> list[Path
         if old not in paths:
             old.unlink()
     return paths
+
+
+def write_plans(pl: Plan, ds: Dataset, t: Training, out: str | Path, split: Any = None,
+                mapping: dict[int, int] | None = None,
+                heads: list[dict[str, Any]] | None = None) -> RoundsDoNotFit | None:
+    """Write what ``rocknet plan`` writes: the node plans with their training sections and the
+    node data files (``split``, ``mapping``: a capacity split, `capacity.fit` / `without`;
+    ``heads``: head sections to use, a trained estimator's, else made for ``t``).
+
+    If a round cannot fit the radio (only then), the plans go without training sections
+    (fine for `rocknet validate`, not for ``rocknet.run()``) and the reason is returned;
+    None when everything was written. Any other problem raises."""
+    why: RoundsDoNotFit | None = None
+    nps: list[dict[str, Any]] | None
+    try:
+        nps = node_plans(pl, ds, t, heads)
+    except RoundsDoNotFit as exc:
+        why, nps = exc, None
+    if split is not None:
+        from . import capacity
+
+        capacity.write(pl, split, out, mapping, nps)
+    else:
+        features.write(pl, out, nps)
+    if nps is not None:
+        write_data(pl, ds, t, out)
+    return why
