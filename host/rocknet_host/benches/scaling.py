@@ -162,7 +162,7 @@ def parse_nodes(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from threadpoolctl import threadpool_limits
 
-    from ..cli import UserError
+    from ..errors import UserError
 
     try:
         nodes = parse_nodes(args.nodes)

@@ -10,10 +10,11 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from ..errors import UserError
 from ..reference.validate import validate_features
 from ..runtimes import RUNTIMES, open_runtime
 from ..runtimes.profiles import PROFILES
-from . import UserError, validate_board
+from . import validate_board
 from .common import add_dataset_args, add_plan_args, at_least, fit_plan, load_dataset
 
 

@@ -15,9 +15,9 @@ from rich.console import Console
 
 from ..boards import BoardError
 from ..boards import load as load_board
+from ..errors import UserError
 from ..hardware.virtual_board import DEFAULT_HEAPSIZE, VirtualBoard
 from ..runtimes.profiles import PROFILES
-from . import UserError
 from .common import at_least, port_number
 
 
