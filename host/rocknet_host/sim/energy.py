@@ -1,9 +1,9 @@
 """Energy per node from a current-draw model.
 
-Defaults are RockNet's nRF52840 figures (3 V; TX 13.63 mA, RX 6.4 mA, CPU 3.71 mA, sleep
-0.205 mA). A named board's figures are its board file's ``[power]`` table, read by
-`rocknet_host.boards` (the one board-file loader: an unknown or malformed board is a
-`boards.BoardError` naming the fix).
+A board's figures are its board file's ``[power]`` table, read by `rocknet_host.boards` (the
+one board-file loader: an unknown or malformed board is a `boards.BoardError` naming the fix).
+Without a board, `DEFAULT` is the default radio board's (``adafruit_feather_nrf52840``:
+RockNet's nRF52840 figures).
 
 Accounting: component currents add (the radio and CPU draw on top of the chip's floor), and the
 sleep current covers the time in which neither radio nor CPU is active:
@@ -24,12 +24,12 @@ from ..resources import BOARDS_DIR
 class CurrentModel:
     """Supply voltage and current draw per state (mA). Source names where figures came from."""
 
-    voltage_v: float = 3.0
-    tx_ma: float = 13.63
-    rx_ma: float = 6.4
-    cpu_ma: float = 3.71
-    sleep_ma: float = 0.205
-    source: str = "RockNet nRF52840 model (defaults)"
+    voltage_v: float
+    tx_ma: float
+    rx_ma: float
+    cpu_ma: float
+    sleep_ma: float
+    source: str = "given"
 
     def energy_mj(self, tx_s: float, rx_s: float, cpu_s: float, total_s: float) -> float:
         """Energy in millijoules (V * mA * s = mJ)."""
@@ -41,10 +41,8 @@ class CurrentModel:
         return asdict(self)
 
 
-DEFAULT = CurrentModel()
-
 def current_model(board: str | None = None, boards_dir: Path = BOARDS_DIR) -> CurrentModel:
-    """Current model for a board (its file's ``[power]`` table), the defaults without one."""
+    """Current model for a board (its file's ``[power]`` table); `DEFAULT` without one."""
     if not board:
         return DEFAULT
     b = boards.load(board, boards_dir)
@@ -52,3 +50,7 @@ def current_model(board: str | None = None, boards_dir: Path = BOARDS_DIR) -> Cu
     return CurrentModel(voltage_v=pw.voltage_v, tx_ma=pw.tx_ma, rx_ma=pw.rx_ma,
                         cpu_ma=pw.cpu_ma, sleep_ma=pw.sleep_ma,
                         source=f"{b.path.name} [power]")
+
+
+DEFAULT_BOARD = "adafruit_feather_nrf52840"  # sim.radio's default board
+DEFAULT = current_model(DEFAULT_BOARD)
