@@ -38,7 +38,3 @@ def main(argv: list[str] | None = None) -> int:
     except RocknetError as exc:  # explained problems only: anything else is a bug (traceback)
         print(f"rocknet: error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
