@@ -44,3 +44,10 @@ def test_clear_errors(tmp_path):
     bad.write_text(src.replace('chip = "esp32"', 'chip = "esp8266"'))
     with pytest.raises(boards.BoardError, match="chip must be one of"):
         boards.load(str(bad))
+    bad.write_text(src.replace('code_from = "files"', 'code_from = "flash"'))
+    with pytest.raises(boards.BoardError, match="code_from must be one of"):
+        boards.load(str(bad))
+    cp = (boards.BOARDS_DIR / "adafruit_feather_nrf52840.toml").read_text()
+    bad.write_text(cp.replace('code_from = "files"', 'code_from = "romfs"'))
+    with pytest.raises(boards.BoardError, match="CircuitPython has no ROMFS"):
+        boards.load(str(bad))

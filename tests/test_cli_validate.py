@@ -95,6 +95,9 @@ def test_bench_features_json():
     assert res["board_clock"]["board"] == "adafruit_feather_nrf52840"
     assert 0 < res["board_ms_per_series"] <= res["board_ms_per_series_max"]
     assert res["board_instructions_per_series_max"] > 0
+    # code imported from the ROMFS image keeps its bytecode out of the heap
+    by = res["code_heap_bytes_by_source"]
+    assert by["files"] == res["code_heap_bytes"] > by["romfs"] > 0
     # the planner's slice estimate (head_plan.slice_bytes) stays within 25 % of the measured heap
     from rocknet_host import data
     from rocknet_host.planning import features as plan

@@ -4,12 +4,14 @@ is refused with the smallest fleet that works; a lost node is planned around."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from rocknet_host import data
 from rocknet_host.cli import main
 from rocknet_host.hardware import fleet_toml as fl
 from rocknet_host.planning import capacity as fp
+from rocknet_host.resources import REPO_ROOT
 
 MIXED = """
 [[group]]
@@ -98,13 +100,32 @@ def test_cli_plan_fleet_and_replan_after_a_loss(tmp_path, monkeypatch, two_class
     assert "Smallest fleet that works" in capsys.readouterr().err
 
 
-def test_code_heap_constant_matches_the_measurement():
-    """The planner's figure for rocknet's code is what MicroPython holds after a training node
-    imported the package from the .mpy files deploy sends (within 10 %)."""
-    from rocknet_host.benches.features import code_heap_bytes
+@pytest.mark.slow
+def test_code_heap_table_matches_the_measurement(capsys):
+    """The planner's figures for rocknet's code (boards/code_heap.json) are what MicroPython
+    holds after a training node imported the package from the .mpy files deploy sends and from
+    the ROMFS image deploy --romfs writes (within 10 %; tools/measure_code_heap.py --check)."""
+    sys.path.insert(0, str(REPO_ROOT / "tools"))
+    try:
+        import measure_code_heap
+    finally:
+        sys.path.remove(str(REPO_ROOT / "tools"))
+    assert measure_code_heap.main(["--check"]) == 0, capsys.readouterr().err
+    have = {k: fp.code_heap_bytes(k) for k in ("files", "romfs", "frozen")}
+    assert have["files"] > have["romfs"] > have["frozen"] > 0
 
-    measured = code_heap_bytes()
-    assert abs(measured - fp.CODE_HEAP_BYTES) <= 0.1 * fp.CODE_HEAP_BYTES, measured
+
+def test_code_allowance_follows_how_the_board_gets_its_code(two_class):
+    fleet = fl.parse(__import__("tomllib").loads(MIXED))
+    _, split = fp.fit(fleet, two_class, n_features=20_000)
+    assert fp.code_shortfall(split) == fp.code_shortfall(split, "files")  # the boards' default
+    by = {k: dict(fp.code_shortfall(split, k)) for k in ("files", "romfs", "frozen")}
+    for less, more in (("files", "romfs"), ("romfs", "frozen")):
+        assert set(by[more]) <= set(by[less])
+        for node, short in by[more].items():
+            assert by[less][node] - short == fp.code_heap_bytes(less) - fp.code_heap_bytes(more)
+    with pytest.raises(ValueError, match="code_from must be one of"):
+        fp.code_heap_bytes("flash")
 
 
 def test_plan_warns_when_the_code_does_not_fit_beside_it(tmp_path, monkeypatch, two_class,
@@ -118,4 +139,9 @@ def test_plan_warns_when_the_code_does_not_fit_beside_it(tmp_path, monkeypatch, 
     _, split = fp.fit(fleet, two_class, n_features=20_000)
     short = fp.code_shortfall(split)
     assert short  # 20,000 features over 16 boards leave no board room for the code
-    assert f"on {len(short)} of 16 nodes" in out and "frozen" in out
+    assert f"on {len(short)} of 16 nodes" in out and "frozen" in out and "--romfs" in out
+    assert f"{fp.code_heap_bytes('files') / 1000:.1f} KB from files" in " ".join(out.split())
+    # the Feathers run CircuitPython: no ROMFS to plan for
+    assert main(["plan", "synthetic", "--fleet", str(tmp_path / "fleet.toml"), "--features",
+                 "20000", "--code-from", "romfs", "--out", str(tmp_path / "plans")]) == 2
+    assert "CircuitPython has no ROMFS" in capsys.readouterr().err

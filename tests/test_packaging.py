@@ -52,6 +52,28 @@ def test_package_json_lists_the_device_tree():
         assert dest == url and (DEVICE / url).is_file(), url
 
 
+def test_manifest_freezes_exactly_the_device_package():
+    """device/manifest.py (MicroPython's FROZEN_MANIFEST format), run with its commands as
+    MicroPython's manifest tool defines them (package(): every .py file under
+    base_path/name, recursively), names the files package.json lists and deploy sends."""
+    from rocknet_host.hardware.deploy import package_sources
+
+    frozen: list[str] = []
+
+    def package(name: str, files: list[str] | None = None, base_path: str = ".",
+                opt: int | None = None) -> None:
+        root = DEVICE / base_path
+        assert files is None, "list no files: the folder is the one list of them"
+        frozen.extend(p.relative_to(root).as_posix() for p in (root / name).rglob("*.py")
+                      if "__pycache__" not in p.parts)
+
+    code = (DEVICE / "manifest.py").read_text()
+    exec(compile(code, str(DEVICE / "manifest.py"), "exec"), {"package": package})
+    pkg = json.loads((DEVICE / "package.json").read_text())
+    assert sorted(frozen) == sorted(d for d, _ in pkg["urls"])
+    assert sorted(frozen) == sorted(f"rocknet/{rel}" for rel in package_sources())
+
+
 def test_package_json_check_fails_when_out_of_date(tmp_path):
     """--check exits 1 naming the missing file (run on a copy of the tree with a new module)."""
     (tmp_path / "tools").mkdir()

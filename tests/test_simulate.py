@@ -131,13 +131,15 @@ def test_micropython_boards_decide_what_cpython_boards_decide(tmp_path):
 
 @pytest.mark.slow
 def test_ridge_over_a_lossy_line_nearly_every_sample_commits(tmp_path):
-    """Four hops of 10 %-loss links: the round deadline grows with the hop diameter, so
-    rounds complete and nearly every sample commits."""
+    """Four hops of 10 %-loss links: the round deadline grows with the hop diameter and a
+    complete round stays open while a neighbour is unfinished, so rounds complete and every
+    sample commits. The protocol alone (`--compute none`): with the Feather's compute
+    (245 ms a sample here), boards that end rounds hops apart still drop some (README)."""
     res = simulate(tmp_path, "--mode", "ridge", "--epochs", "4", "--features", "1000",
-                   "--topology", "line", "--loss", "0.1", "--no-reference")
+                   "--topology", "line", "--loss", "0.1", "--no-reference", "--compute", "none")
     assert res["topology"]["hops"] == 4 and res["deadline_s"] > 1.0
-    assert res["consistent"] is True and res["predicted"] >= 0.95 * 150
-    assert res["committed"] >= 0.95 * (4 * 50 + 150) and res["accuracy"] >= 0.8
+    assert res["consistent"] is True and res["predicted"] >= 0.98 * 150
+    assert res["committed"] >= 0.98 * (4 * 50 + 150) and res["accuracy"] >= 0.8
 
 
 def simulate_n(tmp_path, *argv):
@@ -188,3 +190,23 @@ def test_html_report_is_self_contained(tmp_path, capsys):
     text = " ".join(chk.text)
     assert "Accuracy over simulated time" in text and f"{res['accuracy']:.3f}" in text
     assert "Not measured" in text and "http" not in page  # nothing fetched from the network
+
+
+def test_board_compute_runs_on_the_board_clock(tmp_path):
+    """Each board's compute takes the board clock model's time on its board: a single-core
+    board is busy (radio idle) for every series it transforms, which shows in the simulated
+    time and in the CPU share of the energy; `--compute none` takes it out."""
+    argv = ("--nodes", "2", "--epochs", "1", "--features", "400", "--no-reference")
+    on = simulate(tmp_path, *argv, "--board", "adafruit_feather_nrf52840", nodes="2")
+    off = simulate(tmp_path, *argv, "--compute", "none", nodes="2")
+    ms = on["compute"]["ms_per_call"]
+    assert on["compute"]["board"] == "adafruit_feather_nrf52840" and ms["series"] > ms["apply"] > 0
+    assert off["compute"] == {"clock": "none: board compute took no simulated time"}
+    samples = on["committed"] + on["dropped"]  # every sample's series went through each slice
+    for p, q in zip(on["per_node"], off["per_node"], strict=True):
+        assert p["compute_s"] * 1000 >= samples * ms["series"] * 0.95 and q["compute_s"] == 0
+        assert p["energy_j"] > q["energy_j"]
+    # the deadline makes room for a neighbour still computing its last sample
+    assert on["deadline_s"] > off["deadline_s"] and on["sim_time_s"] > off["sim_time_s"] + (
+        samples * ms["series"] / 1000) * 0.9
+    assert on["consistent"] and on["committed"] == off["committed"] == samples

@@ -347,7 +347,11 @@ class Runner:
 
     def _begin(self, r, now):
         self.r = r
-        self._round = self.link.start_round(r, self.node.begin_round(r), now)
+        self._round = rnd = self.link.start_round(r, self.node.begin_round(r), now)
+        need = 0
+        for i in self._expected(r):
+            need |= 1 << i
+        rnd.need(need, now)  # done = these rows decoded; neighbours learn it from our flags
         self._rounds += 1
 
     def _end(self):
@@ -404,7 +408,12 @@ class Runner:
             self._waiting = None
             rnd.deadline_ms = now + self.deadline_ms
         complete = self._complete(rnd, r)
-        if not (ahead >= 2 or now >= rnd.deadline_ms or complete):
+        # A complete round stays open while a neighbour heard in it is unfinished (until the
+        # deadline, or until someone started the next round): ending it starts the sample's
+        # compute, and a computing board neither relays nor answers, just when that
+        # neighbour needs it.
+        settled = complete and (ahead >= 1 or rnd.done_ms is None or rnd.settled(now))
+        if not (ahead >= 2 or now >= rnd.deadline_ms or settled):
             return True
         # how rounds end: every expected row decoded, the deadline, or the fleet ran ahead
         self.ends[0 if complete else 2 if ahead >= 2 else 1] += 1
@@ -418,7 +427,8 @@ class Runner:
                           or r >= last + self.tail):
             self._finish(now)
             return True
-        self._begin(max(r + 1, link.round_no or 0), now)
+        # the next round's deadline counts from now: ending this one computed for a while
+        self._begin(max(r + 1, link.round_no or 0), self.clock())
         return True
 
     def _all_heard(self, rnd):

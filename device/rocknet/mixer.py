@@ -11,9 +11,14 @@ Transmit policy (what `Round.next_packet` hands out), after Mixer (Herrmann et a
 - answer requests: a neighbour near full rank lists its missing pivots; we send an XOR of
   decoded rows from that list, which is innovative for it whatever else it holds;
 - coded: a random half of the rows we hold, with the freshest innovative packet sideloaded;
-- smart shutdown: once we are full rank and no recently heard neighbour is unfinished, send
-  a few more full-rank packets so the neighbours learn it, then stay quiet (None) until an
-  unfinished neighbour speaks again (or a full-rank map shows a neighbour missed our news).
+- smart shutdown: once we are done and no recently heard neighbour is unfinished, send a few
+  more done packets so the neighbours learn it, then stay quiet (None) until an unfinished
+  neighbour speaks again (or a done map shows a neighbour missed our news).
+
+"Done" is full rank, or, when the caller said which rows the round needs (`need`: rows of
+boards that are gone never come), every needed row decoded. The "full rank" flag and map on
+the wire mean done: a node that holds everything the round needs tells its neighbours so,
+and they stop waiting for it to catch up.
 
 Coding vectors and payloads are Python ints (XOR is one C call either way); bit i of a coding
 vector is row i. No clock, no radio: times are integer milliseconds handed in by the caller.
@@ -21,7 +26,7 @@ vector is row i. No clock, no radio: times are integer milliseconds handed in by
 
 from ._compat import const
 
-# Flags byte (wire format too). Bit 0: sender is full rank. Bits 1-2: what the info vector is.
+# Flags byte (wire format too). Bit 0: sender is done. Bits 1-2: what the info vector is.
 FLAG_FULL_RANK = const(0x01)
 INFO_MASK = const(0x06)
 INFO_NONE = const(0x00)
@@ -115,6 +120,7 @@ class Round:
             self._index[n] = i
         self._all_rows = (1 << m) - 1
         self._all_nodes = (1 << len(self.nodes)) - 1
+        self._need = self._all_rows  # rows the round needs (`need`)
         self._cv = [0] * m  # pivot-indexed reduced rows: coding vector (0 = no row)
         self._pl = [0] * m  # ... and payload as an int (big-endian bytes)
         self.rank = 0
@@ -133,6 +139,7 @@ class Round:
         self.started_ms = now_ms
         self.deadline_ms = now_ms + timeout_ms
         self.full_rank_ms = None  # when this node reached full rank
+        self.done_ms = None  # when it held every row the round needs
         self.sent = 0  # packets handed out
         self.received = 0  # packets of this round taken in
         self.innovative = 0  # ... of which raised the rank
@@ -177,9 +184,22 @@ class Round:
         """Every owner node is known to be full rank (the round is complete fleet-wide)."""
         return self._finished == self._all_nodes
 
+    def need(self, rows, now_ms):
+        """Only the rows in mask ``rows`` are needed: done once they are decoded."""
+        self._need = rows & self._all_rows
+        self._check_done(now_ms)
+
+    def _check_done(self, now_ms):
+        if self.done_ms is None and (self.rank == self.m or (
+                self._need != self._all_rows and not self._need & ~self.decoded_mask())):
+            self.done_ms = now_ms
+            i = self._index.get(self.node_id)
+            if i is not None:
+                self._finished |= 1 << i
+
     def neighbourhood_done(self, now_ms):
-        """Full rank and no neighbour heard within the TTL is unfinished (smart shutdown)."""
-        if self.rank < self.m:
+        """Done and no neighbour heard within the TTL is unfinished (smart shutdown)."""
+        if self.done_ms is None:
             return False
         unfinished = self._heard & ~self._finished
         i = 0
@@ -192,6 +212,11 @@ class Round:
             if not full and now_ms - ms < _NEIGHBOUR_TTL_MS:
                 return False
         return True
+
+    def settled(self, now_ms):
+        """Done, no neighbour heard within the TTL unfinished, and our news went out: a
+        packet saying so was handed out after the neighbourhood looked done."""
+        return self._linger < _LINGER and self.neighbourhood_done(now_ms)
 
     # ----- input -----
 
@@ -246,7 +271,7 @@ class Round:
         if kind == INFO_FULL_MAP:
             self._finished |= info & self._all_nodes  # full rank never undoes itself
             me = self._index.get(self.node_id)
-            if me is not None and self.rank == self.m and not (info >> me) & 1:
+            if me is not None and self.done_ms is not None and not (info >> me) & 1:
                 self._linger = max(self._linger, 1)  # it does not know we are done: say so
         elif kind == INFO_REQUEST and not full:
             if now_ms - self._request_ms >= _REQUEST_TTL_MS:
@@ -277,9 +302,7 @@ class Round:
         self.rank += 1
         if self.rank == self.m:
             self.full_rank_ms = now_ms
-            i = self._index.get(self.node_id)
-            if i is not None:
-                self._finished |= 1 << i
+        self._check_done(now_ms)
         return True
 
     # ----- output -----
@@ -308,13 +331,12 @@ class Round:
                       pl.to_bytes(self.row_size, "big"))
 
     def _info(self):
+        if self.done_ms is not None:
+            return INFO_FULL_MAP | FLAG_FULL_RANK, self._finished
         missing = self.m - self.rank
         if missing and missing <= max(_REQUEST_GAP, self.m >> 3):
             return INFO_REQUEST, self.missing_mask()
-        flags = INFO_FULL_MAP
-        if not missing:
-            flags |= FLAG_FULL_RANK
-        return flags, self._finished
+        return INFO_FULL_MAP, self._finished
 
     def _unit(self, i):
         """Row i as a unit-vector packet if decoded (own rows stay decoded: they are units)."""

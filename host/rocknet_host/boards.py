@@ -21,6 +21,10 @@ from .resources import BOARDS_DIR
 from .runtimes.profiles import PROFILES
 
 RUNTIME_KINDS = ("circuitpython", "micropython")
+# How a board gets rocknet's code: .mpy/.py files (`rocknet deploy`), a ROMFS image (`rocknet
+# deploy --romfs`) or frozen into its firmware; the planner's code allowance follows it
+# (fleet_plan.code_heap_bytes).
+CODE_SOURCES = ("files", "romfs", "frozen")
 FLASH_METHODS = ("uf2", "esptool", "jlink-drive", "none")
 ESP_CHIPS = ("esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6")
 
@@ -79,6 +83,7 @@ class Board:
     power: Power
     path: Path = field(compare=False, repr=False)
     profile: str = "webassembly"  # runtime profile (profiles.py) a virtual twin runs under
+    code_from: str = "files"      # CODE_SOURCES: how the board gets rocknet's code
 
     @property
     def usb_id(self) -> str:
@@ -142,6 +147,13 @@ def parse(data: dict[str, Any], key: str, path: Path) -> Board:
     if profile not in PROFILES:
         raise BoardError(f"{w} [runtime]: profile must be one of {tuple(PROFILES)}, got "
                          f"{profile!r}")
+    code_from = str(rt.get("code_from", "files"))
+    if code_from not in CODE_SOURCES:
+        raise BoardError(f"{w} [runtime]: code_from must be one of {CODE_SOURCES}, got "
+                         f"{code_from!r}")
+    if code_from == "romfs" and kind == "circuitpython":
+        raise BoardError(f"{w} [runtime]: CircuitPython has no ROMFS: code_from must be "
+                         "\"files\" or \"frozen\"")
     return Board(
         key=key,
         name=_get(data, "name", str, w),
@@ -166,6 +178,7 @@ def parse(data: dict[str, Any], key: str, path: Path) -> Board:
         power=pwr,
         path=path,
         profile=profile,
+        code_from=code_from,
     )
 
 

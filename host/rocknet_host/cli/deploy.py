@@ -1,4 +1,5 @@
-"""`rocknet deploy --port P [--port P2 ...] | --fleet fleet.toml [--plan-dir DIR] [--autostart]`:
+"""`rocknet deploy --port P [--port P2 ...] | --fleet fleet.toml [--plan-dir DIR] [--autostart]
+[--romfs]`:
 install the package (and each node's plan, data file and the fleet key) on every board,
 verified by hash on the board."""
 
@@ -35,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"fleet network key (default DIR/{dp.KEY_NAME}, made if missing)")
     p.add_argument("--format", choices=("auto", "mpy", "py"), default="auto",
                    help="package files: .mpy from mpy-cross (MicroPython) or .py (default auto)")
+    p.add_argument("--romfs", action="store_true",
+                   help="MicroPython boards with a ROMFS partition get the package as a ROMFS "
+                        "image (bytecode runs from flash, much less heap), checked by hash and "
+                        "imported from /rom; plan, data and key stay files. A board without "
+                        "ROMFS gets the file install and a message naming the fix")
     p.add_argument("--jobs", type=at_least(1), default=4,
                    help="boards deployed at once (default 4)")
     p.add_argument("--autostart", action="store_true",
@@ -94,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         def one(i: int) -> dp.Result:
             rep = _Bar(prog, tasks[i], ports[i], i if plan_dir else None)
             res = dp.deploy_one(ports[i], plans[i], key, rep, fmt, data=datas[i],
-                                autostart=args.autostart)
+                                autostart=args.autostart, romfs=args.romfs)
             desc = ("[green]up to date[/]" if res.up_to_date else
                     "[green]installed[/]" if res.ok else "[red]failed[/]")
             prog.update(tasks[i], description=f"{ports[i]}: {desc}",
@@ -116,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(str(i) if plan_dir else "-", r.port, state, r.fmt or "-",
                       str(r.uploaded), str(r.reused))
     con.print(table)
+    for r in results:
+        if r.ok and r.message:
+            con.print(f"[yellow]{r.port}[/]: {r.message}", highlight=False)
     failed = [r for r in results if not r.ok]
     for r in failed:
         con.print(f"[red]{r.port}[/]: {r.message}", highlight=False)

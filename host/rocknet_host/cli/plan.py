@@ -6,6 +6,7 @@ import argparse
 
 from rich.console import Console
 
+from ..errors import UserError
 from . import plan_fleet
 from .common import (
     add_dataset_args,
@@ -29,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.code_from and not args.fleet:
+        raise UserError("--code-from sets the memory model of a --fleet plan: add --fleet")
     ds = load_dataset(args)
     if args.fleet:
         return plan_fleet.run(args, ds)

@@ -9,10 +9,21 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..boards import CODE_SOURCES
 from ..errors import UserError
 from ..hardware import fleet_toml as fl
 from ..planning import capacity as fp
 from .common import training, write_training
+
+# What to do when the code does not fit beside the plan, by how the board got it.
+_REMEDY = {
+    "files": "on MicroPython boards with ROMFS deploy with --romfs (plan with --code-from "
+             "romfs), or use firmware with rocknet frozen in (--code-from frozen), or boards "
+             "with more heap",
+    "romfs": "use firmware with rocknet frozen in (--code-from frozen) or boards with more "
+             "heap",
+    "frozen": "plan fewer features (--features) or use boards with more heap",
+}
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -21,10 +32,20 @@ def add_args(p: argparse.ArgumentParser) -> None:
                         "(replaces --nodes)")
     p.add_argument("--lost", default="", metavar="I,J",
                    help="with --fleet: re-plan without these node numbers (lost boards)")
+    p.add_argument("--code-from", choices=CODE_SOURCES, default=None,
+                   help="with --fleet: how the boards get rocknet's code, which sets the heap "
+                        "left for it: files (`rocknet deploy`), romfs (`rocknet deploy "
+                        "--romfs`), frozen (a firmware built with it); default each board "
+                        "file's [runtime] code_from (files)")
 
 
 def run(args: argparse.Namespace, ds: Any) -> int:
     fleet = fl.load(args.fleet)
+    cp = sorted({n.board.key for n in fleet.nodes() if n.board.runtime == "circuitpython"})
+    if args.code_from == "romfs" and cp:
+        raise UserError(f"--code-from romfs: CircuitPython has no ROMFS ({', '.join(cp)}); "
+                        "plan with --code-from files, or frozen for a CircuitPython firmware "
+                        "built with rocknet in its frozen/ folder")
     mapping = None
     if args.lost:
         try:
@@ -53,14 +74,15 @@ def run(args: argparse.Namespace, ds: Any) -> int:
                       str(r["features"]), f"{r['bytes'] / 1000:.1f} KB",
                       f"{r['budget'] / 1000:.0f} KB")
     con.print(table)
-    short = fp.code_shortfall(split)
+    short = fp.code_shortfall(split, args.code_from)
     if short:
         worst = max(b for _, b in short)
-        con.print(f"[yellow]warning:[/] rocknet's code holds {fp.CODE_HEAP_BYTES / 1000:.1f} KB "
-                  f"of heap when loaded from .mpy files (measured); on {len(short)} of "
-                  f"{pl.n_nodes} nodes this plan leaves up to {worst / 1000:.1f} KB too little "
-                  "for it: use firmware with rocknet frozen in (bytecode in flash) or boards "
-                  "with more heap.", soft_wrap=True)
+        how = sorted({args.code_from or split.boards[i].code_from for i, _ in short})
+        held = ", ".join(f"{fp.code_heap_bytes(h) / 1000:.1f} KB from {h}" for h in how)
+        con.print(f"[yellow]warning:[/] rocknet's code holds {held} (boards/code_heap.json); "
+                  f"on {len(short)} of {pl.n_nodes} nodes this plan leaves up to "
+                  f"{worst / 1000:.1f} KB too little for it: {_REMEDY[how[0]]}.",
+                  soft_wrap=True)
     if mapping is not None:
         moved = ", ".join(f"{o}->{n}" for o, n in mapping.items() if o != n) or "none"
         con.print(f"re-planned without node(s) {args.lost}; renumbered: {moved}. Deploy the "

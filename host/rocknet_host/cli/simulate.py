@@ -64,6 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "its current draw prices the energy")
     p.add_argument("--profile", choices=list(PROFILE_NAMES), default=None,
                    help="MicroPython module set of the boards (default: the board's)")
+    p.add_argument("--compute", choices=simulate.COMPUTE, default=d.compute,
+                   help="board: each board's compute takes the time the board clock model "
+                        "gives on its board (default; --board, else the radio's board); "
+                        "none: compute takes no simulated time")
     p.add_argument("--heap-budget", type=int, default=None, metavar="BYTES",
                    help="heap a board has for rocknet, code included (default: the board's); "
                         "a board that needs more fails with MemoryError, as it would")
@@ -110,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
                           topology=args.topology, hops=args.hops, loss=args.loss,
                           radio=args.radio, events=events, seed=args.seed,
                           deadline_s=args.deadline, runtime=args.runtime, board=args.board,
-                          profile=args.profile, heap_budget=args.heap_budget)
+                          profile=args.profile, heap_budget=args.heap_budget,
+                          compute=args.compute)
     con = Console()
     try:
         sim = simulate.Simulation(pl, ds, cfg)

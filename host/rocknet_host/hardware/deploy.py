@@ -6,6 +6,12 @@ import (``/lib/.rocknet-new``), every file is verified by hash *on the board*, a
 written last, and only then is the folder renamed to ``/lib/rocknet``. The next run reuses
 whatever was staged or installed already and hashes right, so it completes the install.
 
+With ``romfs=True`` (`rocknet deploy --romfs`) a MicroPython board whose firmware has a ROMFS
+partition gets the package as a ROMFS image instead (built by mpremote's own writer, written
+the way `mpremote romfs deploy` writes it, then checked by hash on the board): the bytecode is
+then executed from flash and holds far less heap. The plan, data and key files stay on the
+file system. A board without ROMFS gets the file install and a message naming the fix.
+
 Targets: `ReplTarget` drives a board's raw REPL through mpremote's transport (serial ports,
 ``socket://host:port`` for virtual boards, ``rfc2217://``); `DriveTarget` writes to a mounted
 drive (CircuitPython's CIRCUITPY).
@@ -42,6 +48,9 @@ KEY_FILE = "/rocknet_key.bin"       # the fleet's network key
 DATA_FILE = "/rocknet_data.bin"     # this node's own samples (node_XX.data from `rocknet plan`)
 AUTOSTART = {"circuitpython": "/code.py", "micropython": "/main.py"}  # run at every boot
 AUTOSTART_CODE = b"import rocknet\nrocknet.run()\n"
+ROM_DIR = "/rom"                    # where ROMFS ports mount partition 0
+ROM_LIB = "lib/rocknet"             # the package inside the image; /rom/lib is on sys.path
+ROM_PACKAGE_DIR = f"{ROM_DIR}/{ROM_LIB}"
 MANIFEST = "MANIFEST.json"          # written last into the package folder
 KEY_NAME = "fleet.key"              # the key's file name next to the plans
 MPY_VERSION = 6                     # mpy-cross 1.29 emits mpy v6.3
@@ -130,6 +139,58 @@ def package_version(device_dir: Path = DEVICE_DIR) -> str:
     return "0"
 
 
+def romfs_image(files: dict[str, bytes], prefix: str = ROM_LIB) -> bytes:
+    """A ROMFS image holding `files` (relative path -> bytes) under `prefix`, written by
+    mpremote's `VfsRomWriter` in the order `mpremote romfs build DIR` walks a folder (names
+    sorted, depth first), so the bytes equal that command's output for the same tree."""
+    from mpremote.romfs import VfsRomWriter
+
+    tree: dict[str, Any] = {}
+    for rel, data in files.items():
+        node = tree
+        *dirs, name = f"{prefix}/{rel}".strip("/").split("/")
+        for d in dirs:
+            node = node.setdefault(d, {})
+        node[name] = data
+    writer = VfsRomWriter()
+
+    def put(node: dict[str, Any]) -> None:
+        for name in sorted(node):
+            if isinstance(node[name], dict):
+                writer.opendir(name)
+                put(node[name])
+                writer.closedir()
+            else:
+                writer.mkfile(name, node[name])
+
+    put(tree)
+    return bytes(writer.finalise())
+
+
+def romfs_refusal(info: dict[str, Any], rom: dict[str, Any] | None,
+                  image_bytes: int) -> str | None:
+    """Why this board cannot take the package as a ROMFS image (None if it can), naming the
+    fix. `info` is Target.describe(), `rom` Target.romfs() (None: not asked, a drive)."""
+    if info.get("impl") == "circuitpython":
+        return ("CircuitPython has no ROMFS: only a CircuitPython firmware built with rocknet "
+                "frozen in keeps its bytecode in flash (README: Code in flash)")
+    if rom is None:
+        return "a mounted drive cannot take a ROMFS image: give the board's serial port"
+    if not rom.get("ioctl"):
+        return ("this MicroPython firmware has no ROMFS (no vfs.rom_ioctl): flash a build with "
+                "MICROPY_VFS_ROM and a ROMFS partition (MicroPython 1.25+; on by default on "
+                "the nrf port's nRF52840 boards since 1.28), or freeze rocknet into the "
+                "firmware with device/manifest.py (FROZEN_MANIFEST)")
+    size = int(rom.get("size", -1))
+    if size < 0:
+        return ("this firmware has vfs.rom_ioctl but no ROMFS partition: flash a build with a "
+                "ROMFS partition (e.g. an esp32 partition table with a `romfs` entry)")
+    if size < image_bytes:
+        return (f"this firmware's ROMFS partition holds {size} bytes, the rocknet image needs "
+                f"{image_bytes}: flash a build whose ROMFS partition is at least that large")
+    return None
+
+
 def digest(data: bytes, algo: str) -> str:
     if algo == "sha256":
         return hashlib.sha256(data).hexdigest()
@@ -214,6 +275,53 @@ def _rn_rename(a, b):
     except OSError:
         _rn_rmtree(b)
         os.rename(a, b)
+def _rn_romfs():
+    try:
+        import vfs
+    except ImportError:
+        return {'ioctl': False}
+    if not hasattr(vfs, 'rom_ioctl'):
+        return {'ioctl': False}
+    d = vfs.rom_ioctl(2, 0) if vfs.rom_ioctl(1) > 0 else -1
+    if isinstance(d, int):
+        return {'ioctl': True, 'size': -1}
+    if hasattr(d, 'ioctl'):
+        return {'ioctl': True, 'size': d.ioctl(4, 0) * d.ioctl(5, 0)}
+    return {'ioctl': True, 'size': len(d)}
+def _rn_romhash(n):
+    import vfs
+    return _rn_seghash(vfs.rom_ioctl(2, 0), n)
+def _rn_seghash(d, n):
+    h = hashlib.sha256() if _rn_algo == 'sha256' else None
+    c = 0
+    blk = hasattr(d, 'ioctl')
+    bs = d.ioctl(5, 0) if blk else 512
+    b = bytearray(bs)
+    m = memoryview(d) if not blk else None
+    i = 0
+    while i * bs < n:
+        k = min(bs, n - i * bs)
+        if blk:
+            d.readblocks(i, b)
+            p = memoryview(b)[:k]
+        else:
+            p = m[i * bs:i * bs + k]
+        if h:
+            h.update(p)
+        else:
+            c = binascii.crc32(p, c)
+        i += 1
+    return binascii.hexlify(h.digest()).decode() if h else '%08x' % (c & 0xffffffff)
+def _rn_romcheck():
+    import vfs
+    try:
+        os.stat('/rom')
+    except OSError:
+        vfs.mount(vfs.VfsRom(vfs.rom_ioctl(2, 0)), '/rom')
+    if '/rom/lib' not in sys.path:
+        sys.path.insert(1, '/rom/lib')
+    import rocknet
+    print(json.dumps(rocknet.__file__))
 def _rn_copy(a, b):
     buf = bytearray(512)
     with open(a, 'rb') as s:
@@ -254,6 +362,23 @@ class Target:
     def rmtree(self, path: str) -> None:
         raise NotImplementedError
 
+    def romfs(self) -> dict[str, Any] | None:
+        """ROMFS partition 0 of the firmware: {"ioctl": has vfs.rom_ioctl, "size": bytes, -1
+        without a partition}; None for a target that cannot have one (a mounted drive)."""
+        return None
+
+    def romfs_hash(self, nbytes: int) -> str:
+        """Hash (Target.describe()'s algorithm) of the partition's first `nbytes`, on the board."""
+        raise NotImplementedError
+
+    def romfs_write(self, image: bytes) -> None:
+        """Write `image` to ROMFS partition 0 as `mpremote romfs deploy` does."""
+        raise NotImplementedError
+
+    def romfs_import(self) -> str:
+        """`rocknet.__file__` on the board with /rom mounted: where the package imports from."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -262,19 +387,22 @@ class ReplTarget(Target):
     """A board's raw REPL through mpremote's SerialTransport (serial port or socket:// URL)."""
 
     def __init__(self, port: str) -> None:
+        self.name = port
+        self._open()
+        self._info: dict[str, Any] | None = None
+
+    def _open(self) -> None:
         from mpremote.transport import TransportError
 
         from ..runtimes.repl import open_raw_repl
 
-        self.name = port
         try:
-            self.t = open_raw_repl(port)
+            self.t = open_raw_repl(self.name)
         except (TransportError, OSError) as exc:
-            raise DeployError(f"{port}: cannot reach the board's REPL ({exc}); check the cable "
-                              "and that no other program (a serial monitor, mpremote repl) "
-                              "holds the port") from None
+            raise DeployError(f"{self.name}: cannot reach the board's REPL ({exc}); check the "
+                              "cable and that no other program (a serial monitor, mpremote "
+                              "repl) holds the port") from None
         self._exec(_HELPERS)
-        self._info: dict[str, Any] | None = None
 
     def _exec(self, code: str) -> str:
         from mpremote.transport import TransportError, TransportExecError
@@ -329,6 +457,34 @@ class ReplTarget(Target):
 
     def rmtree(self, path: str) -> None:
         self._exec(f"_rn_rmtree({path!r})")
+
+    def _last_line(self, code: str) -> str:
+        return self._exec(code).strip().splitlines()[-1]
+
+    def romfs(self) -> dict[str, Any] | None:
+        return dict(json.loads(self._last_line("print(json.dumps(_rn_romfs()))")))
+
+    def romfs_hash(self, nbytes: int) -> str:
+        return self._last_line(f"print(_rn_romhash({int(nbytes)}))")
+
+    def romfs_write(self, image: bytes) -> None:
+        """`mpremote romfs deploy IMAGE` itself, on its own connection: this one is closed
+        meanwhile and reopened after (with a soft reset, which mounts the new image)."""
+        self.close()
+        with tempfile.TemporaryDirectory() as tmp:
+            img = Path(tmp) / "rocknet.romfs"
+            img.write_bytes(image)
+            proc = subprocess.run([sys.executable, "-m", "mpremote", "connect", self.name,
+                                   "romfs", "deploy", str(img)],
+                                  capture_output=True, text=True, timeout=900)
+        self._open()
+        if proc.returncode:
+            out = (proc.stdout + proc.stderr).strip().splitlines() or ["no message"]
+            raise DeployError(f"{self.name}: mpremote romfs deploy failed ({out[-1]}); run "
+                              "deploy --romfs again")
+
+    def romfs_import(self) -> str:
+        return str(json.loads(self._last_line("_rn_romcheck()")))
 
     def close(self) -> None:
         try:
@@ -457,9 +613,14 @@ def install(target: Target, bundle: Bundle, version: str,
     want = bundle.with_manifest(version)
     want_h = {k: digest(v, algo) for k, v in want.items()}
     extra_h = {k: digest(v, algo) for k, v in bundle.extra.items()}
-    have = target.hashes([PACKAGE_DIR, STAGING_DIR, SHADOW_DIR], list(bundle.extra))
+    have = target.hashes([PACKAGE_DIR, STAGING_DIR, SHADOW_DIR, ROM_PACKAGE_DIR],
+                         list(bundle.extra))
     installed, staged = have[PACKAGE_DIR] or {}, have[STAGING_DIR]
     res = Result(target.name, ok=True, fmt=bundle.fmt)
+    if have.get(ROM_PACKAGE_DIR) is not None:
+        res.message = (f"the board's ROMFS holds rocknet ({ROM_PACKAGE_DIR}), which imports "
+                       f"before {PACKAGE_DIR}: deploy with --romfs to update that copy")
+        rep.note(res.message)
 
     pkg_current = installed == want_h and staged is None
     extra_todo = [k for k in bundle.extra if have.get(k) != extra_h[k]]
@@ -520,14 +681,62 @@ def install(target: Target, bundle: Bundle, version: str,
             raise DeployError(f"{target.name}: the installed package does not match after the "
                               "swap; run deploy again")
 
-    for k in extra_todo:
+    _install_extra(target, bundle, extra_todo, extra_h, res, rep)
+    return res
+
+
+def _install_extra(target: Target, bundle: Bundle, todo: list[str], want_h: dict[str, str],
+                   res: Result, rep: Reporter) -> None:
+    """The plan, data, key and autostart files (each written beside, then renamed), checked."""
+    for k in todo:
         target.write(k + ".tmp", bundle.extra[k], rep.advance)
         target.rename(k + ".tmp", k)
         res.uploaded += 1
     got = target.hashes([], list(bundle.extra)) if bundle.extra else {}
-    bad = [k for k in bundle.extra if got.get(k) != extra_h[k]]
+    bad = [k for k in bundle.extra if got.get(k) != want_h[k]]
     if bad:
         raise DeployError(f"{target.name}: {', '.join(bad)} failed the hash check; run again")
+
+
+def install_romfs(target: Target, bundle: Bundle, version: str,
+                  report: Reporter | None = None) -> Result:
+    """The package as a ROMFS image in partition 0 (rewritten only if its hash on the board
+    differs), imported from /rom; the extra files on the file system as `install` puts them.
+    A file install of the package is removed afterwards: one copy, the one that imports.
+    Call `romfs_refusal` first (this assumes a partition large enough)."""
+    rep = report or Reporter()
+    algo = target.describe().get("hash", "sha256")
+    image = romfs_image(bundle.with_manifest(version))
+    want = digest(image, algo)
+    extra_h = {k: digest(v, algo) for k, v in bundle.extra.items()}
+    have = target.hashes([PACKAGE_DIR, STAGING_DIR, SHADOW_DIR, OLD_DIR], list(bundle.extra))
+    extra_todo = [k for k in bundle.extra if have.get(k) != extra_h[k]]
+    res = Result(target.name, ok=True, fmt="romfs")
+    rom_current = target.romfs_hash(len(image)) == want
+    rep.start((0 if rom_current else len(image)) + sum(len(bundle.extra[k]) for k in extra_todo),
+              (0 if rom_current else 1) + len(extra_todo))
+    if rom_current:
+        res.reused += 1
+    else:
+        rep.note(f"writing a {len(image)}-byte ROMFS image (mpremote romfs deploy)")
+        target.romfs_write(image)
+        rep.advance(len(image))
+        res.uploaded += 1
+        if target.romfs_hash(len(image)) != want:
+            raise DeployError(f"{target.name}: the ROMFS partition does not hold the image "
+                              "after writing (hash differs); run deploy --romfs again")
+    if have[SHADOW_DIR] is not None:  # '' comes first on sys.path
+        target.rmtree(SHADOW_DIR)
+    where = target.romfs_import()
+    if not where.startswith(ROM_PACKAGE_DIR + "/"):
+        raise DeployError(f"{target.name}: rocknet imports from {where}, not from "
+                          f"{ROM_PACKAGE_DIR}; reset the board and run deploy --romfs again")
+    for d in (PACKAGE_DIR, STAGING_DIR, OLD_DIR):
+        if have[d] is not None:
+            rep.note(f"removing {d} (the file install; rocknet now imports from {ROM_DIR})")
+            target.rmtree(d)
+    _install_extra(target, bundle, extra_todo, extra_h, res, rep)
+    res.up_to_date = res.uploaded == 0
     return res
 
 
@@ -580,14 +789,27 @@ def deploy_one(port: str, plan: bytes | None, key: bytes | None,
                report: Reporter | None = None, fmt: str | None = None,
                opener: Callable[[str], Target] = open_target,
                device_dir: Path = DEVICE_DIR, data: bytes | None = None,
-               autostart: bool = False) -> Result:
-    """Open the board, build its artefacts, install; errors come back in the Result."""
+               autostart: bool = False, romfs: bool = False) -> Result:
+    """Open the board, build its artefacts, install; errors come back in the Result.
+    With `romfs`, the package goes into the board's ROMFS if it has one; otherwise the file
+    install, with the reason (naming the fix) in Result.message."""
     target: Target | None = None
     try:
         target = opener(port)
-        bundle = bundle_for(target.describe(), plan, key, device_dir=device_dir, fmt=fmt,
+        info = target.describe()
+        bundle = bundle_for(info, plan, key, device_dir=device_dir, fmt=fmt,
                             data=data, autostart=autostart)
-        return install(target, bundle, package_version(device_dir), report)
+        version = package_version(device_dir)
+        if romfs:
+            size = len(romfs_image(bundle.with_manifest(version)))
+            why = romfs_refusal(info, target.romfs(), size)
+            if why is None:
+                return install_romfs(target, bundle, version, report)
+            (report or Reporter()).note(f"no ROMFS install: {why}; installing the files")
+            res = install(target, bundle, version, report)
+            res.message = "; ".join(m for m in (f"no ROMFS: {why}", res.message) if m)
+            return res
+        return install(target, bundle, version, report)
     except DeployError as exc:
         return Result(port, ok=False, message=str(exc))
     finally:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..boards import Board
 from ..hardware.fleet_toml import FleetFile, Group
+from ..resources import BOARDS_DIR
 from . import features as planmod
 from . import head as head_plan
 
@@ -71,11 +72,19 @@ def node_bytes(board: Board, n_features: int, n_classes: int, length: int,
             + combos)  # minirocket.Slice keeps one padding flag per (dilation, kernel)
 
 
-# What rocknet's code holds of the heap once a training node imported it from .mpy files
-# (`rocknet bench features`' code_heap_bytes, MicroPython 1.29; a test keeps this within 10 %
-# of the measurement). OVERHEAD_BYTES' allowance is below it: frozen into the firmware the
-# code would stay in flash, loaded from files it does not fit beside most plans.
-CODE_HEAP_BYTES = 67_300
+# What rocknet's code holds of the heap once a training node imported it, by how the board
+# gets it: boards/code_heap.json, written by tools/measure_code_heap.py from `rocknet bench
+# features`' code_heap_bytes (MicroPython 1.29; a test keeps it within 10 % of the
+# measurement). OVERHEAD_BYTES' allowance is below the figure for files.
+CODE_HEAP_FILE = BOARDS_DIR / "code_heap.json"
+
+
+def code_heap_bytes(code_from: str) -> int:
+    """Heap held by rocknet's code on a board that gets it `code_from` (boards.CODE_SOURCES)."""
+    table = json.loads(CODE_HEAP_FILE.read_text())["bytes"]
+    if code_from not in table:
+        raise ValueError(f"code_from must be one of {tuple(table)}, got {code_from!r}")
+    return int(table[code_from])
 
 
 # --- allocation ----------------------------------------------------------------------------
@@ -213,14 +222,17 @@ class FleetSplit:
                                                         self.features, self.bytes, strict=True))]
 
 
-def code_shortfall(split: FleetSplit) -> list[tuple[int, int]]:
+def code_shortfall(split: FleetSplit, code_from: str | None = None
+                   ) -> list[tuple[int, int]]:
     """(node, bytes) for nodes whose budget, after the estimated node state, leaves less than
-    CODE_HEAP_BYTES for rocknet's code loaded from files."""
+    rocknet's code holds when the board gets it `code_from` (default: each board's own
+    `[runtime] code_from`)."""
     out = []
     for i, (b, m) in enumerate(zip(split.boards, split.bytes, strict=True)):
+        need = code_heap_bytes(code_from or b.code_from)
         left = b.heap_budget - (m - OVERHEAD_BYTES)
-        if left < CODE_HEAP_BYTES:
-            out.append((i, CODE_HEAP_BYTES - left))
+        if left < need:
+            out.append((i, need - left))
     return out
 
 

@@ -10,6 +10,12 @@ that takes time on a board (sleeps, scans), it blocks and hands control to this 
 channels, airtime, collisions, loss, drift) until that node's wake-up time, then resumes it
 with the adverts it received. One node runs at a time, so a run repeats exactly for a seed.
 
+Compute: with ``costs`` (`sim.compute.call_costs` per board), each compute call moves the
+board's clock on by its cost (`vboard.meter`), and the scheduler holds the board busy that
+long before its radio commands take effect and its wait starts; the time counts as CPU time
+for energy.
+Without, compute takes no simulated time.
+
 Faults are board events at a fleet round (the highest round a live board is in): ``crash``
 (power off for good), ``reboot`` (power-cycle: a running board loses its RAM and restarts from
 its files, checkpoints included; a crashed one is switched back on) and ``nan-logits`` (the
@@ -28,7 +34,7 @@ from typing import Any
 
 from ..runtimes import import_device
 from ..runtimes.micropython import DeviceError, MicroPython
-from . import vboard
+from . import compute, vboard
 from .medium import Medium
 from .radio import RadioModel
 from .topology import Topology
@@ -75,8 +81,9 @@ class Program:
 class ThreadProgram(Program):
     """The board's program in a CPython thread (baton passing: exactly one side runs)."""
 
-    def __init__(self, paths: dict[str, str], radio: str, seed: int) -> None:
-        self.paths, self.radio, self.seed = paths, radio, seed
+    def __init__(self, paths: dict[str, str], radio: str, seed: int,
+                 costs: list[float] | None = None) -> None:
+        self.paths, self.radio, self.seed, self.costs = paths, radio, seed, costs
         self._to_node = threading.Semaphore(0)
         self._to_host = threading.Semaphore(0)
         self._reply: dict[str, Any] = {}
@@ -94,7 +101,7 @@ class ThreadProgram(Program):
         host = vboard.Host(self._transport)
         try:
             self.runner = vboard.start(host, self.paths, self.radio, inject=True,
-                                       seed=self.seed)
+                                       seed=self.seed, costs=self.costs)
             if isinstance(self.runner, dict):
                 raise RuntimeError("the board found a finished result file")
             while self.runner.step():
@@ -143,7 +150,7 @@ from rocknet import board, head, link, node
 from rocknet.radio import bleio, bluetooth
 """
 _MPY_SETUP = """
-runner = vboard.start(host, paths, radio, False, seed)
+runner = vboard.start(host, paths, radio, False, seed, costs)
 def _rn_step():
     try:
         alive = runner.step()
@@ -168,7 +175,8 @@ class MpyProgram(Program):
 
     def __init__(self, paths: dict[str, str], radio: str, files: dict[str, bytes],
                  seed: int, profile: str | None = None, heap_budget: int | None = None,
-                 float_bits: int = 32, heapsize: int = 2 << 20) -> None:
+                 float_bits: int = 32, heapsize: int = 2 << 20,
+                 costs: list[float] | None = None) -> None:
         self.paths = paths
         # the board's module set and heap budget (`profiles`, `heap`): heap checkpoints after
         # the code is imported, once built, and at every round boundary
@@ -178,7 +186,7 @@ class MpyProgram(Program):
         for path, body in files.items():
             self.mpy.put_file(path, body)
         self.mpy.put_file("/lib/vboard.py", _VBOARD.read_bytes())
-        self.mpy.set(paths=paths, radio=radio, seed=seed)
+        self.mpy.set(paths=paths, radio=radio, seed=seed, costs=costs)
         self._round = None
         self._running = False
         self.report: dict[str, Any] | None = None
@@ -296,6 +304,7 @@ class NodeState:
     rejoined_round: int | None = None
     nan_from: int | None = None
     heap: dict[str, Any] | None = None  # MicroPython: the board's heap report (`heap`)
+    compute_us: int = 0  # global µs the board spent computing (with ``costs``)
 
 
 class Fleet:
@@ -307,7 +316,7 @@ class Fleet:
                  runtime: str = "cpython", seed: int = 0, events: list[Event] | None = None,
                  skew_ms: float = 50.0, on_round: Callable[[int], None] | None = None,
                  profile: str | None = None, heap_budget: int | None = None,
-                 float_bits: int = 32) -> None:
+                 float_bits: int = 32, costs: list[dict[str, float]] | None = None) -> None:
         if runtime not in ("cpython", "micropython"):
             raise ValueError(f"runtime must be cpython or micropython, not {runtime!r}")
         self.plan_dir, self.work_dir = Path(plan_dir), Path(work_dir)
@@ -316,6 +325,7 @@ class Fleet:
         self.runtime = runtime
         self.seed = seed
         self.profile, self.heap_budget, self.float_bits = profile, heap_budget, float_bits
+        self.costs = costs  # per board: µs of one compute call of each `compute.KINDS`
         self.radio = "bleio" if model.alternate else "bluetooth"
         self.medium = Medium(topology, model, seed=seed)
         self.on_round = on_round
@@ -349,7 +359,7 @@ class Fleet:
         paths = self.paths(i)
         seed = self.seed * 7919 + i + 1  # the board's scan jitter, the same in both runtimes
         if self.runtime == "cpython":
-            return ThreadProgram(paths, self.radio, seed)
+            return ThreadProgram(paths, self.radio, seed, costs=self._costs(i))
         files = self._mpy_files.get(i)
         if files is None:
             files = {paths["plan"]: (self.plan_dir / f"node_{i:02d}.plan").read_bytes(),
@@ -358,7 +368,10 @@ class Fleet:
             self._mpy_files[i] = files
         return MpyProgram(paths, self.radio, files, seed=seed,
                           profile=self.profile, heap_budget=self.heap_budget,
-                          float_bits=self.float_bits)
+                          float_bits=self.float_bits, costs=self._costs(i))
+
+    def _costs(self, i: int) -> list[float] | None:
+        return None if self.costs is None else [self.costs[i][k] for k in compute.KINDS]
 
     # ----- the loop -----
 
@@ -390,6 +403,21 @@ class Fleet:
             if "error" in req:
                 self._power_off(i, failed=True)
             return
+        if req.get("b"):  # the board computed first (its radio idle meanwhile)
+            node = med.nodes[i]
+            busy = node.dur(req["b"] / 1000)
+            node.stats.cpu_us += busy
+            nd.compute_us += busy
+            med.call_at(med.now + busy, self._act, i, req, nd.gen)
+        else:
+            self._act(i, req, nd.gen)
+
+    def _act(self, i: int, req: dict[str, Any], gen: int) -> None:
+        """The board's radio commands, then its wait."""
+        nd = self.nodes[i]
+        if gen != nd.gen or not nd.alive:
+            return
+        med = self.medium
         for c in req["c"]:
             op = c[0]
             if op == "adv":

@@ -72,6 +72,7 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str]]:
         ("reference (aeon MiniRocket + RidgeCV)", "-" if ref is None else f"{ref:.3f}"),
         ("simulated time", f"{res['sim_time_s']:.1f} s (mean round "
                            f"{1000 * res['mean_round_s']:.0f} ms)"),
+        ("board compute", compute_text(res)),
         ("rounds", f"{res['rounds']} ({res['rounds_complete']} fully decoded before their "
                    "deadline)"),
         ("samples committed / dropped", f"{res['committed']} / {res['dropped']}"
@@ -94,6 +95,18 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("peak heap per node (max)", heap_text(res)))
     rows.append(("wall-clock", f"{res['wall_s']:.1f} s (boards' programs in {res['runtime']})"))
     return rows
+
+
+def compute_text(res: dict[str, Any]) -> str:
+    """Which clock the boards' compute ran on, and what a call cost there."""
+    c = res.get("compute") or {}
+    ms = c.get("ms_per_call")
+    if not ms:
+        return str(c.get("clock", "not charged"))
+    busy = [p.get("compute_s") or 0.0 for p in res["per_node"]]
+    return (f"{c['clock']}: {ms['series']:.0f} ms a sample's series, {ms['apply']:.0f} ms "
+            f"an update, {ms['step']:.0f} ms a step, {ms['rx']:.1f} / {ms['tx']:.1f} ms an "
+            f"advert in / out; busy {max(busy):.0f} s per node (max)")
 
 
 def heap_text(res: dict[str, Any]) -> str:

@@ -33,12 +33,13 @@ from ..planning.features import Plan
 from ..reference import minirocket as reference
 from ..runtimes import import_device
 from ..runtimes.heap import HEAP_KEYS
-from . import energy, topology
+from . import compute, energy, topology
 from .fleet import ACTIONS, Event, Fleet, ThreadProgram, log_digest_at
 from .radio import profile
 
 MODES = ("gradient", "ridge")
 RUNTIMES = ("cpython", "micropython")
+COMPUTE = ("board", "none")
 TOPOLOGIES = ("full", "line", "grid", "random")
 KEY = b"rocknet fleet sim key"
 
@@ -60,6 +61,7 @@ class Config:
     board: str | None = None  # boards/<board>.toml: profile, heap budget, current draw
     profile: str | None = None  # MicroPython module set (default: the board's)
     heap_budget: int | None = None  # bytes (default: the board's); MicroPython enforces it
+    compute: str = "board"  # board: charge each board's compute on its clock model; none: free
 
 
 @dataclass
@@ -115,6 +117,8 @@ class Simulation:
         if not 0.0 <= cfg.loss < 1.0:
             raise ValueError(f"--loss must be in [0, 1), not {cfg.loss}: at 1.0 nothing "
                              "arrives")
+        if cfg.compute not in COMPUTE:
+            raise ValueError(f"compute must be one of {COMPUTE}, not {cfg.compute!r}")
         if cfg.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {cfg.runtime!r}")
         n = plan.n_nodes
@@ -125,7 +129,7 @@ class Simulation:
             raise ValueError(f"the {cfg.topology} topology of {n} nodes is not connected; "
                              "raise --hops or choose another topology")
         self.topo = topo
-        self.deadline_s = cfg.deadline_s or deadline_for(topo)
+        self.head_states: list[bytes | None] = []
         # what `rocknet plan` writes for boards, with the test set as the predict phase
         self._tmp = None
         if work_dir is None:
@@ -133,18 +137,19 @@ class Simulation:
             work_dir = self._tmp.name
         self.work_dir = Path(work_dir)
         plan_dir = self.work_dir / "plans"
-        self.training = board_plan.Training(
-            mode=cfg.mode, epochs=cfg.epochs, batch=cfg.batch, eval=0, predict=True,
-            radio=self.model.wire_profile, deadline_ms=int(self.deadline_s * 1000),
-            seed=cfg.seed)
-        nps = board_plan.node_plans(plan, ds, self.training)
-        self.node_plans = nps  # what every board was built from
-        self.head_states: list[bytes | None] = []
-        plan_mod.write(plan, plan_dir, nps)
-        board_plan.write_data(plan, ds, self.training, plan_dir)
-        (plan_dir / "fleet.key").write_bytes(KEY)
-        self.row_size = nps[0]["run"]["row_size"]
-        self.sched = import_device("rocknet.node").Schedule.from_dict(nps[0]["schedule"])
+        self.clock_board = cfg.board or self.model.board
+        self.deadline_s = cfg.deadline_s or deadline_for(topo)
+        self._write_plans(plan_dir)
+        # each board's compute on its clock (board clock model), priced per device call
+        self.costs = None if cfg.compute == "none" else [
+            compute.call_costs({"plan": str(plan_dir / f"node_{i:02d}.plan"),
+                                "key": str(plan_dir / "fleet.key"),
+                                "data": str(plan_dir / f"node_{i:02d}.data")},
+                               self.clock_board) for i in range(n)]
+        if self.costs is not None and cfg.deadline_s is None:
+            # a round may wait for a neighbour still computing its last sample
+            self.deadline_s += max(compute.sample_ms(c, cfg.batch) for c in self.costs) / 1000
+            self._write_plans(plan_dir)
         check_events(cfg.events, n, self.sched.length)
         tp = board_plan.owner_split(len(ds.X_test), n)
         self.test_index = {}  # predict sample -> test series index
@@ -164,13 +169,29 @@ class Simulation:
                            runtime=cfg.runtime, seed=cfg.seed, events=list(cfg.events),
                            on_round=self._on_round, profile=self.profile,
                            heap_budget=self.heap_budget,
-                           float_bits=self.board.float_bits if self.board else 32)
+                           float_bits=self.board.float_bits if self.board else 32,
+                           costs=self.costs)
         Qte = plan.quantizer(ds.X_test).astype("int8")
         self.test_counts = [reference.slice_counts(Qte, plan.node_features(i))
                             for i in range(n)]
         self._progress: Callable[[Progress], None] | None = None
         self._curve: list[tuple[int, float | None]] = []
         self._timed: list[tuple[int, float, float | None]] = []
+
+    def _write_plans(self, plan_dir: Path) -> None:
+        """The boards' files, as `rocknet plan` writes them, with this run's deadline."""
+        cfg = self.cfg
+        self.training = board_plan.Training(
+            mode=cfg.mode, epochs=cfg.epochs, batch=cfg.batch, eval=0, predict=True,
+            radio=self.model.wire_profile, deadline_ms=int(self.deadline_s * 1000),
+            seed=cfg.seed)
+        nps = board_plan.node_plans(self.plan, self.ds, self.training)
+        self.node_plans = nps  # what every board was built from
+        plan_mod.write(self.plan, plan_dir, nps)
+        board_plan.write_data(self.plan, self.ds, self.training, plan_dir)
+        (plan_dir / "fleet.key").write_bytes(KEY)
+        self.row_size = nps[0]["run"]["row_size"]
+        self.sched = import_device("rocknet.node").Schedule.from_dict(nps[0]["schedule"])
 
     def close(self) -> None:
         """Stop the boards' runtimes and remove the work files; `run` does it at the end."""
@@ -321,6 +342,19 @@ class Simulation:
                         "complete": bool(ends) and all(k == 0 for k in ends)})
         return out
 
+    def _compute_note(self) -> dict[str, Any]:
+        """How board compute entered the simulated time (the summary names it)."""
+        if self.costs is None:
+            return {"clock": "none: board compute took no simulated time"}
+        c = boards.load(self.clock_board)
+        return {"clock": f"board clock model, {c.key} ({c.cpu_mhz:g} MHz)",
+                "board": c.key,
+                "ms_per_call": {k: round(float(np.mean([cs[k] for cs in self.costs])) / 1000, 3)
+                                for k in compute.KINDS},
+                "calls": "series: one sample's slice transform + partial logits; apply: "
+                         "logits summed + head update; step: optimizer step; rx/tx: one "
+                         "advert opened / sealed by the Link (mean over nodes)"}
+
     def _result(self, wall_s: float) -> dict[str, Any]:
         fl = self.fleet
         nodes = fl.nodes
@@ -348,7 +382,8 @@ class Simulation:
                 "crashes": st.crashes, "reboots": nd.reboots,
                 "rejoined_round": nd.rejoined_round, "commits": commits, "drops": drops,
                 "airtime_s": st.airtime_us / 1e6, "radio_rx_s": st.rx_us / 1e6,
-                "energy_j": e_mj / 1000.0, "tx_adverts": st.tx_adverts,
+                "energy_j": e_mj / 1000.0, "compute_s": nd.compute_us / 1e6,
+                "tx_adverts": st.tx_adverts,
                 "rx_delivered": st.rx_delivered,
                 # MicroPython: the board's heap (`heap`): gc.mem_alloc() after collections at
                 # every round boundary, code included; board bytes: floats as on the board
@@ -397,6 +432,7 @@ class Simulation:
             "committed": committed, "dropped": dropped,
             "crashed": [i for i in range(self.n) if not nodes[i].alive],
             "members": [i for i in range(self.n) if members >> i & 1],
-            "energy_model": cur.source, "wall_s": wall_s, "runtime": self.cfg.runtime,
+            "energy_model": cur.source, "compute": self._compute_note(),
+            "wall_s": wall_s, "runtime": self.cfg.runtime,
             "per_node": per_node,
         }

@@ -34,6 +34,7 @@ class Host:
         self.status = None  # callable -> JSON-able state the host reads at every request
         self.on_rx = None  # bluetooth: IRQ dispatch of adverts that arrived while blocked
         self.queries = {}  # names a host query may use
+        self.busy_us = 0  # local µs computed since the last blocking call (`meter`)
 
     def cmd(self, *c):
         self.cmds.append(list(c))
@@ -43,6 +44,9 @@ class Host:
         adverts that arrived meanwhile as [(local us, bytes)]."""
         req = {"c": self.cmds, "w": [kind, us], "st": self.status() if self.status else None}
         self.cmds = []
+        if self.busy_us:  # the host holds the board busy this long before the commands
+            req["b"] = self.busy_us
+            self.busy_us = 0
         rep = self.transport(req)
         while "q" in rep:  # the host reads state while this board is blocked
             g = {"host": self}
@@ -328,11 +332,12 @@ def install(host, radio, seed=0):
 
 # ----- the board's program, as rocknet.run() runs it -----
 
-def start(host, paths, radio, inject, seed=0):
+def start(host, paths, radio, inject, seed=0, costs=None):
     """``rocknet.run()``'s set-up (`rocknet.board.setup`) with this board's files; the host
     then steps the runner, exactly the loop `Runner.run` is. ``inject``: hand the virtual
     radio and clock in through the adapters' test seams (CPython, where several boards share
-    one interpreter) instead of through ``sys.modules`` (`install`)."""
+    one interpreter) instead of through ``sys.modules`` (`install`). ``costs``: charge the
+    compute calls on the board's clock (`meter`)."""
     from rocknet import board
 
     kw = {}
@@ -357,8 +362,38 @@ def start(host, paths, radio, inject, seed=0):
                          checkpoint=paths["ckpt"], result=paths["result"], out=lines.append,
                          every=0, log=True, **kw)
     host.status = lambda: status(runner, lines)
+    if costs and not isinstance(runner, dict):
+        meter(host, runner, costs)
     host.queries["runner"] = runner
     return runner
+
+
+def meter(host, runner, costs):
+    """Charge the calls that carry the board's compute on its clock: ``costs`` are local µs
+    per call in `sim.compute.KINDS` order (a sample's series through the slice, an applied
+    sample, an optimizer step, an advert opened, an advert sealed). The compute itself takes
+    no simulated time, so each call moves the board's clock on by its cost; the host holds
+    the board busy that long (`Host.busy_us`, sent with the next blocking call)."""
+    node = runner.node
+    _count(host, node.slice, "transform", costs[0])
+    _count(host, node.head, "apply", costs[1])
+    _count(host, node.head, "step", costs[2])
+    _count(host, runner.link, "on_advert", costs[3])
+    _count(host, runner.link, "next_advert", costs[4], quiet_free=True)
+
+
+def _count(host, obj, name, us, quiet_free=False):
+    fn = getattr(obj, name)
+    us = int(us)
+
+    def counted(*a, **kw):
+        out = fn(*a, **kw)
+        if out is not None or not quiet_free:  # a link with nothing to say sealed nothing
+            host.now_us += us
+            host.busy_us += us
+        return out
+
+    setattr(obj, name, counted)
 
 
 def status(runner, lines):
