@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from rocknet_host import board_plan, data, plan
-from rocknet_host.runtime import open_runtime
-from rocknet_host.validate import validate_features
+from rocknet_host import data
+from rocknet_host.planning import board as board_plan
+from rocknet_host.planning import features as plan
+from rocknet_host.reference.validate import validate_features
+from rocknet_host.runtimes import open_runtime
 
 
 def main(out: str = "plans", runtime: str = "cpython", nodes: int = 3) -> dict:
@@ -36,8 +38,10 @@ def main(out: str = "plans", runtime: str = "cpython", nodes: int = 3) -> dict:
           f"{check['features_bitexact']}")
 
     training = board_plan.Training(epochs=2, batch=8, deadline_ms=500)
-    plan.write(pl, out, board_plan.node_plans(pl, ds, training))  # node_XX.plan, fleet.json
-    board_plan.write_data(pl, ds, training, out)  # node_XX.data: each node's own samples
+    # node_XX.plan (features, head, schedule), fleet.json, node_XX.data (each node's samples)
+    too_big = board_plan.write_plans(pl, ds, training, out)
+    if too_big is not None:  # a round of this fleet does not fit the adverts
+        raise too_big
     key = Path(out) / "fleet.key"
     if not key.exists():
         key.write_bytes(bytes(range(16)))  # `rocknet deploy` makes a random one

@@ -1,6 +1,6 @@
 """Shared fixtures. Device tests take the `device` fixture and run once per runtime: CPython+numpy
 and MicroPython 1.29+ulab (WebAssembly via Node.js) under two board profiles
-(`rocknet_host.profiles`): circuitpython-9 (no hashlib, aesio, ulab 6.5 subset, .py) and
+(`rocknet_host.runtimes.profiles`): circuitpython-9 (no hashlib, aesio, ulab 6.5 subset, .py) and
 micropython-esp32 (hashlib, cryptolib, package loaded from .mpy)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
-from rocknet_host.paths import REPO_ROOT
-from rocknet_host.runtime import open_runtime
+from rocknet_host.resources import REPO_ROOT
+from rocknet_host.runtimes import open_runtime
 
 SHARED_UCR = REPO_ROOT.parent / "shared" / "data" / "ucr"
 if SHARED_UCR.is_dir():

@@ -8,8 +8,11 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from rocknet_host import data, head_plan, plan, reference
-from rocknet_host import reference_head as rh
+from rocknet_host import data
+from rocknet_host.planning import features as plan
+from rocknet_host.planning import head as head_plan
+from rocknet_host.reference import head as rh
+from rocknet_host.reference import minirocket as reference
 
 
 @dataclass

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rocknet_host.board_plan import owner_split
-from rocknet_host.runtime import import_device
+from rocknet_host.planning.board import owner_split
+from rocknet_host.runtimes import import_device
 
 Factory = Callable[[int, Callable[[bytes], None]], Any]
 

@@ -144,7 +144,7 @@ def run_lossy(nodes, rounds, loss, seed, crash=None):
 
 def standin_namespace() -> dict[str, Any]:
     """SETUP_SRC executed in this CPython process (device package on the path)."""
-    from rocknet_host.runtime import import_device
+    from rocknet_host.runtimes import import_device
 
     import_device("rocknet.node")
     ns: dict[str, Any] = {"__name__": "node_standin_device"}

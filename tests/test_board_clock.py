@@ -1,4 +1,4 @@
-"""The board clock model (rocknet_host.board_clock): the fit reproduces the per-operation
+"""The board clock model (rocknet_host.runtimes.board_clock): the fit reproduces the per-operation
 table it was fitted on, a known ulab sequence is counted as written, instrumenting leaves the
 device's results unchanged, and on FaceAll N=20 node 0 the model predicts rocknet's own calls
 within a stated band of the emulated board's end-to-end instruction counts (figures it was
@@ -11,9 +11,11 @@ import sys
 import numpy as np
 import pytest
 from conftest import has_faceall
-from rocknet_host import board_clock as bc
-from rocknet_host import boards, data, plan, reference
-from rocknet_host.runtime import import_device
+from rocknet_host import boards, data
+from rocknet_host.planning import features as plan
+from rocknet_host.reference import minirocket as reference
+from rocknet_host.runtimes import board_clock as bc
+from rocknet_host.runtimes import import_device
 
 # Generous: the model prices CPython opcodes at one calibrated cost and misses type
 # conversions and big-integer work inside single calls; the link's figures were measured on

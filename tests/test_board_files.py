@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import WRITE_FILES
 from rocknet_host import board_plan, data, plan
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 
 store = import_device("rocknet.store")
 

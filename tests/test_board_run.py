@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 from conftest import WRITE_FILES
-from rocknet_host import board_plan, data, plan
-from rocknet_host import deploy as dp
+from rocknet_host import data
 from rocknet_host.cli import main
-from rocknet_host.runtime import import_device
-from rocknet_host.virtual_board import VirtualBoard
+from rocknet_host.hardware import deploy as dp
+from rocknet_host.hardware.virtual_board import VirtualBoard
+from rocknet_host.planning import board as board_plan
+from rocknet_host.planning import features as plan
+from rocknet_host.runtimes import import_device
 
 board = import_device("rocknet.board")
 sim = import_device("rocknet.radio.sim")

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rocknet_host.profiles import host_aes_module
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
+from rocknet_host.runtimes.profiles import host_aes_module
 
 ccm = import_device("rocknet.ccm")
 

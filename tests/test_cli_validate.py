@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import has_faceall
-from rocknet_host import cli, data, reference
+from rocknet_host import cli, data
+from rocknet_host.reference import minirocket as reference
 
 ROCKNET = str(Path(sys.executable).with_name("rocknet"))
 DATASETS = list(data.BUNDLED) + (["FaceAll"] if has_faceall() else [])
@@ -98,7 +99,9 @@ def test_bench_features_json():
     by = res["code_heap_bytes_by_source"]
     assert by["files"] == res["code_heap_bytes"] > by["romfs"] > 0
     # the planner's slice estimate (head_plan.slice_bytes) stays within 25 % of the measured heap
-    from rocknet_host import data, head_plan, plan
+    from rocknet_host import data
+    from rocknet_host.planning import features as plan
+    from rocknet_host.planning import head as head_plan
 
     pl = plan.fit(data.load("GunPoint"), 4)
     estimate = max(head_plan.slice_bytes(pl.node_features(i)) for i in range(4))
@@ -123,7 +126,7 @@ class CPythonBoard:
     head (after its weights are set), to play a board that disagrees."""
 
     def __init__(self, tamper: str = "") -> None:
-        from rocknet_host.runtime import import_device
+        from rocknet_host.runtimes import import_device
 
         import_device("rocknet.head")
         self.ns: dict = {}
@@ -142,7 +145,7 @@ class CPythonBoard:
 
 
 def _small_fleet(nodes=2, n_features=840, limit=4):
-    from rocknet_host import plan
+    from rocknet_host.planning import features as plan
 
     ds = data.load("GunPoint")
     pl = plan.fit(ds, nodes, n_features=n_features)
@@ -150,7 +153,7 @@ def _small_fleet(nodes=2, n_features=840, limit=4):
 
 
 def test_board_head_check_passes_in_cpython():
-    from rocknet_host.board_validate import validate_board
+    from rocknet_host.hardware.validate import validate_board
 
     pl, Q = _small_fleet()
     rep = validate_board("cpython", pl, Q, session=CPythonBoard())
@@ -180,7 +183,7 @@ def _worst_after_first_batch(detail: str, batch: int) -> bool:
     ("_h._b[0] += 0.01", False),  # a bias the twin does not have
 ])
 def test_board_head_check_fails_on_a_board_that_disagrees(tamper, trained):
-    from rocknet_host.board_validate import validate_board
+    from rocknet_host.hardware.validate import validate_board
 
     pl, Q = _small_fleet()
     rep = validate_board("cpython", pl, Q, session=CPythonBoard(tamper))
@@ -195,8 +198,8 @@ def test_board_head_check_fails_on_a_board_that_disagrees(tamper, trained):
 
 
 def test_board_head_check_fails_when_the_twin_disagrees(monkeypatch):
-    from rocknet_host import reference_head as rh
-    from rocknet_host.board_validate import validate_board
+    from rocknet_host.hardware.validate import validate_board
+    from rocknet_host.reference import head as rh
 
     real = rh.Twin.grad
 
@@ -214,9 +217,10 @@ def test_board_head_check_fails_when_the_twin_disagrees(monkeypatch):
 def test_twin_rows_hold_the_tolerance_across_float_widths():
     """What a float32 board is held to: the twin in float32 stays well inside rtol/atol of
     the same sequence in float64 (GunPoint; OSULeaf, whose codes are PPV in 1/255)."""
-    from rocknet_host import board_validate as bv
-    from rocknet_host import head_plan, plan
-    from rocknet_host import reference_head as rh
+    from rocknet_host.hardware import validate as bv
+    from rocknet_host.planning import features as plan
+    from rocknet_host.planning import head as head_plan
+    from rocknet_host.reference import head as rh
 
     for name, nodes, nf in (("GunPoint", 2, 840), ("OSULeaf", 2, 1000)):
         ds = data.load(name)

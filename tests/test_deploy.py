@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-from rocknet_host import deploy as dp
 from rocknet_host.cli import main
-from rocknet_host.runtime import import_device
-from rocknet_host.virtual_board import VirtualBoard
+from rocknet_host.hardware import deploy as dp
+from rocknet_host.hardware.virtual_board import VirtualBoard
+from rocknet_host.runtimes import import_device
 
 store = import_device("rocknet.store")
 
@@ -163,7 +163,7 @@ def test_validate_on_each_board(boards, monkeypatch, capsys):
     out = mpremote(urls[0], "exec", "import rocknet; rocknet.demo(n_train=4, n_test=2)")
     assert "accuracy" in out and "memory" in out
 
-    from rocknet_host import reference
+    from rocknet_host.reference import minirocket as reference
 
     real = reference.slice_counts
     monkeypatch.setattr(reference, "slice_counts", lambda Q, f: real(Q, f) + 1)

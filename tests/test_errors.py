@@ -6,8 +6,9 @@ writing plans without training sections."""
 from __future__ import annotations
 
 import pytest
-from rocknet_host import board_plan, cli, data, errors
-from rocknet_host.commands import datasets as datasets_cmd
+from rocknet_host import cli, data, errors
+from rocknet_host.cli import datasets as datasets_cmd
+from rocknet_host.planning import board as board_plan
 
 
 @pytest.mark.parametrize("option,value,message", [
@@ -45,7 +46,7 @@ def test_training_options_checked_by_the_library_too():
 
 
 def test_a_one_class_dataset_is_refused(tmp_path):
-    from rocknet_host import plan
+    from rocknet_host.planning import features as plan
 
     ds = data.synthetic(n_train=10, n_test=4, length=32, n_classes=2, seed=0)
     ds.y_train[:] = 0
@@ -72,8 +73,10 @@ def test_user_errors_print_without_traceback_bugs_keep_theirs(monkeypatch, capsy
 
 
 def test_module_errors_belong_to_the_hierarchy():
-    from rocknet_host import boards, deploy, flash, fleet
-    from rocknet_host.board_validate import BoardValidationError
+    from rocknet_host import boards
+    from rocknet_host.hardware import deploy, flash
+    from rocknet_host.hardware import fleet_toml as fleet
+    from rocknet_host.hardware.validate import BoardValidationError
 
     for cls in (data.DatasetError, boards.BoardError, fleet.FleetError, flash.FirmwareMismatch,
                 board_plan.RoundsDoNotFit, errors.CorruptFile):

@@ -7,8 +7,9 @@ import pickle
 
 import numpy as np
 import pytest
-from rocknet_host import RockNetClassifier, data, plan
-from rocknet_host.runtime import import_device
+from rocknet_host import RockNetClassifier, data
+from rocknet_host.planning import features as plan
+from rocknet_host.runtimes import import_device
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline

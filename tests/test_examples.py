@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import WRITE_FILES
-from rocknet_host.paths import REPO_ROOT
+from rocknet_host.resources import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples"
 

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 from rocknet_host import boards
-from rocknet_host import flash as fl
 from rocknet_host.cli import main
+from rocknet_host.hardware import flash as fl
 
 
 def esp_image(chip_id: int) -> bytes:

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 from rocknet_host import data
-from rocknet_host import fleet as fl
-from rocknet_host import fleet_plan as fp
 from rocknet_host.cli import main
-from rocknet_host.paths import REPO_ROOT
+from rocknet_host.hardware import fleet_toml as fl
+from rocknet_host.planning import capacity as fp
+from rocknet_host.resources import REPO_ROOT
 
 MIXED = """
 [[group]]

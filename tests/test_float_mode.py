@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 from aeon.transformations.collection.convolution_based import MiniRocket
-from rocknet_host import data, reference
+from rocknet_host import data
+from rocknet_host.reference import minirocket as reference
 
 
 @pytest.mark.parametrize("name", ["GunPoint", "ItalyPowerDemand"])
@@ -19,7 +20,7 @@ def test_float_features_equal_aeon(name):
 
 def test_quantized_pipeline_tracks_float_features():
     """int8 input changes few PPV values: the quantized transform stays close to float."""
-    from rocknet_host import plan
+    from rocknet_host.planning import features as plan
 
     ds = data.load("GunPoint")
     pl = plan.fit(ds, 1, n_features=2000)

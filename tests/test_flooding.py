@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 from rocknet_host.sim import topology as topo
 from rocknet_host.sim.flooding import FloodingEndpoint
 from rocknet_host.sim.radio import profile

@@ -4,7 +4,7 @@ trains on the same data in the same order (float32 partial logits on the air).""
 import numpy as np
 import pytest
 from head_cases import case
-from rocknet_host import train
+from rocknet_host.sim import in_memory as train
 
 
 def fleet_model(device, nodes, n_features, n_train, passes, **opts):

@@ -3,8 +3,9 @@ reference), local feature statistics, and the plan's dual capacity."""
 
 import numpy as np
 from head_cases import case
-from rocknet_host import head_plan, train
-from rocknet_host import reference_head as rh
+from rocknet_host.planning import head as head_plan
+from rocknet_host.reference import head as rh
+from rocknet_host.sim import in_memory as train
 from sklearn.linear_model import RidgeClassifierCV
 
 

@@ -4,7 +4,7 @@ float64: same int16 weights, moment codes and bias within tolerances that hold i
 import numpy as np
 import pytest
 from head_cases import case
-from rocknet_host import train
+from rocknet_host.sim import in_memory as train
 
 CASES = [
     ("GunPoint", "gradient", "sgd", "float32"),
@@ -22,7 +22,7 @@ def test_device_head_matches_twin(device, name, mode, optimizer, wire):
     opts = dict(mode=mode, optimizer=optimizer, wire=wire, batch=4, passes=2, solver="sgd")
     secs = c.sections(**opts)
     order = np.arange(N_TRAIN)
-    with train.Fleet(c.node_plans(**opts), device) as fleet:
+    with train.InMemoryFleet(c.node_plans(**opts), device) as fleet:
         fleet.load_train(c.counts, c.y)
         for _ in range(2):
             fleet.train_pass(order)
@@ -51,7 +51,7 @@ def test_partial_logits_and_predictions_match_twin(device):
     c = case("GunPoint", 4, 800, n_train=24, n_test=16)
     opts = dict(mode="gradient", batch=8, passes=1)
     secs = c.sections(**opts)
-    with train.Fleet(c.node_plans(**opts), device) as fleet:
+    with train.InMemoryFleet(c.node_plans(**opts), device) as fleet:
         fleet.load_train(c.counts, c.y)
         fleet.train_pass(np.arange(24))
         device.set(_x=c.counts_test[2][3])
@@ -73,7 +73,7 @@ def test_dual_solve_matches_twin(device):
     c = case("GunPoint", 3, 600, n_train=30)
     opts = dict(mode="ridge", solver="dual")
     secs = c.sections(**opts)
-    with train.Fleet(c.node_plans(**opts), device) as fleet:
+    with train.InMemoryFleet(c.node_plans(**opts), device) as fleet:
         fleet.load_train(c.counts, c.y)
         lam = fleet.dual(30)
         lams = device.eval("_lams")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 
 link_mod = import_device("rocknet.link")
 wire = import_device("rocknet.wire")

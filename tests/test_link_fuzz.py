@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 
 link_mod = import_device("rocknet.link")
 mixer = import_device("rocknet.mixer")

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from rocknet_host.micropython import DeviceError
+from rocknet_host.runtimes.micropython import DeviceError
 
 
 def test_is_real_micropython_with_ulab(mpy):

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 from conftest import has_faceall
-from rocknet_host import data, plan, reference
-from rocknet_host.validate import device_counts
+from rocknet_host import data
+from rocknet_host.planning import features as plan
+from rocknet_host.reference import minirocket as reference
+from rocknet_host.reference.validate import device_counts
 
 CASES = [("GunPoint", "minirocket", 5), ("ItalyPowerDemand", "rocknet", 3),
          ("ArrowHead", "minirocket", 20), ("OSULeaf", "rocknet", 20)]

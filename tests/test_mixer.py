@@ -8,7 +8,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 
 mixer = import_device("rocknet.mixer")
 

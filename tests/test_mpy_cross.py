@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from rocknet_host.paths import DEVICE_DIR
+from rocknet_host.resources import DEVICE_DIR
 
 FILES = sorted(p for p in DEVICE_DIR.rglob("*.py") if "__pycache__" not in p.parts)
 

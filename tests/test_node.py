@@ -12,7 +12,7 @@ import json
 import pytest
 from node_net import Event, FleetRun, digest_at, outcomes, replay
 from node_standin import SETUP_SRC, standin_namespace
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 
 node_mod = import_device("rocknet.node")
 NS = standin_namespace()
@@ -454,7 +454,8 @@ def test_a_fleet_built_from_a_host_plan_runs_train_and_evaluation_phases():
     evaluation phase. (The stand-in head's plain SGD barely moves on 336 uncentred PPV
     features in 4 epochs; learning quality belongs to rocknet.head's tests.)"""
     from node_net import build_fleet, owner_split
-    from rocknet_host import data, plan
+    from rocknet_host import data
+    from rocknet_host.planning import features as plan
 
     assert owner_split(10, 3) == [(0, 4), (4, 7), (7, 10)]
     ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 from node_net import Event, FleetRun, build_fleet
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 
 head_mod = import_device("rocknet.head")  # a broken head fails this module, never skips it
 
-from rocknet_host import data, head_plan, plan  # noqa: E402
+from rocknet_host import data  # noqa: E402
+from rocknet_host.planning import features as plan  # noqa: E402
+from rocknet_host.planning import head as head_plan  # noqa: E402
 
 node_mod = import_device("rocknet.node")
 
@@ -81,7 +83,7 @@ def test_real_head_same_decisions_in_both_runtimes(device):
     """Three nodes with the real head, 5 % row loss (13/256), inside the runtime: digests
     agree there; decisions and evaluation counts match CPython's."""
     from node_standin import SETUP_SRC, standin_namespace
-    from rocknet_host.board_plan import owner_split
+    from rocknet_host.planning.board import owner_split
 
     ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)
     p = plan.fit(ds, 3, n_features=336, seed=0)
@@ -123,7 +125,7 @@ def test_with_a_batch_gap_the_fleet_trains_exactly_the_central_model(gap, loss):
     weights everywhere, so each node's block equals, bit for bit, the same columns of one
     central head trained on the committed samples in the same order."""
     import numpy as np
-    from rocknet_host.board_plan import owner_split
+    from rocknet_host.planning.board import owner_split
 
     ds = data.synthetic(n_train=60, n_test=30, length=64, n_classes=3, seed=2)
     p3 = plan.fit(ds, 3, n_features=336, seed=0)
@@ -161,8 +163,8 @@ def test_boards_over_the_simulated_radio_train_the_central_model(tmp_path):
     board's block is, bit for bit, the central head's (the fast central path of `bench
     accuracy` computes what the fleet applies)."""
     import numpy as np
-    from rocknet_host import board_plan
-    from rocknet_host.board_plan import owner_split
+    from rocknet_host.planning import board as board_plan
+    from rocknet_host.planning.board import owner_split
     from rocknet_host.sim import topology as topo
     from rocknet_host.sim.fleet import Fleet
     from rocknet_host.sim.radio import profile

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from rocknet_host.cli import main
-from rocknet_host.paths import REPO_ROOT
-from rocknet_host.virtual_board import VirtualBoard
+from rocknet_host.hardware.virtual_board import VirtualBoard
+from rocknet_host.resources import REPO_ROOT
 
 try:
     import tomllib
@@ -56,7 +56,7 @@ def test_manifest_freezes_exactly_the_device_package():
     """device/manifest.py (MicroPython's FROZEN_MANIFEST format), run with its commands as
     MicroPython's manifest tool defines them (package(): every .py file under
     base_path/name, recursively), names the files package.json lists and deploy sends."""
-    from rocknet_host.deploy import package_sources
+    from rocknet_host.hardware.deploy import package_sources
 
     frozen: list[str] = []
 
@@ -148,7 +148,8 @@ def test_wheel_install_outside_the_checkout_validates(tmp_path):
                           "--no-build-isolation", str(src)], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
-    where = subprocess.run([str(py), "-c", "import rocknet_host.paths as p; print(p.DEVICE_DIR)"],
+    where = subprocess.run([str(py), "-c",
+                            "import rocknet_host.resources as p; print(p.DEVICE_DIR)"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, check=True)
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
     res = subprocess.run([str(venv / "bin" / "rocknet"), "validate", "--runtime", "cpython",

@@ -10,11 +10,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from rocknet_host import plan as plan_mod
-from rocknet_host import simulate
 from rocknet_host.data import Dataset
-from rocknet_host.runtime import import_device
-from rocknet_host.sim import phy
+from rocknet_host.planning import features as plan_mod
+from rocknet_host.runtimes import import_device
+from rocknet_host.sim import phy, simulate
 from rocknet_host.sim.pcap import capture, read_pcap
 
 WINDOW = 8  # bytes of a series that would give it away

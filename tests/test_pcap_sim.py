@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 from rocknet_host.sim import phy
 from rocknet_host.sim import topology as topo
 from rocknet_host.sim.pcap import LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR, PcapWriter, read_pcap

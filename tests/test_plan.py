@@ -4,8 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from rocknet_host import data, plan, reference
-from rocknet_host.runtime import import_device
+from rocknet_host import data
+from rocknet_host.planning import features as plan
+from rocknet_host.reference import minirocket as reference
+from rocknet_host.runtimes import import_device
 
 store = import_device("rocknet.store")
 
@@ -109,3 +111,18 @@ def test_bad_inputs_name_the_fix():
                          np.zeros(0, int), [], "x")
     with pytest.raises(ValueError, match="empty training set"):
         plan.fit(empty, 2)
+
+
+def test_plans_go_without_training_sections_only_when_rounds_do_not_fit(tmp_path):
+    from rocknet_host.planning import board
+
+    ds = data.synthetic(n_train=40, n_test=10, length=64, n_classes=3, seed=0)
+    pl = plan.fit(ds, 20, n_features=840, seed=0)
+    why = board.write_plans(pl, ds, board.Training(radio="legacy"), tmp_path / "legacy")
+    assert isinstance(why, board.RoundsDoNotFit) and "--radio extended" in str(why)
+    assert len(list((tmp_path / "legacy").glob("node_*.plan"))) == 20
+    assert not list((tmp_path / "legacy").glob("node_*.data"))
+    assert board.write_plans(pl, ds, board.Training(), tmp_path / "ext") is None
+    assert len(list((tmp_path / "ext").glob("node_*.data"))) == 20
+    assert "schedule" not in plan.read_node(tmp_path / "legacy" / "node_00.plan")
+    assert "schedule" in plan.read_node(tmp_path / "ext" / "node_00.plan")

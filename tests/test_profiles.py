@@ -1,4 +1,5 @@
-"""Runtime profiles (`rocknet_host.profiles`) and the board's heap budget (`rocknet_host.heap`):
+"""Runtime profiles (`rocknet_host.runtimes.profiles`) and the board's heap budget
+(`rocknet_host.runtimes.heap`):
 device code under a board's module set (CircuitPython 9 has no hashlib), the one place that
 picks SHA-256 and AES (`rocknet._compat`), and MemoryError where a board would run out."""
 
@@ -6,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import DEVICE_PROFILES
-from rocknet_host.micropython import DeviceError, MicroPython
-from rocknet_host.profiles import PROFILES, get
+from rocknet_host.runtimes.micropython import DeviceError, MicroPython
+from rocknet_host.runtimes.profiles import PROFILES, get
 from test_board_run import SETUP, files_of, write_fleet
 
 # FIPS-197 appendix C.1 (AES-128)
@@ -126,7 +127,7 @@ def test_transient_block_growth_and_board_bytes():
 def test_bench_budget_fields_take_the_boards_budget():
     from argparse import Namespace
 
-    from rocknet_host.heap import budget_fields
+    from rocknet_host.runtimes.heap import budget_fields
 
     f = budget_fields(Namespace(heap_budget=None, board="adafruit_feather_nrf52840"), 120_000)
     assert f == {"heap_budget_bytes": 100_000, "node_heap_bytes": 120_000,
@@ -139,9 +140,9 @@ def test_virtual_feather_is_strict(tmp_path):
     """`rocknet virtual-board --board adafruit_feather_nrf52840`: no hashlib, and `validate
     --port` passes within the Feather's 100 KB and reports the heap; with a smaller budget
     the node fails with the board's MemoryError and the report names it."""
-    from rocknet_host.board_validate import validate_board
     from rocknet_host.cli import main
-    from rocknet_host.virtual_board import VirtualBoard
+    from rocknet_host.hardware.validate import validate_board
+    from rocknet_host.hardware.virtual_board import VirtualBoard
     from test_virtual_board import _gunpoint, mpremote
 
     with VirtualBoard.for_board("adafruit_feather_nrf52840", tmp_path / "b") as vb:

@@ -12,8 +12,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from rocknet_host.paths import DEVICE_DIR
-from rocknet_host.runtime import import_device
+from rocknet_host.resources import DEVICE_DIR
+from rocknet_host.runtimes import import_device
 
 link_mod = import_device("rocknet.link")
 bleio_radio = import_device("rocknet.radio.bleio")

@@ -11,9 +11,9 @@ import subprocess
 import sys
 
 import pytest
-from rocknet_host import deploy as dp
 from rocknet_host.cli import main
-from rocknet_host.micropython import MicroPython
+from rocknet_host.hardware import deploy as dp
+from rocknet_host.runtimes.micropython import MicroPython
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_circuitpython_drive_gets_the_files(tmp_path, capsys):
 def test_virtual_board_without_room_gets_the_files(tmp_path, capsys):
     """The WebAssembly MicroPython has vfs.rom_ioctl but a 0-byte partition: deploy --romfs
     says so, installs the files, and rocknet imports from /lib."""
-    from rocknet_host.virtual_board import VirtualBoard
+    from rocknet_host.hardware.virtual_board import VirtualBoard
 
     with VirtualBoard(tmp_path / "b") as board:
         assert main(["deploy", "--port", board.url, "--romfs"]) == 0

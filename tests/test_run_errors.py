@@ -4,7 +4,7 @@ script or `mpremote exec` sees them (end to end on a virtual board: tests/test_p
 from __future__ import annotations
 
 import pytest
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 
 board = import_device("rocknet.board")
 

@@ -6,7 +6,8 @@ import random
 
 import numpy as np
 import pytest
-from rocknet_host.runtime import import_device
+from rocknet_host import boards
+from rocknet_host.runtimes import import_device
 from rocknet_host.sim import phy
 from rocknet_host.sim import topology as topo
 from rocknet_host.sim.energy import DEFAULT, CurrentModel, current_model
@@ -250,20 +251,18 @@ def test_energy_is_the_current_model_over_measured_times():
             assert e > DEFAULT.voltage_v * DEFAULT.sleep_ma * s.alive_us / 1e6
 
 
-def test_board_current_draw_is_read_tolerantly(tmp_path):
-    (tmp_path / "odd.toml").write_text('[current]\ntx = 20.0\nsleep_ua = 5.0\n')
-    (tmp_path / "flat.toml").write_text('name = "x"\nvoltage_v = 3.3\nrx_ma = 7.5\n')
-    (tmp_path / "broken.toml").write_text("this is = = not toml")
-    odd = current_model("odd", tmp_path)
-    assert odd.tx_ma == 20.0 and odd.sleep_ma == pytest.approx(0.005)
-    assert odd.rx_ma == DEFAULT.rx_ma  # missing figures fall back to the defaults
-    flat = current_model("flat", tmp_path)
-    assert flat.voltage_v == 3.3 and flat.rx_ma == 7.5
-    assert current_model("broken", tmp_path) == DEFAULT
-    assert current_model("missing", tmp_path) == DEFAULT
+def test_board_current_draw_comes_from_the_board_file(tmp_path):
     for name, model in PROFILES.items():
-        cur = current_model(model.board)
-        assert cur.tx_ma > 0 and cur.voltage_v > 0, name
+        cur, pw = current_model(model.board), boards.load(model.board).power
+        assert (cur.voltage_v, cur.tx_ma, cur.rx_ma, cur.cpu_ma, cur.sleep_ma) == (
+            pw.voltage_v, pw.tx_ma, pw.rx_ma, pw.cpu_ma, pw.sleep_ma), name
+        assert cur.source == f"{model.board}.toml [power]"
+    assert current_model(None) == DEFAULT
+    (tmp_path / "broken.toml").write_text("this is = = not toml")
+    with pytest.raises(boards.BoardError, match="not valid TOML"):
+        current_model("broken", tmp_path)
+    with pytest.raises(boards.BoardError, match="unknown board 'missing'"):
+        current_model("missing", tmp_path)
 
 
 # ----- topologies -----

@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rocknet_host import board_plan, data, plan
-from rocknet_host.runtime import import_device
+from rocknet_host import data
+from rocknet_host.planning import board as board_plan
+from rocknet_host.planning import features as plan
+from rocknet_host.runtimes import import_device
 
 board = import_device("rocknet.board")
 sim = import_device("rocknet.radio.sim")

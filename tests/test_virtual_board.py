@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from rocknet_host.paths import DEVICE_DIR
-from rocknet_host.virtual_board import VirtualBoard
+from rocknet_host.hardware.virtual_board import VirtualBoard
+from rocknet_host.resources import DEVICE_DIR
 
 
 def mpremote(url: str, *args: str, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
@@ -132,7 +132,8 @@ def deployed(board):
 
 def _gunpoint(nodes=2, n_features=840, limit=4):
     import numpy as np
-    from rocknet_host import data, plan
+    from rocknet_host import data
+    from rocknet_host.planning import features as plan
 
     ds = data.load("GunPoint")
     pl = plan.fit(ds, nodes, n_features=n_features)
@@ -144,7 +145,7 @@ class _Tampered:
     its initial weights): a board whose head disagrees with the twin."""
 
     def __init__(self, url: str, tamper: str) -> None:
-        from rocknet_host.board_validate import _Session
+        from rocknet_host.hardware.validate import _Session
 
         self.s = _Session(url)
         self.tamper = tamper
@@ -162,7 +163,7 @@ def test_validate_head_against_the_twin(deployed):
     """The device head on the board trains two momentum steps and matches the numpy twin:
     exactly here, since the WebAssembly build's floats are 64-bit and the head's fixed point
     makes the partial logits exact sums (only exp may differ by an ulp)."""
-    from rocknet_host.board_validate import validate_board
+    from rocknet_host.hardware.validate import validate_board
 
     pl, Q = _gunpoint()
     rep = validate_board(deployed.url, pl, Q)
@@ -176,7 +177,7 @@ def test_validate_head_against_the_twin(deployed):
 
 @pytest.mark.parametrize("tamper", ["_h.lr *= 1.5", "_h._W[1] = _h._W[0]"])
 def test_validate_head_fails_on_a_tampered_board(deployed, tamper):
-    from rocknet_host.board_validate import validate_board
+    from rocknet_host.hardware.validate import validate_board
 
     pl, Q = _gunpoint(nodes=1, limit=3)
     sess = _Tampered(deployed.url, tamper)
@@ -194,8 +195,8 @@ def test_validate_cli_fails_when_the_twin_disagrees(deployed, monkeypatch, capsy
     labels), the features still pass."""
     import json
 
-    from rocknet_host import reference_head as rh
     from rocknet_host.cli import main
+    from rocknet_host.reference import head as rh
 
     real = rh.Twin.grad
     monkeypatch.setattr(rh.Twin, "grad", lambda self, z, y: real(self, z, (y + 1) % self.C))

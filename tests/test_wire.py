@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from cryptography.hazmat.primitives.cmac import CMAC
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rocknet_host.runtime import import_device
+from rocknet_host.runtimes import import_device
 
 mixer = import_device("rocknet.mixer")
 wire = import_device("rocknet.wire")

@@ -17,9 +17,9 @@ import sys
 
 from rocknet_host.benches.features import FROZEN_PER_ROMFS, NODE_MODULES, code_heap_bytes
 from rocknet_host.boards import CODE_SOURCES
-from rocknet_host.deploy import package_version
-from rocknet_host.fleet_plan import CODE_HEAP_FILE
-from rocknet_host.micropython import RUNTIME_VERSION
+from rocknet_host.hardware.deploy import package_version
+from rocknet_host.planning.capacity import CODE_HEAP_FILE
+from rocknet_host.runtimes.micropython import RUNTIME_VERSION
 
 TOLERANCE = 0.10
 

@@ -17,8 +17,8 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as a package
     import tomli as tomllib  # type: ignore[no-redef]
 
 from .errors import UserError
-from .paths import BOARDS_DIR
-from .profiles import PROFILES
+from .resources import BOARDS_DIR
+from .runtimes.profiles import PROFILES
 
 RUNTIME_KINDS = ("circuitpython", "micropython")
 # How a board gets rocknet's code: .mpy/.py files (`rocknet deploy`), a ROMFS image (`rocknet

@@ -25,6 +25,7 @@ checkpoint (``node_XX.head.a/.b``, `rocknet.checkpoint`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import head_plan, plan, reference, train
 from .data import Dataset
-from .runtime import import_device
+from .planning import features as plan
+from .planning import head as head_plan
+from .reference import minirocket as reference
+from .runtimes import import_device
+from .sim import in_memory as train
 from .sim.fleet import ACTIONS, Event
 
 FLEETS = ("memory", "simulate")
@@ -191,7 +195,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_memory(self, ds: Dataset, seed: int, evaluate: bool) -> None:
         from . import boards
-        from . import reference_head as rh
+        from .reference import head as rh
 
         pl = self.plan_
         Q = pl.quantizer(ds.X_train)
@@ -218,7 +222,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
                                               "solver": secs[0]["solver"]}
 
     def _fit_simulate(self, ds: Dataset, seed: int, evaluate: bool) -> None:
-        from . import simulate
+        from .sim import simulate
 
         cfg = simulate.Config(mode=self.mode, batch=self.batch, topology=self.topology,
                               hops=self.hops, loss=float(self.loss), radio=self.radio,
@@ -297,8 +301,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         trained head sections, node data files with the training series, fleet.json), plus
         each trained head as ``node_XX.head`` (`rocknet.checkpoint` slots, for
         ``checkpoint.restore(Head(plan), path)``). Returns the files written."""
-        from . import board_plan
-        from .commands.plan import write_training
+        from .planning import board as board_plan
 
         check_is_fitted(self, "head_states_")
         if self.head_sections_[0]["solver"] == "dual":
@@ -313,7 +316,11 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
                      "RockNetClassifier")
         t = board_plan.Training(mode=self.mode, epochs=int(self.head_sections_[0]["passes"]),
                                 batch=self.batch, eval=0, seed=self._seed())
-        write_training(pl, ds, t, str(out), heads=self.head_sections_)
+        why = board_plan.write_plans(pl, ds, t, out, heads=self.head_sections_)
+        if why is not None:
+            warnings.warn(f"{why}: the plans have no training sections "
+                          "(rocknet validate works with them, rocknet.run() does not)",
+                          stacklevel=2)
         ckpt = import_device("rocknet.checkpoint")
         for h, i in zip(self._heads(), self.members_, strict=True):
             ckpt.save(h, str(out / f"node_{i:02d}.head"))

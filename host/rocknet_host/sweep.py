@@ -153,8 +153,11 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
 
 
 def _simulate_cell(cell: dict[str, Any]) -> Row:
-    from . import data, plan, simulate
+    from . import data
     from .estimator import parse_fault
+    from .planning import features as plan
+    from .reference.baseline import reference_accuracy
+    from .sim import simulate
 
     ds = data.load(cell["dataset"], cell["data_dir"])
     pl = plan.fit(ds, int(cell["nodes"]), variant=cell["variant"],
@@ -171,7 +174,7 @@ def _simulate_cell(cell: dict[str, Any]) -> Row:
     heaps = [p.get("peak_heap_board_bytes") for p in res["per_node"]]
     heaps = [h for h in heaps if h is not None]
     return Row(accuracy=float(res["accuracy"]),
-               reference_accuracy=(simulate.reference_accuracy(ds, int(cell["seed"]))
+               reference_accuracy=(reference_accuracy(ds, int(cell["seed"]))
                                    if cell["reference"] else None),
                sim_time_s=float(res["sim_time_s"]),
                energy_j=float(sum(p["energy_j"] for p in res["per_node"])),
@@ -181,8 +184,8 @@ def _simulate_cell(cell: dict[str, Any]) -> Row:
 
 def _accuracy_cell(cell: dict[str, Any]) -> Row:
     from . import data
-    from .benches.accuracy import aeon_reference
     from .estimator import RockNetClassifier
+    from .reference.baseline import reference_accuracy
 
     if cell["loss"] or cell["faults"] or cell["topology"] != "full":
         raise ValueError("kind 'accuracy' sums the heads in memory: loss, faults and "
@@ -196,7 +199,7 @@ def _accuracy_cell(cell: dict[str, Any]) -> Row:
                             random_state=int(cell["seed"]))
     est.fit(ds.X_train, ds.y_train, ds.X_test, ds.y_test)
     return Row(accuracy=float(est.fleet_result_["accuracy"]),
-               reference_accuracy=(aeon_reference(ds, int(cell["seed"]), int(cell["features"]))
+               reference_accuracy=(reference_accuracy(ds, int(cell["seed"]), int(cell["features"]))
                                    if cell["reference"] else None),
                predicted=int(len(ds.y_test)))
 

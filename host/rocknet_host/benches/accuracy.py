@@ -26,9 +26,14 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .. import data, head_plan, plan, reference, train
-from .. import reference_head as rh
-from ..runtime import open_runtime
+from .. import data
+from ..planning import features as plan
+from ..planning import head as head_plan
+from ..reference import head as rh
+from ..reference import minirocket as reference
+from ..reference.baseline import reference_accuracy
+from ..runtimes import open_runtime
+from ..sim import in_memory as train
 
 MODES = ("ridge", "gradient")
 ALL = list(data.BUNDLED) + ["FaceAll"]
@@ -78,21 +83,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measure heap per node in MicroPython (max over nodes)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
-
-
-def aeon_reference(ds: data.Dataset, seed: int, n_features: int) -> float:
-    from aeon.transformations.collection.convolution_based import MiniRocket
-    from sklearn.linear_model import RidgeClassifierCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    mr = MiniRocket(n_kernels=n_features, random_state=seed, n_jobs=1)
-    Ftr = mr.fit_transform(ds.X_train[:, None, :])
-    Fte = mr.transform(ds.X_test[:, None, :])
-    clf = make_pipeline(StandardScaler(with_mean=False),
-                        RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)))
-    clf.fit(Ftr, ds.y_train)
-    return float(clf.score(Fte, ds.y_test))
 
 
 def rocknet_recipe(ds: data.Dataset, nodes: int, seed: int, n_features: int, passes: int,
@@ -228,7 +218,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     r = run_mode(args, pl, ds, mode, wire, counts, codes, seed, budget)
                     run_[mode if wire == "float32" else f"{mode}_int16"] = r
             ours = max((run_[m]["passes"] for m in modes), default=30)
-            run_["reference_accuracy"] = aeon_reference(ds, seed, args.features)
+            run_["reference_accuracy"] = reference_accuracy(ds, seed, args.features)
             final, equal = rocknet_recipe(ds, args.nodes, seed, args.features,
                                           args.rocknet_passes, min(ours, args.rocknet_passes))
             run_["rocknet_recipe_accuracy"] = final

@@ -1,4 +1,4 @@
-"""`rocknet bench clock`: the board clock model (`rocknet_host.board_clock`) against the
+"""`rocknet bench clock`: the board clock model (`rocknet_host.runtimes.board_clock`) against the
 end-to-end instruction counts of rocknet's own calls in ``../shared/notes/board-costs.md``,
 which the model was not fitted on.
 
@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import board_clock as bc
-from .. import data, plan
-from ..runtime import import_device
+from .. import data
+from ..planning import features as plan
+from ..runtimes import board_clock as bc
+from ..runtimes import import_device
 
 KEY = b"rocknet board clock key"
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 def node_plan(ds: data.Dataset, nodes: int, node: int = 0) -> tuple[Any, dict[str, Any]]:
     """The fleet plan and node ``node``'s board plan (head, schedule, run sections)."""
-    from ..board_plan import Training, node_plans
+    from ..planning.board import Training, node_plans
 
     pl = plan.fit(ds, nodes)
     return pl, node_plans(pl, ds, Training())[node]

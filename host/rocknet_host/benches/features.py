@@ -10,7 +10,7 @@
   The slice holds only int16/uint16 arrays and small objects, so the WebAssembly figure
   (32-bit pointers like a Cortex-M4) stands for the board without float correction;
 - board ms per series per node (`board_ms_per_series`): the board clock model
-  (`rocknet_host.board_clock`: the transform's ulab calls and bytecode, counted in CPython, at
+  (`runtimes.board_clock`: the transform's ulab calls and bytecode, counted in CPython, at
   the costs measured on an emulated Cortex-M4F, x CPI / MHz of ``--board``), mean over nodes
   like ``ms_per_series``; the host figures stay under ``ms_per_series`` (host clock);
 - MicroPython heap held by the code of a training node (`code_heap_bytes`): the modules
@@ -33,11 +33,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .. import board_clock, reference
-from ..commands.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
-from ..heap import budget_fields
-from ..runtime import open_runtime
-from ..validate import device_counts
+from ..cli.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from ..reference import minirocket as reference
+from ..reference.validate import device_counts
+from ..runtimes import board_clock, open_runtime
+from ..runtimes.heap import budget_fields
 
 HEAP_CODE = """
 from rocknet.minirocket import Slice
@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def slice_heap_bytes(features: dict[str, Any], series: np.ndarray) -> int:
     """Measured in a fresh interpreter: in a long-lived one, objects of earlier runs that the
     conservative collector still sees at the baseline and frees later would be subtracted."""
-    from ..micropython import MicroPython
+    from ..runtimes.micropython import MicroPython
 
     with MicroPython() as mpy:
         mpy.exec("import gc\nimport rocknet.minirocket")
@@ -119,8 +119,8 @@ def code_heap_bytes(code_from: str = "files") -> int:
 
     The package's __init__ and xp are imported from files before the baseline in every case."""
     from ..boards import CODE_SOURCES
-    from ..deploy import ROM_PACKAGE_DIR, compile_mpy, package_sources, romfs_image
-    from ..micropython import MicroPython
+    from ..hardware.deploy import ROM_PACKAGE_DIR, compile_mpy, package_sources, romfs_image
+    from ..runtimes.micropython import MicroPython
 
     if code_from not in CODE_SOURCES:
         raise ValueError(f"code_from must be one of {CODE_SOURCES}, got {code_from!r}")

@@ -35,10 +35,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .. import boards, heap, profiles
-from ..commands.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from .. import boards
+from ..cli.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 from ..errors import UserError
-from ..micropython import RuntimeMissing
+from ..runtimes import heap, profiles
+from ..runtimes.micropython import RuntimeMissing
 from ..sim.fleet import MpyProgram
 
 RUNTIME = "MicroPython 1.29 + ulab 6.12 (WebAssembly)"
@@ -108,7 +109,7 @@ def node_figures(trace: list[tuple[str, dict[str, int]]], data: dict[str, int] |
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from ..simulate import Config, Simulation
+    from ..sim.simulate import Config, Simulation
 
     board = boards.load(args.board)
     prof = profiles.get(board.profile)

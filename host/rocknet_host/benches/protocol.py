@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import board_clock
-from ..board_clock import SKIP_OPCODES
-from ..runtime import import_device
+from ..runtimes import board_clock, import_device
+from ..runtimes.board_clock import SKIP_OPCODES
 from ..sim import topology as topo_mod
 from ..sim.energy import current_model
 from ..sim.flooding import FloodingEndpoint
@@ -229,7 +228,7 @@ def auth_work(auth_ms: float) -> Any:
 # ----- what authenticating one advert costs on a board -----
 
 # CPI per board (boards/*.toml [clock]) and the price of one bytecode (calibrated on
-# board-costs.md's Python loop) come from the board clock model, `rocknet_host.board_clock`.
+# board-costs.md's Python loop) come from the board clock model, `runtimes.board_clock`.
 # One call into C with buffer arguments (constructing a cipher, encrypt_into): assumed like
 # the fixed cost of ulab's in-place `a += b`, the cheapest buffer call measured (696).
 C_CALL_INSTRUCTIONS = 700
@@ -309,7 +308,7 @@ def _board_aes_module(runtime: str) -> types.ModuleType:
     (CircuitPython's ``aesio``, MicroPython's ``cryptolib`` with the modes of the runtime's
     stock firmware: no CTR), computed by the cryptography package (`profiles.host_aes_module`):
     `rocknet._compat` then takes the board's code path."""
-    from ..profiles import host_aes_module
+    from ..runtimes.profiles import host_aes_module
 
     if runtime == "circuitpython":
         return host_aes_module("aesio")  # type: ignore[no-any-return]
@@ -534,7 +533,7 @@ def _params(args: Any) -> dict[str, Any]:
 def measure_all(args: Any) -> dict[str, Any]:
     cfgs = configs(args)
     if args.pcap is not None and len(cfgs) > 1:
-        from ..cli import UserError
+        from ..errors import UserError
 
         raise UserError("--pcap writes one configuration: add --nodes/--topology/--loss")
     if len(cfgs) > 1 and args.workers > 1:
@@ -566,7 +565,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
+    from ..errors import UserError
 
     if args.loss is not None and not 0.0 <= args.loss <= 1.0:
         raise UserError(f"--loss must be a probability between 0 and 1, got {args.loss}")

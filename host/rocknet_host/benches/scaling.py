@@ -15,7 +15,7 @@ gradient head (``head_plan.sections``; ``--optimizer`` for momentum/Adam state).
 - **compute per sample on the board clock, modelled** (the figure latency and energy use):
   the same node's training sample (slice transform, partial logits, pack, N rows into the
   LogitSum and its total, apply, and 1/batch of an optimizer step over a full batch) runs in
-  CPython under `rocknet_host.board_clock`, which counts its ulab calls and bytecode and
+  CPython under `rocknet_host.runtimes.board_clock`, which counts its ulab calls and bytecode and
   prices them at the instruction costs measured on an emulated Cortex-M4F
   (``../shared/notes/board-costs.md``) x CPI / MHz of ``--board``. The slowest measured node
   counts. Validated call by call against the notes' end-to-end figures: `rocknet bench clock`.
@@ -67,16 +67,19 @@ from typing import Any
 
 import numpy as np
 
-from .. import board_clock as bc
-from .. import boards, data, head_plan, plan, reference
-from .. import reference_head as rh
-from ..runtime import import_device, open_runtime
+from .. import boards, data
+from ..planning import features as plan
+from ..planning import head as head_plan
+from ..reference import head as rh
+from ..reference import minirocket as reference
+from ..reference.validate import batch_size
+from ..runtimes import board_clock as bc
+from ..runtimes import import_device, open_runtime
 from ..sim import topology as topo_mod
 from ..sim.energy import current_model
 from ..sim.radio import PROFILES, profile
 from ..sim.report import summarise
 from ..sim.run import Generation, run_rounds
-from ..validate import batch_size
 from .accuracy import HEAP_CODE as ACCURACY_HEAP_CODE
 from .protocol import KEY, layout_for
 
@@ -159,7 +162,7 @@ def parse_nodes(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from threadpoolctl import threadpool_limits
 
-    from ..cli import UserError
+    from ..errors import UserError
 
     try:
         nodes = parse_nodes(args.nodes)

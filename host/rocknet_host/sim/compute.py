@@ -13,9 +13,10 @@ time by itself. The virtual board (`sim.vboard.meter`) counts the calls that do 
 `call_costs` prices one call of each kind with the board clock model (`board_clock`: the
 device code's ulab calls and bytecode counted on the host, priced with the board's measured
 costs; AES blocks at the model's stated assumption). Each call moves the board's clock on by
-its cost, and the fleet holds the board busy that long before its next radio command: a single-core nRF52840 neither starts an advert nor a scan
-while Python computes. The costs do not depend on the values (the same ulab calls and
-bytecode run for every series), so one call of each stands for all.
+its cost, and the fleet holds the board busy that long before its next radio command: a
+single-core nRF52840 neither starts an advert nor a scan while Python computes. The costs do
+not depend on the values (the same ulab calls and bytecode run for every series), so one call
+of each stands for all.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import board_clock as bc
-from ..runtime import import_device
+from ..runtimes import board_clock as bc
+from ..runtimes import import_device
 
 KINDS = ("series", "apply", "step", "rx", "tx")
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..micropython import DeviceError, MicroPython
-from ..runtime import import_device
+from ..runtimes import import_device
+from ..runtimes.micropython import DeviceError, MicroPython
 from . import compute, vboard
 from .medium import Medium
 from .radio import RadioModel

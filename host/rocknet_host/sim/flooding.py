@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..runtime import import_device
+from ..runtimes import import_device
 
 
 class _FloodRound:

@@ -21,7 +21,7 @@ import inspect
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ..runtime import import_device
+from ..runtimes import import_device
 from . import phy
 
 
@@ -50,7 +50,7 @@ class RadioModel:
     rx_entry_overhead: int = 15  # bytes of buffer per entry besides the advert data
     rx_buffer_entries: int = 0  # or a bound on entries (MicroPython IRQ inbox); 0 = none
     clock_drift_ppm: float = 20.0  # each node's clock error, uniform in +-this
-    board: str = "adafruit_feather_nrf52840"  # boards/<board>.toml: current draw, if present
+    board: str = "adafruit_feather_nrf52840"  # boards/<board>.toml: its current draw (energy.py)
     adapter: str = "built-in defaults"  # where the adapter timing came from
 
     @property

@@ -1,1 +1,0 @@
-"""Subcommands of the `rocknet` CLI, one module each."""

@@ -1,0 +1,214 @@
+"""What a board needs to train on its own (`rocknet.board`), written by ``rocknet plan``.
+
+Each node plan gets three sections beside its features:
+- ``head``: the head's mode, optimizer, schedule and scaling (`head_plan.sections`);
+- ``schedule``: the fleet's sample order (`rocknet.node.Schedule.to_dict`): how many training
+  and evaluation samples each node owns, epochs, batch;
+- ``run``: radio profile, row size, round deadline, relay window, checkpoint interval.
+
+and each node gets a data file ``node_XX.data`` (checked like a plan; kind ``data``): its own
+share of the training series and of the evaluated test series, int8-quantized with the plan's
+quantizer, with labels, bound to its plan file by hash (`rocknet.board.plan_id`). Ownership is
+RockNet's: contiguous, balanced shares (`owner_split`). The evaluation pass of every
+epoch travels like training samples and gives every board the fleet's agreed accuracy; it
+uses ``eval`` test series (a seeded random subset; default as many as there are training
+series, so evaluation costs at most as many rounds as training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import Dataset
+from ..errors import UserError
+from ..runtimes import import_device
+from . import features
+from . import head as head_plan
+from .features import Plan, node_file
+
+RADIOS = ("extended", "legacy")
+DATA_KIND = "data"
+MAX_CLASSES = 255  # a data file stores a label in one byte (0..254)
+
+
+class RoundsDoNotFit(UserError):
+    """A round of the fleet needs more rows than the radio's adverts carry: the plans can
+    still be validated (`rocknet validate`), but the boards cannot train with them."""
+
+
+def owner_split(n_samples: int, n_nodes: int) -> list[tuple[int, int]]:
+    """RockNet's sample ownership: contiguous, balanced, the first ``n % N`` nodes one more."""
+    base, extra = divmod(n_samples, n_nodes)
+    out, start = [], 0
+    for i in range(n_nodes):
+        size = base + (1 if i < extra else 0)
+        out.append((start, start + size))
+        start += size
+    return out
+
+
+def row_size_for(wire_profile: str, make_geometry: Callable[[int], Any]) -> int:
+    """The largest row size whose round still fits one advert of the profile ('extended' or
+    'legacy'; ``make_geometry(row_size)`` -> `node.Geometry`)."""
+    wire = import_device("rocknet.wire")
+    size = wire.ADV_DATA_MAX[wire_profile]
+    while size > 1:
+        geo = make_geometry(size)
+        if size <= wire.max_row_size(wire_profile, geo.m):
+            return size
+        size -= 1
+    raise ValueError(f"a round of this geometry does not fit {wire_profile} adverts at any "
+                     "row size (at most 64 rows); use extended adverts, fewer nodes or a "
+                     "smaller relay window")
+
+
+@dataclass
+class Training:
+    """Options of the training a plan is made for (``rocknet plan --mode ...``)."""
+
+    mode: str = "gradient"
+    epochs: int = 20
+    batch: int = 8
+    eval: int | None = None  # test series evaluated per epoch; None: min(n_test, n_train)
+    radio: str = "extended"
+    deadline_ms: int = 2000
+    window: int = 4
+    gone_after: int = 8
+    checkpoint_every: int | None = None  # applied samples; None: 4 batches
+    seed: int = 0
+    predict: bool = False  # after training, the fleet predicts the whole test set once
+    gap: int = 0  # idle rounds after each batch: every block equals a central head's
+
+    def check(self) -> None:
+        if self.mode not in head_plan.MODES:
+            raise UserError(f"--mode must be one of {head_plan.MODES}, not {self.mode!r}")
+        if self.radio not in RADIOS:
+            raise UserError(f"--radio must be one of {RADIOS}, not {self.radio!r}")
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, not {self.epochs}")
+        if self.batch < 1:
+            raise UserError(f"--batch must be at least 1, not {self.batch}")
+        if self.eval is not None and self.eval < 0:
+            raise UserError(f"--eval must be at least 0, not {self.eval}")
+
+
+def data_file(node: int) -> str:
+    return f"node_{node:02d}.data"
+
+
+def _eval_index(ds: Dataset, t: Training) -> np.ndarray:
+    n = len(ds.X_test)
+    k = min(n, len(ds.X_train)) if t.eval is None else min(n, t.eval)
+    rng = np.random.default_rng(t.seed)
+    return np.sort(rng.choice(n, size=k, replace=False)) if k < n else np.arange(n)
+
+
+def _round7(values: list[float]) -> list[float]:
+    """7 significant digits: float32's precision (what a board parses anyway), half the text."""
+    return [float(f"{v:.7g}") for v in values]
+
+
+def node_plans(pl: Plan, ds: Dataset, t: Training,
+               heads: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Node plans with head, schedule and run sections. ``heads``: head sections already
+    made (e.g. of a trained `RockNetClassifier`), else `head_plan.sections` for ``t``."""
+    t.check()
+    if not 2 <= pl.n_classes <= MAX_CLASSES:
+        raise UserError(f"{ds.name} has {pl.n_classes} classes; a board trains a classifier of "
+                        f"2 to {MAX_CLASSES} classes: use a dataset with at least two labels "
+                        "(and one byte's worth at most)")
+    node_mod = import_device("rocknet.node")
+    n = pl.n_nodes
+    if heads is None:
+        secs = head_plan.sections(pl, ds.X_train, mode=t.mode, batch=t.batch,
+                                  passes=t.epochs, solver="sgd")
+        for sec in secs:
+            for key in ("mean", "std"):
+                if key in sec:
+                    sec[key] = _round7(sec[key])
+    else:
+        secs = [dict(h) for h in heads]
+    nps = head_plan.node_plans(pl, secs)
+    tr = owner_split(len(ds.X_train), n)
+    te = owner_split(len(_eval_index(ds, t)), n)
+    tp = owner_split(len(ds.X_test), n) if t.predict else [(0, 0)] * n
+    sched = node_mod.Schedule([b - a for a, b in tr], [b - a for a, b in te],
+                              [b - a for a, b in tp], epochs=t.epochs, batch=t.batch,
+                              gap=t.gap)
+    lb = 2 if secs[0]["wire"] == "int16" else 4
+    try:
+        rs = row_size_for(t.radio, lambda size: node_mod.Geometry(
+            n, ds.length, pl.n_classes, size, t.window, lb))
+    except ValueError:
+        raise RoundsDoNotFit(f"a round of {n} nodes with series of length {ds.length} does not "
+                             f"fit {t.radio} adverts (at most 64 rows a round): use --radio "
+                             "extended, fewer nodes or shorter series") from None
+    run = {"profile": t.radio, "row_size": rs, "deadline_ms": t.deadline_ms,
+           "window": t.window, "gone_after": t.gone_after,
+           "checkpoint_every": t.checkpoint_every or 4 * t.batch}
+    for p in nps:
+        p["schedule"] = sched.to_dict()
+        p["run"] = dict(run)
+    return nps
+
+
+def write_data(pl: Plan, ds: Dataset, t: Training, out: str | Path) -> list[Path]:
+    """``node_XX.data`` for every node, bound to the ``node_XX.plan`` already in ``out``."""
+    store = import_device("rocknet.store")
+    board = import_device("rocknet.board")
+    out = Path(out)
+    n = pl.n_nodes
+    Qtr = pl.quantizer(ds.X_train).astype(np.int8)
+    ev = _eval_index(ds, t)
+    Qte = pl.quantizer(ds.X_test[ev]).astype(np.int8)
+    yte = ds.y_test[ev]
+    tr, te = owner_split(len(Qtr), n), owner_split(len(Qte), n)
+    Qp = pl.quantizer(ds.X_test).astype(np.int8) if t.predict else Qte[:0]
+    tp = owner_split(len(Qp), n)
+    paths = []
+    for i in range(n):
+        _, body = store.read(str(out / node_file(i)), "plan")
+        data = board.encode_data(
+            i, board.plan_id(body), ds.length,
+            train=[(Qtr[k].tobytes(), int(ds.y_train[k])) for k in range(*tr[i])],
+            eval=[(Qte[k].tobytes(), int(yte[k])) for k in range(*te[i])],
+            predict=[Qp[k].tobytes() for k in range(*tp[i])])
+        path = out / data_file(i)
+        store.write(str(path), DATA_KIND, store.DATA_VERSION, data)
+        paths.append(path)
+    for old in out.glob("node_*.data"):
+        if old not in paths:
+            old.unlink()
+    return paths
+
+
+def write_plans(pl: Plan, ds: Dataset, t: Training, out: str | Path, split: Any = None,
+                mapping: dict[int, int] | None = None,
+                heads: list[dict[str, Any]] | None = None) -> RoundsDoNotFit | None:
+    """Write what ``rocknet plan`` writes: the node plans with their training sections and the
+    node data files (``split``, ``mapping``: a capacity split, `capacity.fit` / `without`;
+    ``heads``: head sections to use, a trained estimator's, else made for ``t``).
+
+    If a round cannot fit the radio (only then), the plans go without training sections
+    (fine for `rocknet validate`, not for ``rocknet.run()``) and the reason is returned;
+    None when everything was written. Any other problem raises."""
+    why: RoundsDoNotFit | None = None
+    nps: list[dict[str, Any]] | None
+    try:
+        nps = node_plans(pl, ds, t, heads)
+    except RoundsDoNotFit as exc:
+        why, nps = exc, None
+    if split is not None:
+        from . import capacity
+
+        capacity.write(pl, split, out, mapping, nps)
+    else:
+        features.write(pl, out, nps)
+    if nps is not None:
+        write_data(pl, ds, t, out)
+    return why

@@ -1,0 +1,54 @@
+// A runtime profile (rocknet_host/runtimes/profiles.py) applied to a fresh MicroPython
+// interpreter, and the AES that its emulated `aesio` / `cryptolib` modules call (Node.js's
+// crypto: ECB, CBC, CTR).
+//   installProfile(mp, spec): spec = {"dir": str, "files": {name: source}, "code": str}
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { readFileSync } from "node:fs";
+
+// rn_aes(mode, key_hex, iv_hex, data_hex, decrypt) -> hex: mode "ecb" / "cbc" (whole 16-byte
+// blocks) or "ctr" (any length; the counter block iv incremented big-endian over 128 bits).
+globalThis.rn_aes = (mode, keyHex, ivHex, dataHex, decrypt) => {
+  const key = Buffer.from(keyHex, "hex");
+  const alg = `aes-${key.length * 8}-${mode}`;
+  const iv = mode === "ecb" ? null : Buffer.from(ivHex, "hex");
+  const c = decrypt && mode !== "ctr" ? createDecipheriv(alg, key, iv) : createCipheriv(alg, key, iv);
+  c.setAutoPadding(false);
+  return Buffer.concat([c.update(Buffer.from(dataHex, "hex")), c.final()]).toString("hex");
+};
+
+export function loadProfile(path) {
+  return path ? JSON.parse(readFileSync(path, "utf8")) : null;
+}
+
+export function installProfile(mp, spec) {
+  if (!spec) return;
+  let cur = "";
+  for (const part of spec.dir.split("/").filter(Boolean)) {
+    cur += "/" + part;
+    try { mp.FS.mkdir(cur); } catch (e) { /* exists */ }
+  }
+  for (const [name, src] of Object.entries(spec.files)) mp.FS.writeFile(spec.dir + "/" + name, src);
+  mp.runPython(spec.code);
+}
+
+// One heap checkpoint (rocknet_host/runtimes/heap.py): the largest block before collecting, then the
+// device tracker collects, records and raises MemoryError over the budget. `run(code)` runs
+// Python and returns what it printed (the caller keeps that output away from the user).
+const BLOCK = 16;
+function maxBlock(text) {
+  const m = /max blk sz: (\d+)/.exec(text);
+  return m ? parseInt(m[1], 10) * BLOCK : 0;
+}
+export function heapCheck(state, run, label) {
+  const big = maxBlock(run("import micropython\nmicropython.mem_info()"));
+  // a collection of its own first: the tracker's then sees the same heap whatever the last
+  // call left on the stack (one collection right after a step keeps some of its garbage)
+  run("import gc\ngc.collect()");
+  try {
+    run("import _rn_heap\n" +
+        `_rn_heap.check(${JSON.stringify(label)}, ${big}, ${state.prevBig || 0}, ` +
+        "list(globals().values()))\ndel _rn_heap");
+  } finally {  // the largest block that survived this collection, for the next checkpoint
+    state.prevBig = maxBlock(run("import micropython\nmicropython.mem_info()"));
+  }
+}
