@@ -392,25 +392,21 @@ class ReplTarget(Target):
         self._info: dict[str, Any] | None = None
 
     def _open(self) -> None:
-        from mpremote.transport import TransportError
-
-        from ..runtimes.repl import open_raw_repl
+        from ..runtimes.repl import Repl, ReplError
 
         try:
-            self.t = open_raw_repl(self.name)
-        except (TransportError, OSError) as exc:
-            raise DeployError(f"{self.name}: cannot reach the board's REPL ({exc}); check the "
-                              "cable and that no other program (a serial monitor, mpremote "
-                              "repl) holds the port") from None
+            self.repl = Repl(self.name)
+        except ReplError as exc:
+            raise DeployError(str(exc)) from None
         self._exec(_HELPERS)
 
     def _exec(self, code: str) -> str:
-        from mpremote.transport import TransportError, TransportExecError
+        from ..runtimes.repl import BoardError, ReplError
 
         try:
-            return self.t.exec(code).decode()
-        except TransportExecError as exc:
-            err = exc.error_output.strip()
+            return self.repl.exec(code, timeout=10)  # mpremote's own default
+        except BoardError as exc:
+            err = exc.stderr
             if "EROFS" in err or "Errno 30" in err or "Read-only" in err:
                 raise DeployError(
                     f"{self.name}: the board's file system is read-only to code. On "
@@ -420,10 +416,9 @@ class ReplTarget(Target):
             if "ENOSPC" in err or "Errno 28" in err:
                 raise DeployError(f"{self.name}: the board's flash is full; free space with "
                                   "`mpremote fs rm` and run deploy again") from None
-            last = err.splitlines()[-1] if err else "no message"
-            raise DeployError(f"{self.name}: board error: {last}") from None
-        except (TransportError, OSError) as exc:
-            raise DeployError(f"{self.name}: connection lost ({exc})") from None
+            raise DeployError(str(exc)) from None
+        except ReplError as exc:
+            raise DeployError(str(exc)) from None
 
     def describe(self) -> dict[str, Any]:
         if self._info is None:
@@ -487,11 +482,7 @@ class ReplTarget(Target):
         return str(json.loads(self._last_line("_rn_romcheck()")))
 
     def close(self) -> None:
-        try:
-            self.t.exit_raw_repl()
-            self.t.close()
-        except Exception:  # already gone
-            pass
+        self.repl.close()
 
 
 class DriveTarget(Target):

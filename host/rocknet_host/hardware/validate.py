@@ -206,35 +206,28 @@ class BoardReport:
 
 class _Session:
     def __init__(self, port: str) -> None:
-        from mpremote.transport import TransportError
-
-        from ..runtimes.repl import open_raw_repl
+        from ..runtimes.repl import Repl, ReplError
 
         try:
-            self.t = open_raw_repl(port)
-        except (TransportError, OSError) as exc:
-            raise BoardValidationError(f"{port}: cannot reach the board's REPL ({exc})") from None
+            self.repl = Repl(port)
+        except ReplError as exc:
+            raise BoardValidationError(str(exc)) from None
         self.port = port
 
     def exec(self, code: str, timeout: float = 60) -> str:
-        from mpremote.transport import TransportError
+        from ..runtimes.repl import BoardError, ReplError
 
         try:
-            out, err = self.t.exec_raw(code, timeout=timeout)
-        except (TransportError, OSError) as exc:
-            raise BoardValidationError(f"{self.port}: connection lost ({exc})") from None
-        if err:
-            failure = BoardValidationError(f"{self.port}: board error: {err.decode().strip()}")
-            failure.stdout = out.decode()  # what the command printed before it failed
-            raise failure
-        return out.decode()
+            return self.repl.exec(code, timeout=timeout)
+        except BoardError as exc:
+            failure = BoardValidationError(f"{self.port}: board error: {exc.stderr}")
+            failure.stdout = exc.stdout  # what the command printed before it failed
+            raise failure from None
+        except ReplError as exc:
+            raise BoardValidationError(str(exc)) from None
 
     def close(self) -> None:
-        try:
-            self.t.exit_raw_repl()
-            self.t.close()
-        except Exception:
-            pass
+        self.repl.close()
 
 
 def _hex16(a: np.ndarray, dt: str) -> str:
