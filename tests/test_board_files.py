@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import WRITE_FILES
-from rocknet_host import board_plan, data, plan
+from rocknet_host import data
+from rocknet_host.planning import board as board_plan
+from rocknet_host.planning import features as plan
 from rocknet_host.runtimes import import_device
 
 store = import_device("rocknet.store")
