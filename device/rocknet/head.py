@@ -55,8 +55,10 @@ Every computation here has a numpy twin in ``rocknet_host.reference_head``.
 import math
 import struct
 
-from . import xp
+from . import logits, xp
 from ._compat import const
+from .logits import WIRES
+from .logits import finite as _finite
 from .xp import np
 
 _MU_ONE = const(128)  # mean fixed point: 1/128 code
@@ -68,7 +70,6 @@ _MODES = ("gradient", "ridge")
 _SOLVERS = ("sgd", "dual")
 _OPTIMIZERS = ("sgd", "momentum", "adam")
 _SCHEDULES = ("cosine", "linear", "constant")
-WIRES = ("float32", "int16")  # partial-logit rows on the air
 _SCALINGS = ("plan", "local")
 _LAMBDAS = (1e-3, 4.6415888336127775e-3, 2.1544346900318832e-2, 0.1, 0.46415888336127775,
            2.154434690031882, 10.0, 46.41588833612773, 215.44346900318823, 1000.0)
@@ -80,10 +81,6 @@ def _cfg(head, key, default, choices=None):
         raise ValueError("head option %s=%r: choose one of %s; re-run `rocknet plan`"
                          % (key, v, ", ".join(choices)))
     return v
-
-
-def _finite(a):
-    return bool(np.all(np.isfinite(a)))
 
 
 class Head:
@@ -445,15 +442,18 @@ class Head:
     # ----- wire -----
 
     def pack(self, row):
-        """A partial-logit row as bytes: C float32, or C int16 codes of ``logit_scale``
-        (values beyond +-32767 codes are clipped and counted in ``clipped``)."""
-        if self.wire == "int16" and np.max(abs(row)) > 32767 * self.logit_scale:
-            self.clipped += 1
-        return pack(row, self.wire, self.logit_scale)
+        """A partial-logit row as bytes (`rocknet.logits`: C float32, or C int16 codes of
+        ``logit_scale``; rows with a code beyond +-32767 are clipped and counted in
+        ``clipped``); NaN or infinity raise ValueError (not sent)."""
+        if not _finite(row):
+            raise ValueError("partial logits contain NaN or inf; not sent")
+        data, clipped = logits.pack(row, self.wire, self.logit_scale)
+        self.clipped += clipped
+        return data
 
     def unpack(self, data):
         """Bytes from `pack` back to C floats; wrong size or NaN raise ValueError."""
-        return unpack(data, self.n_classes, self.wire, self.logit_scale)
+        return logits.unpack(data, self.n_classes, self.wire, self.logit_scale)
 
     def logit_sum(self):
         """A `head_sum.LogitSum` for this fleet's rows (transport-free training)."""
@@ -549,36 +549,3 @@ def _fingerprint(plan, cfg, F):
         struct.pack_into("<h", b, 2 * i, v)
     h.update(b)
     return "".join("%02x" % c for c in h.digest())
-
-
-# ----- partial-logit rows on the air -----
-
-
-def pack(row, wire="float32", logit_scale=1.0 / 256):
-    """C floats -> bytes: little-endian float32, or int16 codes round(v / logit_scale)
-    clipped to +-32767 (half the bytes)."""
-    if isinstance(row, (list, tuple)):
-        row = np.array(row, dtype=xp.float_)
-    if not _finite(row):
-        raise ValueError("partial logits contain NaN or inf; not sent")
-    if wire == "float32":
-        return struct.pack("<%df" % len(row), *[float(v) for v in row])
-    q = row * (1.0 / logit_scale)
-    q += 0.5
-    q = np.clip(np.floor(q), -32767, 32767)
-    return bytes(np.array(q, dtype=xp.int16).tobytes())
-
-
-def unpack(data, n_classes, wire="float32", logit_scale=1.0 / 256):
-    """Bytes of one partial-logit row -> C floats."""
-    size = 4 if wire == "float32" else 2
-    if len(data) != size * n_classes:
-        raise ValueError("partial-logit row of %d bytes, expected %d (%d classes, %s): the "
-                         "node runs another plan" % (len(data), size * n_classes, n_classes,
-                                                     wire))
-    if wire == "float32":
-        row = np.array(struct.unpack("<%df" % n_classes, data), dtype=xp.float_)
-        if not _finite(row):
-            raise ValueError("partial-logit row contains NaN or inf")
-        return row
-    return np.frombuffer(data, dtype=xp.int16) * logit_scale

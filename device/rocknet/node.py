@@ -22,6 +22,7 @@ from array import array
 from . import xp
 from ._compat import const
 from ._compat import sha256 as _sha256
+from .logits import pack as pack_logits
 from .minirocket import Slice
 from .mixer import mask_bits as _bits
 from .xp import np
@@ -281,6 +282,7 @@ class Node:
         self.m = self.geo.m
         self.c = n_classes
         self._fmt = ("<%df" if logit_scale is None else "<%dh") % n_classes
+        self._wire = "float32" if logit_scale is None else "int16"
         # Ring of undecided samples: codes, label, phase, partial-logit rows by node. A sample
         # waits ~5 rounds for its decision in the common case (decided in round s+2, relayed
         # back to the leader in s+4). Overwriting an undecided sample is harmless when its
@@ -334,7 +336,7 @@ class Node:
                       "steps": 0, "desynced": 0, "conflicts": 0, "joined": 0, "removed": 0,
                       "checkpoints": 0, "series_missed": 0, "evicted": 0, "withdrawn": 0,
                       "refounds": 0, "series_bad": 0, "stale": 0, "faulty": 0,
-                      "nonfinite": 0}
+                      "nonfinite": 0, "clipped": 0}
         self.faulty = 0  # nodes this node (as leader) removed for non-finite partial logits
         self.drop_why = {}  # reason -> samples this node (as leader) decided to DROP
 
@@ -517,13 +519,10 @@ class Node:
             # new weights across the fleet; send no logits (the sample is DROPped)
             self.stats["stale"] += 1
             return
-        p = self.head.partial_logits(counts)
-        if self.logit_scale is None:
-            vals = [float(v) for v in p]
-        else:
-            inv = 1.0 / self.logit_scale
-            vals = [max(-32767, min(32767, int(round(float(v) * inv)))) for v in p]
-        self._own_logits = (r, struct.pack(self._fmt, *vals))
+        data, clipped = pack_logits(self.head.partial_logits(counts), self._wire,
+                                    self.logit_scale)
+        self.stats["clipped"] += clipped
+        self._own_logits = (r, data)
 
     def _sum(self, rows, members):
         """Summed logits (list of C floats) and the bytes summed, over ``members`` in id
