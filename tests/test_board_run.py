@@ -21,6 +21,7 @@ from rocknet_host.runtime import import_device
 from rocknet_host.virtual_board import VirtualBoard
 
 board = import_device("rocknet.board")
+rocknet = import_device("rocknet")
 sim = import_device("rocknet.radio.sim")
 store = import_device("rocknet.store")
 
@@ -244,11 +245,11 @@ def test_a_finished_board_prints_its_result_instead_of_training_again(fleet_dir,
     res = tmp_path / "res.json"
     res.write_text(json.dumps({"plan": board.plan_id(body), "rounds": 142, "commit": 135,
                                "drop": 0, "digest": "ab" * 32, "accuracy": [[0, 14, 15]]}))
-    got = board.main(str(d / "node_00.plan"), str(d / "fleet.key"), str(d / "node_00.data"),
-                     result=str(res))
+    got = rocknet.run(plan=str(d / "node_00.plan"), key=str(d / "fleet.key"),
+                      data=str(d / "node_00.data"), result=str(res))
     assert got["rounds"] == 142
     assert "finished this plan already" in capsys.readouterr().out
     with pytest.raises(board.SetupError, match="no BLE radio"):
-        board.main(str(d / "node_00.plan"), str(d / "fleet.key"), str(d / "node_00.data"),
-                   result=str(res), again=True)
+        rocknet.run(plan=str(d / "node_00.plan"), key=str(d / "fleet.key"),
+                    data=str(d / "node_00.data"), result=str(res), again=True)
     assert "no BLE radio" in capsys.readouterr().out

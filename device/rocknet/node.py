@@ -42,8 +42,6 @@ F_JOIN = const(0x04)  # not applying, wants to join: add me when my rows are com
 
 _SERIES_HEAD = const(2)  # label, phase
 _ENTRY = const(13)  # sample u32, outcome u8, epoch u16, since u32, back u16 (+ members)
-CHECKPOINT_KIND = "checkpoint"
-CHECKPOINT_VERSION = 1
 
 
 class Schedule:
