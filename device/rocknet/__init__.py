@@ -28,7 +28,8 @@ def start(**kwargs):
 
     runner = setup(**kwargs)
     setup = None
-    forget("board", "checkpoint", "store", "head_state")
+    forget("board", "checkpoint", "store", "head_state", "node_init", "head_init",
+           "minirocket_init", "schedule_init", "report")
     import gc
 
     gc.collect()

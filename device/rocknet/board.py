@@ -32,8 +32,9 @@ import json
 
 from . import store
 from ._compat import sha256 as _sha256
-from .node import Schedule
-from .runner import CHECKPOINT_FILE, RESULT_FILE, Runner, _pct  # noqa: F401 (the board's files)
+from .node import Node, Schedule
+from .report import _pct
+from .runner import CHECKPOINT_FILE, RESULT_FILE, Runner  # noqa: F401 (the board's files)
 
 PLAN_FILE = "/rocknet_plan.bin"
 KEY_FILE = "/rocknet_key.bin"
@@ -183,6 +184,79 @@ def open_radio(link):
                          "plan ... --radio legacy` and deploy again" % link.codec.size) from None
     radio.start()
     return radio
+
+
+def build_runner(self, plan, key, samples, radio=None, clock=None, out=None, pid=None,
+                 checkpoint=CHECKPOINT_FILE, result=RESULT_FILE, every=50, tail=64, log=False):
+    """`runner.Runner`'s constructor (here, so that its code leaves the heap with the rest of
+    the set-up): the node (slice, head) from the plan, its checkpoint restored, the link and
+    the radio. Options as `runner.Runner` documents them."""
+    from .head import Head
+    from .link import Link
+
+    run = plan["run"]
+    self.pid = pid
+    self.out = out or print
+    self.schedule = Schedule.from_dict(plan["schedule"])
+    self.ckpt_path = checkpoint
+    self.result_path = result
+    self.every = every
+    self.tail = tail
+    self.deadline_ms = int(run.get("deadline_ms", 1000))
+    self._ckpt_round = 0
+    self._ckpt_ok = checkpoint is not None
+    self._seq = None  # sequence number of the last checkpoint written or restored
+    node = Node(plan["node"], plan["nodes"], plan["features"], Head(plan), plan["classes"],
+                run["row_size"], self.schedule, data=samples,
+                window=run.get("window", 4), gone_after=run.get("gone_after", 8),
+                checkpoint_every=run.get("checkpoint_every", 0) if checkpoint else 0,
+                save=self._save, log=log)
+    self.node = node
+    self.resumed = _restore(self) if checkpoint else None
+    self.fresh = self.resumed is None
+    self.link = Link(node.id, key, node.geo.owners(), run["row_size"],
+                     run.get("profile", "extended"), timeout_ms=self.deadline_ms,
+                     round_hint=self._ckpt_round)
+    self.radio = (radio or open_radio)(self.link)
+    self.clock = clock or self.radio.now_ms
+    self.r = None  # round in progress
+    self._round = None  # its mixer.Round (kept even once the link moved on)
+    self._waiting = None  # startup: when we began waiting
+    self._told = 0
+    self._epochs_told = 0
+    self._t0 = None
+    self._rounds = 0
+    self.finished = False
+    self.result = None
+    self._done_round = None
+    # the digest as of the schedule's last sample (idle samples after it are decided
+    # too, and nodes stop after different numbers of them): `Runner._record`
+    self.digest = node.digest
+    self._last = self.schedule.length - 1
+    self.applied = {"A": 0, "D": 0}  # samples of the schedule applied / dropped here
+    self.ends = [0, 0, 0]  # rounds ended: complete, at the deadline, behind the fleet
+    self._node_record = node._record
+    node._record = self._record
+
+
+def _restore(r):
+    """Resume ``r``'s node from the newest good checkpoint; the round it was taken in, or
+    None (no checkpoint, or none of this plan and node: start fresh)."""
+    from . import checkpoint
+
+    try:
+        r._seq, rnd, path, note = checkpoint.restore(r.ckpt_path, r.node.restore)
+    except OSError:
+        return None
+    except ValueError as exc:  # no good slot, or none of this plan and node
+        r.out("rocknet: ignoring the checkpoints (%s); starting fresh" % exc)
+        return None
+    if note:
+        r.out("rocknet: " + note)
+    r._ckpt_round = rnd
+    r.out("rocknet: resumed from %s (sample %d, round %d); rejoining the fleet"
+          % (path, r.node.applied_through, rnd))
+    return rnd
 
 
 def setup(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE, again=False, **kwargs):

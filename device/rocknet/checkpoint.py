@@ -83,3 +83,29 @@ def restore(path, load):
                     % ("; ".join(problems), f))
         return seq, rnd, f, note
     raise refused
+
+
+def node_payload(node):
+    """A `node.Node`'s payload: a JSON line (node id, the sample it stands at, its membership
+    view, the digest chain) and its head's state (`Head.save`)."""
+    meta = {"node": node.id, "applied_through": node.applied_through,
+            "epoch": node.epoch, "members": node.members, "view": node.view_sample,
+            "since": node._since, "digest": "".join("%02x" % b for b in node.digest)}
+    return json.dumps(meta).encode() + b"\n" + node.head.save()
+
+
+def restore_node(node, payload):
+    """Put a `node_payload` back into ``node`` (then it rejoins: `Node.rejoin`). Another
+    node's payload or a head of another plan raise ValueError, the node unchanged."""
+    nl = payload.find(b"\n")
+    meta = json.loads(payload[:nl])
+    if meta["node"] != node.id:
+        raise ValueError("checkpoint is node %d's, not node %d's" % (meta["node"], node.id))
+    node.head.load(payload[nl + 1:])
+    node.applied_through = meta["applied_through"]
+    node.epoch = meta["epoch"]
+    node.members = meta["members"]
+    node.view_sample = meta["view"]
+    node._since = meta["since"]
+    node.digest = bytes.fromhex(meta["digest"])
+    node.rejoin()

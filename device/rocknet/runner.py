@@ -9,9 +9,6 @@ a ``clock()`` in ms; ``step()`` runs one pump of the radio and the round bookkee
 training board holds only the loop's code.
 """
 
-import json
-
-from .node import Node, Schedule
 
 CHECKPOINT_FILE = "/rocknet_ckpt"
 RESULT_FILE = "/rocknet_result.json"
@@ -29,66 +26,18 @@ class Runner:
     status lines; ``tail``: idle rounds at most after the schedule for its last decisions.
     """
 
-    def __init__(self, plan, key, samples, radio=None, clock=None, out=None, pid=None,
-                 checkpoint=CHECKPOINT_FILE, result=RESULT_FILE, every=50, tail=64,
-                 log=False):
-        from .head import Head
-        from .link import Link
+    def __init__(self, plan, key, samples, **options):
+        from .board import build_runner  # set-up code: dropped with `rocknet.board`
 
-        run = plan["run"]
-        self.pid = pid
-        self.out = out or print
-        self.schedule = Schedule.from_dict(plan["schedule"])
-        self.ckpt_path = checkpoint
-        self.result_path = result
-        self.every = every
-        self.tail = tail
-        self.deadline_ms = int(run.get("deadline_ms", 1000))
-        self._ckpt_round = 0
-        self._ckpt_ok = checkpoint is not None
-        self._seq = None  # sequence number of the last checkpoint written or restored
-        node = Node(plan["node"], plan["nodes"], plan["features"], Head(plan), plan["classes"],
-                    run["row_size"], self.schedule, data=samples,
-                    window=run.get("window", 4), gone_after=run.get("gone_after", 8),
-                    checkpoint_every=run.get("checkpoint_every", 0) if checkpoint else 0,
-                    save=self._save, log=log)
-        self.node = node
-        self.resumed = self._restore() if checkpoint else None
-        self.fresh = self.resumed is None
-        self.link = Link(node.id, key, node.geo.owners(), run["row_size"],
-                         run.get("profile", "extended"), timeout_ms=self.deadline_ms,
-                         round_hint=self._ckpt_round)
-        if radio is None:
-            from .board import open_radio as radio
-        self.radio = radio(self.link)
-        self.clock = clock or self.radio.now_ms
-        self.r = None  # round in progress
-        self._round = None  # its mixer.Round (kept even once the link moved on)
-        self._waiting = None  # startup: when we began waiting
-        self._told = 0
-        self._epochs_told = 0
-        self._t0 = None
-        self._rounds = 0
-        self.finished = False
-        self.result = None
-        self._done_round = None
-        # the digest as of the schedule's last sample (idle samples after it are decided
-        # too, and nodes stop after different numbers of them)
-        self.digest = node.digest
-        record = node._record
-        last = self.schedule.length - 1
+        build_runner(self, plan, key, samples, **options)
 
-        self.applied = {"A": 0, "D": 0}  # samples of the schedule applied / dropped here
-        self.ends = [0, 0, 0]  # rounds ended: complete, at the deadline, behind the fleet
-
-        def _record(kind, s, payload):
-            record(kind, s, payload)
-            if s <= last:
-                self.digest = node.digest
-                if kind == b"A" or kind == b"D":
-                    self.applied[kind.decode()] += 1
-
-        node._record = _record
+    def _record(self, kind, s, payload):
+        """The node's decision log hook: the digest and counts as of the schedule's end."""
+        self._node_record(kind, s, payload)
+        if s <= self._last:
+            self.digest = self.node.digest
+            if kind == b"A" or kind == b"D":
+                self.applied[kind.decode()] += 1
 
     # ----- checkpoints (`rocknet.checkpoint`, loaded for each write and dropped again) -----
 
@@ -107,23 +56,6 @@ class Runner:
                      "storage.remount('/', readonly=False) makes it writable (and read-only "
                      "to the computer)." % (self.ckpt_path, exc))
         forget("checkpoint", "store", "head_state")
-
-    def _restore(self):
-        from . import checkpoint
-
-        try:
-            self._seq, rnd, path, note = checkpoint.restore(self.ckpt_path, self.node.restore)
-        except OSError:
-            return None
-        except ValueError as exc:  # no good slot, or none of this plan and node
-            self.out("rocknet: ignoring the checkpoints (%s); starting fresh" % exc)
-            return None
-        if note:
-            self.out("rocknet: " + note)
-        self._ckpt_round = rnd
-        self.out("rocknet: resumed from %s (sample %d, round %d); rejoining the fleet"
-                 % (path, self.node.applied_through, rnd))
-        return rnd
 
     # ----- rounds -----
 
@@ -252,66 +184,18 @@ class Runner:
                 stop()
         return self.result
 
-    # ----- reporting -----
-
-    def _members(self):
-        nd = self.node
-        return ",".join(str(n) for n in range(nd.n) if (nd.members >> n) & 1)
+    # ----- reporting (`rocknet.report`, loaded when there is something to say) -----
 
     def _progress(self):
-        nd, sch = self.node, self.schedule
-        while self._epochs_told < len(nd.accuracy):
-            e, correct, seen = nd.accuracy[self._epochs_told]
-            self._epochs_told += 1
-            self.out("epoch %d/%d: accuracy %s | round %d/%d, commits %d, drops %d, members %s"
-                     % (e + 1, sch.epochs, _pct(correct, seen), self.r + 1, sch.length,
-                        nd.stats["commit"], nd.stats["drop"], self._members()))
-        if self.every and (self.r + 1) % self.every == 0:
-            el = self.clock() - self._t0
-            self.out("round %d/%d: applied through sample %d, commits %d, drops %d, members %s, "
-                     "%s, %d ms/round, adverts tx %d rx %d"
-                     % (self.r + 1, sch.length, nd.applied_through, nd.stats["commit"],
-                        nd.stats["drop"], self._members(),
-                        "leader %s" % nd.leader if nd.synced else "rejoining",
-                        el // max(1, self._rounds), self.link.stats["tx"],
-                        self.link.stats["rx"]))
+        if self._epochs_told < len(self.node.accuracy) or (
+                self.every and (self.r + 1) % self.every == 0):
+            from . import forget
+            from .report import progress
+
+            progress(self)
+            forget("report")
 
     def _finish(self, now):
-        self.finished = True
-        self._linger_until = now + 2 * self.deadline_ms
-        nd = self.node
-        digest = "".join("%02x" % b for b in self.digest)
-        res = {"node": nd.id, "plan": self.pid, "rounds": self.r + 1,
-               "ms": now - (self._t0 or now), "applied_through": nd.applied_through,
-               "synced": nd.synced, "members": nd.members, "commit": self.applied["A"],
-               "drop": self.applied["D"], "digest": digest, "ends": list(self.ends),
-               "accuracy": [list(a) for a in nd.accuracy],
-               "predictions": [[s, nd.predictions[s]] for s in sorted(nd.predictions)]}
-        self.result = res
-        self.out("rocknet: done after %d rounds, %d s: commits %d, drops %d, members %s, "
-                 "digest %s" % (res["rounds"], res["ms"] // 1000, res["commit"], res["drop"],
-                                self._members(), digest[:16]))
-        if nd.accuracy:
-            self.out("accuracy by epoch: " + ", ".join(
-                "%d: %s" % (e + 1, _pct(c, s)) for e, c, s in nd.accuracy))
-            e, c, s = nd.accuracy[-1]
-            self.out("final accuracy: %s (the fleet's agreed evaluation, the same on every "
-                     "board)" % _pct(c, s))
-        if nd.predictions:
-            self.out("predictions: %d series, classes %s" % (
-                len(nd.predictions), " ".join(str(c) for _, c in res["predictions"])))
-        if self.result_path:
-            try:
-                with open(self.result_path, "w") as fh:
-                    fh.write(json.dumps(res))
-            except OSError:
-                self.out("rocknet: cannot write %s (read-only file system)" % self.result_path)
+        from .report import finish  # the end of the run: loaded once, at the end
 
-
-def _pct(correct, seen):
-    if not seen:
-        return "-"
-    return "%d/%d = %d.%d %%" % (correct, seen, 100 * correct // seen,
-                                 (1000 * correct // seen) % 10)
-
-
+        finish(self, now)

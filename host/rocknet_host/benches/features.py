@@ -92,13 +92,13 @@ def ulab_calls_per_series(features: dict[str, Any]) -> int:
 
 
 # The modules a training board holds (besides `rocknet` and `xp`): what `rocknet.run()`
-# keeps once its set-up code (board, store, checkpoint) is dropped (`rocknet.forget`), for a
+# keeps once its set-up code (board, node_init, head_init, store, checkpoint) is dropped (`rocknet.forget`), for a
 # plain-SGD plan; a checkpoint write loads and drops checkpoint, store and head_state again.
 # A momentum/Adam plan adds head_moments, a dual ridge plan head_dual; the radio adapter
 # (radio/bleio.py or radio/bluetooth.py) comes on top. tests/test_board_run.py checks this
 # list against a MicroPython node after a status line, an epoch and a checkpoint.
-NODE_MODULES = ("_compat", "ccm", "mixer", "wire", "link", "minirocket", "logits", "node",
-                "head", "runner")
+NODE_MODULES = ("_compat", "ccm", "mixer", "wire", "link", "minirocket", "logits", "schedule",
+                "messages", "node", "head", "runner")
 
 
 def code_heap_bytes() -> int:
