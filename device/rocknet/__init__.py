@@ -29,7 +29,7 @@ def start(**kwargs):
     runner = setup(**kwargs)
     setup = None
     forget("board", "checkpoint", "store", "head_state", "node_init", "head_init",
-           "minirocket_init", "schedule_init", "report")
+           "minirocket_init", "schedule_init", "report", "runner_start")
     import gc
 
     gc.collect()

@@ -57,6 +57,19 @@ def save(path, payload, round_no=0, seq=None):
     return seq, f
 
 
+def save_next(path, payload, round_no, seq, out):
+    """`save` after sequence number ``seq`` (None: after the newest good slot), for a board's
+    loop: returns the new sequence number, or None when the filesystem refuses (said through
+    ``out``, with the fix)."""
+    try:
+        return save(path, payload, round_no, None if seq is None else seq + 1)[0]
+    except OSError as exc:
+        out("rocknet: checkpoints off, cannot write %s (%s). On CircuitPython the drive is "
+            "read-only to code while USB has it: a boot.py with storage.remount('/', "
+            "readonly=False) makes it writable (and read-only to the computer)." % (path, exc))
+        return None
+
+
 def restore(path, load):
     """Hand the newest good slot's payload to ``load(payload)`` (e.g. `Node.restore`,
     `Head.load`); a slot whose payload ``load`` refuses with ValueError or KeyError (another

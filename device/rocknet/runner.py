@@ -13,7 +13,6 @@ training board holds only the loop's code.
 CHECKPOINT_FILE = "/rocknet_ckpt"
 RESULT_FILE = "/rocknet_result.json"
 _EXTRA = 4  # idle rounds a node keeps running after it applied the last sample
-_BURST_MS = 500  # round 0: advertise this long after each news while waiting for the fleet
 
 
 class Runner:
@@ -42,20 +41,13 @@ class Runner:
     # ----- checkpoints (`rocknet.checkpoint`, loaded for each write and dropped again) -----
 
     def _save(self, body):
-        if not self._ckpt_ok:
-            return
-        from . import checkpoint, forget
+        if self._ckpt_ok:
+            from . import checkpoint, forget
 
-        try:
-            self._seq, path = checkpoint.save(self.ckpt_path, body, self.r or 0,
-                                              None if self._seq is None else self._seq + 1)
-        except OSError as exc:
-            self._ckpt_ok = False
-            self.out("rocknet: checkpoints off, cannot write %s (%s). On CircuitPython the "
-                     "drive is read-only to code while USB has it: a boot.py with "
-                     "storage.remount('/', readonly=False) makes it writable (and read-only "
-                     "to the computer)." % (self.ckpt_path, exc))
-        forget("checkpoint", "store", "head_state")
+            self._seq = checkpoint.save_next(self.ckpt_path, body, self.r or 0, self._seq,
+                                             self.out)
+            self._ckpt_ok = self._seq is not None
+            forget("checkpoint", "store", "head_state")
 
     # ----- rounds -----
 
@@ -104,43 +96,14 @@ class Runner:
         now = self.clock()
         if self._t0 is None:
             self._t0 = now
+        if self.r is None or self._waiting is not None:
+            from .runner_start import start_step  # start-up: dropped once the fleet runs
+
+            if start_step(self, now):
+                return True
         link = self.link
-        if self.r is None:
-            if link.round is not None:
-                self._begin(link.round_no, now)  # the fleet's current round
-            elif self.fresh:
-                self._begin(0, now)
-                self._waiting = now
-                self._wait_rank = self._round.rank
-                self._burst_until = now + 4 * _BURST_MS
-            elif now - self._t0 >= 3 * self.deadline_ms:
-                self.out("rocknet: nobody heard; starting round %d" % (self._ckpt_round + 1))
-                self._begin(self._ckpt_round + 1, now)
-            return True
         rnd, r = self._round, self.r
         ahead = (link.round_no or r) - r
-        if self._waiting is not None:  # round 0 of a fresh fleet: wait for every node
-            if ahead >= 2:  # the fleet runs without us: we were reset before a checkpoint
-                self._waiting = None
-                self.out("rocknet: the fleet is at round %d; joining it" % link.round_no)
-                self.node.rejoin()
-                self._begin(link.round_no, now)
-                return True
-            if ahead == 0 and not self._all_heard(rnd):
-                # Advertise round 0 in bursts: at start and whenever something new arrived
-                # (a board switched on later), quiet otherwise, so the round's 256 packets
-                # last however long the fleet takes to come up.
-                if rnd.rank != self._wait_rank:
-                    self._wait_rank = rnd.rank
-                    self._burst_until = now + _BURST_MS
-                rnd.deadline_ms = self._burst_until if now < self._burst_until else now
-                if now - self._waiting >= 10000 * (self._told + 1):
-                    self._told += 1
-                    self.out("rocknet: waiting for node(s) %s to start"
-                             % ",".join(str(n) for n in self._missing_nodes(rnd)))
-                return True
-            self._waiting = None
-            rnd.deadline_ms = now + self.deadline_ms
         complete = self._complete(rnd, r)
         if not (ahead >= 2 or now >= rnd.deadline_ms or complete):
             return True
@@ -158,17 +121,6 @@ class Runner:
             return True
         self._begin(max(r + 1, link.round_no or 0), now)
         return True
-
-    def _all_heard(self, rnd):
-        geo = self.node.geo
-        for i in range(geo.m):
-            if rnd.row(i) is None and (i >= geo.series_rows or self.schedule.at(0) is not None):
-                return False
-        return True
-
-    def _missing_nodes(self, rnd):
-        geo = self.node.geo
-        return [n for n in range(geo.n) if rnd.row(geo.ctrl_index(n)) is None]
 
     def _pump(self):
         self.radio.step()  # every adapter: one burst of radio work, blocking for a while

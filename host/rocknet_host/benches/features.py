@@ -91,12 +91,13 @@ def ulab_calls_per_series(features: dict[str, Any]) -> int:
     return calls
 
 
-# The modules a training board holds (besides `rocknet` and `xp`): what `rocknet.run()`
-# keeps once its set-up code (board, node_init, head_init, store, checkpoint) is dropped (`rocknet.forget`), for a
-# plain-SGD plan; a checkpoint write loads and drops checkpoint, store and head_state again.
-# A momentum/Adam plan adds head_moments, a dual ridge plan head_dual; the radio adapter
-# (radio/bleio.py or radio/bluetooth.py) comes on top. tests/test_board_run.py checks this
-# list against a MicroPython node after a status line, an epoch and a checkpoint.
+# The modules a training board holds (besides `rocknet` and `xp`): what `rocknet.run()` keeps
+# once its set-up code is dropped (`rocknet.start` forgets board, the *_init constructors,
+# store, checkpoint, report), for a plain-SGD plan; a checkpoint write loads and drops
+# checkpoint, store and head_state again, a status line report. A momentum/Adam plan adds
+# head_moments, a dual ridge plan head_dual; the radio adapter (radio/bleio.py or
+# radio/bluetooth.py) comes on top. tests/test_board_run.py checks this list against a
+# MicroPython node after a status line, an epoch and a checkpoint.
 NODE_MODULES = ("_compat", "ccm", "mixer", "wire", "link", "minirocket", "logits", "schedule",
                 "messages", "node", "head", "runner")
 
