@@ -75,7 +75,7 @@ def node_bytes(board: Board, n_features: int, n_classes: int, length: int,
 # (`rocknet bench features`' code_heap_bytes, MicroPython 1.29; a test keeps this within 10 %
 # of the measurement). OVERHEAD_BYTES' allowance is below it: frozen into the firmware the
 # code would stay in flash, loaded from files it does not fit beside most plans.
-CODE_HEAP_BYTES = 67_300
+CODE_HEAP_BYTES = 42_900
 
 
 # --- allocation ----------------------------------------------------------------------------
