@@ -20,9 +20,10 @@ from rocknet_host.hardware import deploy as dp
 from rocknet_host.hardware.virtual_board import VirtualBoard
 from rocknet_host.planning import board as board_plan
 from rocknet_host.planning import features as plan
-from rocknet_host.runtimes import import_device
+from rocknet_host.runtimes import import_device, open_runtime
 
 board = import_device("rocknet.board")
+rocknet = import_device("rocknet")
 sim = import_device("rocknet.radio.sim")
 store = import_device("rocknet.store")
 
@@ -246,11 +247,48 @@ def test_a_finished_board_prints_its_result_instead_of_training_again(fleet_dir,
     res = tmp_path / "res.json"
     res.write_text(json.dumps({"plan": board.plan_id(body), "rounds": 142, "commit": 135,
                                "drop": 0, "digest": "ab" * 32, "accuracy": [[0, 14, 15]]}))
-    got = board.main(str(d / "node_00.plan"), str(d / "fleet.key"), str(d / "node_00.data"),
-                     result=str(res))
+    got = rocknet.run(plan=str(d / "node_00.plan"), key=str(d / "fleet.key"),
+                      data=str(d / "node_00.data"), result=str(res))
     assert got["rounds"] == 142
     assert "finished this plan already" in capsys.readouterr().out
     with pytest.raises(board.SetupError, match="no BLE radio"):
-        board.main(str(d / "node_00.plan"), str(d / "fleet.key"), str(d / "node_00.data"),
-                   result=str(res), again=True)
+        rocknet.run(plan=str(d / "node_00.plan"), key=str(d / "fleet.key"),
+                    data=str(d / "node_00.data"), result=str(res), again=True)
     assert "no BLE radio" in capsys.readouterr().out
+
+
+TRAINING = WRITE_FILES + """
+import sys
+import rocknet
+from rocknet.radio import sim
+air = sim.Air(seed=1)
+lines = []
+runners = [rocknet.start(plan=base + "/node_%02d.plan" % i, key=base + "/fleet.key",
+                         data=base + "/node_%02d.data" % i, radio=air.radio, clock=air.now_ms,
+                         checkpoint=base + "/ckpt%d" % i, result=None, out=lines.append,
+                         every=10)
+           for i in range(3)]
+_n = 0
+while _n < 5000 and not (any(f.startswith("ckpt0") for f in os.listdir(base))
+                         and any(x.startswith("epoch 1/") for x in lines)):
+    for r in runners:
+        r.step()
+    air.tick()
+    _n += 1
+held = sorted(m for m in sys.modules if m.startswith("rocknet"))
+"""
+
+
+def test_a_training_node_holds_only_the_loops_modules(fleet_dir):
+    """`rocknet.run()`'s set-up code (board, store, checkpoint) is dropped once the runner is
+    built, and a checkpoint write drops what it loaded: after a status line, an epoch line and
+    a checkpoint, a plain-SGD node holds exactly the modules `rocknet bench features` counts
+    as its code (``code_heap_bytes``)."""
+    from rocknet_host.benches.features import NODE_MODULES
+
+    with open_runtime("micropython", profile="micropython-esp32") as mpy:  # a fresh one
+        mpy.set(files=files_of(fleet_dir), base="/rn_held")
+        mpy.exec(TRAINING)
+        assert mpy.eval("any(x.startswith('round 10/') for x in lines)")
+        held = set(mpy.eval("held")) - {"rocknet.radio", "rocknet.radio.sim"}  # the test's air
+    assert held == {"rocknet", "rocknet.xp", *("rocknet." + m for m in NODE_MODULES)}

@@ -94,7 +94,7 @@ def test_to_plans_writes_what_rocknet_plan_writes_plus_the_trained_heads(fitted,
     node_plan = plan.read_node(tmp_path / "node_01.plan")
     assert node_plan["schedule"]["epochs"] == 3  # training sections as `rocknet plan` writes
     head = Head(node_plan)
-    assert ckpt.restore(head, str(tmp_path / "node_01.head")) is None
+    assert ckpt.restore(str(tmp_path / "node_01.head"), head.load)[3] is None
     assert np.array_equal(head.weights, fitted._heads()[1].weights)
     assert np.abs(head.weights).max() > 0  # trained, not the initial zeros
 

@@ -1,4 +1,4 @@
-"""Faults of the board loop itself (`rocknet.board.Runner`, what ``rocknet.run()`` runs), each
+"""Faults of the board loop itself (`rocknet.runner.Runner`, what ``rocknet.run()`` runs), each
 on runners built from the files ``rocknet plan`` writes, on the in-memory medium
 (`rocknet.radio.sim`): a reset board is re-admitted within a bounded number of rounds in
 2-, 3- and 5-board fleets whatever the moment of the reset (leader included); a member whose

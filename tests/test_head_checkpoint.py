@@ -1,6 +1,8 @@
-"""Head checkpoints: a restored head continues exactly where it stopped; a torn or corrupt
-newest checkpoint falls back to the previous good one with a message; a checkpoint of
-another plan is refused and the head is left unchanged. Both runtimes."""
+"""Checkpoints (`rocknet.checkpoint`, the one format; here with a bare head's payload as
+``RockNetClassifier.to_plans`` writes them, the runner's node payload in test_board_run and
+test_store_corruption): a restored head continues exactly where it stopped; a torn or corrupt
+newest checkpoint falls back to the previous good one with a message; a checkpoint of another
+plan is refused and the head is left unchanged. Both runtimes."""
 
 import itertools
 
@@ -14,6 +16,10 @@ SETUP = """
 from rocknet.head import Head
 from rocknet import checkpoint, store
 from rocknet.xp import np
+def save(h, path):
+    return checkpoint.save(path, h.save())[1]
+def restore(h, path):
+    return checkpoint.restore(path, h.load)[3]
 def run(h, lo, hi, B=4):
     for j in range(lo, hi):
         h.partial_logits(C[j])
@@ -42,10 +48,10 @@ def test_restore_continues_exactly(device, tmp_path, optimizer):
     device.exec("""
 a = Head(P)
 run(a, 0, 10)              # mid-batch: two samples in flight
-checkpoint.save(a, path)
+save(a, path)
 run(a, 10, 24)
 b = Head(P)
-note = checkpoint.restore(b, path)
+note = restore(b, path)
 run(b, 10, 24)
 """)
     assert device.eval("note") is None
@@ -58,11 +64,11 @@ def test_corrupt_newest_falls_back_to_previous(device, tmp_path):
     device.exec("""
 a = Head(P)
 run(a, 0, 8)
-first = checkpoint.save(a, path)
+first = save(a, path)
 t_first = a.t
 saved = a.save()
 run(a, 8, 16)
-second = checkpoint.save(a, path)
+second = save(a, path)
 f = open(second, "rb")
 raw = bytearray(f.read())
 f.close()
@@ -71,7 +77,7 @@ f = open(second, "wb")
 f.write(raw)
 f.close()
 b = Head(P)
-note = checkpoint.restore(b, path, verbose=False)
+note = restore(b, path)
 """)
     note = device.eval("note")
     assert "checksum" in note and "restored the last good one" in note
@@ -84,10 +90,10 @@ def test_torn_write_falls_back_to_previous(device, tmp_path):
     device.exec("""
 a = Head(P)
 run(a, 0, 8)
-checkpoint.save(a, path)
+save(a, path)
 saved = a.save()
 run(a, 8, 12)
-second = checkpoint.save(a, path)
+second = save(a, path)
 f = open(second, "rb")
 raw = f.read()
 f.close()
@@ -95,7 +101,7 @@ f = open(second, "wb")
 f.write(raw[:len(raw) // 3])    # power lost mid-write
 f.close()
 b = Head(P)
-note = checkpoint.restore(b, path, verbose=False)
+note = restore(b, path)
 """)
     assert "restored the last good one" in device.eval("note")
     assert device.eval("b.save() == saved")
@@ -106,11 +112,11 @@ def test_checkpoint_of_another_plan_is_refused(device, tmp_path):
     device.exec("""
 a = Head(P)
 run(a, 0, 8)
-checkpoint.save(a, path)
+save(a, path)
 other = Head(P2)                 # node 1's head: another slice
 before = other.save()
 try:
-    checkpoint.restore(other, path)
+    restore(other, path)
     err = None
 except ValueError as e:
     err = str(e)
@@ -123,12 +129,12 @@ def test_no_good_checkpoint_is_an_error(device, tmp_path):
     setup(device, tmp_path)
     device.exec("""
 a = Head(P)
-p = checkpoint.save(a, path)
+p = save(a, path)
 f = open(p, "wb")
 f.write(b"ROCKNET checkpoint 1 00\\n junk")
 f.close()
 try:
-    checkpoint.restore(Head(P), path)
+    restore(Head(P), path)
     err = None
 except store.CorruptFile as e:
     err = str(e)

@@ -5,7 +5,7 @@ import pytest
 from head_cases import case
 
 SETUP = """
-from rocknet.head import Head, pack, unpack
+from rocknet.head import Head
 from rocknet.head_sum import LogitSum
 from rocknet.xp import np
 import struct
@@ -84,13 +84,13 @@ def test_int16_rows_sum_exactly_in_any_order(device):
     rows = rng.normal(0, 5, (6, 5))  # within the int16 codes' +-32
     device.set(R=rows)
     device.exec("""
-from rocknet.head import pack
 from rocknet.head_sum import LogitSum
+from rocknet.logits import pack
 import struct
 def total(order, wire):
     s = LogitSum(6, 5, wire, 2.0 ** -10)
     for i in order:
-        s.add(i, pack(R[i], wire, 2.0 ** -10))
+        s.add(i, pack(R[i], wire, 2.0 ** -10)[0])
     return s.total()
 """)
     for wire in ("int16", "float32"):
@@ -98,3 +98,19 @@ def total(order, wire):
         b = np.asarray(device.eval(f"total([5, 3, 1, 0, 2, 4], {wire!r})"))
         assert np.array_equal(a, b)
         assert np.allclose(a, rows.sum(axis=0), atol=6 * 2.0**-11 if wire == "int16" else 1e-4)
+
+
+def test_one_int16_codec_rounds_half_up_and_counts_clipping(device):
+    """Node, head and twin encode partial logits with `rocknet.logits`: +2.5 codes is 3
+    (floor(v / scale + 0.5)), beyond +-32767 codes clipped, and the clip is counted."""
+    device.exec("""
+from rocknet.logits import pack
+from rocknet.xp import np
+import struct
+row = np.array([2.5, -2.5, 1e6, -1e6])
+data, clipped = pack(row, "int16", 1.0)
+codes = list(struct.unpack("<4h", data))
+small = pack(row[:2], "int16", 1.0)[1]
+""")
+    assert device.eval("codes") == [3, -2, 32767, -32767]
+    assert device.eval("clipped") is True and device.eval("small") is False

@@ -92,7 +92,7 @@ def test_no_loss_every_sample_commits_and_all_nodes_learn_the_same():
         assert nd.stats["desynced"] == nd.stats["conflicts"] == 0
         assert len(nd.accuracy) == sched.epochs
     assert nodes[0].accuracy == nodes[1].accuracy == nodes[2].accuracy
-    summ = nodes[2].summary()
+    summ = import_device("rocknet.report").summary(nodes[2])
     assert summ["digest"] == nodes[2].digest.hex() and summ["leader"] == 0
     assert json.loads(json.dumps(summ)) == summ
     assert nodes[0].accuracy[-1][1] >= 6  # the stand-in head learns (9 test series, 3 classes)
@@ -208,20 +208,18 @@ def test_rebooted_node_resumes_from_its_checkpoint_and_rejoins(down, up):
     assert bytes(fresh.head.save()) == bytes(saved[saved.index(b"\n") + 1:])
 
 
-def test_checkpoint_roundtrip_through_store(tmp_path):
-    store = import_device("rocknet.store")
+def test_checkpoint_roundtrip_through_the_checkpoint_file(tmp_path):
+    ckpt = import_device("rocknet.checkpoint")
     fr, sched = fleet(3, epochs=2, batch=4, checkpoint_every=2)
     fr.run(sched.length)
-    body = fr.checkpoints[1]
     path = str(tmp_path / "node_01.ckpt")
-    store.write(path, node_mod.CHECKPOINT_KIND, node_mod.CHECKPOINT_VERSION, body)
-    _, back = store.read(path, node_mod.CHECKPOINT_KIND)
+    ckpt.save(path, fr.checkpoints[1], 7)
     nd = NS["make_fleet"](3, epochs=2, batch=4)[0](1)
-    nd.restore(back)
+    assert ckpt.restore(path, nd.restore)[1:] == (7, path + ".b", None)
     assert not nd.synced and nd.applied_through > 0
     assert nd.begin_round(fr.round_no)  # it speaks (asks to come back) right away
     with pytest.raises(ValueError, match="node 1's"):
-        NS["make_fleet"](3)[0](2).restore(back)
+        ckpt.restore(path, NS["make_fleet"](3)[0](2).restore)
 
 
 # ----- both runtimes -----

@@ -26,7 +26,7 @@ def simulate(tmp_path, *argv, status=0, nodes="5"):
 @pytest.mark.slow
 def test_five_boards_learn_gunpoint_over_the_simulated_radio(tmp_path, capsys):
     res = simulate(tmp_path, "--epochs", "4", "--features", "1000", "--loss", "0.1")
-    assert all(k in res for k in KEYS) and res["loop"] == "rocknet.board.Runner"
+    assert all(k in res for k in KEYS) and res["loop"] == "rocknet.runner.Runner"
     # 10 % loss: a few samples may be dropped, each with its reason
     assert res["accuracy"] >= 0.95 and res["n_test"] == 150 and res["predicted"] >= 140
     assert 0.9 <= res["reference_accuracy"] <= 1.0

@@ -1,7 +1,7 @@
 """Every flipped bit of a plan, data or checkpoint file (header line included) is reported as
 `store.CorruptFile` naming the fix: never UnicodeDecodeError, ValueError or KeyError, never a
 successful read (the format ignores no byte). The files come from the product's writers:
-`rocknet plan`'s (plan.write, board_plan.write_data) and the checkpoint `board.Runner` writes.
+`rocknet plan`'s (plan.write, board_plan.write_data) and the checkpoint `runner.Runner` writes.
 
 CPython flips every bit of each file. MicroPython (WebAssembly, slower) flips, in one call on
 the device, every bit of the header line's magic, kind, version, separators and newline, and an
@@ -18,6 +18,7 @@ from rocknet_host.planning import features as plan
 from rocknet_host.runtimes import import_device
 
 board = import_device("rocknet.board")
+checkpoint = import_device("rocknet.checkpoint")
 sim = import_device("rocknet.radio.sim")
 store = import_device("rocknet.store")
 
@@ -65,7 +66,7 @@ def files(tmp_path_factory) -> dict[str, tuple[bytes, int]]:
     (written,) = [f for f in out.iterdir() if f.name.startswith("ckpt")]
     return {"plan": ((out / "node_00.plan").read_bytes(), store.PLAN_VERSION),
             "data": ((out / "node_00.data").read_bytes(), store.DATA_VERSION),
-            "checkpoint": (written.read_bytes(), board.CHECKPOINT_VERSION),
+            "checkpoint": (written.read_bytes(), checkpoint.VERSION),
             "dir": (str(out).encode(), 0)}
 
 

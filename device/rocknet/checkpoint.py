@@ -1,74 +1,124 @@
-"""Head checkpoints on a board's filesystem: two alternating slots (``path.a``, ``path.b``),
-each written atomically with a checksum by `store.write`. Saving overwrites the older slot,
-so a torn or corrupt newest copy still leaves the previous good one, which `restore` then
-uses and says so.
+"""Checkpoints on a board's filesystem, the one format: two alternating slots (``path.a``,
+``path.b``), each written atomically with a checksum by `store.write` (kind "checkpoint",
+format version 2). A slot's body is a JSON line ``{"seq": n, "round": r}`` (the write's
+sequence number and the radio round it was taken in) and the payload: a node's
+(`Node.checkpoint`, what `runner.Runner` writes every ``checkpoint_every`` applied samples)
+or a bare head's (`Head.save`, what ``RockNetClassifier.to_plans`` exports).
 
-    checkpoint.save(head, "/head.ckpt")
-    note = checkpoint.restore(head, "/head.ckpt")   # None, or what was wrong and what was used
+Saving overwrites the older slot, so a torn or corrupt newest copy still leaves the previous
+good one, which `restore` then uses and says so. Imported only when a checkpoint is written or
+read (the training loop drops it again, see `rocknet.forget`).
+
+    seq, file = checkpoint.save("/rocknet_ckpt", node.checkpoint(), round_no)
+    seq, round_no, file, note = checkpoint.restore("/rocknet_ckpt", node.restore)
 """
+
+import json
 
 from . import store
 
 KIND = "checkpoint"
-VERSION = 1
-SLOTS = (".a", ".b")
+VERSION = 2
+_SLOTS = (".a", ".b")
 
 
-def _read(path):
-    """(seq, body, file) of one slot, or raises CorruptFile / OSError."""
-    version, body, used = store.read_newest(path, KIND)
-    if version != VERSION:
-        raise store.CorruptFile("%s is checkpoint format %d; this rocknet reads %d"
-                                % (used, version, VERSION))
-    nl = body.find(b"\n")
-    try:
-        seq = int(body[:nl])
-    except ValueError:
-        raise store.CorruptFile("%s has no sequence number" % used) from None
-    return seq, body[nl + 1:], used
-
-
-def _slots(path):
-    """Good slots newest first, and the problems found."""
+def slots(path):
+    """([(seq, round, payload, file)] of the good slots, newest first; [problems found])."""
     good, problems = [], []
-    for suffix in SLOTS:
+    for suffix in _SLOTS:
+        f = path + suffix
         try:
-            good.append(_read(path + suffix))
+            _, body, _ = store.read_newest(f, KIND, VERSION)
         except store.CorruptFile as exc:
-            problems.append(str(exc))
+            problems.append("%s (%s)" % (f, exc))
+            continue
         except OSError:
-            pass
+            continue
+        nl = body.find(b"\n")
+        try:
+            meta = json.loads(body[:nl])
+            good.append((int(meta["seq"]), int(meta["round"]), body[nl + 1:], f))
+        except (ValueError, KeyError, TypeError):
+            problems.append("%s (no readable slot header: %s)" % (f, store.fix(KIND)))
     good.sort(key=lambda g: -g[0])
     return good, problems
 
 
-def save(head, path):
-    """Write the head's state to the slot not holding the newest good checkpoint; returns
-    the file written."""
-    good, _ = _slots(path)
-    seq = good[0][0] + 1 if good else 1
-    target = path + SLOTS[seq % 2]
-    store.write(target, KIND, VERSION, b"%d\n" % seq + head.save())
-    return target
+def save(path, payload, round_no=0, seq=None):
+    """Write ``payload`` (bytes) to the slot after the newest good one (or the slot of
+    sequence number ``seq``); returns (seq, file written). OSError when the filesystem
+    refuses (read-only)."""
+    if seq is None:
+        good, _ = slots(path)
+        seq = good[0][0] + 1 if good else 1
+    f = path + _SLOTS[seq % 2]
+    meta = json.dumps({"seq": seq, "round": round_no})
+    store.write(f, KIND, VERSION, meta.encode() + b"\n" + payload)
+    return seq, f
 
 
-def restore(head, path, verbose=True):
-    """Load the newest good checkpoint into ``head``. Returns None when the newest slot was
-    used cleanly, else a message naming what was corrupt and which copy was restored.
-    Raises OSError when there is no checkpoint, `store.CorruptFile` when none is good, and
-    ValueError (head unchanged) when it belongs to another plan."""
-    good, problems = _slots(path)
+def save_next(path, payload, round_no, seq, out):
+    """`save` after sequence number ``seq`` (None: after the newest good slot), for a board's
+    loop: returns the new sequence number, or None when the filesystem refuses (said through
+    ``out``, with the fix)."""
+    try:
+        return save(path, payload, round_no, None if seq is None else seq + 1)[0]
+    except OSError as exc:
+        out("rocknet: checkpoints off, cannot write %s (%s). On CircuitPython the drive is "
+            "read-only to code while USB has it: a boot.py with storage.remount('/', "
+            "readonly=False) makes it writable (and read-only to the computer)." % (path, exc))
+        return None
+
+
+def restore(path, load):
+    """Hand the newest good slot's payload to ``load(payload)`` (e.g. `Node.restore`,
+    `Head.load`); a slot whose payload ``load`` refuses with ValueError or KeyError (another
+    plan, another node) is passed over for the older one. Returns (seq, round, file, note):
+    note is None when the newest slot was used cleanly, else what was wrong and which copy was
+    used. Raises OSError when there is no checkpoint, `store.CorruptFile` when no slot is good,
+    and the last refusal (ValueError) when ``load`` refused every good slot."""
+    good, problems = slots(path)
     if not good:
         if problems:
             raise store.CorruptFile("no good checkpoint at %s: %s" % (path, "; ".join(problems)))
         raise OSError(2, "no checkpoint at %s" % path)
-    seq, body, used = good[0]
-    head.load(body)
-    note = None
-    newer_bad = problems and (len(good) == 1)
-    if newer_bad:
-        note = ("checkpoint problem: %s; restored the last good one, %s (step %d)"
-                % ("; ".join(problems), used, head.t))
-        if verbose:
-            print(note)
-    return note
+    refused = None
+    for seq, rnd, payload, f in good:
+        try:
+            load(payload)
+        except (ValueError, KeyError) as exc:
+            refused = exc
+            problems.append("%s (%s)" % (f, exc))
+            continue
+        note = None
+        if problems:
+            note = ("checkpoint problem: ignoring %s; restored the last good one, %s"
+                    % ("; ".join(problems), f))
+        return seq, rnd, f, note
+    raise refused
+
+
+def node_payload(node):
+    """A `node.Node`'s payload: a JSON line (node id, the sample it stands at, its membership
+    view, the digest chain) and its head's state (`Head.save`)."""
+    meta = {"node": node.id, "applied_through": node.applied_through,
+            "epoch": node.epoch, "members": node.members, "view": node.view_sample,
+            "since": node._since, "digest": "".join("%02x" % b for b in node.digest)}
+    return json.dumps(meta).encode() + b"\n" + node.head.save()
+
+
+def restore_node(node, payload):
+    """Put a `node_payload` back into ``node`` (then it rejoins: `Node.rejoin`). Another
+    node's payload or a head of another plan raise ValueError, the node unchanged."""
+    nl = payload.find(b"\n")
+    meta = json.loads(payload[:nl])
+    if meta["node"] != node.id:
+        raise ValueError("checkpoint is node %d's, not node %d's" % (meta["node"], node.id))
+    node.head.load(payload[nl + 1:])
+    node.applied_through = meta["applied_through"]
+    node.epoch = meta["epoch"]
+    node.members = meta["members"]
+    node.view_sample = meta["view"]
+    node._since = meta["since"]
+    node.digest = bytes.fromhex(meta["digest"])
+    node.rejoin()

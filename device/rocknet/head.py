@@ -53,37 +53,12 @@ Every computation here has a numpy twin in ``rocknet_host.reference_head``.
 """
 
 import math
-import struct
 
-from . import xp
-from ._compat import const
+from . import logits, xp
+from .logits import finite as _finite
 from .xp import np
 
-_MU_ONE = const(128)  # mean fixed point: 1/128 code
-_SC_ONE = const(4096)  # 1/std fixed point: 1/4096 per code
-_SC_MAX = const(65535)
-_X_UNIT = 1.0 / (128 * 4096)  # x = (128 u - mu_q) * sc_q * _X_UNIT
-
-_MODES = ("gradient", "ridge")
-_SOLVERS = ("sgd", "dual")
-_OPTIMIZERS = ("sgd", "momentum", "adam")
-_SCHEDULES = ("cosine", "linear", "constant")
-WIRES = ("float32", "int16")  # partial-logit rows on the air
-_SCALINGS = ("plan", "local")
-_LAMBDAS = (1e-3, 4.6415888336127775e-3, 2.1544346900318832e-2, 0.1, 0.46415888336127775,
-           2.154434690031882, 10.0, 46.41588833612773, 215.44346900318823, 1000.0)
-
-
-def _cfg(head, key, default, choices=None):
-    v = head.get(key, default)
-    if choices is not None and v not in choices:
-        raise ValueError("head option %s=%r: choose one of %s; re-run `rocknet plan`"
-                         % (key, v, ", ".join(choices)))
-    return v
-
-
-def _finite(a):
-    return bool(np.all(np.isfinite(a)))
+_X_UNIT = 1.0 / (128 * 4096)  # x = (128 u - mu_q) * sc_q * _X_UNIT (fixed point: head_init)
 
 
 class Head:
@@ -94,140 +69,9 @@ class Head:
     """
 
     def __init__(self, plan, head=None):
-        cfg = plan.get("head", {}) if head is None else head
-        feats = plan["features"]
-        self.node = int(plan.get("node", 0))
-        self.nodes = int(plan.get("nodes", 1))
-        C = int(plan["classes"])
-        if "classes" in cfg and int(cfg["classes"]) != C:
-            raise ValueError("head section is for %d classes but the plan has %d; re-run "
-                             "`rocknet plan`" % (int(cfg["classes"]), C))
-        if not 2 <= C <= 255:
-            raise ValueError("%d classes: the head handles 2..255" % C)
-        self.n_classes = C
-        self.mode = _cfg(cfg, "mode", "gradient", _MODES)
-        self.solver = _cfg(cfg, "solver", "sgd", _SOLVERS)
-        if self.solver == "dual" and self.mode != "ridge":
-            raise ValueError("solver 'dual' is ridge's closed form: use mode='ridge'")
-        self.optimizer = _cfg(cfg, "optimizer", "sgd", _OPTIMIZERS)
-        self.schedule = _cfg(cfg, "schedule", "cosine", _SCHEDULES)
-        self.scaling = _cfg(cfg, "scaling", "plan", _SCALINGS)
-        self.wire = _cfg(cfg, "wire", "float32", WIRES)
-        self.logit_scale = float(cfg.get("logit_scale", 1.0 / 256))
-        self.batch = int(cfg.get("batch", 8))
-        if not 1 <= self.batch <= 4096:
-            raise ValueError("batch %d outside 1..4096" % self.batch)
-        self.lr = float(cfg.get("lr", 1e-4))
-        self.mom = float(cfg.get("momentum", 0.9))
-        betas = cfg.get("betas", (0.9, 0.999))
-        self.b1, self.b2 = float(betas[0]), float(betas[1])
-        self.eps = float(cfg.get("eps", 1e-8))
-        self.smooth = float(cfg.get("label_smoothing", 0.0)) if self.mode == "gradient" else 0.0
-        self.l2 = float(cfg.get("l2", 0.0))
-        self.steps = max(1, int(cfg.get("steps", 1000)))
-        self.int_weights = _cfg(cfg, "weights", "int16", ("int16", "float")) == "int16"
-        self.w_scale = float(cfg.get("w_scale", 2.0 ** -18))
-        self.q_moments = _cfg(cfg, "moments", "int8", ("int8", "float")) == "int8"
-        self.owns_bias = self.node == int(cfg.get("bias_node", 0))
-        self.n_train = int(cfg.get("n_train", 0))
-        self.lambdas = [float(v) for v in cfg.get("lambdas", _LAMBDAS)]
-        self.total_features = int(cfg.get("total_features", 0))
-        self._layout(feats)
-        F = self.n_features
-        self.fingerprint = _fingerprint(plan, cfg, F)
+        from .head_init import init  # set-up code: dropped once the runner is built
 
-        # Counters (all checkpointed).
-        self.t = 0  # optimizer steps taken
-        self.k = 0  # samples in the current batch
-        self.seen = 0  # samples applied
-        self.saturated = 0  # weight rows that hit the int16 range (0 = w_scale is fine)
-        self.clipped = 0  # int16 partial-logit rows clipped (0 = logit_scale is fine)
-        self.lam = None  # lambda the dual solve chose
-
-        # Features: codes of the current sample, standardisation, scratch x.
-        self._u = np.zeros(F, dtype=xp.uint8)
-        self._have_u = False
-        self._x = np.zeros(F, dtype=xp.float_)
-        self._mu = np.zeros(F, dtype=xp.int16)
-        self._sc = np.zeros(F, dtype=xp.uint16)
-        self._s1 = None  # local statistics (sum u, sum u^2) while they are gathered
-        self._s2 = None
-        self.stats_n = 0
-        if self.scaling == "plan":
-            mean, std = cfg.get("mean"), cfg.get("std")
-            if mean is None or std is None or len(mean) != F or len(std) != F:
-                raise ValueError("scaling='plan' needs %d means and stds in the head section; "
-                                 "re-run `rocknet plan` (or use scaling='local')" % F)
-            self._set_scaling(np.array(mean, dtype=xp.float_), np.array(std, dtype=xp.float_))
-        else:
-            self._s1 = np.zeros(F, dtype=xp.float_)
-            self._s2 = np.zeros(F, dtype=xp.float_)
-
-        # Weights and bias.
-        self._W = np.zeros((C, F), dtype=xp.int16 if self.int_weights else xp.float_)
-        self._b = np.zeros(C, dtype=xp.float_)
-        self._g = np.zeros(C, dtype=xp.float_)
-        self._zbuf = np.zeros(C, dtype=xp.float_)
-
-        self._m = self._ms = self._v = self._vs = None
-        self._bm = self._bv = None
-        self._U = self._G = None
-        self._store = self._labels = self._gsum = None
-        self._opt = None  # head_moments for momentum and Adam
-        self.n_stored = 0
-        self._grams = 0  # bitmap of nodes whose Gram contribution was added
-        if self.solver == "dual":
-            from . import head_dual
-
-            head_dual.alloc(self)
-        else:
-            self._U = np.zeros((self.batch, F), dtype=xp.uint8)
-            self._G = np.zeros((C, self.batch), dtype=xp.float_)
-            if self.optimizer != "sgd":  # plain SGD keeps no optimizer state
-                from . import head_moments
-
-                self._opt = head_moments
-                head_moments.alloc(self)
-
-    # ----- layout -----
-
-    def _layout(self, feats):
-        """Per-dilation segments (offset, biases per kernel) of this node's feature order
-        (dilation, own kernel, bias); blocks are (class row, own kernel)."""
-        L = int(feats["length"])
-        dil = [int(d) for d in feats["dilations"]]
-        per = [int(n) for n in feats["biases_per_dilation"]]
-        nk = len(feats["kernels"])
-        centre = feats["centre"]
-        if nk < 1:
-            raise ValueError("this node has no kernels; re-run `rocknet plan` with fewer nodes")
-        self._nk = nk
-        segs = []
-        dens = []
-        f = 0
-        combo = 0
-        for di, d in enumerate(dil):
-            nb = per[di]
-            if nb:
-                segs.append((f, nb))
-            for _ in range(nk):
-                dens.append(L - 8 * d if centre[combo] else L)
-                f += nb
-                combo += 1
-        if f != len(feats["biases"]):
-            raise ValueError("plan features do not add up; re-run `rocknet plan`")
-        self._segs = segs
-        self.n_features = f
-        self._den = None
-        if max(dens) > 255:  # counts do not fit a byte: codes are the PPV in 1/255
-            self._den = np.zeros(f, dtype=xp.uint16)
-            f = 0
-            combo = 0
-            for di in range(len(dil)):
-                for _ in range(nk):
-                    self._den[f:f + per[di]] = dens[combo]
-                    f += per[di]
-                    combo += 1
+        init(self, plan, head)
 
     # ----- features -----
 
@@ -248,46 +92,23 @@ class Head:
         self._have_u = True
         return u
 
-    def _set_scaling(self, mean, std):
-        """Quantise float means and stds (code units, this node's order) to fixed point."""
-        mu = mean * _MU_ONE
-        mu += 0.5
-        self._mu[:] = np.clip(np.floor(mu), -32767, 32767)
-        inv = np.zeros(len(std), dtype=xp.float_)
-        for i in range(len(std)):  # 1/std, 0 for constant features
-            s = std[i]
-            inv[i] = 1.0 / s if s > 0 else 0.0
-        inv *= _SC_ONE
-        inv += 0.5
-        self._sc[:] = np.clip(np.floor(inv), 0, _SC_MAX)
-
     def observe(self, counts):
-        """Local statistics pass (``scaling="local"``): one training sample's counts."""
-        if self._s1 is None:
-            raise ValueError("statistics are already fixed (scaling=%r)" % self.scaling)
-        self.observe_codes(self.codes(counts))
+        """Local statistics pass (``scaling="local"``): one training sample's counts. The
+        pass's code (`observe`, `observe_codes`, `finish_stats`) is set-up code: `head_init`."""
+        from .head_init import observe
+
+        observe(self, counts)
 
     def observe_codes(self, u):
-        x = self._x
-        x[:] = u
-        self._s1 += x
-        x *= x
-        self._s2 += x
-        self.stats_n += 1
+        from .head_init import observe_codes
+
+        observe_codes(self, u)
 
     def finish_stats(self):
         """Fix mean and std from the observed samples (population std, as StandardScaler)."""
-        if self._s1 is None:
-            return
-        if self.stats_n < 1:
-            raise ValueError("no samples observed: call observe() over the training pass first")
-        inv_n = 1.0 / self.stats_n
-        mean = self._s1 * inv_n
-        var = self._s2 * inv_n
-        var -= mean * mean
-        std = np.sqrt(np.clip(var, 0.0, 1e30))
-        self._set_scaling(mean, std)
-        self._s1 = self._s2 = None
+        from .head_init import finish_stats
+
+        finish_stats(self)
 
     def standardised(self, u=None):
         """x = (u - mean) / std of the current (or given) codes, in the scratch buffer."""
@@ -445,15 +266,18 @@ class Head:
     # ----- wire -----
 
     def pack(self, row):
-        """A partial-logit row as bytes: C float32, or C int16 codes of ``logit_scale``
-        (values beyond +-32767 codes are clipped and counted in ``clipped``)."""
-        if self.wire == "int16" and np.max(abs(row)) > 32767 * self.logit_scale:
-            self.clipped += 1
-        return pack(row, self.wire, self.logit_scale)
+        """A partial-logit row as bytes (`rocknet.logits`: C float32, or C int16 codes of
+        ``logit_scale``; rows with a code beyond +-32767 are clipped and counted in
+        ``clipped``); NaN or infinity raise ValueError (not sent)."""
+        if not _finite(row):
+            raise ValueError("partial logits contain NaN or inf; not sent")
+        data, clipped = logits.pack(row, self.wire, self.logit_scale)
+        self.clipped += clipped
+        return data
 
     def unpack(self, data):
         """Bytes from `pack` back to C floats; wrong size or NaN raise ValueError."""
-        return unpack(data, self.n_classes, self.wire, self.logit_scale)
+        return logits.unpack(data, self.n_classes, self.wire, self.logit_scale)
 
     def logit_sum(self):
         """A `head_sum.LogitSum` for this fleet's rows (transport-free training)."""
@@ -529,56 +353,3 @@ class Head:
         from . import head_state
 
         return head_state.state_bytes(self, float_bytes)
-
-
-def _fingerprint(plan, cfg, F):
-    """Hex digest naming the plan a checkpoint belongs to (slice, node, head options)."""
-    from ._compat import sha256
-
-    feats = plan["features"]
-    parts = [plan.get("node", 0), plan.get("nodes", 1), plan["classes"], feats["length"],
-             feats["dilations"], feats["kernels"], feats["biases_per_dilation"],
-             len(feats["biases"]), F]
-    for k in ("mode", "solver", "optimizer", "batch", "weights", "moments", "scaling",
-              "bias_node", "n_train", "w_scale", "lr", "steps"):
-        v = cfg.get(k)
-        parts.append("%.6g" % v if isinstance(v, float) else v)
-    h = sha256(repr(parts).encode())
-    b = bytearray(2 * len(feats["biases"]))
-    for i, v in enumerate(feats["biases"]):
-        struct.pack_into("<h", b, 2 * i, v)
-    h.update(b)
-    return "".join("%02x" % c for c in h.digest())
-
-
-# ----- partial-logit rows on the air -----
-
-
-def pack(row, wire="float32", logit_scale=1.0 / 256):
-    """C floats -> bytes: little-endian float32, or int16 codes round(v / logit_scale)
-    clipped to +-32767 (half the bytes)."""
-    if isinstance(row, (list, tuple)):
-        row = np.array(row, dtype=xp.float_)
-    if not _finite(row):
-        raise ValueError("partial logits contain NaN or inf; not sent")
-    if wire == "float32":
-        return struct.pack("<%df" % len(row), *[float(v) for v in row])
-    q = row * (1.0 / logit_scale)
-    q += 0.5
-    q = np.clip(np.floor(q), -32767, 32767)
-    return bytes(np.array(q, dtype=xp.int16).tobytes())
-
-
-def unpack(data, n_classes, wire="float32", logit_scale=1.0 / 256):
-    """Bytes of one partial-logit row -> C floats."""
-    size = 4 if wire == "float32" else 2
-    if len(data) != size * n_classes:
-        raise ValueError("partial-logit row of %d bytes, expected %d (%d classes, %s): the "
-                         "node runs another plan" % (len(data), size * n_classes, n_classes,
-                                                     wire))
-    if wire == "float32":
-        row = np.array(struct.unpack("<%df" % n_classes, data), dtype=xp.float_)
-        if not _finite(row):
-            raise ValueError("partial-logit row contains NaN or inf")
-        return row
-    return np.frombuffer(data, dtype=xp.int16) * logit_scale

@@ -4,7 +4,7 @@ heads in one runtime). A node on a board sums the rows its link decoded itself.
 """
 
 from . import xp
-from .head import WIRES, unpack
+from .logits import WIRES, unpack
 from .xp import np
 
 

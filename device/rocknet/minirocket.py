@@ -9,8 +9,8 @@ with n the length counted (the whole series, or its unpadded centre for "alterna
 padding" combinations). Counting compares a chunk of bias rows against C at once (uint8
 results) and sums over at most 255 positions per call, so a uint8 sum can never wrap.
 
-All buffers come from the plan at construction; per series, the ulab calls are
-O(dilations * (9 + kernels * (4 + bias chunks * column blocks))), never
+All buffers come from the plan at construction (`minirocket_init`: set-up code); per series,
+the ulab calls are O(dilations * (9 + kernels * (4 + bias chunks * column blocks))), never
 O(length * features).
 """
 
@@ -36,42 +36,9 @@ class Slice:
     """
 
     def __init__(self, features):
-        L = int(features["length"])
-        dilations = [int(d) for d in features["dilations"]]
-        kernels = [tuple(int(t) for t in k) for k in features["kernels"]]
-        per_dil = [int(n) for n in features["biases_per_dilation"]]
-        biases = features["biases"]
-        centre = features["centre"]
-        _check_shape(L, dilations, kernels, per_dil, biases, centre)
+        from .minirocket_init import init  # set-up code: dropped once the runner is built
 
-        self.length = L
-        self.dilations = dilations
-        self.kernels = kernels
-        self.n_features = len(biases)
-        pad = _CENTRE * max(dilations)
-        self._base = pad
-        # Zero-padded input, and 3x the input: the padding zones are never written.
-        self._x = np.zeros(L + 2 * pad, dtype=xp.int16)
-        self._x3 = np.zeros(L + 2 * pad, dtype=xp.int16)
-        self._s9 = np.zeros(L, dtype=xp.int16)
-        self._c = np.zeros(L, dtype=xp.int16)
-        self.denominator = np.zeros(self.n_features, dtype=xp.uint16)
-
-        # Per (dilation, kernel) only a padding flag is kept: bias chunks and counted windows
-        # are re-derived per series, because a view object per chunk would cost the heap more
-        # than the biases themselves (~150 bytes a combination).
-        self._per_dil = per_dil
-        self._centre = bytearray(centre)
-        self._bias = np.array(biases, dtype=xp.int16)
-        f = 0
-        combo = 0
-        for di, d in enumerate(dilations):
-            nb = per_dil[di]
-            for _ in kernels:
-                lo, hi = _window(L, d, self._centre[combo])
-                self.denominator[f:f + nb] = hi - lo
-                f += nb
-                combo += 1
+        init(self, features)
 
     def transform(self, series, out=None):
         """PPV counts (uint16, length ``n_features``) of one int8 series of length L.
@@ -134,27 +101,3 @@ class Slice:
 def _window(L, d, centre):
     """Positions counted: the whole series, or its unpadded centre."""
     return (_CENTRE * d, L - _CENTRE * d) if centre else (0, L)
-
-
-def _check_shape(L, dilations, kernels, per_dil, biases, centre):
-    if not 9 <= L <= MAX_LENGTH:
-        raise ValueError("plan length %d outside 9..%d; re-plan the dataset" % (L, MAX_LENGTH))
-    if not dilations or len(per_dil) != len(dilations):
-        raise ValueError("plan has %d dilations but %d bias counts; the plan file is corrupt, "
-                         "re-run `rocknet plan`" % (len(dilations), len(per_dil)))
-    for d in dilations:
-        if d < 1 or 8 * d > L - 1:
-            raise ValueError("dilation %d does not fit length %d; re-run `rocknet plan`" % (d, L))
-    for k in kernels:
-        if len(k) != 3 or min(k) < 0 or max(k) >= _TAPS:
-            raise ValueError("kernel %r is not three tap indices in 0..8; re-run `rocknet plan`"
-                             % (k,))
-    expect = len(kernels) * sum(per_dil)
-    if len(biases) != expect:
-        raise ValueError("plan lists %d biases, expected %d; the plan file is corrupt, re-run "
-                         "`rocknet plan`" % (len(biases), expect))
-    if len(centre) != len(kernels) * len(dilations):
-        raise ValueError("plan padding flags do not match its kernels; re-run `rocknet plan`")
-    for v in biases:
-        if not -32768 <= v <= 32767:
-            raise ValueError("bias %d outside int16; re-run `rocknet plan`" % v)

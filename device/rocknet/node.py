@@ -15,146 +15,27 @@ The specification (pipeline, agreement, leaders, membership, faults, drop reason
 checkpoints, the consistency digest, the head interface, known limits) is docs/protocol.md.
 """
 
-import json
 import struct
-from array import array
 
 from . import xp
 from ._compat import const
 from ._compat import sha256 as _sha256
-from .minirocket import Slice
+from .logits import pack as pack_logits
+from .messages import (
+    F_JOIN,
+    F_LOGITS,
+    F_OUT,
+    SERIES_HEAD,
+    Geometry,  # noqa: F401 (node.Geometry: the round's layout)
+    ctrl_message,
+    parse_ctrl,
+)
 from .mixer import mask_bits as _bits
+from .schedule import EVAL, PHASES, PREDICT, TRAIN, Schedule  # noqa: F401 (node.Schedule)
 from .xp import np
-
-TRAIN = const(0)
-EVAL = const(1)
-PREDICT = const(2)
-PHASES = ("train", "eval", "predict")
 
 DROP = const(0)
 COMMIT = const(1)
-
-# control message flags
-F_LOGITS = const(0x01)  # carries partial logits for sample r-1
-F_OUT = const(0x02)  # a member (in its own view) that stopped applying: remove me
-F_JOIN = const(0x04)  # not applying, wants to join: add me when my rows are complete
-
-_SERIES_HEAD = const(2)  # label, phase
-_ENTRY = const(13)  # sample u32, outcome u8, epoch u16, since u32, back u16 (+ members)
-CHECKPOINT_KIND = "checkpoint"
-CHECKPOINT_VERSION = 1
-
-
-class Schedule:
-    """The fixed sample order every node computes from the plan.
-
-    ``train``, ``eval``, ``predict``: samples held per owner (list index = node id). Each phase
-    goes round-robin over owners, each owner's samples in order. Sample s is, for s < epochs *
-    period, training then evaluation of epoch s // period; then one prediction pass; then
-    nothing (idle rounds). Batches of ``batch`` training samples, plus the remainder at the end
-    of each epoch. ``gap`` idle samples follow every batch: time for the batch's decisions to
-    reach every node, so the next samples are scored with the stepped weights everywhere
-    (the node then refuses to score a sample before it applied the last batch end; see
-    `Node`), which makes the fleet train exactly what one central model would.
-    """
-
-    def __init__(self, train, eval=None, predict=None, epochs=1, batch=128, gap=0):
-        self.train = _Order(train)
-        self.eval = _Order(eval or [])
-        self.predict = _Order(predict or [])
-        self.epochs = epochs
-        self.batch = max(1, batch)
-        self.gap = max(0, gap)
-        # one epoch's training part: index into self.train, or -1 for an idle (gap) slot
-        slots = array("i")
-        T = len(self.train)
-        for k in range(T):
-            slots.append(k)
-            if (k + 1) % self.batch == 0 or k == T - 1:
-                for _ in range(self.gap):
-                    slots.append(-1)
-        self._slots = slots
-        self.period = len(slots) + len(self.eval)
-        self.length = epochs * self.period + len(self.predict)
-
-    def to_dict(self):
-        """The schedule as a plan section (JSON): every node rebuilds the same order."""
-        return {"train": _counts(self.train), "eval": _counts(self.eval),
-                "predict": _counts(self.predict), "epochs": self.epochs, "batch": self.batch,
-                "gap": self.gap}
-
-    @classmethod
-    def from_dict(cls, d):
-        return cls(d["train"], d.get("eval"), d.get("predict"), d.get("epochs", 1),
-                   d.get("batch", 128), d.get("gap", 0))
-
-    def at(self, s):
-        """(phase, owner, local index, epoch) of sample s, or None (idle)."""
-        if s < 0 or s >= self.length:
-            return None
-        if s >= self.epochs * self.period:
-            o, k = self.predict[s - self.epochs * self.period]
-            return PREDICT, o, k, self.epochs
-        e, p = divmod(s, self.period)
-        n = len(self._slots)
-        if p < n:
-            k = self._slots[p]
-            if k < 0:
-                return None
-            o, k = self.train[k]
-            return TRAIN, o, k, e
-        o, k = self.eval[p - n]
-        return EVAL, o, k, e
-
-    def batch_end(self, s):
-        """True when sample s closes a training batch."""
-        if s < 0 or s >= self.epochs * self.period:
-            return False
-        p = s % self.period
-        if p >= len(self._slots):
-            return False
-        k = self._slots[p]
-        return k >= 0 and ((k + 1) % self.batch == 0 or k == len(self.train) - 1)
-
-    def last_batch_end(self, s):
-        """The last sample before s that closes a batch (-1 if none)."""
-        q = s - 1
-        while q >= 0 and q >= s - self.period - 1:
-            if self.batch_end(q):
-                return q
-            q -= 1
-        return -1
-
-
-def _counts(order):
-    out = []
-    for o in order.owner:
-        while len(out) <= o:
-            out.append(0)
-        out[o] += 1
-    return out
-
-
-class _Order:
-    """A phase's samples in round-robin order over owners as (owner, local index) pairs, kept
-    in two flat arrays: 3 bytes a sample where a list of tuples costs ~30 (FaceAll's 1,690
-    test series: 5 KB instead of 50 KB of a board's heap)."""
-
-    def __init__(self, counts):
-        self.owner = bytearray()
-        self.index = array("H")
-        most = max(counts) if counts else 0
-        for k in range(most):
-            for o in range(len(counts)):
-                if k < counts[o]:
-                    self.owner.append(o)
-                    self.index.append(k)
-
-    def __len__(self):
-        return len(self.owner)
-
-    def __getitem__(self, j):
-        return self.owner[j], self.index[j]
 
 
 def _finite(values):
@@ -173,63 +54,6 @@ def _popcount(mask):
     return c
 
 
-class Geometry:
-    """Row layout of a round: series rows first, then ``ctrl_rows`` rows per node."""
-
-    def __init__(self, n_nodes, length, n_classes, row_size, window, logit_bytes=4):
-        self.n = n_nodes
-        self.nb = (n_nodes + 7) // 8
-        self.c = n_classes
-        self.window = window
-        self.row_size = row_size
-        self.logit_bytes = logit_bytes  # 4: float32, 2: int16 fixed point
-        self.series_bytes = _SERIES_HEAD + length
-        self.ctrl_bytes = (1 + 2 * self.nb + logit_bytes * n_classes + 1
-                           + window * (_ENTRY + self.nb))
-        self.series_rows = (self.series_bytes + row_size - 1) // row_size
-        self.ctrl_rows = (self.ctrl_bytes + row_size - 1) // row_size
-        self.m = self.series_rows + n_nodes * self.ctrl_rows
-
-    def owners(self, sample_owner=0):
-        """Row owners for `link.Link` (the series rows are nominally ``sample_owner``'s)."""
-        out = [sample_owner] * self.series_rows
-        for i in range(self.n):
-            out += [i] * self.ctrl_rows
-        return out
-
-    def ctrl_index(self, node):
-        return self.series_rows + node * self.ctrl_rows
-
-    def split(self, data, first):
-        """{row index: bytes} of a message starting at row ``first``."""
-        out = {}
-        rs = self.row_size
-        for k in range((len(data) + rs - 1) // rs):
-            out[first + k] = data[k * rs:(k + 1) * rs]
-        return out
-
-    def join(self, rows, first, count, size):
-        """The message in rows first.., or None unless all of them were decoded."""
-        parts = []
-        for k in range(count):
-            r = rows[first + k]
-            if r is None:
-                return None
-            parts.append(bytes(r))
-        return b"".join(parts)[:size]
-
-
-class _Ctrl:
-    """A parsed control message."""
-
-    def __init__(self, flags, ack, heard, logits, window):
-        self.flags = flags
-        self.ack = ack  # node bitmap, round r-1: messages decoded, except those flagging OUT
-        self.heard = heard  # node bitmap, round r-1: every message decoded
-        self.logits = logits  # bytes (4C) or None
-        self.window = window  # list of (sample, outcome, epoch, members)
-
-
 class Node:
     """One node's core: pipeline, agreement, batches, checkpoints (see the module docstring).
 
@@ -245,98 +69,17 @@ class Node:
 
     Per round: ``begin_round(r)`` -> {row index: bytes}, then ``end_round(r, rows)``. State:
     ``digest``, ``applied_through``, ``synced``, ``members``, ``leader``, ``accuracy``,
-    ``predictions``, ``stats``; ``decisions()`` lists the known decision log.
+    ``predictions``, ``stats`` (`report.summary` gives a JSON-able picture).
     """
 
     def __init__(self, node_id, n_nodes, features, head, n_classes, row_size, schedule,
                  data=None, agreement=True, window=4, gone_after=8, pending=None,
                  checkpoint_every=0, save=None, log=False, slice_=None, logit_scale=None):
-        if not 0 <= node_id < n_nodes:
-            raise ValueError("node_id %d outside 0..%d" % (node_id, n_nodes - 1))
-        if gone_after < 2:
-            raise ValueError("gone_after must be >= 2 rounds")
-        hb = getattr(head, "batch", None)
-        if isinstance(hb, int) and hb < schedule.batch:
-            raise ValueError("the schedule's batch of %d exceeds the head's %d; build the "
-                             "Schedule with batch=%d" % (schedule.batch, hb, hb))
-        self.id = node_id
-        self.n = n_nodes
-        self.head = head
-        self.schedule = schedule
-        self.data = data or {}
-        self.agreement = agreement
-        self.window = window
-        self.gone_after = gone_after
-        self.checkpoint_every = checkpoint_every
-        self.save = save
-        self.slice = slice_ if slice_ is not None else Slice(features)
-        # partial logits on air: float32, or int16 fixed point (value = code * logit_scale);
-        # a head configured for int16 rows (rocknet.head's ``wire``) sets it by default
-        if logit_scale is None and getattr(head, "wire", None) == "int16":
-            logit_scale = head.logit_scale
-        self.logit_scale = logit_scale
-        self.logit_bytes = 4 if logit_scale is None else 2
-        self.geo = Geometry(n_nodes, self.slice.length, n_classes, row_size, window,
-                            self.logit_bytes)
-        self.m = self.geo.m
-        self.c = n_classes
-        self._fmt = ("<%df" if logit_scale is None else "<%dh") % n_classes
-        # Ring of undecided samples: codes, label, phase, partial-logit rows by node. A sample
-        # waits ~5 rounds for its decision in the common case (decided in round s+2, relayed
-        # back to the leader in s+4). Overwriting an undecided sample is harmless when its
-        # decision is a DROP (outages: nothing commits while a member is missing); only a
-        # COMMIT of a lost sample desyncs the node.
-        cap = pending if pending is not None else 2 * window + 4
-        self.capacity = cap
-        nf = self.slice.n_features
-        self._counts = np.zeros(nf, dtype=xp.uint16)  # the sample being scored
-        self._kept = [None] * cap  # head.codes of each slot's sample (8-bit for rocknet.head)
-        self._slot_sample = [-1] * cap
-        self._slot_label = [0] * cap
-        self._slot_phase = [0] * cap
-        self._slot_rows = [None] * cap  # dict node -> logits bytes (round s+1)
-        self._own_logits = None  # (sample, bytes) to send next round
-        # agreement state
-        self.all_mask = (1 << n_nodes) - 1
-        self.members = self.all_mask  # membership view (latest known decision)
-        self.epoch = 0
-        self.view_sample = -1  # sample of the decision the view comes from
-        self._since = 0  # first sample of the current membership epoch
-        self.entries = {}  # decision entries by last sample: (outcome, epoch, members, since,
-        #                    back) deciding samples s-back..s (DROP for all but s)
-        self.known = {}  # sample -> (outcome, epoch, members, since), expanded from entries
-        self._joinwait = [0] * n_nodes  # rounds a member kept flagging JOIN (leader)
-        self._deaf = [0] * n_nodes  # rounds a member's acks showed no other member (leader)
-        self._confirmed = {}  # own decisions seen relayed back: sample -> True
-        self._mine = {}  # decisions this node made and has not seen echoed: sample -> round
-        self.applied_through = -1  # last sample processed (applied, dropped, or skipped)
-        self.synced = True  # False: not applying (rebooted, desynced) until a decision adds us
-        self._ack_next = 0  # ack bitmap for the next round's message
-        self._heard_next = 0  # heard bitmap (every message decoded, OUT ones included)
-        self._votes = 0  # this round's votes for us as leader
-        self._won = 0  # rounds we won the leader vote since evidence of a lower member
-        self._won_refound = 0  # ... the refound vote since evidence of a member applying
-        self._last_round = None
-        self._round = -1  # round being ended
-        self._sent = (None, None)  # (round, control message) of the last begin_round
-        self._miss = [0] * n_nodes  # consecutive rounds each node's message was missing
-        self._absent = [0] * n_nodes  # ... missing or flagging OUT (not applying)
-        self._batch_applied = 0
-        self._since_checkpoint = 0
-        self.digest = bytes(32)
-        self.log = log
-        self.applied = []  # (kind, sample, ...) entries when log=True
-        self.correct = 0
-        self.evaluated = 0
-        self.accuracy = []  # (epoch, correct, evaluated) at the end of each evaluation pass
-        self.predictions = {}  # sample -> class
-        self.stats = {"rounds": 0, "commit": 0, "drop": 0, "skipped": 0, "decided": 0,
-                      "steps": 0, "desynced": 0, "conflicts": 0, "joined": 0, "removed": 0,
-                      "checkpoints": 0, "series_missed": 0, "evicted": 0, "withdrawn": 0,
-                      "refounds": 0, "series_bad": 0, "stale": 0, "faulty": 0,
-                      "nonfinite": 0}
-        self.faulty = 0  # nodes this node (as leader) removed for non-finite partial logits
-        self.drop_why = {}  # reason -> samples this node (as leader) decided to DROP
+        from .node_init import init  # set-up code: dropped once the runner is built
+
+        init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, data,
+             agreement, window, gone_after, pending, checkpoint_every, save, log, slice_,
+             logit_scale)
 
     # ----- round I/O -----
 
@@ -371,7 +114,7 @@ class Node:
             else:
                 data = geo.join(rows, geo.ctrl_index(n), geo.ctrl_rows, geo.ctrl_bytes)
             if data is not None:
-                ctrl[n] = self._parse_ctrl(data)
+                ctrl[n] = parse_ctrl(self.geo, data, self.window, self.all_mask)
         decoded = 0  # our ack of round r: messages heard, except from nodes flagging OUT
         heard = 0
         for n in range(self.n):
@@ -440,9 +183,8 @@ class Node:
         return bytes([label & 0xFF, phase]) + bytes(series)
 
     def _ctrl_message(self, r):
-        geo = self.geo
         flags = 0
-        logits = bytes(self.logit_bytes * self.c)
+        logits = None
         if self._own_logits is not None and self._own_logits[0] == r - 1:
             flags |= F_LOGITS
             logits = self._own_logits[1]
@@ -452,36 +194,8 @@ class Node:
         ack, heard = 0, 0
         if self._last_round == r - 1:
             ack, heard = self._ack_next, self._heard_next
-        win = self._window()
-        parts = [bytes([flags]), ack.to_bytes(geo.nb, "little"), heard.to_bytes(geo.nb, "little"),
-                 logits, bytes([len(win)])]
-        for s in win:
-            outcome, epoch, members, since, back = self.entries[s]
-            parts.append(struct.pack("<IBHIH", s, outcome, epoch, since, back))
-            parts.append(members.to_bytes(geo.nb, "little"))
-        msg = b"".join(parts)
-        return msg + bytes(geo.ctrl_bytes - len(msg))
-
-    def _parse_ctrl(self, data):
-        geo = self.geo
-        nb = geo.nb
-        flags = data[0]
-        ack = int.from_bytes(data[1:1 + nb], "little")
-        heard = int.from_bytes(data[1 + nb:1 + 2 * nb], "little")
-        o = 1 + 2 * nb
-        w = self.logit_bytes * self.c
-        logits = bytes(data[o:o + w]) if flags & F_LOGITS else None
-        o += w
-        cnt = min(data[o], self.window)
-        o += 1
-        win = []
-        for _ in range(cnt):
-            s, outcome, epoch, since, back = struct.unpack("<IBHIH", data[o:o + _ENTRY])
-            members = int.from_bytes(data[o + _ENTRY:o + _ENTRY + nb], "little")
-            o += _ENTRY + nb
-            if back <= s and since <= s:
-                win.append((s, outcome, epoch, members & self.all_mask, since, back))
-        return _Ctrl(flags, ack, heard, logits, win)
+        return ctrl_message(self.geo, flags, ack, heard, logits,
+                            [(s,) + self.entries[s] for s in self._window()])
 
     def _window(self):
         """The last `window` decision entries this node knows, oldest first."""
@@ -506,7 +220,7 @@ class Node:
         self._slot_phase[i] = phase
         self._slot_rows[i] = None
         counts = self._counts
-        self.slice.transform(msg[_SERIES_HEAD:], counts)
+        self.slice.transform(msg[SERIES_HEAD:], counts)
         codes = self.head.codes(counts)
         if self._kept[i] is None:
             self._kept[i] = np.zeros(len(codes), dtype=codes.dtype)
@@ -517,13 +231,10 @@ class Node:
             # new weights across the fleet; send no logits (the sample is DROPped)
             self.stats["stale"] += 1
             return
-        p = self.head.partial_logits(counts)
-        if self.logit_scale is None:
-            vals = [float(v) for v in p]
-        else:
-            inv = 1.0 / self.logit_scale
-            vals = [max(-32767, min(32767, int(round(float(v) * inv)))) for v in p]
-        self._own_logits = (r, struct.pack(self._fmt, *vals))
+        data, clipped = pack_logits(self.head.partial_logits(counts), self._wire,
+                                    self.logit_scale)
+        self.stats["clipped"] += clipped
+        self._own_logits = (r, data)
 
     def _sum(self, rows, members):
         """Summed logits (list of C floats) and the bytes summed, over ``members`` in id
@@ -999,28 +710,18 @@ class Node:
             self.save(self.checkpoint())
 
     def checkpoint(self):
-        """Checkpoint body (bytes): taken at a batch boundary, so no half batch is in it."""
-        meta = {"node": self.id, "applied_through": self.applied_through,
-                "epoch": self.epoch, "members": self.members, "view": self.view_sample,
-                "since": self._since,
-                "digest": "".join("%02x" % b for b in self.digest)}
-        return json.dumps(meta).encode() + b"\n" + self.head.save()
+        """Checkpoint payload (bytes; format: `checkpoint.node_payload`), taken at a batch
+        boundary, so no half batch is in it."""
+        from .checkpoint import node_payload
+
+        return node_payload(self)
 
     def restore(self, body):
-        """Resume from a checkpoint body after a reboot: weights as of the checkpoint, not
-        applying until a leader decision adds this node again."""
-        nl = body.find(b"\n")
-        meta = json.loads(body[:nl])
-        if meta["node"] != self.id:
-            raise ValueError("checkpoint is node %d's, not node %d's" % (meta["node"], self.id))
-        self.head.load(body[nl + 1:])
-        self.applied_through = meta["applied_through"]
-        self.epoch = meta["epoch"]
-        self.members = meta["members"]
-        self.view_sample = meta["view"]
-        self._since = meta["since"]
-        self.digest = bytes.fromhex(meta["digest"])
-        self.rejoin()
+        """Resume from a checkpoint payload after a reboot: weights as of the checkpoint, not
+        applying until a leader decision adds this node again (`checkpoint.restore_node`)."""
+        from .checkpoint import restore_node
+
+        restore_node(self, body)
 
     def rejoin(self):
         """Boot into a running fleet (after `restore`, or with fresh weights when there is no
@@ -1043,15 +744,3 @@ class Node:
             if (self.members >> n) & 1:
                 return n
         return None
-
-    def summary(self):
-        """A JSON-able picture of this node for hosts and logs."""
-        return {"node": self.id, "synced": self.synced, "members": self.members,
-                "leader": self.leader, "epoch": self.epoch,
-                "applied_through": self.applied_through,
-                "digest": "".join("%02x" % b for b in self.digest),
-                "accuracy": [list(a) for a in self.accuracy], "stats": dict(self.stats)}
-
-    def decisions(self, since=0):
-        """Known decisions from sample ``since`` on: list of (sample, outcome, epoch, members)."""
-        return [(s,) + self.known[s] for s in sorted(self.known) if s >= since]

@@ -20,7 +20,7 @@ mode; ridge has no probabilities). Input: ``(n_series, length)`` or aeon's
 ``(n_series, 1, length)``; series shorter than 9 are zero-padded to 9 (MiniRocket's kernel
 length). ``to_plans(dir)`` writes what ``rocknet plan --out DIR`` writes (node plans with the
 estimator's head sections, node data files, fleet.json) plus each trained head as a head
-checkpoint (``node_XX.head.a/.b``, `rocknet.checkpoint`).
+checkpoint (``node_XX.head.a/.b``, `rocknet.checkpoint` with the head's payload).
 """
 
 from __future__ import annotations
@@ -299,8 +299,9 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
     def to_plans(self, out_dir: str | Path) -> list[Path]:
         """Write what ``rocknet plan --out DIR`` writes for this fit (node plans with the
         trained head sections, node data files with the training series, fleet.json), plus
-        each trained head as ``node_XX.head`` (`rocknet.checkpoint` slots, for
-        ``checkpoint.restore(Head(plan), path)``). Returns the files written."""
+        each trained head as ``node_XX.head`` (`rocknet.checkpoint` slots holding
+        `Head.save`, for ``checkpoint.restore(path, Head(plan).load)``). Returns the files
+        written."""
         from .planning import board as board_plan
 
         check_is_fitted(self, "head_states_")
@@ -323,7 +324,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
                           stacklevel=2)
         ckpt = import_device("rocknet.checkpoint")
         for h, i in zip(self._heads(), self.members_, strict=True):
-            ckpt.save(h, str(out / f"node_{i:02d}.head"))
+            ckpt.save(str(out / f"node_{i:02d}.head"), h.save())
         return sorted(p for p in out.iterdir() if p.is_file())
 
     def __sklearn_tags__(self) -> Any:

@@ -93,11 +93,15 @@ def ulab_calls_per_series(features: dict[str, Any]) -> int:
     return calls
 
 
-# What a training board imports (rocknet.run() and the modules it pulls in; wire pulls in
-# ccm and _compat). Not checkpoint.py: board.py writes its own checkpoints. The head's
-# optional parts (head_moments, head_dual, head_state) load only when a plan or a checkpoint
-# uses them.
-NODE_MODULES = ("board", "node", "head", "link", "mixer", "wire", "store", "minirocket")
+# The modules a training board holds (besides `rocknet` and `xp`): what `rocknet.run()` keeps
+# once its set-up code is dropped (`rocknet.start` forgets board, the *_init constructors,
+# store, checkpoint, report), for a plain-SGD plan; a checkpoint write loads and drops
+# checkpoint, store and head_state again, a status line report. A momentum/Adam plan adds
+# head_moments, a dual ridge plan head_dual; the radio adapter (radio/bleio.py or
+# radio/bluetooth.py) comes on top. tests/test_board_run.py checks this list against a
+# MicroPython node after a status line, an epoch and a checkpoint.
+NODE_MODULES = ("_compat", "ccm", "mixer", "wire", "link", "minirocket", "logits", "schedule",
+                "messages", "node", "head", "runner")
 
 
 # Frozen modules cannot be measured here (the WebAssembly firmware cannot be rebuilt with

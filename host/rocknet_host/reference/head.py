@@ -97,10 +97,14 @@ def standardise(U: np.ndarray, mu: np.ndarray, sc: np.ndarray, dtype: Any) -> np
 
 def wire_round(P: np.ndarray, wire: str, logit_scale: float, dtype: Any) -> np.ndarray:
     """Partial logits as the receivers see them: float32-rounded, or int16 codes (returned
-    as codes, to be summed exactly and scaled once)."""
+    as codes, to be summed exactly and scaled once) from the device's own codec
+    (`rocknet.logits.codes`, what every node sends)."""
     if wire == "float32":
         return P.astype(np.float32).astype(dtype)
-    return np.clip(np.floor(P * (1.0 / logit_scale) + 0.5), -32767, 32767).astype(dtype)
+    from .runtime import import_device
+
+    q, _ = import_device("rocknet.logits").codes(P, logit_scale)
+    return np.asarray(q).astype(dtype)
 
 
 # ----- the head of a whole fleet -----

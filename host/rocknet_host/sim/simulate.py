@@ -409,7 +409,7 @@ class Simulation:
             "epochs": self.cfg.epochs, "features": self.plan.n_features,
             "variant": self.plan.variant, "topology": self.topo.describe(),
             "loss": self.cfg.loss, "radio": self.cfg.radio, "row_size": self.row_size,
-            "deadline_s": self.deadline_s, "loop": "rocknet.board.Runner",
+            "deadline_s": self.deadline_s, "loop": "rocknet.runner.Runner",
             "adapter": "rocknet.radio." + ("bleio over a virtual _bleio" if fl.radio == "bleio"
                                            else "bluetooth over a virtual bluetooth"),
             "events": [[e.node, e.round_no, e.action] for e in self.cfg.events],

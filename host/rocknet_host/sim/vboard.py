@@ -333,12 +333,13 @@ def install(host, radio, seed=0):
 # ----- the board's program, as rocknet.run() runs it -----
 
 def start(host, paths, radio, inject, seed=0, costs=None):
-    """``rocknet.run()``'s set-up (`rocknet.board.setup`) with this board's files; the host
-    then steps the runner, exactly the loop `Runner.run` is. ``inject``: hand the virtual
-    radio and clock in through the adapters' test seams (CPython, where several boards share
-    one interpreter) instead of through ``sys.modules`` (`install`). ``costs``: charge the
-    compute calls on the board's clock (`meter`)."""
-    from rocknet import board
+    """``rocknet.run()``'s set-up (`rocknet.start`: `rocknet.board.setup`, then the set-up code
+    dropped) with this board's files; the host then steps the runner, exactly the loop
+    `Runner.run` is. ``inject``: hand the virtual radio and clock in through the adapters'
+    test seams (CPython, where several boards share one interpreter) instead of through
+    ``sys.modules`` (`install`). ``costs``: charge the compute calls on the board's clock
+    (`meter`)."""
+    import rocknet
 
     kw = {}
     if inject:
@@ -358,9 +359,9 @@ def start(host, paths, radio, inject, seed=0, costs=None):
 
             kw["radio"] = make
     lines = []
-    runner = board.setup(paths["plan"], paths["key"], paths["data"], again=True,
-                         checkpoint=paths["ckpt"], result=paths["result"], out=lines.append,
-                         every=0, log=True, **kw)
+    runner = rocknet.start(plan=paths["plan"], key=paths["key"], data=paths["data"], again=True,
+                           checkpoint=paths["ckpt"], result=paths["result"], out=lines.append,
+                           every=0, log=True, **kw)
     host.status = lambda: status(runner, lines)
     if costs and not isinstance(runner, dict):
         meter(host, runner, costs)

@@ -1,0 +1,62 @@
+"""Partial-logit rows on the air: the one codec of a node's share of the logits.
+
+A row is C floats (``head.partial_logits``), sent as C little-endian float32 (``wire
+"float32"``) or as C int16 codes of a fixed step ``scale`` (``wire "int16"``, half the bytes):
+code = floor(v / scale + 0.5), clipped to +-32767, value = code * scale. The node
+(`node.Node`), the head (`head.Head.pack`), the in-memory sum (`head_sum.LogitSum`) and the
+host's numpy twin (``rocknet_host.reference_head``) all encode through `codes`, so the fleet
+and the twin round alike; a clipped row is counted by the caller (a non-zero count says the
+plan's ``logit_scale`` is too fine).
+"""
+
+import struct
+
+from . import xp
+from .xp import np
+
+WIRES = ("float32", "int16")
+
+
+def finite(a):
+    """No NaN or infinity in the array ``a``."""
+    return bool(np.all(np.isfinite(a)))
+
+
+def codes(row, scale):
+    """(codes, clipped): the int16 codes of ``row`` (an array of any shape) as floats,
+    floor(v / scale + 0.5) clipped to +-32767, and whether any was clipped."""
+    q = row * (1.0 / scale)
+    q += 0.5
+    q = np.floor(q)
+    if np.max(q) > 32767 or np.min(q) < -32767:
+        return np.clip(q, -32767, 32767), True
+    return q, False
+
+
+def pack(row, wire="float32", scale=1.0 / 256):
+    """(bytes, clipped) of one row (array or list of C floats). Float32 rows carry whatever
+    the floats are (a node's NaN reaches the leader, which removes the node); an int16 row
+    of NaN or infinity raises ValueError (it has no code)."""
+    if isinstance(row, (list, tuple)):
+        row = np.array(row, dtype=xp.float_)
+    if wire == "float32":
+        return struct.pack("<%df" % len(row), *[float(v) for v in row]), False
+    if not finite(row):
+        raise ValueError("partial logits contain NaN or inf; no int16 code for them")
+    q, clipped = codes(row, scale)
+    return bytes(np.array(q, dtype=xp.int16).tobytes()), clipped
+
+
+def unpack(data, n_classes, wire="float32", scale=1.0 / 256):
+    """Bytes of one row -> C floats; a row of another size or with NaN raises ValueError."""
+    size = 4 if wire == "float32" else 2
+    if len(data) != size * n_classes:
+        raise ValueError("partial-logit row of %d bytes, expected %d (%d classes, %s): the "
+                         "node runs another plan" % (len(data), size * n_classes, n_classes,
+                                                     wire))
+    if wire == "float32":
+        row = np.array(struct.unpack("<%df" % n_classes, data), dtype=xp.float_)
+        if not finite(row):
+            raise ValueError("partial-logit row contains NaN or inf")
+        return row
+    return np.frombuffer(data, dtype=xp.int16) * scale
