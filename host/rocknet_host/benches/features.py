@@ -145,9 +145,9 @@ def code_heap_bytes(code_from: str = "files") -> int:
             before = mpy.mem_alloc()  # the interpreter with rocknet's __init__ and xp
             mpy.exec("\n".join(f"import rocknet.{m}" for m in NODE_MODULES))
             held = mpy.mem_alloc() - before
-            where = mpy.eval("rocknet.board.__file__")
+            where = mpy.eval("rocknet.runner.__file__")
     if code_from == "romfs" and not where.startswith(ROM_PACKAGE_DIR + "/"):
-        raise RuntimeError(f"rocknet.board imported from {where}, not from the ROMFS image")
+        raise RuntimeError(f"rocknet.runner imported from {where}, not from the ROMFS image")
     return held
 
 

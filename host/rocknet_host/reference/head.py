@@ -101,7 +101,7 @@ def wire_round(P: np.ndarray, wire: str, logit_scale: float, dtype: Any) -> np.n
     (`rocknet.logits.codes`, what every node sends)."""
     if wire == "float32":
         return P.astype(np.float32).astype(dtype)
-    from .runtime import import_device
+    from ..runtimes import import_device
 
     q, _ = import_device("rocknet.logits").codes(P, logit_scale)
     return np.asarray(q).astype(dtype)
