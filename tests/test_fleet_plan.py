@@ -60,7 +60,7 @@ def test_impossible_fleet_names_the_minimum(tmp_path, capsys):
     with pytest.raises(fp.FleetTooSmall) as err:
         fp.fit(fleet, many, n_features=10_000)
     msg = str(err.value)
-    geo = fp.geometry(131, 14, 10_000, "minirocket", fp.samples_per_node(28, 3))
+    geo = fp.plan_shape(131, 14, 10_000, "minirocket", fp.samples_per_node(28, 3))
     cap = fp.kernel_capacity(fleet.groups[0].board, geo)
     minimum = -(-84 // cap)
     assert f"holds {3 * cap} of the 84 kernels" in msg

@@ -94,8 +94,9 @@ class FleetTooSmall(ValueError):
 
 
 @dataclass(frozen=True)
-class Geometry:
-    """What the memory model needs to know about a plan before it is fitted."""
+class PlanShape:
+    """What the memory model needs to know about a plan before it is fitted (its shape; not
+    the device's `node.Geometry`, which lays out a round's rows)."""
 
     length: int
     n_classes: int
@@ -108,14 +109,14 @@ class Geometry:
         return planmod.N_KERNELS * self.features_per_kernel
 
 
-def geometry(length: int, n_classes: int, n_features: int, variant: str,
-             samples: int = 0) -> Geometry:
+def plan_shape(length: int, n_classes: int, n_features: int, variant: str,
+             samples: int = 0) -> PlanShape:
     dil = planmod.rocknet_dilations if variant == "rocknet" else planmod.minirocket_dilations
     dilations, per_dil = dil(length, n_features)
-    return Geometry(length, n_classes, list(dilations), int(sum(per_dil)), samples)
+    return PlanShape(length, n_classes, list(dilations), int(sum(per_dil)), samples)
 
 
-def kernel_capacity(board: Board, geo: Geometry) -> int:
+def kernel_capacity(board: Board, geo: PlanShape) -> int:
     """How many whole kernels (all their biases, all dilations) fit in the board's budget."""
     free = board.heap_budget - fixed_bytes(geo.length, max(geo.dilations), geo.samples)
     per_kernel = (geo.features_per_kernel * bytes_per_feature(board, geo.n_classes)
@@ -163,7 +164,7 @@ def ranges(counts: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _advice(fleet: FleetFile, geo: Geometry, caps: list[int], variant: str) -> str:
+def _advice(fleet: FleetFile, geo: PlanShape, caps: list[int], variant: str) -> str:
     """The smallest fleet that would work, in words."""
     need = planmod.N_KERNELS
     types = {g.board.key: g.board for g in fleet.groups}
@@ -197,7 +198,7 @@ def _advice(fleet: FleetFile, geo: Geometry, caps: list[int], variant: str) -> s
     for frac in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1):
         nf = int(geo.n_features * frac)
         try:
-            g2 = geometry(geo.length, geo.n_classes, nf, variant, geo.samples)
+            g2 = plan_shape(geo.length, geo.n_classes, nf, variant, geo.samples)
         except ValueError:
             break
         c2 = [kernel_capacity(g.board, g2) for g in fleet.groups for _ in range(g.count)]
@@ -236,7 +237,7 @@ def code_shortfall(split: FleetSplit, code_from: str | None = None
     return out
 
 
-def split_for(fleet: FleetFile, geo: Geometry, variant: str = "minirocket") -> list[int]:
+def split_for(fleet: FleetFile, geo: PlanShape, variant: str = "minirocket") -> list[int]:
     """Kernel counts per node of `fleet` (refuses with advice when it cannot work)."""
     nodes = fleet.nodes()
     caps = [kernel_capacity(n.board, geo) for n in nodes]
@@ -252,7 +253,7 @@ def fit(fleet: FleetFile, dataset: Any, variant: str = "minirocket", n_features:
         bias_examples: int = 1, seed: int = 0) -> tuple[planmod.Plan, FleetSplit]:
     """A plan for `dataset` split across `fleet` by capacity and clock."""
     samples = samples_per_node(len(dataset.X_train), len(fleet.nodes()))
-    geo = geometry(dataset.length, len(dataset.classes), n_features, variant, samples)
+    geo = plan_shape(dataset.length, len(dataset.classes), n_features, variant, samples)
     counts = split_for(fleet, geo, variant)
     nodes = fleet.nodes()
     pl = planmod.fit(dataset, len(nodes), variant=variant, n_features=n_features,
