@@ -648,6 +648,10 @@ def _device_modules() -> list[types.ModuleType]:
                  "rocknet.mixer", "rocknet.ccm", "rocknet.wire", "rocknet.link", "rocknet.node",
                  "rocknet.board"):
         import_device(name)
+    return _loaded_device_modules()
+
+
+def _loaded_device_modules() -> list[types.ModuleType]:
     return [m for k, m in sorted(sys.modules.items())
             if (k == "rocknet" or k.startswith("rocknet.")) and m is not None
             and str(getattr(m, "__file__", "") or "").startswith(DEVICE_DIR)]
@@ -692,6 +696,14 @@ def instrument(hash: str = "native") -> Iterator[Meter]:
         _METER.remove(meter)
         for m, attr, value in reversed(saved):
             setattr(m, attr, value)
+        # modules first imported inside the block (the `*_init` set-up code imports on
+        # demand) took the fakes with `from .xp import np`: give them the backend's too
+        real = {id(fake): np, id(sha): port_sha, id(aes): port_aes}
+        for m in _loaded_device_modules():
+            for attr in ("np", "sha256", "_sha256", "aes", "_port_aes"):
+                orig = real.get(id(getattr(m, attr, None)))
+                if orig is not None:
+                    setattr(m, attr, orig)
 
 
 def device_path() -> Path:
