@@ -1,6 +1,6 @@
-"""ccm: AES-CCM known answers (RFC 3610 packet vectors), AES-CMAC (RFC 4493, Mesh's s1), the
-key derivation, and the same results whichever AES modes the port has. Known answers are
-checked in every runtime (the board's AES: aesio, cryptolib, cryptography)."""
+"""ccm and keys: AES-CCM known answers (RFC 3610 packet vectors), AES-CMAC (RFC 4493,
+Mesh's s1), the key derivation, and the same results whichever AES modes the port has. Known
+answers are checked in every runtime (the board's AES: aesio, cryptolib, cryptography)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rocknet_host.runtimes import import_device
 from rocknet_host.runtimes.profiles import host_aes_module
 
 ccm = import_device("rocknet.ccm")
+keys = import_device("rocknet.keys")
 
 KEY = bytes(range(0xC0, 0xD0))
 AAD = bytes(range(8))
@@ -34,7 +35,7 @@ RFC4493 = [(0, "bb1d6929e95937287fa37d129b756746"), (16, "070a16b46b4d4144f79bdd
            (40, "dfa66747de9ae63030ca32611497c827"), (64, "51f0bebf7e3b9d92fc49741779363cfe")]
 
 KAT_ON_DEVICE = """
-from rocknet import ccm
+from rocknet import ccm, keys
 _c = ccm.Ccm(key, mic=8)
 _out = []
 for _n, _end in vectors:
@@ -46,8 +47,8 @@ for _n, _end in vectors:
     _out.append([_s.hex(), _c.open(_n, aad, _s) == _data, _c.open(_n, aad, bytes(_bad))])
 _k16 = bytes.fromhex(cmac_key)
 _msg = bytes.fromhex(cmac_msg)
-result = [_out, [ccm.cmac(_k16, _msg[:_k]).hex() for _k in cmac_lengths],
-          ccm.cmac(bytes(16), b"test").hex(), ccm.derive(b"fleet", b"ctx").hex(),
+result = [_out, [keys.cmac(_k16, _msg[:_k]).hex() for _k in cmac_lengths],
+          keys.cmac(bytes(16), b"test").hex(), keys.derive(b"fleet", b"ctx").hex(),
           _c._native_ctr]
 """
 
@@ -61,7 +62,7 @@ def test_known_answers_in_every_runtime(device):
         assert sealed == want and opened is True and forged is None
     assert cmacs == [want for _, want in RFC4493]
     assert s1 == "b73cefbd641ef2ea598c2b6efb62f79c"  # Mesh Profile 8.1.1: s1("test")
-    assert derived == ccm.derive(b"fleet", b"ctx").hex()
+    assert derived == keys.derive(b"fleet", b"ctx").hex()
     # aesio and cryptography have CTR; the esp32 profile's cryptolib (stock build) has not, so
     # its known answers went through the ECB keystream
     profile = getattr(getattr(device, "profile", None), "name", "cpython")
@@ -90,7 +91,7 @@ def test_board_aes_modules_give_the_same_bytes(monkeypatch, module, modes):
         assert c.seal(bytes.fromhex(nonce), AAD, data).hex() == want
         assert c.open(bytes.fromhex(nonce), AAD, bytes.fromhex(want)) == data
     for k, want in RFC4493:
-        assert ccm.cmac(bytes.fromhex(CMAC_KEY), bytes.fromhex(CMAC_MSG)[:k]).hex() == want
+        assert keys.cmac(bytes.fromhex(CMAC_KEY), bytes.fromhex(CMAC_MSG)[:k]).hex() == want
 
 
 def test_reused_buffers_do_not_leak_between_messages():
@@ -110,7 +111,7 @@ def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="13"):
         ccm.Ccm(KEY).seal(bytes(12), b"", b"x")
     with pytest.raises(ValueError, match="non-empty"):
-        ccm.derive(b"", b"ctx")
+        keys.derive(b"", b"ctx")
     assert ccm.Ccm(KEY).open(bytes(13), b"", b"abc") is None  # shorter than a MIC
 
 

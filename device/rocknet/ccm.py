@@ -1,10 +1,10 @@
-"""AES-CCM (RFC 3610, NIST SP 800-38C) and AES-CMAC (RFC 4493), as Bluetooth Mesh uses them.
+"""AES-CCM (RFC 3610, NIST SP 800-38C), as Bluetooth Mesh uses it.
 
     c = Ccm(key16, mic=4)                     # 13-byte nonces (L = 2), MIC of 4..16 bytes
     sealed = c.seal(nonce, aad, data)         # ciphertext + MIC
     data = c.open(nonce, aad, sealed)         # None if the MIC does not match
-    key = derive(fleet_key, b"context")       # a 16-byte AES key from any secret (CMAC)
-    tag = cmac(key16, msg)                    # AES-CMAC
+
+Its keys come from `rocknet.keys.derive` (AES-CMAC, set-up code).
 
 The block cipher is the board's (`_compat.aes`): `aesio` on CircuitPython, `cryptolib` on
 MicroPython, `cryptography` on CPython. CCM is two bulk passes, a CBC-MAC (one CBC call over
@@ -31,46 +31,6 @@ def _has(new, mode):
         return False
 
 
-def cmac(key, msg):
-    """AES-CMAC (RFC 4493) of ``msg`` under the 16-byte ``key``."""
-    cbc = _port_aes(key)
-    sub = bytearray(16)
-    cbc(CBC, _ZERO)(sub, sub)
-    k1 = _dbl(sub)
-    n = len(msg)
-    nb = max(1, (n + 15) // 16)
-    buf = bytearray(16 * nb)
-    buf[:n] = msg
-    if n == 16 * nb:
-        last = k1
-    else:
-        buf[n] = 0x80
-        last = _dbl(k1)
-    o = 16 * nb - 16
-    for i in range(16):
-        buf[o + i] ^= last[i]
-    cbc(CBC, _ZERO)(buf, buf)
-    return bytes(buf[o:])
-
-
-def _dbl(block):
-    """Doubling in GF(2^128) (CMAC subkeys)."""
-    v = int.from_bytes(bytes(block), "big") << 1
-    if v >> 128:
-        v ^= 0x100000000000000000000000000000087
-    return v.to_bytes(16, "big")
-
-
-def derive(secret, context):
-    """A 16-byte key for ``context`` from a secret of any length, as Mesh's k2 does:
-    T = CMAC_salt(secret) with salt = CMAC_0("rocknet"), key = CMAC_T(context | 0x01)."""
-    if not secret:
-        raise ValueError("the fleet key must be non-empty bytes")
-    salt = cmac(_ZERO, b"rocknet")
-    t = cmac(salt, bytes(secret))
-    return cmac(t, bytes(context) + b"\x01")
-
-
 class Ccm:
     """AES-CCM under one 16-byte key with 13-byte nonces and ``mic``-byte MICs (4, 6, ...,
     16; Mesh uses 4 for access messages and 8 for control ones). The formatted blocks of the
@@ -81,7 +41,7 @@ class Ccm:
         if mic not in (4, 6, 8, 10, 12, 14, 16):
             raise ValueError("MIC of %r bytes: CCM allows 4, 6, 8, 10, 12, 14 or 16" % (mic,))
         if len(key) != 16:
-            raise ValueError("AES-CCM here takes a 16-byte key (use ccm.derive)")
+            raise ValueError("AES-CCM here takes a 16-byte key (use keys.derive)")
         self.mic = mic
         new = self._new = _port_aes(bytes(key))
         self._native_ctr = _has(new, CTR)

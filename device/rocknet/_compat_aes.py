@@ -1,0 +1,73 @@
+"""`rocknet._compat.aes`: AES-128 of this port, chosen and built once per key at set-up
+(`rocknet.start` drops this module afterwards; the cipher objects and the closures it returned
+stay with their `ccm.Ccm`)."""
+
+from ._compat import CBC
+
+_ZERO = bytes(16)
+
+
+def aes(key):
+    """The port's AES under ``key`` (16 bytes) as ``new(mode, iv=None) -> run(src, dst)``:
+    ``run`` encrypts ``src`` into the bytearray ``dst`` of the same length (``dst`` may be
+    ``src``; ECB and CBC: whole 16-byte blocks; CTR: any length, the counter block ``iv``
+    incremented big-endian). ``new`` re-keys the cipher (one key schedule, as the port's
+    constructor does) and raises ValueError or NotImplementedError for a mode the port lacks:
+    every port has ECB and CBC, CTR only ``aesio`` and ``cryptolib`` builds with
+    MICROPY_PY_CRYPTOLIB_CTR (stock esp32 and nrf firmware do not set it).
+
+    aesio (CircuitPython): three cipher objects made once and re-keyed per ``new`` with
+    ``rekey`` (tiny-AES keeps the CBC chain and CTR counter in the object between calls), so a
+    message allocates nothing; its ECB takes one block per call (``run`` loops). cryptolib
+    (MicroPython): a cipher object per ``new`` (it has no rekey; ECB runs whole buffers)."""
+    key = bytes(key)
+    if len(key) != 16:
+        raise ValueError("AES-128 needs a 16-byte key, got %d bytes" % len(key))
+    try:
+        import aesio  # CircuitPython
+    except ImportError:
+        aesio = None
+    if aesio is not None:
+        objs = [aesio.AES(key, m, _ZERO) for m in (aesio.MODE_ECB, aesio.MODE_CBC, aesio.MODE_CTR)]
+
+        def ecb(src, dst):  # aesio's ECB takes one block per call
+            s, d, e = memoryview(src), memoryview(dst), objs[0].encrypt_into
+            for o in range(0, len(src), 16):
+                e(s[o:o + 16], d[o:o + 16])
+
+        def new(mode, iv=None):
+            c = objs[mode]
+            c.rekey(key, iv or _ZERO)
+            return c.encrypt_into if mode else ecb
+
+        return new
+    try:
+        import cryptolib  # MicroPython
+    except ImportError:
+        cryptolib = None
+    if cryptolib is not None:
+        modes = (1, 2, 6)  # cryptolib's ECB, CBC, CTR
+
+        def new(mode, iv=None):
+            return cryptolib.aes(key, modes[mode], iv).encrypt
+
+        return new
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    except ImportError:
+        raise ImportError("no AES on this port (AES-CCM needs it): CircuitPython has aesio; "
+                          "MicroPython needs a firmware with cryptolib (MICROPY_PY_CRYPTOLIB, "
+                          "on with MICROPY_PY_SSL: the stock esp32 and unix ports); on CPython "
+                          "pip install cryptography") from None
+    alg = algorithms.AES(key)
+
+    def new(mode, iv=None):
+        m = modes.CBC(bytes(iv)) if mode == CBC else modes.CTR(bytes(iv)) if mode else modes.ECB()
+        e = Cipher(alg, m).encryptor()
+
+        def run(src, dst):
+            dst[:] = e.update(bytes(src))
+
+        return run
+
+    return new
