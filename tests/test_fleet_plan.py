@@ -7,7 +7,7 @@ import json
 import sys
 
 import pytest
-from rocknet_host import data
+from rocknet_host import boards, data
 from rocknet_host.cli import main
 from rocknet_host.hardware import fleet_toml as fl
 from rocknet_host.planning import capacity as fp
@@ -123,7 +123,9 @@ def test_code_allowance_follows_how_the_board_gets_its_code(two_class):
     for less, more in (("files", "romfs"), ("romfs", "frozen")):
         assert set(by[more]) <= set(by[less])
         for node, short in by[more].items():
-            assert by[less][node] - short == fp.code_heap_bytes(less) - fp.code_heap_bytes(more)
+            b = split.boards[node]
+            assert by[less][node] - short == (fp.code_heap_bytes(fp.code_source(b, less))
+                                              - fp.code_heap_bytes(fp.code_source(b, more)))
     with pytest.raises(ValueError, match="code_from must be one of"):
         fp.code_heap_bytes("flash")
 
@@ -140,8 +142,25 @@ def test_plan_warns_when_the_code_does_not_fit_beside_it(tmp_path, monkeypatch, 
     short = fp.code_shortfall(split)
     assert short  # 20,000 features over 16 boards leave no board room for the code
     assert f"on {len(short)} of 16 nodes" in out and "frozen" in out and "--romfs" in out
-    assert f"{fp.code_heap_bytes('files') / 1000:.1f} KB from files" in " ".join(out.split())
+    # the Feathers (CircuitPython, no mpy-cross of its own here) get .py files, the ESP32s .mpy
+    flat = " ".join(out.split())
+    assert f"{fp.code_heap_bytes('py') / 1000:.1f} KB from .py files" in flat
+    assert f"{fp.code_heap_bytes('files') / 1000:.1f} KB from .mpy files" in flat
     # the Feathers run CircuitPython: no ROMFS to plan for
     assert main(["plan", "synthetic", "--fleet", str(tmp_path / "fleet.toml"), "--features",
                  "20000", "--code-from", "romfs", "--out", str(tmp_path / "plans")]) == 2
     assert "CircuitPython has no ROMFS" in capsys.readouterr().err
+
+
+def test_circuitpython_files_are_py_unless_deploy_has_its_mpy_cross(tmp_path, monkeypatch):
+    """`rocknet deploy` installs .py sources on CircuitPython unless it has CircuitPython's
+    own mpy-cross: the planner counts the code the board will hold."""
+    feather, esp = boards.load("adafruit_feather_nrf52840"), boards.load("esp32_s3_devkitc")
+    monkeypatch.delenv("ROCKNET_CIRCUITPY_MPY_CROSS", raising=False)
+    assert fp.code_source(feather) == "py" and fp.code_source(esp) == "files"
+    assert fp.code_source(feather, "frozen") == "frozen"
+    assert fp.code_heap_bytes("py") > fp.code_heap_bytes("files")
+    exe = tmp_path / "mpy-cross"
+    exe.write_bytes(b"")
+    monkeypatch.setenv("ROCKNET_CIRCUITPY_MPY_CROSS", str(exe))
+    assert fp.code_source(feather) == "files"

@@ -25,7 +25,7 @@ TOLERANCE = 0.10
 
 
 def measure() -> dict[str, object]:
-    got = {src: code_heap_bytes(src) for src in CODE_SOURCES if src != "frozen"}
+    got = {src: code_heap_bytes(src) for src in (*CODE_SOURCES, "py") if src != "frozen"}
     got["frozen"] = round(got["romfs"] * FROZEN_PER_ROMFS)
     return {
         "format": "rocknet-code-heap",
@@ -35,6 +35,8 @@ def measure() -> dict[str, object]:
                     f"rocknet.{{{','.join(NODE_MODULES)}}} (rocknet and rocknet.xp before)",
             "runtime": f"MicroPython 1.29 + ulab, WebAssembly ({RUNTIME_VERSION}), mpy-cross 1.29",
             "files": "measured: .mpy files read from the file system",
+            "py": "measured: .py files compiled at import, circuitpython-9 profile (no "
+                  "hashlib: the pure-Python SHA-256 too); CircuitPython without its mpy-cross",
             "romfs": "measured: the `rocknet deploy --romfs` image mounted with vfs.VfsRom",
             "frozen": f"not measured here: romfs x {FROZEN_PER_ROMFS:.3f}, the frozen/ROMFS "
                       "ratio measured on an emulated Cortex-M4F (board-costs.md: 14.8 KB / "

@@ -119,17 +119,26 @@ def code_heap_bytes(code_from: str = "files") -> int:
     - "romfs": the same files in the ROMFS image `rocknet deploy --romfs` writes, mounted with
       MicroPython's VfsRom (the image's bytes are allocated before the baseline, so what is
       counted is what importing from ROM keeps, bytecode and constants staying in the image);
-    - "frozen": derived, not measured (FROZEN_PER_ROMFS).
+    - "frozen": derived, not measured (FROZEN_PER_ROMFS);
+    - "py": the .py sources, compiled at import, under the `circuitpython-9` profile (what
+      `rocknet deploy` installs on CircuitPython without its own mpy-cross; that profile has
+      no hashlib, so the pure-Python SHA-256 is imported too).
 
     The package's __init__ and xp are imported from files before the baseline in every case."""
     from ..boards import CODE_SOURCES
     from ..hardware.deploy import ROM_PACKAGE_DIR, compile_mpy, package_sources, romfs_image
     from ..runtimes.micropython import MicroPython
 
-    if code_from not in CODE_SOURCES:
-        raise ValueError(f"code_from must be one of {CODE_SOURCES}, got {code_from!r}")
+    if code_from not in (*CODE_SOURCES, "py"):
+        raise ValueError(f"code_from must be one of {CODE_SOURCES} or py, got {code_from!r}")
     if code_from == "frozen":
         return round(code_heap_bytes("romfs") * FROZEN_PER_ROMFS)
+    if code_from == "py":
+        with MicroPython(profile="circuitpython-9", code_format="py") as mpy:
+            mpy.exec("import rocknet, rocknet.xp")
+            before = mpy.mem_alloc()
+            mpy.exec("\n".join(f"import rocknet.{m}" for m in NODE_MODULES))
+            return mpy.mem_alloc() - before
     package = compile_mpy(package_sources())
     with tempfile.TemporaryDirectory() as tmp:
         for rel, body in package.items():

@@ -16,7 +16,12 @@ from ..planning import capacity as fp
 from .common import training, write_training
 
 # What to do when the code does not fit beside the plan, by how the board got it.
+_FROM = {"py": ".py files (CircuitPython without its mpy-cross)", "files": ".mpy files",
+         "romfs": "ROMFS", "frozen": "frozen modules"}
 _REMEDY = {
+    "py": "give `rocknet deploy` CircuitPython's own mpy-cross (ROCKNET_CIRCUITPY_MPY_CROSS="
+          "/path/to/mpy-cross: .mpy files hold less), or use firmware with rocknet frozen in "
+          "(--code-from frozen), or boards with more heap",
     "files": "on MicroPython boards with ROMFS deploy with --romfs (plan with --code-from "
              "romfs), or use firmware with rocknet frozen in (--code-from frozen), or boards "
              "with more heap",
@@ -77,8 +82,9 @@ def run(args: argparse.Namespace, ds: Any) -> int:
     short = fp.code_shortfall(split, args.code_from)
     if short:
         worst = max(b for _, b in short)
-        how = sorted({args.code_from or split.boards[i].code_from for i, _ in short})
-        held = ", ".join(f"{fp.code_heap_bytes(h) / 1000:.1f} KB from {h}" for h in how)
+        how = sorted({fp.code_source(split.boards[i], args.code_from) for i, _ in short})
+        held = ", ".join(f"{fp.code_heap_bytes(h) / 1000:.1f} KB from {_FROM[h]}"
+                         for h in how)
         con.print(f"[yellow]warning:[/] rocknet's code holds {held} (boards/code_heap.json); "
                   f"on {len(short)} of {pl.n_nodes} nodes this plan leaves up to "
                   f"{worst / 1000:.1f} KB too little for it: {_REMEDY[how[0]]}.",

@@ -80,7 +80,8 @@ CODE_HEAP_FILE = BOARDS_DIR / "code_heap.json"
 
 
 def code_heap_bytes(code_from: str) -> int:
-    """Heap held by rocknet's code on a board that gets it `code_from` (boards.CODE_SOURCES)."""
+    """Heap held by rocknet's code on a board that gets it `code_from` (boards.CODE_SOURCES,
+    or "py": source files, compiled on the board at import)."""
     table = json.loads(CODE_HEAP_FILE.read_text())["bytes"]
     if code_from not in table:
         raise ValueError(f"code_from must be one of {tuple(table)}, got {code_from!r}")
@@ -230,11 +231,24 @@ def code_shortfall(split: FleetSplit, code_from: str | None = None
     `[runtime] code_from`)."""
     out = []
     for i, (b, m) in enumerate(zip(split.boards, split.bytes, strict=True)):
-        need = code_heap_bytes(code_from or b.code_from)
+        need = code_heap_bytes(code_source(b, code_from))
         left = b.heap_budget - (m - OVERHEAD_BYTES)
         if left < need:
             out.append((i, need - left))
     return out
+
+
+def code_source(board: Board, code_from: str | None = None) -> str:
+    """The `code_heap_bytes` entry for ``board`` getting rocknet `code_from` (default: its
+    own): "files" are .mpy files, except on CircuitPython without its own mpy-cross, where
+    `rocknet deploy` installs the .py sources ("py")."""
+    src = code_from or board.code_from
+    if src == "files" and board.runtime == "circuitpython":
+        from ..hardware.deploy import circuitpython_mpy_cross
+
+        if circuitpython_mpy_cross() is None:
+            return "py"
+    return src
 
 
 def split_for(fleet: FleetFile, geo: PlanShape, variant: str = "minirocket") -> list[int]:
