@@ -181,7 +181,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             data = prog.data_heap() if prog is not None and nd.finished else None
             rep = prog.heap_report() if prog is not None else (nd.heap or {})
             fig = node_figures(trace, data, warmup, rep)
-            fig = {"node": nd.id, **fig, "error": nd.error, "error_type": nd.error_type}
+            fig = {"node": nd.id, **fig, "error": nd.error, "error_type": nd.error_type,
+                   # the last sample the node applied: the fleet decided up to there
+                   "applied_through": nd.st[1] if nd.st else None}
             fig["fits"] = (nd.error is None and fig["peak_need_bytes"] is not None
                            and fig["peak_need_bytes"] <= board.heap_budget)
             nodes.append(fig)
