@@ -62,6 +62,9 @@ def test_bench_memory_json():
                 "largest_alloc_bytes", "growth_bytes_per_round"):
         assert out[key] == max(n[key] for n in nodes)
     assert out["fits"] == all(n["fits"] for n in nodes)
+    # boards meet only on the radio: node 1 measures the same with its peer in CPython
+    mixed = _bench("--nodes", "2", "--features", "168", "--rounds", "26", "--measure", "1")
+    assert mixed["per_node"] == [nodes[1]]
 
 
 def _bench(*argv: str) -> dict:
@@ -72,7 +75,6 @@ def _bench(*argv: str) -> dict:
     return json.loads(buf.getvalue())
 
 
-@pytest.mark.slow  # one board in MicroPython for 26 rounds (~20-40 s here)
 def test_a_mixed_fleet_measures_only_the_chosen_node():
     """Node 1 in MicroPython, nodes 0 and 2 running the same loop in CPython threads: only
     node 1 is measured, and the fleet decides samples (a majority of 3 votes)."""
