@@ -1,6 +1,6 @@
 """`rocknet bench memory`: the figures made from a node's heap checkpoints, and the JSON of a
 small run end to end (GunPoint, 2 boards, few features, MicroPython under the Feather's
-CircuitPython profile)."""
+CircuitPython profile), a mixed fleet measuring one node (``--measure``) and its refusals."""
 
 from __future__ import annotations
 
@@ -62,3 +62,42 @@ def test_bench_memory_json():
                 "largest_alloc_bytes", "growth_bytes_per_round"):
         assert out[key] == max(n[key] for n in nodes)
     assert out["fits"] == all(n["fits"] for n in nodes)
+    # boards meet only on the radio: node 1 measures the same with its peer in CPython
+    mixed = _bench("--nodes", "2", "--features", "168", "--rounds", "26", "--measure", "1")
+    assert mixed["per_node"] == [nodes[1]]
+
+
+def _bench(*argv: str) -> dict:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["bench", "memory", "--dataset", "GunPoint", *argv, "--json"])
+    assert rc == 0
+    return json.loads(buf.getvalue())
+
+
+def test_a_mixed_fleet_measures_only_the_chosen_node():
+    """Node 1 in MicroPython, nodes 0 and 2 running the same loop in CPython threads: only
+    node 1 is measured, and the fleet decides samples (a majority of 3 votes)."""
+    out = _bench("--nodes", "3", "--features", "168", "--rounds", "26", "--measure", "1")
+    assert out["measured_nodes"] == [1] and out["nodes"] == 3
+    assert out["others"] == "the same loop in CPython threads"
+    [n] = out["per_node"]
+    assert n["node"] == 1 and n["error"] is None
+    assert n["rounds_measured"] == out["rounds"] + 1
+    assert 0 < n["code_bytes"] < n["peak_heap_bytes"] <= n["peak_need_bytes"]
+    assert n["own_data_bytes"] > 0 and n["state_bytes"] > 0
+    assert n["growth_bytes_per_round"] is not None
+    assert n["applied_through"] > 0  # decisions need the CPython peers' votes
+    for key in ("peak_heap_bytes", "code_bytes", "state_bytes", "own_data_bytes"):
+        assert out[key] == n[key]
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ("3", "no node 3; the fleet's nodes are 0..2"),
+    ("0,x", "give node numbers separated by commas"),
+])
+def test_measure_refuses_unknown_nodes(capsys, spec, needle):
+    rc = main(["bench", "memory", "--dataset", "GunPoint", "--nodes", "3", "--features",
+               "168", "--measure", spec, "--json"])
+    assert rc == 2
+    assert needle in capsys.readouterr().err

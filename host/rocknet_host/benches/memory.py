@@ -24,6 +24,11 @@ Python floats unboxed on CircuitPython) above the ``boot`` baseline, per node:
 - ``largest_alloc_bytes``: the largest single block allocated between checkpoints;
 - ``growth_bytes_per_round``: least-squares slope of the heap after each round past the
   warm-up; ``steady``: whether those heaps are all identical.
+
+``--measure`` runs only some nodes in MicroPython (the measured ones, ``measured_nodes``); the
+rest of the fleet runs the same loop in CPython threads (`sim.fleet.ThreadProgram`). Boards
+meet only on the simulated radio, so a node's heap does not depend on where its peers run;
+a 20-node fleet of 20 MicroPython processes is more than a 2-core host finishes in an hour.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from rich.table import Table
 from .. import boards
 from ..cli.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 from ..errors import UserError
+from ..planning.features import Plan
 from ..runtimes import heap, profiles
 from ..runtimes.micropython import RuntimeMissing
 from ..sim.fleet import MpyProgram
@@ -46,7 +52,8 @@ RUNTIME = "MicroPython 1.29 + ulab 6.12 (WebAssembly)"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("memory", help="a training node's heap in MicroPython, per node")
+    p = sub.add_parser("memory", help="a training node's heap in MicroPython, per node "
+                                      "(--measure: some nodes, the rest in CPython)")
     add_dataset_args(p, default="GunPoint")
     add_plan_args(p)
     p.add_argument("--board", choices=boards.names(), default="adafruit_feather_nrf52840",
@@ -60,8 +67,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--code", choices=("py", "mpy"), default=None,
                    help="load rocknet from .py or .mpy files (default: as the board's profile "
                         "does: .mpy on MicroPython, .py on CircuitPython)")
+    p.add_argument("--measure", default=None, metavar="NODES",
+                   help="the nodes run in MicroPython and measured, a comma list (e.g. 0,5) "
+                        "or 'heaviest': the first node the plan gives the most features and "
+                        "node 0 (the most own samples); the others run the same loop in "
+                        "CPython (default: every node)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
+
+
+def measured_nodes(spec: str | None, pl: Plan) -> list[int]:
+    """The nodes ``--measure`` names (see its help)."""
+    n = pl.n_nodes
+    if spec is None:
+        return list(range(n))
+    if spec.strip() == "heaviest":
+        feats = [len(pl.node_features(i)["biases"]) for i in range(n)]
+        return sorted({0, feats.index(max(feats))})
+    try:
+        nodes = sorted({int(x) for x in spec.split(",")})
+    except ValueError:
+        raise UserError(f"--measure {spec}: give node numbers separated by commas (e.g. 0,3) "
+                        "or 'heaviest'") from None
+    bad = [i for i in nodes if not 0 <= i < n]
+    if bad:
+        raise UserError(f"--measure {spec}: no node {', '.join(map(str, bad))}; the fleet's "
+                        f"nodes are 0..{n - 1}")
+    return nodes
 
 
 def _slope(ys: list[int]) -> float | None:
@@ -116,9 +148,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     radio = "esp32-legacy" if prof.radio == "bluetooth" else "nrf52840-ext"
     ds = load_dataset(args)
     pl = fit_plan(args, ds)
+    measured = measured_nodes(args.measure, pl)
     window = 4  # until the plan says (below)
     cfg = Config(mode=args.mode, epochs=2, radio=radio, seed=args.seed, runtime="micropython",
-                 board=args.board, enforce_heap=False, code_format=args.code)
+                 board=args.board, enforce_heap=False, code_format=args.code,
+                 mpy_nodes=None if len(measured) == pl.n_nodes else set(measured))
     try:
         sim = Simulation(pl, ds, cfg)
     except (ValueError, RuntimeMissing) as exc:
@@ -141,13 +175,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         fl.stop_round = rounds
         fl.run((rounds + 16) * sim.deadline_s * 2 + 30)
         nodes = []
-        for nd in fl.nodes:
+        for nd in (fl.nodes[i] for i in measured):
             prog = nd.program if isinstance(nd.program, MpyProgram) else None
             trace = prog.trace if prog is not None else []
             data = prog.data_heap() if prog is not None and nd.finished else None
             rep = prog.heap_report() if prog is not None else (nd.heap or {})
             fig = node_figures(trace, data, warmup, rep)
-            fig = {"node": nd.id, **fig, "error": nd.error, "error_type": nd.error_type}
+            fig = {"node": nd.id, **fig, "error": nd.error, "error_type": nd.error_type,
+                   # the last sample the node applied: the fleet decided up to there
+                   "applied_through": nd.st[1] if nd.st else None}
             fig["fits"] = (nd.error is None and fig["peak_need_bytes"] is not None
                            and fig["peak_need_bytes"] <= board.heap_budget)
             nodes.append(fig)
@@ -161,6 +197,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": ds.name, "nodes": pl.n_nodes, "features": pl.n_features,
         "variant": pl.variant, "mode": args.mode, "board": args.board,
         "heap_budget_bytes": board.heap_budget,
+        "measured_nodes": measured,
+        "others": "the same loop in CPython threads" if len(measured) < pl.n_nodes else None,
         "runtime": RUNTIME, "profile": prof.name, "code_format": code_format,
         "loader": f"rocknet from .{code_format} files in the board's file system",
         "float_bits": board.float_bits,
@@ -182,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
-    t = Table(title=f"memory: {result['dataset']}, {result['nodes']} nodes on {result['board']} "
+    t = Table(title=f"memory: {result['dataset']}, {len(result['measured_nodes'])} of "
+                    f"{result['nodes']} nodes measured on {result['board']} "
                     f"({result['profile']}, .{result['code_format']}, float"
                     f"{result['float_bits']}), {result['rounds']} rounds")
     cols = ("code", "state", "own_data", "peak_heap", "peak_need", "largest_alloc")

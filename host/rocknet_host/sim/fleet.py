@@ -4,7 +4,9 @@ the board's own radio adapter (`rocknet.radio.bleio` over a virtual ``_bleio`` o
 profiles, `rocknet.radio.bluetooth` over a virtual ``bluetooth`` on ESP32 ones).
 
 Each node's program runs in its own runtime: a CPython thread (``runtime="cpython"``) or its
-own MicroPython 1.29 + ulab process (``"micropython"``). Whenever the program does something
+own MicroPython 1.29 + ulab process (``"micropython"``; with ``mpy_nodes``, only those boards,
+the others in CPython threads: boards meet only on the medium, so a board's heap does not
+depend on where its peers run). Whenever the program does something
 that takes time on a board (sleeps, scans), it blocks and hands control to this scheduler
 (`vboard`); the scheduler runs the medium (`sim.medium`, driven mode: advertising events,
 channels, airtime, collisions, loss, drift) until that node's wake-up time, then resumes it
@@ -82,8 +84,9 @@ class ThreadProgram(Program):
     """The board's program in a CPython thread (baton passing: exactly one side runs)."""
 
     def __init__(self, paths: dict[str, str], radio: str, seed: int,
-                 costs: list[float] | None = None) -> None:
+                 costs: list[float] | None = None, stop_round: int | None = None) -> None:
         self.paths, self.radio, self.seed, self.costs = paths, radio, seed, costs
+        self.stop_round = stop_round  # finish at the start of this round (`rocknet bench`)
         self._to_node = threading.Semaphore(0)
         self._to_host = threading.Semaphore(0)
         self._reply: dict[str, Any] = {}
@@ -104,8 +107,10 @@ class ThreadProgram(Program):
                                        seed=self.seed, costs=self.costs)
             if isinstance(self.runner, dict):
                 raise RuntimeError("the board found a finished result file")
+            stop = self.stop_round
             while self.runner.step():
-                pass
+                if stop is not None and self.runner.r is not None and self.runner.r >= stop:
+                    break
             st = host.status() if host.status else None
             self._transport({"done": True, "st": st})
         except vboard.Crash:
@@ -337,13 +342,22 @@ class Fleet:
                  profile: str | None = None, heap_budget: int | None = None,
                  float_bits: int = 32, code_format: str | None = None,
                  stop_round: int | None = None,
-                 costs: list[dict[str, float]] | None = None) -> None:
+                 costs: list[dict[str, float]] | None = None,
+                 mpy_nodes: set[int] | None = None) -> None:
         if runtime not in ("cpython", "micropython"):
             raise ValueError(f"runtime must be cpython or micropython, not {runtime!r}")
+        if mpy_nodes is not None:
+            if runtime != "micropython":
+                raise ValueError("the boards to run in MicroPython need runtime micropython")
+            bad = sorted(i for i in mpy_nodes if not 0 <= i < topology.n)
+            if bad or not mpy_nodes:
+                raise ValueError(f"boards to run in MicroPython {sorted(mpy_nodes)}: nodes "
+                                 f"are 0..{topology.n - 1}, at least one")
         self.plan_dir, self.work_dir = Path(plan_dir), Path(work_dir)
         self.n = topology.n
         self.model = model
         self.runtime = runtime
+        self.mpy_nodes = mpy_nodes  # micropython: the boards in it (None: all), others CPython
         self.seed = seed
         self.profile, self.heap_budget, self.float_bits = profile, heap_budget, float_bits
         # MicroPython: "py"/"mpy" instead of the profile's; boards finish at this round
@@ -364,10 +378,14 @@ class Fleet:
 
     # ----- files -----
 
+    def in_mpy(self, i: int) -> bool:
+        """Whether board i runs in its own MicroPython (else in a CPython thread)."""
+        return self.runtime == "micropython" and (self.mpy_nodes is None or i in self.mpy_nodes)
+
     def paths(self, i: int) -> dict[str, str]:
         """Board i's files. MicroPython: where `rocknet deploy` puts them on a board (its own
         file system); CPython: the plan directory, and a folder per board for what it writes."""
-        if self.runtime == "micropython":
+        if self.in_mpy(i):
             b = import_device("rocknet.board")
             return {"plan": b.PLAN_FILE, "key": b.KEY_FILE, "data": b.DATA_FILE,
                     "ckpt": b.CHECKPOINT_FILE, "result": b.RESULT_FILE}
@@ -381,8 +399,9 @@ class Fleet:
     def _program(self, i: int) -> Program:
         paths = self.paths(i)
         seed = self.seed * 7919 + i + 1  # the board's scan jitter, the same in both runtimes
-        if self.runtime == "cpython":
-            return ThreadProgram(paths, self.radio, seed, costs=self._costs(i))
+        if not self.in_mpy(i):
+            return ThreadProgram(paths, self.radio, seed, costs=self._costs(i),
+                                 stop_round=self.stop_round)
         files = self._mpy_files.get(i)
         if files is None:
             files = {paths["plan"]: (self.plan_dir / f"node_{i:02d}.plan").read_bytes(),

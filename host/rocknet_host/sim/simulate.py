@@ -4,7 +4,8 @@
 schedule and run sections, data files, the fleet key), then runs `sim.fleet.Fleet`: every node
 is a ``rocknet.run()`` `Runner` with its radio adapter over a virtual ``_bleio`` (nRF52840
 profiles) or ``bluetooth`` (ESP32), in CPython threads or each in its own MicroPython
-(``runtime="micropython"``, which also reports the peak heap per node).
+(``runtime="micropython"``, which also reports the peak heap per node; with ``mpy_nodes``
+only those boards run in MicroPython and have heap figures, the others in CPython threads).
 
 The schedule trains ``epochs`` passes over the training set (one sample per round, owners
 round-robin) and then predicts the test set once over the air (the predict phase: series
@@ -64,6 +65,7 @@ class Config:
     compute: str = "board"  # board: charge each board's compute on its clock model; none: free
     enforce_heap: bool = True  # False: measure the heap only (`rocknet bench memory`)
     code_format: str | None = None  # MicroPython: rocknet from "py" or "mpy" (else the profile's)
+    mpy_nodes: set[int] | None = None  # MicroPython: only these boards (None: all), others CPython
 
 
 @dataclass
@@ -172,7 +174,8 @@ class Simulation:
                            on_round=self._on_round, profile=self.profile,
                            heap_budget=self.heap_budget if cfg.enforce_heap else None,
                            float_bits=self.board.float_bits if self.board else 32,
-                           code_format=cfg.code_format, costs=self.costs)
+                           code_format=cfg.code_format, costs=self.costs,
+                           mpy_nodes=cfg.mpy_nodes)
         Qte = plan.quantizer(ds.X_test).astype("int8")
         self.test_counts = [reference.slice_counts(Qte, plan.node_features(i))
                             for i in range(n)]
@@ -436,5 +439,6 @@ class Simulation:
             "members": [i for i in range(self.n) if members >> i & 1],
             "energy_model": cur.source, "compute": self._compute_note(),
             "wall_s": wall_s, "runtime": self.cfg.runtime,
+            "micropython_nodes": [i for i in range(self.n) if fl.in_mpy(i)],
             "per_node": per_node,
         }
