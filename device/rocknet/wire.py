@@ -143,6 +143,21 @@ class Codec:
     simulation reproducible); ``floor``: rounds before it are refused (the checkpointed
     round of a rebooted node)."""
 
+    # what `wire_init.init` sets (bare annotations compile to nothing on a board)
+    m: int
+    row_size: int
+    profile: str
+    company_id: int
+    network_id: int
+    mic: int
+    nb: int  # bytes of a coding (and info) vector
+    size: int  # bytes of a packet
+    header: bytes  # AD length, type, company id, network id
+    boot: int
+    floor: int
+    replay: ReplayWindow
+    rejected: dict
+
     def __init__(self, key, m, row_size, profile=EXTENDED, company_id=COMPANY_TESTING,
                  network_id=0, mic=MIC_SIZE, boot=None, floor=0):
         from .wire_init import init  # set-up code: dropped once the runner is built
