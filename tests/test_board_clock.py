@@ -101,6 +101,19 @@ def test_instrumented_device_code_computes_the_same():
     assert again.ops == work.ops and again.opcodes == work.opcodes
 
 
+def test_modules_first_imported_inside_instrument_get_numpy_back(monkeypatch):
+    """Set-up code imports on demand (`minirocket_init` takes ``np`` from `xp` as it loads):
+    loaded inside the block, it must not keep the recorder afterwards, or every device object
+    built later (a simulated fleet's boards) runs through it."""
+    import_device("rocknet.minirocket")
+    name = "rocknet.minirocket_init"
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    with bc.instrument():
+        mod = import_device(name)
+        assert mod.np is not np  # the recorder, while the block runs
+    assert mod.np is np
+
+
 def test_native_hash_counts_blocks_python_hash_counts_bytecode():
     import_device("rocknet.node")
     for hash_, native in (("native", True), ("python", False)):
