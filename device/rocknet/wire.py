@@ -45,7 +45,7 @@ import struct
 from ._compat import const
 from .mixer import FLAGS_KNOWN, INFO_MASK, INFO_REQUEST, Packet
 
-_AD_MANUFACTURER = const(0xFF)
+AD_MANUFACTURER = const(0xFF)  # BLE AD type: manufacturer-specific data
 COMPANY_TESTING = const(0xFFFF)
 MIC_SIZE = const(4)  # bytes of the AES-CCM MIC by default (8: the stronger option)
 MIC_SIZES = (4, 8)
@@ -213,7 +213,7 @@ class Codec:
         h = self.header
         if n < 5:
             return self._reject("short")
-        if data[1] != _AD_MANUFACTURER:
+        if data[1] != AD_MANUFACTURER:
             return self._reject("ad_type")
         if data[2] != h[2] or data[3] != h[3]:
             return self._reject("company")

@@ -2,11 +2,16 @@
 `rocknet.start` once the runner is built)."""
 
 from . import ccm
-from ._compat import const
 from .keys import derive
-from .wire import LEGACY, MIC_SIZES, ReplayWindow, max_row_size, packet_size, vector_bytes
-
-_AD_MANUFACTURER = const(0xFF)  # BLE AD type: manufacturer-specific data
+from .wire import (
+    AD_MANUFACTURER,
+    LEGACY,
+    MIC_SIZES,
+    ReplayWindow,
+    max_row_size,
+    packet_size,
+    vector_bytes,
+)
 
 
 def init(self, key, m, row_size, profile, company_id, network_id, mic, boot, floor):
@@ -30,7 +35,7 @@ def init(self, key, m, row_size, profile, company_id, network_id, mic, boot, flo
     self.mic = mic
     self.nb = vector_bytes(m)
     self.size = packet_size(m, row_size, mic)
-    self.header = bytes((self.size - 1, _AD_MANUFACTURER, company_id & 0xFF,
+    self.header = bytes((self.size - 1, AD_MANUFACTURER, company_id & 0xFF,
                          company_id >> 8, network_id))
     self._ccm = ccm.Ccm(derive(key, b"rocknet/advert/v2" + self.header), mic)
     self._nonce = bytearray(ccm.NONCE_SIZE)
