@@ -22,6 +22,8 @@ class Schedule:
     reach every node, so the next samples are scored with the stepped weights everywhere
     (the node then refuses to score a sample before it applied the last batch end; see
     `Node`), which makes the fleet train exactly what one central model would.
+
+    Everything is computed from the counts (O(nodes) memory, no per-sample arrays).
     """
 
     def __init__(self, train, eval=None, predict=None, epochs=1, batch=128, gap=0):
@@ -48,9 +50,9 @@ class Schedule:
             o, k = self.predict[s - self.epochs * self.period]
             return PREDICT, o, k, self.epochs
         e, p = divmod(s, self.period)
-        n = len(self._slots)
+        n = self._span
         if p < n:
-            k = self._slots[p]
+            k = self._slot(p)
             if k < 0:
                 return None
             o, k = self.train[k]
@@ -58,37 +60,71 @@ class Schedule:
         o, k = self.eval[p - n]
         return EVAL, o, k, e
 
+    def _slot(self, p):
+        """Slot p (< ``_span``) of an epoch's training part: the index into ``train``, or -1
+        for an idle slot (batches of ``batch``, the last maybe short, each then ``gap``)."""
+        b = self.batch
+        i, r = divmod(p, b + self.gap)
+        return i * b + r if r < min(b, len(self.train) - i * b) else -1
+
     def batch_end(self, s):
         """True when sample s closes a training batch."""
         if s < 0 or s >= self.epochs * self.period:
             return False
         p = s % self.period
-        if p >= len(self._slots):
+        if p >= self._span:
             return False
-        k = self._slots[p]
+        k = self._slot(p)
         return k >= 0 and ((k + 1) % self.batch == 0 or k == len(self.train) - 1)
 
     def last_batch_end(self, s):
-        """The last sample before s that closes a batch (-1 if none)."""
-        q = s - 1
-        while q >= 0 and q >= s - self.period - 1:
-            if self.batch_end(q):
-                return q
-            q -= 1
-        return -1
+        """The last sample before s that closes a batch, at most period + 1 back (-1 if
+        none)."""
+        q = min(s - 1, self.epochs * self.period - 1)  # no batch ends after the training
+        t, b, g = len(self.train), self.batch, self.gap
+        if q < 0 or not t:
+            return -1
+        e, p = divmod(q, self.period)
+        i, r = divmod(min(p, self._span - 1), b + g)
+        n = min(b, t - i * b)  # samples of batch i
+        if r >= n - 1:  # batch i ends at or before p
+            q = e * self.period + i * (b + g) + n - 1
+        elif i:  # the batch before, a full one
+            q = e * self.period + i * (b + g) - g - 1
+        else:  # the last batch of the epoch before
+            q = e * self.period - g - 1 - (self.period - self._span)
+        return q if q >= 0 and q >= s - self.period - 1 else -1
 
 
 class _Order:
-    """A phase's samples in round-robin order over owners as (owner, local index) pairs, kept
-    in two flat arrays: 3 bytes a sample where a list of tuples costs ~30 (FaceAll's 1,690
-    test series: 5 KB instead of 50 KB of a board's heap)."""
+    """A phase's samples in round-robin order over owners as (owner, local index) pairs,
+    computed from the counts: ``counts[o]`` samples on owner o (array("H"), no trailing
+    zeros), ``steps`` the distinct counts ascending, each followed by how many owners hold
+    at least that many (array("H")), ``n`` the samples in all. Round k of the round-robin
+    visits the owners holding more than k samples."""
 
-    def __init__(self, owner, index):
-        self.owner = owner  # bytearray
-        self.index = index  # array("H")
+    def __init__(self, counts, steps, n):
+        self.counts = counts
+        self.steps = steps
+        self.n = n
 
     def __len__(self):
-        return len(self.owner)
+        return self.n
 
     def __getitem__(self, j):
-        return self.owner[j], self.index[j]
+        c, st = self.counts, self.steps
+        k0 = 0  # rounds before this step
+        for i in range(0, len(st), 2):
+            w = st[i + 1]  # owners in each round of this step
+            size = (st[i] - k0) * w
+            if j < size:
+                k = k0 + j // w
+                r = j % w
+                for o in range(len(c)):
+                    if c[o] > k:
+                        if not r:
+                            return o, k
+                        r -= 1
+            j -= size
+            k0 = st[i]
+        raise IndexError("sample index out of range")

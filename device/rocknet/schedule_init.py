@@ -1,11 +1,14 @@
-"""`schedule.Schedule`'s constructor and plan section (`to_dict`): the sample orders and one
-epoch's batch slots. Here so that its code leaves a board's heap with the rest of the set-up
-(`rocknet.start`); `Schedule(...)` imports it.
+"""`schedule.Schedule`'s constructor and plan section (`to_dict`): the per-owner counts of each
+phase and the length of one epoch's training part. Here so that its code leaves a board's
+heap with the rest of the set-up (`rocknet.start`); `Schedule(...)` imports it.
 """
 
 from array import array
 
+from ._compat import const
 from .schedule import _Order
+
+_MOST = const(65535)  # samples an owner may hold in a phase (array("H"))
 
 
 def init(self, train, eval, predict, epochs, batch, gap):
@@ -16,44 +19,38 @@ def init(self, train, eval, predict, epochs, batch, gap):
     self.epochs = epochs
     self.batch = max(1, batch)
     self.gap = max(0, gap)
-    # one epoch's training part: index into self.train, or -1 for an idle (gap) slot
-    slots = array("i")
-    T = len(self.train)
-    for k in range(T):
-        slots.append(k)
-        if (k + 1) % self.batch == 0 or k == T - 1:
-            for _ in range(self.gap):
-                slots.append(-1)
-    self._slots = slots
-    self.period = len(slots) + len(self.eval)
+    # one epoch's training part: every batch (the last maybe short) then gap idle slots
+    t = len(self.train)
+    self._span = t + (t + self.batch - 1) // self.batch * self.gap
+    self.period = self._span + len(self.eval)
     self.length = epochs * self.period + len(self.predict)
 
 
 def order(counts):
     """The `_Order` of a phase holding ``counts[o]`` samples on owner o: round-robin over
     owners, each owner's samples in order."""
-    owner = bytearray()
-    index = array("H")
-    most = max(counts) if counts else 0
-    for k in range(most):
-        for o in range(len(counts)):
-            if k < counts[o]:
-                owner.append(o)
-                index.append(k)
-    return _Order(owner, index)
+    n = 0  # owners up to the last one holding samples
+    for o, x in enumerate(counts):
+        if not 0 <= x <= _MOST:
+            raise ValueError("a schedule's sample count must be 0..%d, not %r: plan again "
+                             "with `rocknet plan`" % (_MOST, x))
+        if x:
+            n = o + 1
+    c = array("H", counts[:n])
+    steps = array("H")
+    k = 0
+    while True:
+        up = [x for x in c if x > k]
+        if not up:
+            break
+        k = min(up)
+        steps.append(k)
+        steps.append(len(up))
+    return _Order(c, steps, sum(c))
 
 
 def to_dict(self):
     """`schedule.Schedule.to_dict`."""
-    return {"train": _counts(self.train), "eval": _counts(self.eval),
-            "predict": _counts(self.predict), "epochs": self.epochs, "batch": self.batch,
+    return {"train": list(self.train.counts), "eval": list(self.eval.counts),
+            "predict": list(self.predict.counts), "epochs": self.epochs, "batch": self.batch,
             "gap": self.gap}
-
-
-def _counts(order):
-    out = []
-    for o in order.owner:
-        while len(out) <= o:
-            out.append(0)
-        out[o] += 1
-    return out
