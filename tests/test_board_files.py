@@ -1,5 +1,5 @@
 """The board reads its plan a section at a time (`board.Plan`) and its own samples a sample at a
-time from flash (`board.Samples`): the same values as parsing the whole files (`json.loads`,
+time from flash (`samples.Phase`): the same values as parsing the whole files (`json.loads`,
 `board.decode_data`), in every runtime; old one-line plans still load."""
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from ._compat import sha256 as _sha256
 from .node import Node, Schedule
 from .report import _pct
 from .runner import CHECKPOINT_FILE, RESULT_FILE, Runner  # noqa: F401 (the board's files)
+from .samples import Phase
 
 PLAN_FILE = "/rocknet_plan.bin"
 KEY_FILE = "/rocknet_key.bin"
@@ -112,64 +113,20 @@ def decode_data(body, source="data file"):
     return head, out
 
 
-class Samples:
-    """This node's own samples, left in the data file (flash) and read one at a time: what
-    `decode_data` returns, as ``samples[phase]`` / ``samples.get(phase)``, each phase a
-    sequence (``len``, ``[k]``, iteration) of (series bytes, label), of series bytes for
-    "predict". Built by `open_data` after the file passed its checks."""
-
-    def __init__(self, path, offset, counts, length):
-        self.path = path
-        self.length = length
-        rec = length + 1
-        self._phases = {
-            "train": _Phase(path, offset, counts[0], rec),
-            "eval": _Phase(path, offset + counts[0] * rec, counts[1], rec),
-            "predict": _Phase(path, offset + (counts[0] + counts[1]) * rec, counts[2], length,
-                              False),
-        }
-
-    def __getitem__(self, phase):
-        return self._phases[phase]
-
-    def get(self, phase, default=None):
-        return self._phases.get(phase, default)
-
-
-class _Phase:
-    def __init__(self, path, offset, n, rec, labelled=True):
-        self.path, self.offset, self.n, self.rec = path, offset, n, rec
-        self.labelled = labelled
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, k):
-        if k < 0:
-            k += self.n
-        if not 0 <= k < self.n:
-            raise IndexError("sample %d of %d" % (k, self.n))
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset + k * self.rec)
-            b = fh.read(self.rec)
-        if len(b) != self.rec:
-            raise OSError("%s was cut short after its checks; %s" % (self.path, _FIX))
-        return (b[1:], b[0]) if self.labelled else b
-
-    def __iter__(self):
-        for k in range(self.n):
-            yield self[k]
-
-
 def open_data(path=DATA_FILE):
-    """(header dict, `Samples`) of a data file, checked (checksum, size) without reading it
-    into RAM; `SetupError` naming the fix."""
+    """(header dict, samples) of a data file, checked (checksum, size) without reading it
+    into RAM: what `decode_data` returns, each phase a `samples.Phase` reading one sample at a
+    time from flash; `SetupError` naming the fix."""
     _, start, size, _ = _check(path, DATA_KIND, "this node's data")
     with open(path, "rb") as fh:
         fh.seek(start)
         line = fh.readline()
     head, counts, L = _data_header(line.rstrip(b"\n"), size - len(line), path)
-    return head, Samples(path, start + len(line), counts, L)
+    o, rec = start + len(line), L + 1
+    return head, {"train": Phase(path, o, counts[0], rec),
+                  "eval": Phase(path, o + counts[0] * rec, counts[1], rec),
+                  "predict": Phase(path, o + (counts[0] + counts[1]) * rec, counts[2], L,
+                                   False)}
 
 
 class Plan:
@@ -268,8 +225,8 @@ def _check(path, kind, what):
 def load(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE):
     """(plan, plan id, key bytes, samples) from the board's files, checked; `SetupError`
     naming the fix when one is missing, damaged, or belongs to another plan. The plan is a
-    `Plan` (read a section at a time) and the samples `Samples` (read a sample at a time):
-    both stay in flash."""
+    `Plan` (read a section at a time), the samples `samples.Phase`s (read a sample at a
+    time): both stay in flash."""
     version, start, size, digest = _check(plan, "plan", "this node's plan")
     if version != store.PLAN_VERSION:
         raise SetupError("%s is plan format %d; this rocknet reads %d: %s"
@@ -429,8 +386,9 @@ def setup(plan=PLAN_FILE, key=KEY_FILE, data=DATA_FILE, again=False, **kwargs):
     result = kwargs.get("result", RESULT_FILE)
     if result and not again:
         try:
-            with open(result) as fh:
-                res = json.loads(fh.read())
+            with open(result) as fh:  # its first line: all but the predictions (`report`)
+                line = fh.readline().rstrip()
+            res = json.loads(line[:-1] + "}" if line.endswith(",") else line)
         except (OSError, ValueError):
             res = None
         if isinstance(res, dict) and res.get("plan") == pid:

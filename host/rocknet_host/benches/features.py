@@ -101,7 +101,7 @@ def ulab_calls_per_series(features: dict[str, Any]) -> int:
 # radio/bluetooth.py) comes on top. tests/test_board_run.py checks this list against a
 # MicroPython node after a status line, an epoch and a checkpoint.
 NODE_MODULES = ("_compat", "ccm", "mixer", "wire", "link", "minirocket", "logits", "schedule",
-                "messages", "node", "head", "runner")
+                "messages", "node", "head", "runner", "samples")
 
 
 # Frozen modules cannot be measured here (the WebAssembly firmware cannot be rebuilt with

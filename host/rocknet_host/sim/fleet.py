@@ -149,12 +149,15 @@ def _rn_transport(req):
 host = vboard.Host(_rn_transport)
 vboard.install(host, radio, seed)
 """
-# what rocknet.run() imports (its code is in the heap on a board loading .py/.mpy files)
+# what rocknet.run() imports (its code is in the heap on a board loading .py/.mpy files):
+# the package and the one radio adapter of this board's runtime
 _MPY_IMPORTS = """
 from rocknet import board, head, link, node
-from rocknet.radio import bleio, bluetooth
+__import__("rocknet.radio." + radio)
 """
+# a board's code.py holds none of those modules itself: rocknet.start drops its set-up code
 _MPY_SETUP = """
+del board, head, link, node
 runner = vboard.start(host, paths, radio, False, seed, costs)
 def _rn_step():
     try:
