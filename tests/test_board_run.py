@@ -97,6 +97,12 @@ def test_three_runners_train_a_fleet_and_agree(device, fleet_dir, tmp_path):
     assert any(x.startswith("final accuracy:") for x in lines)
     saved = json.loads(device.eval("open(base + '/res1.json').read()"))
     assert saved["digest"] == res[1]["digest"]
+    predicted = device.eval("[[s, c] for s, c in runners[1].node.predicted()]")
+    assert saved["predictions"] == predicted
+    # the board reads its result file back (all but the predictions) instead of training again
+    again = device.eval("board.setup(base + '/node_01.plan', base + '/fleet.key', "
+                        "base + '/node_01.data', result=base + '/res1.json', out=lines.append)")
+    assert again == {k: v for k, v in saved.items() if k != "predictions"}
     assert device.eval("len([f for f in os.listdir(base) if f.startswith('ckpt0')])") >= 1
 
 

@@ -372,11 +372,11 @@ def test_prediction_phase_gives_every_node_the_same_answers():
                              slice_=base.slice)
 
     fr = FleetRun(3, build, loss=0.0).run(sched.length + 6)
-    preds = [nd.predictions for nd in fr.nodes]
+    preds = [list(nd.predicted()) for nd in fr.nodes]
     assert preds[0] == preds[1] == preds[2]
     first = 2 * sched.period
-    assert sorted(preds[0]) == list(range(first, first + 6))
-    assert all(0 <= c < 3 for c in preds[0].values())
+    assert [s for s, _ in preds[0]] == list(range(first, first + 6))
+    assert all(0 <= c < 3 for _, c in preds[0])
 
 
 def test_the_host_replays_each_block_from_the_log():

@@ -69,7 +69,7 @@ class Node:
 
     Per round: ``begin_round(r)`` -> {row index: bytes}, then ``end_round(r, rows)``. State:
     ``digest``, ``applied_through``, ``synced``, ``members``, ``leader``, ``accuracy``,
-    ``predictions``, ``stats`` (`report.summary` gives a JSON-able picture).
+    `predicted`, ``stats`` (`report.summary` gives a JSON-able picture).
     """
 
     def __init__(self, node_id, n_nodes, features, head, n_classes, row_size, schedule,
@@ -139,12 +139,14 @@ class Node:
         # partial logits of sample r-1
         slot = self._slot(r - 1)
         if slot is not None:
-            got = {}
+            have = 0
             for n in ctrl:
                 c = ctrl[n]
                 if c.flags & F_LOGITS:
-                    got[n] = c.logits
-            self._slot_rows[slot] = got
+                    o = self._row_at(slot, n)
+                    self._rows[o:o + self._row_size] = c.logits
+                    have |= 1 << n
+            self._have[slot] = have
         if self.agreement:
             for n in ctrl:
                 self._learn(ctrl[n].window, n)
@@ -218,7 +220,7 @@ class Node:
         self._slot_sample[i] = r
         self._slot_label[i] = label
         self._slot_phase[i] = phase
-        self._slot_rows[i] = None
+        self._have[i] = -1
         counts = self._counts
         self.slice.transform(msg[SERIES_HEAD:], counts)
         codes = self.head.codes(counts)
@@ -236,16 +238,27 @@ class Node:
         self.stats["clipped"] += clipped
         self._own_logits = (r, data)
 
-    def _sum(self, rows, members):
+    def _row_at(self, i, n):
+        """Offset of node n's partial-logit row for ring slot i in ``_rows``."""
+        return (i * self.n + n) * self._row_size
+
+    def _rows_of(self, i):
+        """Bitmap of the nodes whose partial logits ring slot i holds (0 for no slot)."""
+        return 0 if i is None else max(0, self._have[i])
+
+    def _sum(self, i, members):
         """Summed logits (list of C floats) and the bytes summed, over ``members`` in id
-        order; None if a member's logits are missing."""
-        parts = []
+        order, of ring slot i; None if a member's logits are missing."""
+        if members & ~self._rows_of(i):
+            return None, None
+        size = self._row_size
+        summed = bytearray(_popcount(members) * size)
+        o = 0
         for n in _bits(members, self.n):
-            b = rows.get(n) if rows is not None else None
-            if b is None:
-                return None, None
-            parts.append(b)
-        summed = b"".join(parts)
+            a = self._row_at(i, n)
+            summed[o:o + size] = memoryview(self._rows)[a:a + size]
+            o += size
+        summed = bytes(summed)
         return self.sum_logits(summed), summed
 
     def sum_logits(self, summed):
@@ -282,10 +295,16 @@ class Node:
                 self.evaluated += 1
                 self.correct += 1 if best == label else 0
             else:
-                self.predictions[s] = best
+                self.predictions[s - self._predict_from] = best
         self._record(b"A", s, bytes([label, phase]) + struct.pack("<H", epoch)
                      + members.to_bytes(self.geo.nb, "little") + summed)
         self.stats["commit"] += 1
+
+    def predicted(self):
+        """(sample, class) of each agreed prediction so far, in sample order."""
+        for k, c in enumerate(self.predictions):
+            if c != 0xFF:
+                yield self._predict_from + k, c
 
     def _after(self, s):
         """Per-sample bookkeeping once sample s is processed (batch ends, evaluation ends)."""
@@ -319,11 +338,8 @@ class Node:
             if s >= 0:
                 self._after(s)
             return
-        rows = self._slot_rows[i] or {}
-        present = 0
-        for n in rows:
-            present |= 1 << n
-        z, summed = self._sum(rows, present)
+        present = self._rows_of(i)
+        z, summed = self._sum(i, present)
         self._use(s, z, summed, 0, present)
         self._since_checkpoint += 1
         self.applied_through = s
@@ -539,11 +555,10 @@ class Node:
         # joins: non-members asking, whose message of this round is here (a flagged node
         # only with finite partial logits for s in hand)
         joins = 0
-        i = self._slot(s)
-        rows = (self._slot_rows[i] if i is not None else None) or {}
+        rows = self._rows_of(self._slot(s))
         for n in ctrl:
             if not (M >> n) & 1 and ctrl[n].flags & F_JOIN and not (bad >> n) & 1 \
-                    and (not (self.faulty >> n) & 1 or n in rows):
+                    and (not (self.faulty >> n) & 1 or (rows >> n) & 1):
                 joins |= 1 << n
         if self._commit_ok(s, ctrl, M | joins):
             M |= joins
@@ -561,12 +576,12 @@ class Node:
     def _nonfinite(self, s):
         """Bitmap of the nodes whose partial logits for sample s are NaN or infinite."""
         i = self._slot(s)
-        rows = self._slot_rows[i] if i is not None else None
+        rows = self._rows_of(i)
         if not rows or self.logit_scale is not None:  # int16 codes are always finite
             return 0
         bad = 0
-        for n in rows:
-            if not _finite(struct.unpack(self._fmt, rows[n])):
+        for n in _bits(rows, self.n):
+            if not _finite(struct.unpack_from(self._fmt, self._rows, self._row_at(i, n))):
                 bad |= 1 << n
         return bad
 
@@ -580,14 +595,14 @@ class Node:
             if self.schedule.at(s) is None:
                 return "idle"  # a gap round after a batch: no sample travels
             return "series missing"  # we never decoded its series (owner gone, or loss)
-        rows = self._slot_rows[i]
-        if rows is None:
+        rows = self._have[i]
+        if rows < 0:
             return "logits missing"
         for n in _bits(M, self.n):
             c = ctrl.get(n)
             if c is None:
                 return "message missing"
-            if rows.get(n) is None:
+            if not (rows >> n) & 1:
                 return "logits missing"
             if (c.ack & M) != M:
                 return "acks incomplete"
@@ -663,7 +678,7 @@ class Node:
             return
         if outcome == COMMIT:
             i = self._slot(s)
-            z, summed = (None, None) if i is None else self._sum(self._slot_rows[i], members)
+            z, summed = (None, None) if i is None else self._sum(i, members)
             if z is None:  # our ring lost the sample (it waited too long for its decision)
                 self._desync()
                 self.stats["skipped"] += 1

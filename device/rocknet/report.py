@@ -32,7 +32,9 @@ def _members(nd):
 
 
 def finish(runner, now):
-    """The run is over: `Runner.result`, the closing lines and the result file."""
+    """The run is over: `Runner.result`, the closing lines and the result file (its
+    ``predictions``, [sample, class] pairs, written one by one from the node's table: as a
+    list they would take tens of KB of a board's heap at the very end of a run)."""
     runner.finished = True
     runner._linger_until = now + 2 * runner.deadline_ms
     nd = runner.node
@@ -41,8 +43,7 @@ def finish(runner, now):
            "ms": now - (runner._t0 or now), "applied_through": nd.applied_through,
            "synced": nd.synced, "members": nd.members, "commit": runner.applied["A"],
            "drop": runner.applied["D"], "digest": digest, "ends": list(runner.ends),
-           "accuracy": [list(a) for a in nd.accuracy],
-           "predictions": [[s, nd.predictions[s]] for s in sorted(nd.predictions)]}
+           "accuracy": [list(a) for a in nd.accuracy]}
     runner.result = res
     runner.out("rocknet: done after %d rounds, %d s: commits %d, drops %d, members %s, "
                "digest %s" % (res["rounds"], res["ms"] // 1000, res["commit"], res["drop"],
@@ -53,13 +54,22 @@ def finish(runner, now):
         e, c, s = nd.accuracy[-1]
         runner.out("final accuracy: %s (the fleet's agreed evaluation, the same on every "
                    "board)" % _pct(c, s))
-    if nd.predictions:
-        runner.out("predictions: %d series, classes %s" % (
-            len(nd.predictions), " ".join(str(c) for _, c in res["predictions"])))
+    n = 0
+    for _ in nd.predicted():
+        n += 1
+    if n:
+        runner.out("predictions: %d series%s" % (
+            n, ", classes in " + runner.result_path if runner.result_path else ""))
     if runner.result_path:
         try:
             with open(runner.result_path, "w") as fh:
-                fh.write(json.dumps(res))
+                # the predictions on a line of their own: `board.setup` reads only the first
+                fh.write(json.dumps(res)[:-1] + ',\n"predictions": [')
+                sep = ""
+                for s, c in nd.predicted():
+                    fh.write("%s[%d, %d]" % (sep, s, c))
+                    sep = ", "
+                fh.write("]}")
         except OSError:
             runner.out("rocknet: cannot write %s (read-only file system)" % runner.result_path)
 

@@ -408,4 +408,4 @@ def status(runner, lines):
     return [runner.r, nd.applied_through, nd.synced, nd.members, runner.ends,
             runner.applied["A"], runner.applied["D"], nd.faulty, nd.stats["faulty"],
             runner.finished, log, out, nd.drop_why,
-            [[k, nd.predictions[k]] for k in nd.predictions] if runner.finished else []]
+            [[s, c] for s, c in nd.predicted()] if runner.finished else []]
