@@ -279,12 +279,6 @@ class Head:
         """Bytes from `pack` back to C floats; wrong size or NaN raise ValueError."""
         return logits.unpack(data, self.n_classes, self.wire, self.logit_scale)
 
-    def logit_sum(self):
-        """A `head_sum.LogitSum` for this fleet's rows (transport-free training)."""
-        from .head_sum import LogitSum
-
-        return LogitSum(self.nodes, self.n_classes, self.wire, self.logit_scale)
-
     # ----- ridge, closed form in dual (rocknet.head_dual) -----
 
     def store(self, counts, label):

@@ -93,10 +93,6 @@ class Slice:
                 combo += 1
         return out
 
-    def ppv(self, counts):
-        """Counts to PPV fractions in [0, 1] (float)."""
-        return counts / self.denominator
-
 
 def _window(L, d, centre):
     """Positions counted: the whole series, or its unpadded centre."""

@@ -56,10 +56,6 @@ class Packet:
         self.payload = payload  # bytes, exactly row_size long
         self.seq = seq  # per-sender packet number within the round (set by the link)
 
-    def __repr__(self):
-        return "Packet(round=%d sender=%d flags=%d cv=%x info=%x seq=%d)" % (
-            self.round_no, self.sender, self.flags, self.cv, self.info, self.seq)
-
 
 class Rng:
     """xorshift32: the same stream on CPython, MicroPython and CircuitPython (no `random`)."""
@@ -174,15 +170,6 @@ class Round:
             if not self._cv[i]:
                 mask |= 1 << i
         return mask
-
-    def finished_nodes(self):
-        """Node ids known to be full rank (self included once it is)."""
-        return [self.nodes[i] for i in mask_bits(self._finished, len(self.nodes))]
-
-    @property
-    def all_finished(self):
-        """Every owner node is known to be full rank (the round is complete fleet-wide)."""
-        return self._finished == self._all_nodes
 
     def need(self, rows, now_ms):
         """Only the rows in mask ``rows`` are needed: done once they are decoded."""

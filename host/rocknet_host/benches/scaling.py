@@ -93,7 +93,8 @@ ROCKNET_HEADLINE: dict[str, Any] = {
               "from 7 devices x 7, memory from the model state of all features "
               "(notes/rocknet-reference.md 6.3)"}
 
-HEAP_CODE = ACCURACY_HEAP_CODE + "_ls = _h.logit_sum()\n"
+HEAP_CODE = (ACCURACY_HEAP_CODE + "from rocknet.head_sum import LogitSum\n"
+             "_ls = LogitSum(_h.nodes, _h.n_classes, _h.wire, _h.logit_scale)\n")
 
 TIME_CODE = """
 for _i in range(i0, i1):
@@ -257,7 +258,8 @@ def board_node(node_plan: dict[str, Any], Q: np.ndarray, y: np.ndarray,
     with bc.instrument() as meter:
         s = minirocket.Slice(node_plan["features"])
         h = head_mod.Head(node_plan)
-        ls = h.logit_sum()
+        ls = import_device("rocknet.head_sum").LogitSum(h.nodes, h.n_classes, h.wire,
+                                                        h.logit_scale)
         c = bc.Meter.array(np.zeros(s.n_features, dtype=np.uint16))
 
         def sample(i: int) -> None:

@@ -31,7 +31,8 @@ from rocknet.xp import np
 _H = [Head(_p) for _p in _plans]
 del _plans
 _N = len(_H)
-_sum = _H[0].logit_sum()
+from rocknet.head_sum import LogitSum
+_sum = LogitSum(_H[0].nodes, _H[0].n_classes, _H[0].wire, _H[0].logit_scale)
 _CTR = [None] * _N
 """
 
