@@ -49,7 +49,36 @@ CTR = const(2)
 def aes(key):
     """The port's AES under ``key`` (16 bytes) as ``new(mode, iv=None) -> run(src, dst)``
     (`rocknet._compat_aes.aes`; that module is set-up code, dropped once the runner is
-    built: the ciphers it made stay)."""
+    built: the ciphers it made stay, through the closures below)."""
     from ._compat_aes import aes
 
     return aes(key)
+
+
+# The run-time halves of `_compat_aes`'s ports, here because the closures they return live as
+# long as their `ccm.Ccm`: a function defined in _compat_aes would keep all of its code alive.
+
+def aesio_new(objs, key):
+    """aesio's ECB, CBC and CTR cipher objects ``objs``, re-keyed per ``new``."""
+    zero = bytes(16)
+
+    def ecb(src, dst):  # aesio's ECB takes one block per call
+        s, d, e = memoryview(src), memoryview(dst), objs[0].encrypt_into
+        for o in range(0, len(src), 16):
+            e(s[o:o + 16], d[o:o + 16])
+
+    def new(mode, iv=None):
+        c = objs[mode]
+        c.rekey(key, iv or zero)
+        return c.encrypt_into if mode else ecb
+
+    return new
+
+
+def cryptolib_new(cipher, key):
+    """cryptolib's ``aes`` type: a cipher object per ``new`` (it has no rekey)."""
+
+    def new(mode, iv=None):
+        return cipher(key, (1, 2, 6)[mode], iv).encrypt  # cryptolib's ECB, CBC, CTR
+
+    return new

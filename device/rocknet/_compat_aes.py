@@ -2,7 +2,7 @@
 (`rocknet.start` drops this module afterwards; the cipher objects and the closures it returned
 stay with their `ccm.Ccm`)."""
 
-from ._compat import CBC
+from ._compat import CBC, aesio_new, cryptolib_new
 
 _ZERO = bytes(16)
 
@@ -28,30 +28,14 @@ def aes(key):
     except ImportError:
         aesio = None
     if aesio is not None:
-        objs = [aesio.AES(key, m, _ZERO) for m in (aesio.MODE_ECB, aesio.MODE_CBC, aesio.MODE_CTR)]
-
-        def ecb(src, dst):  # aesio's ECB takes one block per call
-            s, d, e = memoryview(src), memoryview(dst), objs[0].encrypt_into
-            for o in range(0, len(src), 16):
-                e(s[o:o + 16], d[o:o + 16])
-
-        def new(mode, iv=None):
-            c = objs[mode]
-            c.rekey(key, iv or _ZERO)
-            return c.encrypt_into if mode else ecb
-
-        return new
+        return aesio_new([aesio.AES(key, m, _ZERO)
+                          for m in (aesio.MODE_ECB, aesio.MODE_CBC, aesio.MODE_CTR)], key)
     try:
         import cryptolib  # MicroPython
     except ImportError:
         cryptolib = None
     if cryptolib is not None:
-        modes = (1, 2, 6)  # cryptolib's ECB, CBC, CTR
-
-        def new(mode, iv=None):
-            return cryptolib.aes(key, modes[mode], iv).encrypt
-
-        return new
+        return cryptolib_new(cryptolib.aes, key)
     try:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     except ImportError:

@@ -331,7 +331,7 @@ def auth_cost(board_name: str, m: int, row_size: int, profile_name: str,
                        why="given (--aes-cycles-per-block)")
     wire = import_device("rocknet.wire")
     mixer = import_device("rocknet.mixer")
-    files = ("rocknet/ccm.py", "rocknet/_compat_aes.py")  # the port glue: its closures
+    files = ("rocknet/ccm.py", "rocknet/_compat.py")  # the port glue: its closures
     per_opcode = board_clock.costs().python_per_opcode
     board_mod = _board_aes_module(runtime)
     saved = sys.modules.get(board_mod.__name__)
@@ -350,7 +350,7 @@ def auth_cost(board_name: str, m: int, row_size: int, profile_name: str,
     adv = tx.pack(p)
     out: dict[str, Any] = {"board": board.key, "aes_module": board_mod.__name__,
                            "advert_bytes": tx.size, "mic_bytes": tx.mic}
-    # only the AES-CCM part is counted (frames of ccm.py and _compat_aes.py), not the header
+    # only the AES-CCM part is counted (frames of ccm.py and _compat.py), not the header
     for name, codec, call in (("seal", tx, lambda: tx.pack(p)),
                               ("open", rx, lambda: rx.unpack(adv, 7))):
         meter = _AesMeter(codec._ccm._new)
