@@ -11,6 +11,7 @@ import json
 import pytest
 from rocknet_host.benches.memory import node_figures
 from rocknet_host.cli import main
+from rocknet_host.runtimes import heap
 
 
 def _cp(board: int, big: int = 0) -> dict[str, int]:
@@ -57,6 +58,8 @@ def test_bench_memory_json():
         assert n["own_data_bytes"] > 0 and n["state_bytes"] > 0
         assert n["peak_heap_bytes"] >= max(n["round_heap_bytes"])
         assert n["growth_bytes_per_round"] is not None
+        # zeroing data frees what it kept alive (one GC block of noise: the call's own)
+        assert -heap.BLOCK_BYTES <= n["false_retained_bytes"] < n["state_bytes"]
         assert n["fits"] == (n["peak_need_bytes"] <= out["heap_budget_bytes"])
     for key in ("peak_heap_bytes", "peak_need_bytes", "code_bytes", "own_data_bytes",
                 "largest_alloc_bytes", "growth_bytes_per_round"):

@@ -23,7 +23,11 @@ Python floats unboxed on CircuitPython) above the ``boot`` baseline, per node:
   heap at the first (`heap.py`'s need), which is what ``fits`` compares with the budget;
 - ``largest_alloc_bytes``: the largest single block allocated between checkpoints;
 - ``growth_bytes_per_round``: least-squares slope of the heap after each round past the
-  warm-up; ``steady``: whether those heaps are all identical.
+  warm-up; ``steady``: whether those heaps are all identical;
+- ``false_retained_bytes``: of the last round's heap, what only data that looks like a pointer
+  kept alive (`MpyProgram.false_retained`): garbage the peak and the growth include. Its size
+  depends on the heap's addresses, so it is the WebAssembly build's, not a board's, and it
+  differs from run to run, as the garbage it keeps does.
 
 ``--measure`` runs only some nodes in MicroPython (the measured ones, ``measured_nodes``); the
 rest of the fleet runs the same loop in CPython threads (`sim.fleet.ThreadProgram`). Boards
@@ -179,11 +183,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             prog = nd.program if isinstance(nd.program, MpyProgram) else None
             trace = prog.trace if prog is not None else []
             data = prog.data_heap() if prog is not None and nd.finished else None
+            false = prog.false_retained() if prog is not None and nd.finished else None
             rep = prog.heap_report() if prog is not None else (nd.heap or {})
             fig = node_figures(trace, data, warmup, rep)
             fig = {"node": nd.id, **fig, "error": nd.error, "error_type": nd.error_type,
                    # the last sample the node applied: the fleet decided up to there
-                   "applied_through": nd.st[1] if nd.st else None}
+                   "applied_through": nd.st[1] if nd.st else None,
+                   "false_retained_bytes": false["board"] if false else None}
             fig["fits"] = (nd.error is None and fig["peak_need_bytes"] is not None
                            and fig["peak_need_bytes"] <= board.heap_budget)
             nodes.append(fig)
@@ -208,7 +214,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": rounds, "warmup_rounds": warmup, "ring_capacity": capacity,
         **{k: top(k) for k in ("peak_heap_bytes", "peak_need_bytes", "code_bytes",
                                "state_bytes", "own_data_bytes", "largest_alloc_bytes",
-                               "growth_bytes_per_round", "base_bytes")},
+                               "growth_bytes_per_round", "base_bytes", "false_retained_bytes")},
         "steady": all(n["steady"] for n in nodes),
         "fits": all(n["fits"] for n in nodes),
         "per_node": nodes,
@@ -224,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
                     f"{result['nodes']} nodes measured on {result['board']} "
                     f"({result['profile']}, .{result['code_format']}, float"
                     f"{result['float_bits']}), {result['rounds']} rounds")
-    cols = ("code", "state", "own_data", "peak_heap", "peak_need", "largest_alloc")
+    cols = ("code", "state", "own_data", "peak_heap", "peak_need", "largest_alloc",
+            "false_retained")
     t.add_column("node")
     for c in cols:
         t.add_column(f"{c.replace('_', ' ')} KB", justify="right")
