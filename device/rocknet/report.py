@@ -54,9 +54,7 @@ def finish(runner, now):
         e, c, s = nd.accuracy[-1]
         runner.out("final accuracy: %s (the fleet's agreed evaluation, the same on every "
                    "board)" % _pct(c, s))
-    n = 0
-    for _ in nd.predicted():
-        n += 1
+    n = sum(1 for _ in nd.predicted())
     if n:
         runner.out("predictions: %d series%s" % (
             n, ", classes in " + runner.result_path if runner.result_path else ""))
