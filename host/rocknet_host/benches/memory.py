@@ -14,10 +14,13 @@ board), after the imports (``code``), once the node is built (``built``) and at 
 boundary. All figures are board-equivalent bytes (ulab float arrays at the board's float width,
 Python floats unboxed on CircuitPython) above the ``boot`` baseline, per node:
 
-- ``code_bytes``: the modules ``rocknet.run()`` imports;
+- ``code_bytes``: the modules ``rocknet.run()`` imports, its set-up code included (which
+  `rocknet.start` drops before training: what a training node keeps is `rocknet bench
+  features`' ``code_heap_bytes``);
 - ``own_data_bytes``: what the node's own samples hold (a checkpoint with them dropped at the
   end, against the last round's);
-- ``state_bytes``: the rest of the heap after the last round (node, head, slice, link, ring);
+- ``state_bytes``: the last round's heap less ``code_bytes`` and the own data: the node,
+  head, slice, link and ring, understated by the set-up code dropped since the imports;
 - ``peak_heap_bytes``: the largest heap after a collection at any checkpoint, code included;
   ``peak_need_bytes`` adds the largest block allocated between two checkpoints on top of the
   heap at the first (`heap.py`'s need), which is what ``fits`` compares with the budget;
