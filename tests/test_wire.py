@@ -182,8 +182,8 @@ def test_replay_window_per_sender_and_round():
     assert not w.fresh(1, 2, 0)
     assert w.fresh(1, 3, 0) and w.fresh(2, 2, 0)  # other sender, other round
     w.mark(1, 2, 40)
-    assert not w.fresh(1, 2, 8)  # more than the window behind the newest
-    assert w.fresh(1, 2, 9) and w.fresh(1, 2, 39)  # out of order inside the window
+    assert not w.fresh(1, 2, 18)  # more than the window (22) behind the newest
+    assert w.fresh(1, 2, 19) and w.fresh(1, 2, 39)  # out of order inside the window
     w.mark(1, 2, 30)
     assert not w.fresh(1, 2, 30) and not w.fresh(1, 2, 40) and w.fresh(1, 2, 41)
     for r in range(2, 8):

@@ -53,7 +53,10 @@ _HEADER_SIZE = const(12)
 LEGACY = "legacy"
 EXTENDED = "extended"
 ADV_DATA_MAX = {LEGACY: 31, EXTENDED: 254}
-_REPLAY_WINDOW = const(32)  # out-of-order packets accepted this far behind a sender's newest
+# out-of-order packets accepted this far behind a sender's newest: 22 so that the newest seq (8
+# bits) and the bitmap share one small int (30 bits), which MicroPython stores unboxed
+_REPLAY_WINDOW = const(22)
+_REPLAY_MASK = const((1 << _REPLAY_WINDOW) - 1)
 MAX_SEQ = const(255)
 _ROUNDS_KEPT = const(4)  # replay windows are kept for this many rounds
 
@@ -93,13 +96,15 @@ def extend_round(low16, ref, forward=False):
 
 
 class ReplayWindow:
-    """Per round and stream: the newest seq seen plus a bitmap of the 32 seqs before it
+    """Per round and stream: the newest seq seen plus a bitmap of the 22 seqs before it
     (IPsec-style). A stream is one boot of one sender (`Codec` passes sender << 16 | boot),
     so a sender that rebooted within a round starts a new window. Only authenticated packets
-    are marked, so forgeries cannot block seqs."""
+    are marked, so forgeries cannot block seqs. Marking a packet allocates nothing but a
+    round's dict."""
 
     def __init__(self):
-        self._rounds = {}  # round -> {sender: [newest seq, bitmap; bit k = newest - k seen]}
+        # round -> {stream: newest seq << 22 | bitmap, bit k = newest - k seen}
+        self._rounds = {}
 
     def fresh(self, round_no, sender, seq):
         senders = self._rounds.get(round_no)
@@ -108,10 +113,10 @@ class ReplayWindow:
         w = senders.get(sender)
         if w is None:
             return True
-        back = w[0] - seq
+        back = (w >> _REPLAY_WINDOW) - seq
         if back < 0:
             return True
-        return back < _REPLAY_WINDOW and not (w[1] >> back) & 1
+        return back < _REPLAY_WINDOW and not (w >> back) & 1
 
     def mark(self, round_no, sender, seq):
         senders = self._rounds.get(round_no)
@@ -122,14 +127,14 @@ class ReplayWindow:
             self._rounds[round_no] = senders
         w = senders.get(sender)
         if w is None:
-            senders[sender] = [seq, 1]
+            senders[sender] = seq << _REPLAY_WINDOW | 1
             return
-        back = w[0] - seq
+        back = (w >> _REPLAY_WINDOW) - seq
         if back < 0:
-            w[1] = ((w[1] << -back) | 1) & ((1 << _REPLAY_WINDOW) - 1)
-            w[0] = seq
-        else:
-            w[1] |= 1 << back
+            bits = ((w & _REPLAY_MASK) << -back | 1) & _REPLAY_MASK
+            senders[sender] = seq << _REPLAY_WINDOW | bits
+        elif back < _REPLAY_WINDOW:
+            senders[sender] = w | 1 << back
 
     def forget_before(self, round_no):
         for r in [r for r in self._rounds if r < round_no]:
