@@ -95,6 +95,7 @@ def test_rounds_return_to_their_pace_after_a_crash(tmp_path):
     (["--fault", "nan-logits:1"], "NODE@ROUND"),
     (["--loss", "1.0"], "--loss"),
     (["--batch", "0"], "--batch"),
+    (["--code", "mpy"], "need --runtime micropython"),
 ])
 def test_options_that_mean_nothing_are_refused(capsys, argv, needle):
     assert main(["simulate", "--nodes", "3", "--epochs", "1", "--features", "200", *argv]) == 2
@@ -110,7 +111,7 @@ def test_micropython_boards_decide_what_cpython_boards_decide(tmp_path):
             "--reboot", "1@30")
     report = tmp_path / "mpy.html"
     res = simulate_n(tmp_path, *argv, "--runtime", "micropython", "--report", str(report))
-    assert res["runtime"] == "micropython"
+    assert res["runtime"] == "micropython" and res["code_format"] == "py"  # CircuitPython 9's
     assert res["accuracy"] >= 0.9 and res["predicted"] == res["n_test"] == 150
     assert res["consistent"] is True and res["members"] == [0, 1, 2]
     assert res["per_node"][1]["reboots"] == 1 and res["per_node"][1]["synced"]
@@ -119,7 +120,7 @@ def test_micropython_boards_decide_what_cpython_boards_decide(tmp_path):
         assert isinstance(heap, int) and isinstance(board, int)
         assert 5_000 < board <= heap < 1_000_000
     ref = simulate_n(tmp_path, *argv)
-    assert ref["runtime"] == "cpython"
+    assert ref["runtime"] == "cpython" and ref["code_format"] is None
     for k in ("rounds", "committed", "dropped", "sim_time_s", "rounds_complete", "predicted"):
         assert res[k] == ref[k], k
     assert [p["tx_adverts"] for p in res["per_node"]] == [p["tx_adverts"] for p in ref["per_node"]]

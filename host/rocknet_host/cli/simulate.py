@@ -64,6 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "its current draw prices the energy")
     p.add_argument("--profile", choices=list(PROFILE_NAMES), default=None,
                    help="MicroPython module set of the boards (default: the board's)")
+    p.add_argument("--code", choices=("py", "mpy"), default=None,
+                   help="with --runtime micropython, the boards load rocknet from .py or .mpy "
+                        "files (default: as the profile does: .mpy on MicroPython, .py on "
+                        "CircuitPython; .mpy there is what `rocknet deploy` installs with "
+                        "ROCKNET_CIRCUITPY_MPY_CROSS)")
     p.add_argument("--compute", choices=simulate.COMPUTE, default=d.compute,
                    help="board: each board's compute takes the time the board clock model "
                         "gives on its board (default; --board, else the radio's board); "
@@ -115,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                           radio=args.radio, events=events, seed=args.seed,
                           deadline_s=args.deadline, runtime=args.runtime, board=args.board,
                           profile=args.profile, heap_budget=args.heap_budget,
-                          compute=args.compute)
+                          code_format=args.code, compute=args.compute)
     con = Console()
     try:
         sim = simulate.Simulation(pl, ds, cfg)
@@ -202,7 +207,7 @@ def show(con: Console, res: dict[str, Any]) -> None:
     nt = Table(title=f"per node (energy: {res['energy_model']})",
                caption=("peak heap: gc.mem_alloc() after collections at round boundaries in "
                         f"MicroPython (profile {res['profile'] or 'webassembly'}), code "
-                        "included; board: floats as on the board"
+                        f"(.{res['code_format']}) included; board: floats as on the board"
                         + (f"; budget {res['heap_budget_bytes']} B"
                            if res["heap_budget_bytes"] else "")) if heap else None)
     cols = ["node", "state", "airtime s", "radio rx s", "energy J", "adverts tx", "commit",

@@ -20,7 +20,11 @@ one (`MicroPython.checkpoint_heap`). A checkpoint, with the device tracker below
    views are counted as if they owned their data, so this can undercount the board heap by a
    view's size; nothing else differs (WebAssembly is a 32-bit port with 16-byte GC blocks);
 4. the node needs at least ``max(live, live at the previous checkpoint + new largest
-   block)`` board bytes; above ``budget`` the checkpoint raises ``MemoryError`` in the device,
+   block)`` board bytes, less what the interpreter held before rocknet was imported (a
+   checkpoint labelled ``boot``, where the caller takes one: the simulator's fleet does; a
+   board's budget is what it has free for rocknet, and the baseline also holds the
+   simulator's virtual radio and clock, C on a board); above ``budget`` the checkpoint raises
+   ``MemoryError`` in the device,
    which the caller sees as that call's exception (`micropython.DeviceError` with
    ``exc_type == "MemoryError"``, or the REPL's traceback on a virtual board).
 
@@ -52,6 +56,7 @@ largest = 0
 largest_label = None
 prev_live = 0
 code = None
+base = 0  # the "boot" checkpoint: the interpreter before rocknet (not the board's to give)
 checks = 0
 over = None
 _r = [0, 0.0, 0.0, 0.0, 0.0]
@@ -99,10 +104,13 @@ def _savings(roots):
 
 def check(label, big, prev_big, roots):
     global peak, peak_board, peak_label, largest, largest_label, prev_live, code, checks, over
+    global base
     gc.collect()
     live = gc.mem_alloc()
     board = live - _savings(roots)
     checks += 1
+    if label == "boot" and checks == 1:
+        base = board
     if label == "code" and code is None:
         code = live
     if live > peak:
@@ -129,11 +137,13 @@ def check(label, big, prev_big, roots):
             r[2] += board
             r[3] += x * board
             r[4] += x * x
+    need -= base
     if budget and need > budget and over is None:
         over = [label, need]
     if budget and need > budget:
         raise MemoryError("memory allocation failed: heap budget %d B exceeded, %s needs %d B "
-                          "(board-equivalent)" % (budget, label, need))
+                          "(board-equivalent, above the %d B the interpreter held before "
+                          "rocknet)" % (budget, label, need, base))
 
 
 def report():

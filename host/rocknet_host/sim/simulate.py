@@ -32,7 +32,7 @@ from ..planning import board as board_plan
 from ..planning import features as plan_mod
 from ..planning.features import Plan
 from ..reference import minirocket as reference
-from ..runtimes import import_device
+from ..runtimes import import_device, profiles
 from ..runtimes.heap import HEAP_KEYS
 from . import compute, energy, topology
 from .fleet import ACTIONS, Event, Fleet, ThreadProgram, log_digest_at
@@ -166,9 +166,9 @@ class Simulation:
         self.profile = cfg.profile or (self.board.profile if self.board else None) or (
             "circuitpython-9" if self.model.alternate else "micropython-esp32")
         self.heap_budget = cfg.heap_budget or (self.board.heap_budget if self.board else None)
-        if cfg.runtime != "micropython" and (cfg.profile or cfg.heap_budget):
-            raise ValueError("--profile and --heap-budget need --runtime micropython (CPython "
-                             "has neither a board's module set nor its heap)")
+        if cfg.runtime != "micropython" and (cfg.profile or cfg.heap_budget or cfg.code_format):
+            raise ValueError("--profile, --heap-budget and --code need --runtime micropython "
+                             "(CPython has neither a board's module set nor its heap)")
         self.fleet = Fleet(plan_dir, self.work_dir / "boards", topo, self.model,
                            runtime=cfg.runtime, seed=cfg.seed, events=list(cfg.events),
                            on_round=self._on_round, profile=self.profile,
@@ -429,6 +429,8 @@ class Simulation:
             "out_of_memory": [i for i in range(self.n) if nodes[i].error_type == "MemoryError"
                               or (nodes[i].heap or {}).get("out_of_memory")],
             "board": self.cfg.board, "profile": self.profile,
+            "code_format": (self.cfg.code_format or profiles.get(self.profile).code_format
+                            if self.cfg.runtime == "micropython" else None),
             "heap_budget_bytes": self.heap_budget,
             "sim_time_s": fl.medium.now / 1e6, "rounds": len(rounds),
             "rounds_complete": sum(1 for x in rounds if x["complete"]),
