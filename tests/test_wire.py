@@ -5,6 +5,7 @@ rejection of foreign adverts before any AES. (The CCM known answers: test_ccm.py
 from __future__ import annotations
 
 import hashlib
+import random
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import algorithms
@@ -191,6 +192,30 @@ def test_replay_window_per_sender_and_round():
     assert len(w._rounds) == 4 and 1 not in w._rounds  # bounded: oldest rounds evicted
     w.forget_before(6)
     assert sorted(w._rounds) == [6, 7]
+
+
+REPLAY_ON_DEVICE = """
+from rocknet import wire
+_w = wire.ReplayWindow()
+result = []
+for _r, _s, _q in ops:
+    result.append(_w.fresh(_r, _s, _q))
+    _w.mark(_r, _s, _q)
+"""
+
+
+def test_replay_window_runs_alike_on_the_device(device):
+    """The same marks and checks give the same answers in every runtime (the window is one
+    small int there: newest seq and bitmap packed together)."""
+    rng = random.Random(5)
+    ops = [(rng.randrange(3), rng.randrange(3), rng.randrange(256)) for _ in range(300)]
+    ops += [(9, 0, q) for q in (0, 21, 22, 255, 233, 234, 255)]
+    w = wire.ReplayWindow()
+    want = []
+    for r, s, q in ops:
+        want.append(w.fresh(r, s, q))
+        w.mark(r, s, q)
+    assert device.call(REPLAY_ON_DEVICE, ops=ops) == want
 
 
 class CountingCcm:
