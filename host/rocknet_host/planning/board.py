@@ -53,13 +53,17 @@ def owner_split(n_samples: int, n_nodes: int) -> list[tuple[int, int]]:
 
 
 def row_size_for(wire_profile: str, make_geometry: Callable[[int], Any]) -> int:
-    """The largest row size whose round still fits one advert of the profile ('extended' or
-    'legacy'; ``make_geometry(row_size)`` -> `node.Geometry`)."""
+    """The row size of a round that fits one advert of the profile ('extended' or 'legacy';
+    ``make_geometry(row_size)`` -> `node.Geometry`): the fewest rows a round can have, in the
+    smallest rows that still give that few (a control message padded to a larger row costs
+    airtime on every packet and heap in every Mixer round)."""
     wire = import_device("rocknet.wire")
     size = wire.ADV_DATA_MAX[wire_profile]
     while size > 1:
         geo = make_geometry(size)
         if size <= wire.max_row_size(wire_profile, geo.m):
+            while size > 1 and make_geometry(size - 1).m == geo.m:
+                size -= 1
             return size
         size -= 1
     raise ValueError(f"a round of this geometry does not fit {wire_profile} adverts at any "
