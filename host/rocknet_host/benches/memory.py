@@ -31,6 +31,9 @@ Python floats unboxed on CircuitPython) above the ``boot`` baseline, per node:
   kept alive (`MpyProgram.false_retained`): garbage the peak and the growth include. Its size
   depends on the heap's addresses, so it is the WebAssembly build's, not a board's, and it
   differs from run to run, as the garbage it keeps does.
+- ``estimate_bytes``: what the planner (`planning.planner.node_bytes`) says the node needs,
+  code held as this bench loads it: the figure `rocknet plan --fleet` compares with the
+  board's budget, calibrated against this bench (tools/calibrate_memory.py).
 
 ``--measure`` runs only some nodes in MicroPython (the measured ones, ``measured_nodes``); the
 rest of the fleet runs the same loop in CPython threads (`sim.fleet.ThreadProgram`). Boards
@@ -50,6 +53,7 @@ from rich.table import Table
 from .. import boards
 from ..cli.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
 from ..errors import UserError
+from ..planning import capacity as planner
 from ..planning.features import Plan
 from ..runtimes import heap, profiles
 from ..runtimes.micropython import RuntimeMissing
@@ -178,6 +182,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                             f"{warmup + 2}")
         if rounds >= sim.sched.length:
             raise UserError(f"--rounds {rounds}: the schedule has {sim.sched.length} rounds")
+        # the planner's estimate of each node's peak need, code held as this bench loads it
+        geo = planner.plan_shape(pl.length, pl.n_classes, pl.n_features, pl.variant,
+                                  pl.n_nodes, len(ds.X_test),
+                                  sim.node_plans[0]["run"].get("profile", "extended"))
+        code_format = args.code or prof.code_format
+        code_from = "files" if code_format == "mpy" else "py"
         fl = sim.fleet
         fl.stop_round = rounds
         fl.run((rounds + 16) * sim.deadline_s * 2 + 30)
@@ -192,11 +202,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             fig = {"node": nd.id, **fig, "error": nd.error, "error_type": nd.error_type,
                    # the last sample the node applied: the fleet decided up to there
                    "applied_through": nd.st[1] if nd.st else None,
-                   "false_retained_bytes": false["board"] if false else None}
+                   "false_retained_bytes": false["board"] if false else None,
+                   "estimate_bytes": planner.node_bytes(
+                       board, geo, len(pl.node_feature_index(nd.id)),
+                       len(pl.node_features(nd.id)["centre"]), code_from)}
             fig["fits"] = (nd.error is None and fig["peak_need_bytes"] is not None
                            and fig["peak_need_bytes"] <= board.heap_budget)
             nodes.append(fig)
-        code_format = args.code or prof.code_format
 
     def top(key: str) -> Any:
         vals = [n[key] for n in nodes if n[key] is not None]
@@ -217,7 +229,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": rounds, "warmup_rounds": warmup, "ring_capacity": capacity,
         **{k: top(k) for k in ("peak_heap_bytes", "peak_need_bytes", "code_bytes",
                                "state_bytes", "own_data_bytes", "largest_alloc_bytes",
-                               "growth_bytes_per_round", "base_bytes", "false_retained_bytes")},
+                               "growth_bytes_per_round", "base_bytes", "false_retained_bytes",
+                               "estimate_bytes")},
         "steady": all(n["steady"] for n in nodes),
         "fits": all(n["fits"] for n in nodes),
         "per_node": nodes,

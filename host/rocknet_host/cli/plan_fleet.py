@@ -15,21 +15,6 @@ from ..hardware import fleet_toml as fl
 from ..planning import capacity as fp
 from .common import training, write_training
 
-# What to do when the code does not fit beside the plan, by how the board got it.
-_FROM = {"py": ".py files (CircuitPython without its mpy-cross)", "files": ".mpy files",
-         "romfs": "ROMFS", "frozen": "frozen modules"}
-_REMEDY = {
-    "py": "give `rocknet deploy` CircuitPython's own mpy-cross (ROCKNET_CIRCUITPY_MPY_CROSS="
-          "/path/to/mpy-cross: .mpy files hold less), or use firmware with rocknet frozen in "
-          "(--code-from frozen), or boards with more heap",
-    "files": "on MicroPython boards with ROMFS deploy with --romfs (plan with --code-from "
-             "romfs), or use firmware with rocknet frozen in (--code-from frozen), or boards "
-             "with more heap",
-    "romfs": "use firmware with rocknet frozen in (--code-from frozen) or boards with more "
-             "heap",
-    "frozen": "plan fewer features (--features) or use boards with more heap",
-}
-
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fleet", metavar="FLEET.TOML",
@@ -66,7 +51,8 @@ def run(args: argparse.Namespace, ds: Any) -> int:
     t = training(args, "legacy" if legacy else "extended")  # checked before the (slow) fit
     try:
         pl, split = fp.fit(fleet, ds, variant=args.variant, n_features=args.features,
-                           bias_examples=args.bias_examples, seed=args.seed)
+                           bias_examples=args.bias_examples, seed=args.seed,
+                           code_from=args.code_from, radio=t.radio)
     except fp.FleetTooSmall as exc:
         raise UserError(str(exc)) from None
     trains = write_training(pl, ds, t, args.out, split, mapping)
@@ -79,16 +65,11 @@ def run(args: argparse.Namespace, ds: Any) -> int:
                       str(r["features"]), f"{r['bytes'] / 1000:.1f} KB",
                       f"{r['budget'] / 1000:.0f} KB")
     con.print(table)
-    short = fp.code_shortfall(split, args.code_from)
-    if short:
-        worst = max(b for _, b in short)
-        how = sorted({fp.code_source(split.boards[i], args.code_from) for i, _ in short})
-        held = ", ".join(f"{fp.code_heap_bytes(h) / 1000:.1f} KB from {_FROM[h]}"
-                         for h in how)
-        con.print(f"[yellow]warning:[/] rocknet's code holds {held} (boards/code_heap.json); "
-                  f"on {len(short)} of {pl.n_nodes} nodes this plan leaves up to "
-                  f"{worst / 1000:.1f} KB too little for it: {_REMEDY[how[0]]}.",
-                  soft_wrap=True)
+    held = sorted({fp.code_source(b, args.code_from) for b in split.boards})
+    con.print("est. RAM: a training node's peak heap (rocknet.planning.capacity, calibrated on "
+              "nodes measured by `rocknet bench memory`), rocknet's code included: "
+              + ", ".join(f"{fp.code_heap_bytes(h) / 1000:.1f} KB from {fp.CODE_FROM_WORDS[h]}"
+                          for h in held), soft_wrap=True)
     if mapping is not None:
         moved = ", ".join(f"{o}->{n}" for o, n in mapping.items() if o != n) or "none"
         con.print(f"re-planned without node(s) {args.lost}; renumbered: {moved}. Deploy the "

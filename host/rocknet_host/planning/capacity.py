@@ -24,34 +24,64 @@ from . import features as planmod
 from . import head as head_plan
 
 # --- memory model (bytes on the board) -----------------------------------------------------
-# Fixed per node: rocknet's code once imported (.mpy bytecode in RAM), one Mixer generation
-# (rows + coding vectors), radio/scan buffers, and interpreter slack for the round loop.
-OVERHEAD_BYTES = 28_000
+# A training node's heap, code included, as `rocknet bench memory` measures it (its peak need):
+#   code_heap_bytes      rocknet's modules, by how the board gets them (boards/code_heap.json)
+# + link_bytes           two Mixer rounds alive (the current one and the previous, still
+#                        served), each row a Python int, and the advert codec's CCM buffers
+# + ring_bytes           partial-logit rows of every node for the ring of undecided samples,
+#                        and one prediction byte per test series
+# + slice buffers        x, 3x, s9, c (int16) and the transform's temporaries
+# + per feature          bytes_per_feature
+# + RUNTIME_BYTES        everything else, calibrated on measured nodes (boards/memory_model.json,
+#                        tools/calibrate_memory.py): the set-up code's interned names, the
+#                        runner, radio adapter, schedule and decision history, garbage between
+#                        collections and the largest transient block.
+# The node's own series stay in the data file (`rocknet.samples`): a few objects, in RUNTIME.
+MEMORY_MODEL_FILE = BOARDS_DIR / "memory_model.json"
+
 # minirocket.Slice temporaries: (bias rows x positions) int16 chunks of _CHUNK_ELEMENTS (2048),
 # two alive at once (row - col, then clip).
 TEMP_BYTES = 2 * 2048 * 2
+# A Mixer row held as a Python int: the int object and the 16-byte blocks its digits round up
+# to, its coding vector and two list slots.
+ROW_OBJECT_BYTES = 48
+# The relay window a plan uses (`planning.board.Training.window`); the ring holds 2 w + 4.
+WINDOW = 4
+PENDING_SAMPLES = 2 * WINDOW + 4
 
 
-# A node's own series (rocknet.board keeps (bytes, label) pairs): the bytes plus objects.
-SAMPLE_OVERHEAD = 40
+def runtime_bytes(n_nodes: int) -> int:
+    """RUNTIME_BYTES: the calibrated rest of a training node's heap (see above) in a fleet of
+    ``n_nodes``: a base and a part per member (decision history, replay windows, schedule)."""
+    r = json.loads(MEMORY_MODEL_FILE.read_text())["runtime_bytes"]
+    return int(r["base"]) + int(r["per_node"]) * n_nodes
 
 
-def fixed_bytes(length: int, max_dilation: int, samples: int = 0) -> int:
-    """Per-node bytes that do not grow with the node's features: code, radio, slice buffers,
-    and the node's own `samples` series (training and evaluation)."""
-    padded = length + 8 * max_dilation
-    return (OVERHEAD_BYTES + 2 * 2 * padded + 2 * 2 * length + TEMP_BYTES  # x, 3x, s9, c int16
-            + samples * (length + SAMPLE_OVERHEAD))
+def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended") -> int:
+    """Two Mixer rounds of the plan's geometry (rows of the largest size an advert of the
+    ``radio`` profile carries, as `planning.board` picks it) and the codec's buffers; 0 for a
+    round no advert carries (the training writer refuses that plan with its own message)."""
+    from ..runtimes import import_device
+    from .board import row_size_for
+
+    messages = import_device("rocknet.messages")
+    wire = import_device("rocknet.wire")
+
+    def geometry(size: int) -> Any:
+        return messages.Geometry(n_nodes, length, n_classes, size, WINDOW)
+
+    try:
+        rs = row_size_for(radio, geometry)
+    except ValueError:
+        return 0
+    m = geometry(rs).m
+    return 2 * m * (rs + ROW_OBJECT_BYTES) + 4 * wire.packet_size(m, rs)
 
 
-def samples_per_node(n_train: int, n_nodes: int) -> int:
-    """Series a node holds by default: its share of the training set and as many evaluation
-    series (`rocknet plan`'s --eval default)."""
-    return 2 * -(-n_train // n_nodes)
-
-
-# The node's ring of undecided samples: 8-bit codes of each (Node's default 2 * window + 4).
-PENDING_SAMPLES = 12
+def ring_bytes(n_nodes: int, n_classes: int, n_test: int = 0) -> int:
+    """The ring's float32 partial-logit rows of every node, and the predictions (a byte per
+    test series of the fleet)."""
+    return PENDING_SAMPLES * n_nodes * n_classes * 4 + n_test
 
 
 def bytes_per_feature(board: Board, n_classes: int) -> int:
@@ -63,19 +93,10 @@ def bytes_per_feature(board: Board, n_classes: int) -> int:
             + head_plan.head_bytes_per_feature(n_classes, board.float_bits // 8))
 
 
-def node_bytes(board: Board, n_features: int, n_classes: int, length: int,
-               max_dilation: int, combos: int = 0, samples: int = 0) -> int:
-    """Estimated heap of one node holding `n_features` features in `combos` (dilation, kernel)
-    combinations and `samples` series of its own."""
-    return (fixed_bytes(length, max_dilation, samples)
-            + n_features * bytes_per_feature(board, n_classes)
-            + combos)  # minirocket.Slice keeps one padding flag per (dilation, kernel)
-
-
 # What rocknet's code holds of the heap once a training node imported it, by how the board
 # gets it: boards/code_heap.json, written by tools/measure_code_heap.py from `rocknet bench
 # features`' code_heap_bytes (MicroPython 1.29; a test keeps it within 10 % of the
-# measurement). OVERHEAD_BYTES' allowance is below the figure for files.
+# measurement).
 CODE_HEAP_FILE = BOARDS_DIR / "code_heap.json"
 
 
@@ -88,10 +109,17 @@ def code_heap_bytes(code_from: str) -> int:
     return int(table[code_from])
 
 
-# --- allocation ----------------------------------------------------------------------------
+def code_source(board: Board, code_from: str | None = None) -> str:
+    """The `code_heap_bytes` entry for ``board`` getting rocknet `code_from` (default: its
+    own): "files" are .mpy files, except on CircuitPython without its own mpy-cross, where
+    `rocknet deploy` installs the .py sources ("py")."""
+    src = code_from or board.code_from
+    if src == "files" and board.runtime == "circuitpython":
+        from ..hardware.deploy import circuitpython_mpy_cross
 
-class FleetTooSmall(ValueError):
-    """The plan does not fit the fleet; the message names the smallest fleet that would."""
+        if circuitpython_mpy_cross() is None:
+            return "py"
+    return src
 
 
 @dataclass(frozen=True)
@@ -103,26 +131,55 @@ class PlanShape:
     n_classes: int
     dilations: list[int]
     features_per_kernel: int
-    samples: int = 0  # series each node holds (samples_per_node)
+    n_nodes: int = 1
+    n_test: int = 0  # test series the fleet predicts (a byte each on every node)
+    radio: str = "extended"
 
     @property
     def n_features(self) -> int:
         return planmod.N_KERNELS * self.features_per_kernel
 
 
-def plan_shape(length: int, n_classes: int, n_features: int, variant: str,
-             samples: int = 0) -> PlanShape:
+def plan_shape(length: int, n_classes: int, n_features: int, variant: str, n_nodes: int = 1,
+               n_test: int = 0, radio: str = "extended") -> PlanShape:
     dil = planmod.rocknet_dilations if variant == "rocknet" else planmod.minirocket_dilations
     dilations, per_dil = dil(length, n_features)
-    return PlanShape(length, n_classes, list(dilations), int(sum(per_dil)), samples)
+    return PlanShape(length, n_classes, list(dilations), int(sum(per_dil)), n_nodes, n_test,
+                     radio)
 
 
-def kernel_capacity(board: Board, geo: PlanShape) -> int:
+def fixed_bytes(board: Board, geo: PlanShape, code: str) -> int:
+    """Per-node bytes that do not grow with the node's features, its code held as ``code``
+    (a `code_heap_bytes` key)."""
+    padded = geo.length + 8 * max(geo.dilations)
+    return (code_heap_bytes(code) + runtime_bytes(geo.n_nodes)
+            + link_bytes(geo.n_nodes, geo.length, geo.n_classes, geo.radio)
+            + ring_bytes(geo.n_nodes, geo.n_classes, geo.n_test)
+            + 2 * 2 * padded + 2 * 2 * geo.length + TEMP_BYTES)  # x, 3x, s9, c int16
+
+
+def node_bytes(board: Board, geo: PlanShape, n_features: int, combos: int = 0,
+               code: str | None = None) -> int:
+    """Estimated peak heap of one node of a plan shaped ``geo`` holding ``n_features``
+    features in ``combos`` (dilation, kernel) combinations, code included: held as ``code``
+    (a `code_heap_bytes` key; default the board's own, `code_source`)."""
+    return (fixed_bytes(board, geo, code or code_source(board))
+            + n_features * bytes_per_feature(board, geo.n_classes)
+            + combos)  # minirocket.Slice keeps one padding flag per (dilation, kernel)
+
+
+def kernel_capacity(board: Board, geo: PlanShape, code_from: str | None = None) -> int:
     """How many whole kernels (all their biases, all dilations) fit in the board's budget."""
-    free = board.heap_budget - fixed_bytes(geo.length, max(geo.dilations), geo.samples)
+    free = board.heap_budget - fixed_bytes(board, geo, code_source(board, code_from))
     per_kernel = (geo.features_per_kernel * bytes_per_feature(board, geo.n_classes)
                   + len(geo.dilations))
     return max(0, free // per_kernel)
+
+
+# --- allocation ----------------------------------------------------------------------------
+
+class FleetTooSmall(ValueError):
+    """The plan does not fit the fleet; the message names the smallest fleet that would."""
 
 
 def allocate(caps: list[int], clocks: list[float], n_kernels: int = planmod.N_KERNELS
@@ -165,11 +222,56 @@ def ranges(counts: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _advice(fleet: FleetFile, geo: PlanShape, caps: list[int], variant: str) -> str:
+# How the code gets to a board, in words, and what to do when it leaves too little room.
+CODE_FROM_WORDS = {"py": ".py files (CircuitPython without its mpy-cross)",
+                   "files": ".mpy files", "romfs": "ROMFS", "frozen": "frozen modules"}
+CODE_REMEDY = {
+    "py": "give `rocknet deploy` CircuitPython's own mpy-cross (ROCKNET_CIRCUITPY_MPY_CROSS="
+          "/path/to/mpy-cross: .mpy files hold less), or use firmware with rocknet frozen in "
+          "(--code-from frozen), or boards with more heap",
+    "files": "on MicroPython boards with ROMFS deploy with --romfs (plan with --code-from "
+             "romfs), or use firmware with rocknet frozen in (--code-from frozen), or boards "
+             "with more heap",
+    "romfs": "use firmware with rocknet frozen in (--code-from frozen) or boards with more "
+             "heap",
+    "frozen": "plan fewer features (--features) or use boards with more heap",
+}
+
+
+def _with_nodes(geo: PlanShape, n: int) -> PlanShape:
+    return PlanShape(geo.length, geo.n_classes, geo.dilations, geo.features_per_kernel, n,
+                     geo.n_test, geo.radio)
+
+
+def _most_features(fleet: FleetFile, geo: PlanShape, variant: str, code_from: str | None
+                   ) -> int | None:
+    """The most features (below the plan's) this fleet holds, or None."""
+
+    def fits(nf: int) -> bool:
+        try:
+            g2 = plan_shape(geo.length, geo.n_classes, nf, variant, geo.n_nodes, geo.n_test,
+                            geo.radio)
+        except ValueError:
+            return False
+        caps = [kernel_capacity(g.board, g2, code_from) for g in fleet.groups
+                for _ in range(g.count)]
+        return min(caps) >= 1 and sum(caps) >= planmod.N_KERNELS >= len(caps)
+
+    lo, hi = planmod.N_KERNELS, geo.n_features - 1
+    if hi < lo or not fits(lo):
+        return None
+    while lo < hi:  # fits(lo) holds
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+def _advice(fleet: FleetFile, geo: PlanShape, caps: list[int], variant: str,
+            code_from: str | None) -> str:
     """The smallest fleet that would work, in words."""
     need = planmod.N_KERNELS
     types = {g.board.key: g.board for g in fleet.groups}
-    cap_of = {k: kernel_capacity(b, geo) for k, b in types.items()}
+    cap_of = {k: kernel_capacity(b, geo, code_from) for k, b in types.items()}
     have = sum(caps)
     lines = [f"this fleet ({fleet.describe()}) holds {have} of the {need} kernels "
              f"({geo.n_features} features, {geo.n_classes} classes, length {geo.length})."]
@@ -177,35 +279,34 @@ def _advice(fleet: FleetFile, geo: PlanShape, caps: list[int], variant: str) -> 
     for k, c in cap_of.items():
         if c == 0:
             b = types[k]
-            one = node_bytes(b, geo.features_per_kernel, geo.n_classes, geo.length,
-                             max(geo.dilations), len(geo.dilations), geo.samples)
-            lines.append(f"A {k} cannot hold even one kernel ({one} bytes needed, budget "
-                         f"{b.heap_budget}): leave it out.")
+            src = code_source(b, code_from)
+            one = node_bytes(b, geo, geo.features_per_kernel, len(geo.dilations), src)
+            lines.append(f"A {k} cannot hold even one kernel ({one:,} B needed, rocknet's code "
+                         f"{code_heap_bytes(src):,} B of it from {CODE_FROM_WORDS[src]}; "
+                         f"budget {b.heap_budget:,} B): {CODE_REMEDY[src]}, or leave it out.")
     if usable:
         best = max(usable, key=lambda k: (usable[k], types[k].cpu_mhz))
         kept = [g for g in fleet.groups if cap_of[g.board.key] > 0]
-        have_usable = sum(g.count * cap_of[g.board.key] for g in kept)
-        extra = max(0, math.ceil((need - have_usable) / usable[best]))
-        total = sum(g.count for g in kept) + extra
+        # more boards make every round (and so every node's link and ring) larger
+        for extra in range(need + 1):
+            total = sum(g.count for g in kept) + extra
+            g2 = _with_nodes(geo, total)
+            have_usable = (sum(g.count * kernel_capacity(g.board, g2, code_from) for g in kept)
+                           + extra * kernel_capacity(types[best], g2, code_from))
+            if have_usable >= need or total > need:
+                break
         if len(usable) == 1 and total <= need:
             lines.append(f"Smallest fleet that works: {total} x {best} ({extra} more).")
         elif total <= need:
             mix = " + ".join(f"{g.count} x {g.board.key}" for g in kept)
             lines.append(f"Smallest fleet that works: {mix} + {extra} more {best} "
                          f"({total} boards).")
-            for k, c in sorted(usable.items()):
-                if math.ceil(need / c) <= need:
-                    lines.append(f"Or {math.ceil(need / c)} x {k} alone.")
-    for frac in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1):
-        nf = int(geo.n_features * frac)
-        try:
-            g2 = plan_shape(geo.length, geo.n_classes, nf, variant, geo.samples)
-        except ValueError:
-            break
-        c2 = [kernel_capacity(g.board, g2) for g in fleet.groups for _ in range(g.count)]
-        if min(c2) >= 1 and sum(c2) >= need and len(c2) <= need:
-            lines.append(f"Or keep this fleet and plan fewer features (--features {nf} fits).")
-            break
+        else:
+            lines.append(f"No number of {best} boards holds every kernel (each board added "
+                         "enlarges every node's rounds and ring).")
+    nf = _most_features(fleet, geo, variant, code_from)
+    if nf:
+        lines.append(f"Or keep this fleet and plan fewer features (--features {nf} fits).")
     return " ".join(lines)
 
 
@@ -224,58 +325,34 @@ class FleetSplit:
                                                         self.features, self.bytes, strict=True))]
 
 
-def code_shortfall(split: FleetSplit, code_from: str | None = None
-                   ) -> list[tuple[int, int]]:
-    """(node, bytes) for nodes whose budget, after the estimated node state, leaves less than
-    rocknet's code holds when the board gets it `code_from` (default: each board's own
-    `[runtime] code_from`)."""
-    out = []
-    for i, (b, m) in enumerate(zip(split.boards, split.bytes, strict=True)):
-        need = code_heap_bytes(code_source(b, code_from))
-        left = b.heap_budget - (m - OVERHEAD_BYTES)
-        if left < need:
-            out.append((i, need - left))
-    return out
-
-
-def code_source(board: Board, code_from: str | None = None) -> str:
-    """The `code_heap_bytes` entry for ``board`` getting rocknet `code_from` (default: its
-    own): "files" are .mpy files, except on CircuitPython without its own mpy-cross, where
-    `rocknet deploy` installs the .py sources ("py")."""
-    src = code_from or board.code_from
-    if src == "files" and board.runtime == "circuitpython":
-        from ..hardware.deploy import circuitpython_mpy_cross
-
-        if circuitpython_mpy_cross() is None:
-            return "py"
-    return src
-
-
-def split_for(fleet: FleetFile, geo: PlanShape, variant: str = "minirocket") -> list[int]:
+def split_for(fleet: FleetFile, geo: PlanShape, variant: str = "minirocket",
+              code_from: str | None = None) -> list[int]:
     """Kernel counts per node of `fleet` (refuses with advice when it cannot work)."""
     nodes = fleet.nodes()
-    caps = [kernel_capacity(n.board, geo) for n in nodes]
+    caps = [kernel_capacity(n.board, geo, code_from) for n in nodes]
     try:
         return allocate(caps, [n.board.cpu_mhz for n in nodes])
     except FleetTooSmall as exc:
         if str(exc) != "capacity":
             raise
-        raise FleetTooSmall(_advice(fleet, geo, caps, variant)) from None
+        raise FleetTooSmall(_advice(fleet, geo, caps, variant, code_from)) from None
 
 
 def fit(fleet: FleetFile, dataset: Any, variant: str = "minirocket", n_features: int = 10_000,
-        bias_examples: int = 1, seed: int = 0) -> tuple[planmod.Plan, FleetSplit]:
-    """A plan for `dataset` split across `fleet` by capacity and clock."""
-    samples = samples_per_node(len(dataset.X_train), len(fleet.nodes()))
-    geo = plan_shape(dataset.length, len(dataset.classes), n_features, variant, samples)
-    counts = split_for(fleet, geo, variant)
+        bias_examples: int = 1, seed: int = 0, code_from: str | None = None,
+        radio: str = "extended") -> tuple[planmod.Plan, FleetSplit]:
+    """A plan for `dataset` split across `fleet` by capacity and clock, each board's code
+    held as it gets it (`code_source`)."""
     nodes = fleet.nodes()
+    geo = plan_shape(dataset.length, len(dataset.classes), n_features, variant, len(nodes),
+                     len(dataset.X_test), radio)
+    counts = split_for(fleet, geo, variant, code_from)
     pl = planmod.fit(dataset, len(nodes), variant=variant, n_features=n_features,
                      bias_examples=bias_examples, seed=seed, weights=[float(c) for c in counts])
     pl.splits = ranges(counts)  # exactly the counts (weights alone round by remainders)
     feats = [len(pl.node_feature_index(i)) for i in range(len(nodes))]
     combos = [len(pl.node_features(i)["centre"]) for i in range(len(nodes))]
-    mem = [node_bytes(n.board, f, pl.n_classes, pl.length, max(pl.dilations), c, samples)
+    mem = [node_bytes(n.board, geo, f, c, code_source(n.board, code_from))
            for n, f, c in zip(nodes, feats, combos, strict=True)]
     over = [i for i, n in enumerate(nodes) if mem[i] > n.board.heap_budget]
     if over:  # the geometry estimate and the fitted plan disagree: never ship that
@@ -313,7 +390,8 @@ def write(pl: planmod.Plan, split: FleetSplit, out: str | Path,
     """The plan files (plan.write) plus fleet_plan.json: board, port, kernels, memory per node."""
     paths = planmod.write(pl, out, node_plans)
     info = {"format": "rocknet-fleet-plan", "nodes": split.rows(),
-            "memory_model": {"overhead_bytes": OVERHEAD_BYTES, "temp_bytes": TEMP_BYTES}}
+            "memory_model": {"runtime_bytes": runtime_bytes(pl.n_nodes), "temp_bytes": TEMP_BYTES,
+                             "row_object_bytes": ROW_OBJECT_BYTES}}
     if mapping is not None:
         info["renumbered"] = {str(k): v for k, v in mapping.items()}
     p = Path(out) / "fleet_plan.json"
