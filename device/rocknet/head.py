@@ -61,6 +61,15 @@ from .xp import np
 _X_UNIT = 1.0 / (128 * 4096)  # x = (128 u - mu_q) * sc_q * _X_UNIT (fixed point: head_init)
 
 
+def _refuse(reason, *args):
+    """Raise the ValueError of a call the head refuses (bad input, or a call out of turn):
+    its message, which names the fix, is ``head_init.REFUSALS[reason] % args``, kept with the
+    set-up code so that only a refusal loads it (no board heap for the text meanwhile)."""
+    from .head_init import REFUSALS
+
+    raise ValueError(REFUSALS[reason] % args)
+
+
 class Head:
     """One node's head, built from its node plan (the dict `store.load_plan` returns).
 
@@ -79,8 +88,7 @@ class Head:
         """8-bit codes of one sample's PPV counts (uint16, slice order); kept as the current
         sample for `apply`."""
         if len(counts) != self.n_features:
-            raise ValueError("%d counts for a head of %d features; the slice and head come "
-                             "from different plans" % (len(counts), self.n_features))
+            _refuse("counts_size", len(counts), self.n_features)
         u = self._u
         if self._den is None:
             u[:] = counts
@@ -125,8 +133,7 @@ class Head:
     def partial_logits(self, counts):
         """This node's share of the logits for one sample: W_i x_i (+ b on the owner)."""
         if self._s1 is not None:
-            raise ValueError("local statistics not fixed yet: finish_stats() after the "
-                             "statistics pass")
+            _refuse("stats_open")
         self.codes(counts)
         p = np.dot(self._W, self.standardised())
         if self.int_weights:
@@ -145,23 +152,20 @@ class Head:
         label = self._check_label(label)
         zz = self._check_logits(z)
         if self._U is None:
-            raise ValueError("the dual solver trains with store()/gram()/solve(), not apply()")
+            _refuse("dual_apply")
         if self._s1 is not None:
-            raise ValueError("local statistics not fixed yet: finish_stats() after the "
-                             "statistics pass")
+            _refuse("stats_open")
         if self.k >= self.batch:
-            raise ValueError("batch of %d samples is full: call step() first" % self.batch)
+            _refuse("batch_full", self.batch)
         if counts is not None:
             self.codes(counts)
         elif codes is not None:
             if len(codes) != self.n_features:
-                raise ValueError("%d codes for a head of %d features; the slice and head come "
-                                 "from different plans" % (len(codes), self.n_features))
+                _refuse("codes_size", len(codes), self.n_features)
             self._u[:] = codes
             self._have_u = True
         elif not self._have_u:
-            raise ValueError("no sample features: call partial_logits(counts) first or pass "
-                             "counts")
+            _refuse("no_sample")
         g = self._g
         g[:] = zz
         if self.mode == "gradient":
@@ -182,21 +186,20 @@ class Head:
         try:
             lab = int(label)
         except (TypeError, ValueError):
-            raise ValueError("label %r is not an integer class index" % (label,)) from None
+            lab = None
+        if lab is None:
+            _refuse("label_type", label)
         if lab != label or not 0 <= lab < self.n_classes:
-            raise ValueError("label %r outside 0..%d: the plan has %d classes"
-                             % (label, self.n_classes - 1, self.n_classes))
+            _refuse("label_range", label, self.n_classes - 1, self.n_classes)
         return lab
 
     def _check_logits(self, z):
         if len(z) != self.n_classes:
-            raise ValueError("%d logits for a plan of %d classes: the fleet disagrees on the "
-                             "plan" % (len(z), self.n_classes))
+            _refuse("logits_size", len(z), self.n_classes)
         zz = self._zbuf
         zz[:] = z if not isinstance(z, (list, tuple)) else np.array(z, dtype=xp.float_)
         if not _finite(zz):
-            raise ValueError("summed logits contain NaN or inf (a corrupt partial-logit row?); "
-                             "sample not applied")
+            _refuse("logits_nonfinite")
         return zz
 
     def lr_at(self, t):
@@ -212,7 +215,7 @@ class Head:
         """End of a batch: one optimizer update from the samples applied since the last
         step (mean gradient). Returns False when the batch was empty."""
         if self._U is None:
-            raise ValueError("the dual solver has no optimizer steps: use solve()")
+            _refuse("dual_step")
         k = self.k
         if k == 0:
             return False
@@ -270,7 +273,7 @@ class Head:
         ``logit_scale``; rows with a code beyond +-32767 are clipped and counted in
         ``clipped``); NaN or infinity raise ValueError (not sent)."""
         if not _finite(row):
-            raise ValueError("partial logits contain NaN or inf; not sent")
+            _refuse("row_nonfinite")
         data, clipped = logits.pack(row, self.wire, self.logit_scale)
         self.clipped += clipped
         return data

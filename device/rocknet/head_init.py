@@ -23,6 +23,25 @@ _SCALINGS = ("plan", "local")
 _LAMBDAS = (1e-3, 4.6415888336127775e-3, 2.1544346900318832e-2, 0.1, 0.46415888336127775,
            2.154434690031882, 10.0, 46.41588833612773, 215.44346900318823, 1000.0)
 
+# The messages of `head._refuse`, by reason: each names the fix.
+REFUSALS = {
+    "counts_size": "%d counts for a head of %d features; the slice and head come from "
+                   "different plans",
+    "codes_size": "%d codes for a head of %d features; the slice and head come from "
+                  "different plans",
+    "stats_open": "local statistics not fixed yet: finish_stats() after the statistics pass",
+    "dual_apply": "the dual solver trains with head_dual.store()/gram()/solve(), not apply()",
+    "dual_step": "the dual solver has no optimizer steps: use head_dual.solve()",
+    "batch_full": "batch of %d samples is full: call step() first",
+    "no_sample": "no sample features: call partial_logits(counts) first or pass counts",
+    "label_type": "label %r is not an integer class index",
+    "label_range": "label %r outside 0..%d: the plan has %d classes",
+    "logits_size": "%d logits for a plan of %d classes: the fleet disagrees on the plan",
+    "logits_nonfinite": "summed logits contain NaN or inf (a corrupt partial-logit row?); "
+                        "sample not applied",
+    "row_nonfinite": "partial logits contain NaN or inf; not sent",
+}
+
 
 def _cfg(head, key, default, choices=None):
     v = head.get(key, default)
