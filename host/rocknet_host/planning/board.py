@@ -55,11 +55,11 @@ def owner_split(n_samples: int, n_nodes: int) -> list[tuple[int, int]]:
 def row_size_for(wire_profile: str, make_geometry: Callable[[int], Any]) -> int:
     """The largest row size whose round still fits one advert of the profile ('extended' or
     'legacy'; ``make_geometry(row_size)`` -> `node.Geometry`)."""
-    wire = import_device("rocknet.wire")
-    size = wire.ADV_DATA_MAX[wire_profile]
+    sizes = import_device("rocknet.wire_init")  # the advert sizes
+    size = sizes.ADV_DATA_MAX[wire_profile]
     while size > 1:
         geo = make_geometry(size)
-        if size <= wire.max_row_size(wire_profile, geo.m):
+        if size <= sizes.max_row_size(wire_profile, geo.m):
             return size
         size -= 1
     raise ValueError(f"a round of this geometry does not fit {wire_profile} adverts at any "
