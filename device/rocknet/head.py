@@ -19,9 +19,9 @@ Modes (the ``head`` section of the node plan; `rocknet_host.head_plan` writes it
 - ``mode="gradient"``: softmax cross-entropy (with label smoothing ``label_smoothing``).
 - ``mode="ridge"``: squared loss to +-1 targets with L2 (RidgeClassifier's objective),
   ``solver="sgd"`` with the same local updates, or ``solver="dual"``: the closed form in dual
-  for training sets that fit RAM (`store` every sample in one pass, `gram` -> bytes,
-  `add_gram` from every node, `solve`). The plan's ``dual_max`` says up to which n a board
-  can do this.
+  for training sets that fit RAM (`head_dual`'s functions: `store` every sample in one
+  pass, `gram` -> bytes, `add_gram` from every node, `solve`, `release_store`). The plan's
+  ``dual_max`` says up to which n a board can do this.
 - ``optimizer="sgd"`` (plain, no optimizer state), ``"momentum"`` (heavy ball) or
   ``"adam"``; mini-batches of ``batch``;
   learning-rate ``schedule`` "cosine", "linear" or "constant" over ``steps`` steps.
@@ -29,7 +29,8 @@ Modes (the ``head`` section of the node plan; `rocknet_host.head_plan` writes it
 Features. A count c from the slice becomes an 8-bit code u: c itself when every counted
 length is <= 255, else round(255 c / n) (the PPV in 1/255). The head standardises codes
 itself, x = (u - mean) / std per feature, with mean and std from the plan (``scaling="plan"``)
-or from its own statistics over one pass (``scaling="local"``: `observe`, `finish_stats`).
+or from its own statistics over one pass (``scaling="local"``: `head_init.observe` over the
+training samples, then `head_init.finish_stats`; set-up code, like the pass).
 Both are kept as 16-bit fixed point: mean in 1/128 code, 1/std in 1/4096 (capped at 16).
 
 Compact state (bytes per weight, C x F_i weights): W int16 with the plan's fixed step
@@ -99,24 +100,6 @@ class Head:
             u[:] = np.floor(t)
         self._have_u = True
         return u
-
-    def observe(self, counts):
-        """Local statistics pass (``scaling="local"``): one training sample's counts. The
-        pass's code (`observe`, `observe_codes`, `finish_stats`) is set-up code: `head_init`."""
-        from .head_init import observe
-
-        observe(self, counts)
-
-    def observe_codes(self, u):
-        from .head_init import observe_codes
-
-        observe_codes(self, u)
-
-    def finish_stats(self):
-        """Fix mean and std from the observed samples (population std, as StandardScaler)."""
-        from .head_init import finish_stats
-
-        finish_stats(self)
 
     def standardised(self, u=None):
         """x = (u - mean) / std of the current (or given) codes, in the scratch buffer."""
@@ -281,41 +264,6 @@ class Head:
     def unpack(self, data):
         """Bytes from `pack` back to C floats; wrong size or NaN raise ValueError."""
         return logits.unpack(data, self.n_classes, self.wire, self.logit_scale)
-
-    # ----- ridge, closed form in dual (rocknet.head_dual) -----
-
-    def store(self, counts, label):
-        """Dual solver, the one pass: keep this sample's codes and label."""
-        from . import head_dual
-
-        head_dual.store(self, counts, label)
-
-    def gram(self):
-        """This node's contribution to K = sum_i X_i X_i^T (centred, standardised features)
-        as exact integers of 2**-shift, upper triangle by rows, two planes (uint16 low,
-        int16 high): 4 bytes per entry. Integer sums are exact in any order, so every node
-        ends with the same K."""
-        from . import head_dual
-
-        return head_dual.gram(self)
-
-    def add_gram(self, node, data):
-        """Add node ``node``'s `gram` bytes (each node's once, own included)."""
-        from . import head_dual
-
-        head_dual.add_gram(self, node, data)
-
-    def solve(self):
-        """Every node, once all Gram contributions are in: lambda by leave-one-out over the
-        grid (as RidgeClassifierCV), A = (K + lambda I)^-1 Y_c, then W_i = X_i^T A and (owner)
-        b = mean of the +-1 targets. Returns lambda."""
-        from . import head_dual
-
-        return head_dual.solve(self)
-
-    def release_store(self):
-        """Free the dual solver's training store once solved (keeps W and b)."""
-        self._store = self._labels = self._gsum = None
 
     # ----- state -----
 

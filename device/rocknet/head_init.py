@@ -1,7 +1,8 @@
 """`head.Head`'s constructor: the plan's head options checked, the feature layout, the
 fixed-point scaling, the plan fingerprint and the arrays. Here so that its code leaves a
-board's heap with the rest of the set-up (`rocknet.start`); `Head(plan)` imports it (and
-`Head.finish_stats` for `set_scaling`).
+board's heap with the rest of the set-up (`rocknet.start`); `Head(plan)` imports it. The
+local statistics pass (``scaling="local"``: `observe` over the training samples, then
+`finish_stats`) is set-up code too.
 """
 
 import struct
@@ -29,7 +30,8 @@ REFUSALS = {
                    "different plans",
     "codes_size": "%d codes for a head of %d features; the slice and head come from "
                   "different plans",
-    "stats_open": "local statistics not fixed yet: finish_stats() after the statistics pass",
+    "stats_open": "local statistics not fixed yet: head_init.finish_stats(head) after the "
+                  "statistics pass",
     "dual_apply": "the dual solver trains with head_dual.store()/gram()/solve(), not apply()",
     "dual_step": "the dual solver has no optimizer steps: use head_dual.solve()",
     "batch_full": "batch of %d samples is full: call step() first",
@@ -203,14 +205,14 @@ def set_scaling(self, mean, std):
 
 
 def observe(self, counts):
-    """`head.Head.observe`."""
+    """Local statistics pass (``scaling="local"``): one training sample's counts."""
     if self._s1 is None:
         raise ValueError("statistics are already fixed (scaling=%r)" % self.scaling)
     observe_codes(self, self.codes(counts))
 
 
 def observe_codes(self, u):
-    """`head.Head.observe_codes`: one sample's codes into the sums."""
+    """One sample's codes into the sums of the local statistics pass."""
     x = self._x
     x[:] = u
     self._s1 += x
@@ -220,11 +222,12 @@ def observe_codes(self, u):
 
 
 def finish_stats(self):
-    """`head.Head.finish_stats`."""
+    """Fix mean and std from the observed samples (population std, as StandardScaler)."""
     if self._s1 is None:
         return
     if self.stats_n < 1:
-        raise ValueError("no samples observed: call observe() over the training pass first")
+        raise ValueError("no samples observed: call head_init.observe(head, counts) over the "
+                         "training pass first")
     inv_n = 1.0 / self.stats_n
     mean = self._s1 * inv_n
     var = self._s2 * inv_n
