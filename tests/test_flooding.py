@@ -34,12 +34,12 @@ def test_flooding_sends_each_row_repeats_times_then_stays_quiet():
 
 
 def test_flooding_packets_are_link_packets():
-    wire = import_device("rocknet.wire")
+    sizes = import_device("rocknet.wire_init")
     link = import_device("rocknet.link")
     f = FloodingEndpoint(0, KEY, [0, 1], 20, profile="extended")
     f.start_round(1, {0: bytes(range(20))}, 0)
     adv = f.next_advert(0)
-    assert len(adv) == wire.packet_size(2, 20)
+    assert len(adv) == sizes.packet_size(2, 20)
     rx = link.Link(1, KEY, [0, 1], 20, "extended")
     rx.start_round(1, {1: bytes(20)}, 0)
     rx.on_advert(adv, 1)

@@ -13,7 +13,8 @@ import sys
 from rocknet.head import Head
 h = Head(P)
 if h.solver == "dual":
-    h.store(C[0], 0)
+    from rocknet import head_dual
+    head_dual.store(h, C[0], 0)
 else:
     h.partial_logits(C[0])
     h.apply([0.5, -0.5], 1)

@@ -34,8 +34,9 @@ def test_local_statistics_match_twin(device):
     plans = c.node_plans(mode="gradient", scaling="local")
     assert "mean" not in plans[1]["head"]
     device.set(P=plans[1], C=c.counts[1])
-    device.exec("from rocknet.head import Head\nh = Head(P)\n"
-                "for j in range(len(C)):\n    h.observe(C[j])\nh.finish_stats()")
+    device.exec("from rocknet.head import Head\nfrom rocknet.head_init import finish_stats, "
+                "observe\nh = Head(P)\nfor j in range(len(C)):\n    observe(h, C[j])\n"
+                "finish_stats(h)")
     U = rh.codes(c.counts[1], rh.node_layout(c.plan.node_features(1))[0])
     mu, sc = rh.quantise_scaling(*rh.code_stats(U))
     got_mu = np.asarray(device.eval("h._mu")).astype(int)

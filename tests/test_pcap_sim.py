@@ -20,11 +20,11 @@ COMPANY = 0xFFFF
 
 def _run(path, radio: str = "nrf52840-ext", n: int = 3):
     link = import_device("rocknet.link")
-    wire = import_device("rocknet.wire")
+    sizes = import_device("rocknet.wire_init")
     owners = list(range(n))
     row = 8 if radio != "nrf52840-ext" else 40
     prof = "legacy" if radio != "nrf52840-ext" else "extended"
-    assert row <= wire.max_row_size(prof, n)
+    assert row <= sizes.max_row_size(prof, n)
 
     def gen(r: int) -> Generation:
         rng = random.Random(r)

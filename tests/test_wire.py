@@ -17,6 +17,7 @@ from rocknet_host.runtimes import import_device
 
 mixer = import_device("rocknet.mixer")
 wire = import_device("rocknet.wire")
+sizes = import_device("rocknet.wire_init")  # the advert sizes
 compat = import_device("rocknet._compat")
 Sha256 = import_device("rocknet.sha256").Sha256
 
@@ -36,21 +37,21 @@ def packet(c, round_no=7, sender=3, flags=0, cv=1, info=0, seq=0, fill=0xAB):
 
 def test_row_sizes_per_profile():
     for m in range(21, 25):  # the FaceAll geometries: 3 bytes of coding and of info vector
-        assert wire.overhead(m) == 22 and wire.overhead(m, mic=8) == 26
-        assert wire.max_row_size("legacy", m) == 9
-        assert wire.max_row_size("extended", m) == 232
-    assert wire.max_row_size("legacy", 8) == 13 and wire.max_row_size("legacy", 16) == 11
+        assert sizes.overhead(m) == 22 and sizes.overhead(m, mic=8) == 26
+        assert sizes.max_row_size("legacy", m) == 9
+        assert sizes.max_row_size("extended", m) == 232
+    assert sizes.max_row_size("legacy", 8) == 13 and sizes.max_row_size("legacy", 16) == 11
     for m in range(1, 65):
-        for profile, limit in wire.ADV_DATA_MAX.items():
-            for mic in wire.MIC_SIZES:
-                assert wire.packet_size(m, wire.max_row_size(profile, m, mic), mic) == limit
+        for profile, limit in sizes.ADV_DATA_MAX.items():
+            for mic in sizes.MIC_SIZES:
+                assert sizes.packet_size(m, sizes.max_row_size(profile, m, mic), mic) == limit
 
 
 def test_row_that_does_not_fit_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="use 1..9 .*extended"):
         codec(m=22, row_size=12, profile="legacy")
     with pytest.raises(ValueError, match="'legacy' or 'extended'"):
-        wire.max_row_size("coded", 4)
+        sizes.max_row_size("coded", 4)
 
 
 def cmac(key: bytes, msg: bytes) -> bytes:
@@ -84,11 +85,11 @@ def test_layout_bytes():
     m=st.integers(1, 64), profile=st.sampled_from(["legacy", "extended"]), data=st.data(),
 )
 def test_pack_unpack_round_trip(m, profile, data):
-    if wire.max_row_size(profile, m) < 1:  # legacy adverts hold at most M = 56 rows
+    if sizes.max_row_size(profile, m) < 1:  # legacy adverts hold at most M = 56 rows
         with pytest.raises(ValueError, match="no room for a row"):
             wire.Codec(KEY, m, 1, profile)
         return
-    row_size = data.draw(st.integers(1, wire.max_row_size(profile, m)))
+    row_size = data.draw(st.integers(1, sizes.max_row_size(profile, m)))
     c = wire.Codec(KEY, m, row_size, profile)
     full = data.draw(st.booleans())
     kind = data.draw(st.sampled_from([mixer.INFO_NONE, mixer.INFO_FULL_MAP]
@@ -101,7 +102,7 @@ def test_pack_unpack_round_trip(m, profile, data):
         data.draw(st.integers(0, 255)),
     )
     adv = c.pack(p)
-    assert len(adv) == c.size <= wire.ADV_DATA_MAX[profile]
+    assert len(adv) == c.size <= sizes.ADV_DATA_MAX[profile]
     back = c.unpack(adv, p.round_no + data.draw(st.integers(-30000, 30000)))
     assert back is not None, c.rejected
     assert (back.round_no, back.sender, back.flags, back.cv, back.info, back.payload, back.seq) \
@@ -340,7 +341,7 @@ def test_floor_refuses_rounds_before_the_checkpoint_before_any_aes():
 def test_mic_of_8_bytes():
     c8 = codec(row_size=60, mic=8, boot=2)
     adv = c8.pack(packet(c8))
-    assert len(adv) == c8.size == wire.packet_size(22, 60, 8) == len(
+    assert len(adv) == c8.size == sizes.packet_size(22, 60, 8) == len(
         codec(row_size=60).pack(packet(c8))) + 4
     assert codec(row_size=60, mic=8).unpack(adv, 7).payload == bytes([0xAB]) * 60
     assert codec(row_size=64).unpack(adv, 7) is None  # a 4-byte-MIC codec: not its geometry

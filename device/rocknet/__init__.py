@@ -29,8 +29,8 @@ def start(**kwargs):
     runner = setup(**kwargs)
     setup = None
     forget("board", "checkpoint", "store", "head_state", "node_init", "head_init",
-           "minirocket_init", "schedule_init", "report", "runner_start", "wire_init", "keys",
-           "_compat_aes")
+           "minirocket_init", "schedule_init", "report", "runner_start", "wire_init", "ccm_init",
+           "keys", "_compat_aes")
     import gc
 
     gc.collect()

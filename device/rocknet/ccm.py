@@ -4,7 +4,8 @@
     sealed = c.seal(nonce, aad, data)         # ciphertext + MIC
     data = c.open(nonce, aad, sealed)         # None if the MIC does not match
 
-Its keys come from `rocknet.keys.derive` (AES-CMAC, set-up code).
+Its keys come from `rocknet.keys.derive` (AES-CMAC, set-up code); its construction is set-up
+code too (`ccm_init`).
 
 The block cipher is the board's (`_compat.aes`): `aesio` on CircuitPython, `cryptolib` on
 MicroPython, `cryptography` on CPython. CCM is two bulk passes, a CBC-MAC (one CBC call over
@@ -16,19 +17,10 @@ kept per message shape, so a codec of fixed geometry allocates them once.
 """
 
 from ._compat import CBC, CTR, ECB, const
-from ._compat import aes as _port_aes
 
 NONCE_SIZE = const(13)
 _L = const(2)  # bytes of the message length: 13-byte nonces, messages up to 65535 bytes
 _ZERO = bytes(16)
-
-
-def _has(new, mode):
-    try:
-        new(mode, _ZERO)
-        return True
-    except (ValueError, NotImplementedError, TypeError):
-        return False
 
 
 class Ccm:
@@ -38,16 +30,10 @@ class Ccm:
     only the nonce, AAD and data of each message and allocates only the data it returns."""
 
     def __init__(self, key, mic=4):
-        if mic not in (4, 6, 8, 10, 12, 14, 16):
-            raise ValueError("MIC of %r bytes: CCM allows 4, 6, 8, 10, 12, 14 or 16" % (mic,))
-        if len(key) != 16:
-            raise ValueError("AES-CCM here takes a 16-byte key (use keys.derive)")
-        self.mic = mic
-        new = self._new = _port_aes(bytes(key))
-        self._native_ctr = _has(new, CTR)
-        self._la = self._ld = -1  # the AAD and data lengths the buffers are formatted for
-        self._a0 = bytearray(16)  # counter block A0: flags, nonce, counter 0
-        self._a0[0] = _L - 1
+        from .ccm_init import init  # set-up code: dropped once the runner is built
+
+        init(self, key, mic)
+        self._a0[0] = _L - 1  # counter block A0: flags, nonce, counter 0
 
     def _format(self, la, ld):
         if la >= 0xFF00 or ld > 0xFFFF:

@@ -19,9 +19,9 @@ Modes (the ``head`` section of the node plan; `rocknet_host.head_plan` writes it
 - ``mode="gradient"``: softmax cross-entropy (with label smoothing ``label_smoothing``).
 - ``mode="ridge"``: squared loss to +-1 targets with L2 (RidgeClassifier's objective),
   ``solver="sgd"`` with the same local updates, or ``solver="dual"``: the closed form in dual
-  for training sets that fit RAM (`store` every sample in one pass, `gram` -> bytes,
-  `add_gram` from every node, `solve`). The plan's ``dual_max`` says up to which n a board
-  can do this.
+  for training sets that fit RAM (`head_dual`'s functions: `store` every sample in one
+  pass, `gram` -> bytes, `add_gram` from every node, `solve`, `release_store`). The plan's
+  ``dual_max`` says up to which n a board can do this.
 - ``optimizer="sgd"`` (plain, no optimizer state), ``"momentum"`` (heavy ball) or
   ``"adam"``; mini-batches of ``batch``;
   learning-rate ``schedule`` "cosine", "linear" or "constant" over ``steps`` steps.
@@ -29,7 +29,8 @@ Modes (the ``head`` section of the node plan; `rocknet_host.head_plan` writes it
 Features. A count c from the slice becomes an 8-bit code u: c itself when every counted
 length is <= 255, else round(255 c / n) (the PPV in 1/255). The head standardises codes
 itself, x = (u - mean) / std per feature, with mean and std from the plan (``scaling="plan"``)
-or from its own statistics over one pass (``scaling="local"``: `observe`, `finish_stats`).
+or from its own statistics over one pass (``scaling="local"``: `head_init.observe` over the
+training samples, then `head_init.finish_stats`; set-up code, like the pass).
 Both are kept as 16-bit fixed point: mean in 1/128 code, 1/std in 1/4096 (capped at 16).
 
 Compact state (bytes per weight, C x F_i weights): W int16 with the plan's fixed step
@@ -61,6 +62,15 @@ from .xp import np
 _X_UNIT = 1.0 / (128 * 4096)  # x = (128 u - mu_q) * sc_q * _X_UNIT (fixed point: head_init)
 
 
+def _refuse(reason, *args):
+    """Raise the ValueError of a call the head refuses (bad input, or a call out of turn):
+    its message, which names the fix, is ``head_init.REFUSALS[reason] % args``, kept with the
+    set-up code so that only a refusal loads it (no board heap for the text meanwhile)."""
+    from .head_init import REFUSALS
+
+    raise ValueError(REFUSALS[reason] % args)
+
+
 class Head:
     """One node's head, built from its node plan (the dict `store.load_plan` returns).
 
@@ -79,8 +89,7 @@ class Head:
         """8-bit codes of one sample's PPV counts (uint16, slice order); kept as the current
         sample for `apply`."""
         if len(counts) != self.n_features:
-            raise ValueError("%d counts for a head of %d features; the slice and head come "
-                             "from different plans" % (len(counts), self.n_features))
+            _refuse("counts_size", len(counts), self.n_features)
         u = self._u
         if self._den is None:
             u[:] = counts
@@ -91,24 +100,6 @@ class Head:
             u[:] = np.floor(t)
         self._have_u = True
         return u
-
-    def observe(self, counts):
-        """Local statistics pass (``scaling="local"``): one training sample's counts. The
-        pass's code (`observe`, `observe_codes`, `finish_stats`) is set-up code: `head_init`."""
-        from .head_init import observe
-
-        observe(self, counts)
-
-    def observe_codes(self, u):
-        from .head_init import observe_codes
-
-        observe_codes(self, u)
-
-    def finish_stats(self):
-        """Fix mean and std from the observed samples (population std, as StandardScaler)."""
-        from .head_init import finish_stats
-
-        finish_stats(self)
 
     def standardised(self, u=None):
         """x = (u - mean) / std of the current (or given) codes, in the scratch buffer."""
@@ -125,8 +116,7 @@ class Head:
     def partial_logits(self, counts):
         """This node's share of the logits for one sample: W_i x_i (+ b on the owner)."""
         if self._s1 is not None:
-            raise ValueError("local statistics not fixed yet: finish_stats() after the "
-                             "statistics pass")
+            _refuse("stats_open")
         self.codes(counts)
         p = np.dot(self._W, self.standardised())
         if self.int_weights:
@@ -145,23 +135,20 @@ class Head:
         label = self._check_label(label)
         zz = self._check_logits(z)
         if self._U is None:
-            raise ValueError("the dual solver trains with store()/gram()/solve(), not apply()")
+            _refuse("dual_apply")
         if self._s1 is not None:
-            raise ValueError("local statistics not fixed yet: finish_stats() after the "
-                             "statistics pass")
+            _refuse("stats_open")
         if self.k >= self.batch:
-            raise ValueError("batch of %d samples is full: call step() first" % self.batch)
+            _refuse("batch_full", self.batch)
         if counts is not None:
             self.codes(counts)
         elif codes is not None:
             if len(codes) != self.n_features:
-                raise ValueError("%d codes for a head of %d features; the slice and head come "
-                                 "from different plans" % (len(codes), self.n_features))
+                _refuse("codes_size", len(codes), self.n_features)
             self._u[:] = codes
             self._have_u = True
         elif not self._have_u:
-            raise ValueError("no sample features: call partial_logits(counts) first or pass "
-                             "counts")
+            _refuse("no_sample")
         g = self._g
         g[:] = zz
         if self.mode == "gradient":
@@ -182,21 +169,20 @@ class Head:
         try:
             lab = int(label)
         except (TypeError, ValueError):
-            raise ValueError("label %r is not an integer class index" % (label,)) from None
+            lab = None
+        if lab is None:
+            _refuse("label_type", label)
         if lab != label or not 0 <= lab < self.n_classes:
-            raise ValueError("label %r outside 0..%d: the plan has %d classes"
-                             % (label, self.n_classes - 1, self.n_classes))
+            _refuse("label_range", label, self.n_classes - 1, self.n_classes)
         return lab
 
     def _check_logits(self, z):
         if len(z) != self.n_classes:
-            raise ValueError("%d logits for a plan of %d classes: the fleet disagrees on the "
-                             "plan" % (len(z), self.n_classes))
+            _refuse("logits_size", len(z), self.n_classes)
         zz = self._zbuf
         zz[:] = z if not isinstance(z, (list, tuple)) else np.array(z, dtype=xp.float_)
         if not _finite(zz):
-            raise ValueError("summed logits contain NaN or inf (a corrupt partial-logit row?); "
-                             "sample not applied")
+            _refuse("logits_nonfinite")
         return zz
 
     def lr_at(self, t):
@@ -212,7 +198,7 @@ class Head:
         """End of a batch: one optimizer update from the samples applied since the last
         step (mean gradient). Returns False when the batch was empty."""
         if self._U is None:
-            raise ValueError("the dual solver has no optimizer steps: use solve()")
+            _refuse("dual_step")
         k = self.k
         if k == 0:
             return False
@@ -270,7 +256,7 @@ class Head:
         ``logit_scale``; rows with a code beyond +-32767 are clipped and counted in
         ``clipped``); NaN or infinity raise ValueError (not sent)."""
         if not _finite(row):
-            raise ValueError("partial logits contain NaN or inf; not sent")
+            _refuse("row_nonfinite")
         data, clipped = logits.pack(row, self.wire, self.logit_scale)
         self.clipped += clipped
         return data
@@ -278,41 +264,6 @@ class Head:
     def unpack(self, data):
         """Bytes from `pack` back to C floats; wrong size or NaN raise ValueError."""
         return logits.unpack(data, self.n_classes, self.wire, self.logit_scale)
-
-    # ----- ridge, closed form in dual (rocknet.head_dual) -----
-
-    def store(self, counts, label):
-        """Dual solver, the one pass: keep this sample's codes and label."""
-        from . import head_dual
-
-        head_dual.store(self, counts, label)
-
-    def gram(self):
-        """This node's contribution to K = sum_i X_i X_i^T (centred, standardised features)
-        as exact integers of 2**-shift, upper triangle by rows, two planes (uint16 low,
-        int16 high): 4 bytes per entry. Integer sums are exact in any order, so every node
-        ends with the same K."""
-        from . import head_dual
-
-        return head_dual.gram(self)
-
-    def add_gram(self, node, data):
-        """Add node ``node``'s `gram` bytes (each node's once, own included)."""
-        from . import head_dual
-
-        head_dual.add_gram(self, node, data)
-
-    def solve(self):
-        """Every node, once all Gram contributions are in: lambda by leave-one-out over the
-        grid (as RidgeClassifierCV), A = (K + lambda I)^-1 Y_c, then W_i = X_i^T A and (owner)
-        b = mean of the +-1 targets. Returns lambda."""
-        from . import head_dual
-
-        return head_dual.solve(self)
-
-    def release_store(self):
-        """Free the dual solver's training store once solved (keeps W and b)."""
-        self._store = self._labels = self._gsum = None
 
     # ----- state -----
 

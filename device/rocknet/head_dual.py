@@ -3,7 +3,8 @@
 Imported only by a head whose plan asks for the dual solve: for training sets that fit RAM,
 every node `store`s each training sample's codes in one pass, sends its `gram` contribution
 (bytes), adds every node's (`add_gram`) and `solve`s; the plan's ``dual_max`` says up to
-which n a board can do this. The `Head` methods of the same names call these.
+which n a board can do this. A dual head trains with these functions (``head_dual.store(h,
+counts, label)``, ...), not with `Head.apply` and `Head.step`; a fleet node never loads them.
 """
 
 from . import xp
@@ -56,9 +57,11 @@ def gram(h):
         raise ValueError("stored %d of %d training samples; gram() needs all"
                          % (h.n_stored, n))
     if h._s1 is not None:  # scaling="local": the statistics come from the store
+        from .head_init import finish_stats, observe_codes
+
         for j in range(h.n_stored):
-            h.observe_codes(h._store[j])
-        h.finish_stats()
+            observe_codes(h, h._store[j])
+        finish_stats(h)
     U = h._store
     mu = h._mu
     q = np.zeros(n * (n + 1) // 2, dtype=xp.float_)
@@ -158,3 +161,8 @@ def solve(h):
         h._b[:] = ybar
     h.lam = best
     return best
+
+
+def release_store(h):
+    """Free the dual solver's training store once solved (keeps W and b)."""
+    h._store = h._labels = h._gsum = None

@@ -1,7 +1,8 @@
 """`head.Head`'s constructor: the plan's head options checked, the feature layout, the
 fixed-point scaling, the plan fingerprint and the arrays. Here so that its code leaves a
-board's heap with the rest of the set-up (`rocknet.start`); `Head(plan)` imports it (and
-`Head.finish_stats` for `set_scaling`).
+board's heap with the rest of the set-up (`rocknet.start`); `Head(plan)` imports it. The
+local statistics pass (``scaling="local"``: `observe` over the training samples, then
+`finish_stats`) is set-up code too.
 """
 
 import struct
@@ -22,6 +23,26 @@ _SCHEDULES = ("cosine", "linear", "constant")
 _SCALINGS = ("plan", "local")
 _LAMBDAS = (1e-3, 4.6415888336127775e-3, 2.1544346900318832e-2, 0.1, 0.46415888336127775,
            2.154434690031882, 10.0, 46.41588833612773, 215.44346900318823, 1000.0)
+
+# The messages of `head._refuse`, by reason: each names the fix.
+REFUSALS = {
+    "counts_size": "%d counts for a head of %d features; the slice and head come from "
+                   "different plans",
+    "codes_size": "%d codes for a head of %d features; the slice and head come from "
+                  "different plans",
+    "stats_open": "local statistics not fixed yet: head_init.finish_stats(head) after the "
+                  "statistics pass",
+    "dual_apply": "the dual solver trains with head_dual.store()/gram()/solve(), not apply()",
+    "dual_step": "the dual solver has no optimizer steps: use head_dual.solve()",
+    "batch_full": "batch of %d samples is full: call step() first",
+    "no_sample": "no sample features: call partial_logits(counts) first or pass counts",
+    "label_type": "label %r is not an integer class index",
+    "label_range": "label %r outside 0..%d: the plan has %d classes",
+    "logits_size": "%d logits for a plan of %d classes: the fleet disagrees on the plan",
+    "logits_nonfinite": "summed logits contain NaN or inf (a corrupt partial-logit row?); "
+                        "sample not applied",
+    "row_nonfinite": "partial logits contain NaN or inf; not sent",
+}
 
 
 def _cfg(head, key, default, choices=None):
@@ -184,14 +205,14 @@ def set_scaling(self, mean, std):
 
 
 def observe(self, counts):
-    """`head.Head.observe`."""
+    """Local statistics pass (``scaling="local"``): one training sample's counts."""
     if self._s1 is None:
         raise ValueError("statistics are already fixed (scaling=%r)" % self.scaling)
     observe_codes(self, self.codes(counts))
 
 
 def observe_codes(self, u):
-    """`head.Head.observe_codes`: one sample's codes into the sums."""
+    """One sample's codes into the sums of the local statistics pass."""
     x = self._x
     x[:] = u
     self._s1 += x
@@ -201,11 +222,12 @@ def observe_codes(self, u):
 
 
 def finish_stats(self):
-    """`head.Head.finish_stats`."""
+    """Fix mean and std from the observed samples (population std, as StandardScaler)."""
     if self._s1 is None:
         return
     if self.stats_n < 1:
-        raise ValueError("no samples observed: call observe() over the training pass first")
+        raise ValueError("no samples observed: call head_init.observe(head, counts) over the "
+                         "training pass first")
     inv_n = 1.0 / self.stats_n
     mean = self._s1 * inv_n
     var = self._s2 * inv_n

@@ -168,7 +168,7 @@ class Node:
             else:
                 self._take_series(r, msg)
         self._ack_next = decoded
-        self._heard_next = heard
+        self.heard_last = heard
         self._last_round = r
 
     # ----- messages -----
@@ -195,7 +195,7 @@ class Node:
             flags |= F_OUT if out else F_JOIN
         ack, heard = 0, 0
         if self._last_round == r - 1:
-            ack, heard = self._ack_next, self._heard_next
+            ack, heard = self._ack_next, self.heard_last
         return ctrl_message(self.geo, flags, ack, heard, logits,
                             [(s,) + self.entries[s] for s in self._window()])
 
@@ -560,10 +560,10 @@ class Node:
             if not (M >> n) & 1 and ctrl[n].flags & F_JOIN and not (bad >> n) & 1 \
                     and (not (self.faulty >> n) & 1 or (rows >> n) & 1):
                 joins |= 1 << n
-        if self._commit_ok(s, ctrl, M | joins):
+        if self._commit_fails(s, ctrl, M | joins) is None:
             M |= joins
             outcome = COMMIT
-        elif joins and self._commit_ok(s, ctrl, M):
+        elif joins and self._commit_fails(s, ctrl, M) is None:
             outcome = COMMIT
         else:
             self._why(self._commit_fails(s, ctrl, M) or "join", s, s)
@@ -584,9 +584,6 @@ class Node:
             if not _finite(struct.unpack_from(self._fmt, self._rows, self._row_at(i, n))):
                 bad |= 1 << n
         return bad
-
-    def _commit_ok(self, s, ctrl, M):
-        return self._commit_fails(s, ctrl, M) is None
 
     def _commit_fails(self, s, ctrl, M):
         """Why sample s cannot COMMIT with membership M (None: it can)."""
@@ -746,11 +743,6 @@ class Node:
         self._record(b"R", max(0, self.applied_through), b"")
 
     # ----- state for hosts and tests -----
-
-    @property
-    def heard_last(self):
-        """Nodes whose control message of the last ended round this node decoded."""
-        return self._heard_next
 
     @property
     def leader(self):

@@ -79,7 +79,9 @@ def init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, 
     self.applied_through = -1  # last sample processed (applied, dropped, or skipped)
     self.synced = True  # False: not applying (rebooted, desynced) until a decision adds us
     self._ack_next = 0  # ack bitmap for the next round's message
-    self._heard_next = 0  # heard bitmap (every message decoded, OUT ones included)
+    # nodes whose control message of the last ended round this node decoded (OUT ones
+    # included): the heard bitmap of the next round's message
+    self.heard_last = 0
     self._votes = 0  # this round's votes for us as leader
     self._won = 0  # rounds we won the leader vote since evidence of a lower member
     self._won_refound = 0  # ... the refound vote since evidence of a member applying

@@ -15,7 +15,7 @@ import gc
 import math
 import time
 
-from . import xp
+from . import head_dual, xp
 from .head import Head
 from .minirocket import Slice
 from .xp import np
@@ -168,10 +168,11 @@ def run(n_train=20, n_test=10, seed=1, verbose=True):
     counts = np.zeros(sl.n_features, dtype=xp.uint16)
     for i in range(len(Xtr)):  # the one pass: the head keeps each sample's 8-bit codes
         sl.transform(Xtr[i], counts)
-        head.store(counts, ytr[i])
-    head.add_gram(0, head.gram())  # a fleet of one: its own Gram contribution is all of it
-    lam = head.solve()
-    head.release_store()
+        head_dual.store(head, counts, ytr[i])
+    # a fleet of one: its own Gram contribution is all of it
+    head_dual.add_gram(head, 0, head_dual.gram(head))
+    lam = head_dual.solve(head)
+    head_dual.release_store(head)
     correct = 0
     for i in range(len(yte)):
         sl.transform(Xte[i], counts)

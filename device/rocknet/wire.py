@@ -27,12 +27,12 @@ boot salt: its restarted seqs make new nonces (no keystream is reused) and open 
 window (its packets are not taken for replays of its previous boot's).
 
 Overhead = 16 + 2*nb bytes with a 4-byte MIC. Legacy adverts carry 31 bytes of advertising
-data, extended ones up to 254: `max_row_size` says what is left for a row. A receiver
-extends the 16-bit round to 32 bits around its own round (serial arithmetic, +-32767), so
-nodes must stay within that many rounds of each other; a node without a round takes the
-first round at or after its hint (its last checkpointed round, 0 on a fresh board), i.e. it
-can join a fleet up to 65535 rounds on. Rounds before the codec's ``floor`` (a rebooted
-node's checkpointed round) are refused.
+data, extended ones up to 254: `wire_init.max_row_size` says what is left for a row. A
+receiver extends the 16-bit round to 32 bits around its own round (serial arithmetic,
++-32767), so nodes must stay within that many rounds of each other; a node without a round
+takes the first round at or after its hint (its last checkpointed round, 0 on a fresh
+board), i.e. it can join a fleet up to 65535 rounds on. Rounds before the codec's ``floor``
+(a rebooted node's checkpointed round) are refused.
 
 Receiving is ordered cheapest first: length, AD type, company, network, round window and
 floor, field sanity and the per-sender replay window are checked before any AES, so foreign
@@ -48,37 +48,14 @@ from .mixer import FLAGS_KNOWN, INFO_MASK, INFO_REQUEST, Packet
 AD_MANUFACTURER = const(0xFF)  # BLE AD type: manufacturer-specific data
 COMPANY_TESTING = const(0xFFFF)
 MIC_SIZE = const(4)  # bytes of the AES-CCM MIC by default (8: the stronger option)
-MIC_SIZES = (4, 8)
-_HEADER_SIZE = const(12)
-LEGACY = "legacy"
-EXTENDED = "extended"
-ADV_DATA_MAX = {LEGACY: 31, EXTENDED: 254}
+HEADER_SIZE = const(12)
+EXTENDED = "extended"  # the advert profile by default ("legacy": 31 bytes, `wire_init`)
 # out-of-order packets accepted this far behind a sender's newest: 22 so that the newest seq (8
 # bits) and the bitmap share one small int (30 bits), which MicroPython stores unboxed
 _REPLAY_WINDOW = const(22)
 _REPLAY_MASK = const((1 << _REPLAY_WINDOW) - 1)
 MAX_SEQ = const(255)
 _ROUNDS_KEPT = const(4)  # replay windows are kept for this many rounds
-
-
-def vector_bytes(m):
-    return (m + 7) // 8
-
-
-def overhead(m, mic=MIC_SIZE):
-    """Bytes of a packet that are not row payload."""
-    return _HEADER_SIZE + 2 * vector_bytes(m) + mic
-
-
-def max_row_size(profile, m, mic=MIC_SIZE):
-    """Largest row (bytes) a packet of `profile` ('legacy' or 'extended') holds for M rows."""
-    if profile not in ADV_DATA_MAX:
-        raise ValueError("profile must be 'legacy' or 'extended', not %r" % (profile,))
-    return ADV_DATA_MAX[profile] - overhead(m, mic)
-
-
-def packet_size(m, row_size, mic=MIC_SIZE):
-    return overhead(m, mic) + row_size
 
 
 def extend_round(low16, ref, forward=False):
@@ -158,6 +135,9 @@ class Codec:
     nb: int  # bytes of a coding (and info) vector
     size: int  # bytes of a packet
     header: bytes  # AD length, type, company id, network id
+    # filter for CircuitPython's start_scan(prefixes=...): one length byte, then the AD
+    # structure's first bytes (type, company, network), matched in C before Python runs
+    scan_prefix: bytes
     boot: int
     floor: int
     replay: ReplayWindow
@@ -168,12 +148,6 @@ class Codec:
         from .wire_init import init  # set-up code: dropped once the runner is built
 
         init(self, key, m, row_size, profile, company_id, network_id, mic, boot, floor)
-
-    @property
-    def scan_prefix(self):
-        """Filter for CircuitPython's start_scan(prefixes=...): one length byte, then the AD
-        structure's first bytes (type, company, network), matched in C before Python runs."""
-        return bytes((4,)) + self.header[1:5]
 
     def _nonce_for(self, round_no, sender, seq, boot):
         n = self._nonce
@@ -192,7 +166,7 @@ class Codec:
         buf[0:5] = self.header
         struct.pack_into("<HBBBH", buf, 5, p.round_no & 0xFFFF, p.sender, p.flags, p.seq,
                          self.boot)
-        o = _HEADER_SIZE
+        o = HEADER_SIZE
         buf[o:o + nb] = p.cv.to_bytes(nb, "little")
         buf[o + nb:o + 2 * nb] = p.info.to_bytes(nb, "little")
         o += 2 * nb
@@ -231,7 +205,7 @@ class Codec:
         if round_no is None or round_no < self.floor:
             return self._reject("round")
         nb = self.nb
-        o = _HEADER_SIZE
+        o = HEADER_SIZE
         cv = int.from_bytes(bytes(data[o:o + nb]), "little")
         info = int.from_bytes(bytes(data[o + nb:o + 2 * nb]), "little")
         kind = flags & INFO_MASK

@@ -50,7 +50,8 @@ _s.transform(_series, _c)
 _row = _h.partial_logits(_c)
 _data = _h.pack(_row)
 if _h.solver == "dual":
-    _h.store(_c, 0)
+    from rocknet import head_dual
+    head_dual.store(_h, _c, 0)
 else:
     _h.apply(_row, 0)
     _h.step()

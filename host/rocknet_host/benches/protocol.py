@@ -138,7 +138,7 @@ def layout_for(model: RadioModel, nodes: int, logit_bytes: int,
                series_bytes: int = SERIES_LENGTH + 1, classes: int = CLASSES) -> Layout:
     """The fewest rows that fit the radio's adverts (then the smallest row size) for a round
     of the owner's series + label and one partial-logit row set per node (default: FaceAll)."""
-    wire = import_device("rocknet.wire")
+    sizes = import_device("rocknet.wire_init")  # the advert sizes
     logits = classes * logit_bytes
     best: Layout | None = None
     for rows_series in range(1, 65):
@@ -147,7 +147,7 @@ def layout_for(model: RadioModel, nodes: int, logit_bytes: int,
                          rows_series, rows_logit)
             if lay.m > 64:
                 break
-            if lay.row_size <= wire.max_row_size(model.wire_profile, lay.m) and (
+            if lay.row_size <= sizes.max_row_size(model.wire_profile, lay.m) and (
                     best is None or (lay.m, lay.row_size) < (best.m, best.row_size)):
                 best = lay
     if best is None:
@@ -423,7 +423,7 @@ def measure(cfg: Config, args: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "nodes": n, "topology": cfg.topology, "hops": topology.diameter, "loss": cfg.loss,
         "m_rows": m, "row_size": row_size,
-        "advert_bytes": import_device("rocknet.wire").packet_size(m, row_size),
+        "advert_bytes": import_device("rocknet.wire_init").packet_size(m, row_size),
         "mean_degree": topology.describe()["mean_degree"],
     }
     out.update(summarise(run, m, own))

@@ -57,11 +57,11 @@ def row_size_for(wire_profile: str, make_geometry: Callable[[int], Any]) -> int:
     ``make_geometry(row_size)`` -> `node.Geometry`): the fewest rows a round can have, in the
     smallest rows that still give that few (a control message padded to a larger row costs
     airtime on every packet and heap in every Mixer round)."""
-    wire = import_device("rocknet.wire")
-    size = wire.ADV_DATA_MAX[wire_profile]
+    sizes = import_device("rocknet.wire_init")  # the advert sizes
+    size = sizes.ADV_DATA_MAX[wire_profile]
     while size > 1:
         geo = make_geometry(size)
-        if size <= wire.max_row_size(wire_profile, geo.m):
+        if size <= sizes.max_row_size(wire_profile, geo.m):
             while size > 1 and make_geometry(size - 1).m == geo.m:
                 size -= 1
             return size

@@ -65,7 +65,7 @@ def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended
     from .board import row_size_for
 
     messages = import_device("rocknet.messages")
-    wire = import_device("rocknet.wire")
+    sizes = import_device("rocknet.wire_init")  # the advert sizes
 
     def geometry(size: int) -> Any:
         return messages.Geometry(n_nodes, length, n_classes, size, WINDOW)
@@ -75,7 +75,7 @@ def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended
     except ValueError:
         return 0
     m = geometry(rs).m
-    return 2 * m * (rs + ROW_OBJECT_BYTES) + 4 * wire.packet_size(m, rs)
+    return 2 * m * (rs + ROW_OBJECT_BYTES) + 4 * sizes.packet_size(m, rs)
 
 
 def ring_bytes(n_nodes: int, n_classes: int, n_test: int = 0) -> int:

@@ -61,26 +61,35 @@ del _CTE
 """
 
 OBSERVE = """
+from rocknet.head_init import observe
 for _j in range(_j0, _j1):
     for _i in range(_N):
-        _H[_i].observe(_CTR[_i][_j])
+        observe(_H[_i], _CTR[_i][_j])
+"""
+
+FINISH_STATS = """
+from rocknet.head_init import finish_stats
+for _h in _H:
+    finish_stats(_h)
 """
 
 STORE = """
+from rocknet import head_dual
 for _j in range(_j0, _j1):
     for _i in range(_N):
-        _H[_i].store(_CTR[_i][_j], _Y[_j])
+        head_dual.store(_H[_i], _CTR[_i][_j], _Y[_j])
 """
 
 SOLVE = """
-_grams = [_h.gram() for _h in _H]
+from rocknet import head_dual
+_grams = [head_dual.gram(_h) for _h in _H]
 for _h in _H:
     for _i in range(_N):
-        _h.add_gram(_i, _grams[_i])
+        head_dual.add_gram(_h, _i, _grams[_i])
 del _grams
-_lams = [_h.solve() for _h in _H]
+_lams = [head_dual.solve(_h) for _h in _H]
 for _h in _H:
-    _h.release_store()
+    head_dual.release_store(_h)
 """
 
 
@@ -139,7 +148,7 @@ class InMemoryFleet:
 
     def statistics_pass(self, n: int) -> None:
         self._chunks(OBSERVE, n)
-        self.rt.exec("for _h in _H:\n    _h.finish_stats()")
+        self.rt.exec(FINISH_STATS)
 
     def train_pass(self, order: np.ndarray) -> None:
         self.rt.set(_order=[int(v) for v in order])
