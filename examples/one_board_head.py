@@ -21,6 +21,7 @@ except ImportError:  # CPython in a checkout
 
 from rocknet import quickstart, xp
 from rocknet.head import Head
+from rocknet.head_init import finish_stats, observe  # the statistics pass (set-up code)
 from rocknet.minirocket import Slice
 from rocknet.xp import np
 
@@ -41,9 +42,9 @@ counts = np.zeros(sl.n_features, dtype=xp.uint16)
 train_counts = []
 for x in X_train:  # the statistics pass (scaling="local"), keeping the counts for training
     sl.transform(x, counts)
-    head.observe(counts)
+    observe(head, counts)
     train_counts.append(counts.copy())
-head.finish_stats()
+finish_stats(head)
 
 for _ in range(EPOCHS):
     for c, label in zip(train_counts, y_train):
