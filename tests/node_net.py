@@ -73,8 +73,8 @@ class FleetRun:
         self.mute = [False] * self.n
 
     def _build(self, i: int) -> Any:
-        def save(body: bytes, i: int = i) -> None:
-            self.checkpoints[i] = bytes(body)
+        def save(parts: list[bytes], i: int = i) -> None:  # `Node.checkpoint`'s parts
+            self.checkpoints[i] = b"".join(bytes(p) for p in parts)
 
         return self.factory(i, save)
 

@@ -63,6 +63,9 @@ class StandInHead:
     def save(self):
         return bytes(self.W.tobytes()) + bytes(self.b.tobytes())
 
+    def save_parts(self):
+        return [self.save()]
+
     def load(self, body):
         w = self.C * self.F * (len(body) // (self.C * self.F + self.C))
         self.W = np.frombuffer(body[:w], dtype=xp.float_).reshape((self.C, self.F)).copy()

@@ -236,7 +236,7 @@ run_lossy(fleet4, sched4.length + 8, 13, 3, crash=(0, 10))
 crash_log = [[(e[1], e[0]) for e in nd.applied if e[0] in "AD"] for nd in fleet4[1:]]
 crash_end = min(nd.applied_through for nd in fleet4[1:])
 # checkpoint and restore inside the runtime
-cp = fleet4[1].checkpoint()
+cp = b"".join([bytes(p) for p in fleet4[1].checkpoint()])
 fresh = make4(1)
 fresh.restore(cp)
 restored = (fresh.applied_through == fleet4[1].applied_through and not fresh.synced

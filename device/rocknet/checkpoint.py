@@ -45,15 +45,15 @@ def slots(path):
 
 
 def save(path, payload, round_no=0, seq=None):
-    """Write ``payload`` (bytes) to the slot after the newest good one (or the slot of
-    sequence number ``seq``); returns (seq, file written). OSError when the filesystem
-    refuses (read-only)."""
+    """Write ``payload`` (bytes, or a list of bytes-like parts) to the slot after the newest
+    good one (or the slot of sequence number ``seq``); returns (seq, file written). OSError
+    when the filesystem refuses (read-only)."""
     if seq is None:
         good, _ = slots(path)
         seq = good[0][0] + 1 if good else 1
     f = path + _SLOTS[seq % 2]
-    meta = json.dumps({"seq": seq, "round": round_no})
-    store.write(f, KIND, VERSION, meta.encode() + b"\n" + payload)
+    meta = json.dumps({"seq": seq, "round": round_no}).encode() + b"\n"
+    store.write(f, KIND, VERSION, [meta] + (payload if isinstance(payload, list) else [payload]))
     return seq, f
 
 
@@ -99,12 +99,13 @@ def restore(path, load):
 
 
 def node_payload(node):
-    """A `node.Node`'s payload: a JSON line (node id, the sample it stands at, its membership
-    view, the digest chain) and its head's state (`Head.save`)."""
+    """A `node.Node`'s payload as a list of bytes-like parts (`save` writes them one after
+    the other): a JSON line (node id, the sample it stands at, its membership view, the digest
+    chain) and its head's state (`Head.save_parts`: the arrays' own buffers)."""
     meta = {"node": node.id, "applied_through": node.applied_through,
             "epoch": node.epoch, "members": node.members, "view": node.view_sample,
             "since": node._since, "digest": "".join("%02x" % b for b in node.digest)}
-    return json.dumps(meta).encode() + b"\n" + node.head.save()
+    return [json.dumps(meta).encode() + b"\n"] + node.head.save_parts()
 
 
 def restore_node(node, payload):

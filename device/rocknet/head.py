@@ -281,9 +281,14 @@ class Head:
     def save(self):
         """The head's whole state as bytes (weights, optimizer, batch in flight, counters),
         tagged with the plan's fingerprint (format: rocknet.head_state)."""
+        return b"".join([bytes(p) for p in self.save_parts()])
+
+    def save_parts(self):
+        """`save`'s bytes as a list of bytes-like parts, the arrays' own buffers on a board
+        (a checkpoint writes them one after the other instead of assembling them)."""
         from . import head_state
 
-        return head_state.save(self)
+        return head_state.parts(self)
 
     def load(self, body):
         """Put back a state from `save`. A state of another plan or a damaged one raises

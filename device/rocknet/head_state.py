@@ -1,4 +1,4 @@
-"""A `head.Head`'s whole state as bytes and back (the `Head.save` / `Head.load` /
+"""A `head.Head`'s whole state as bytes and back (the `Head.save_parts` / `Head.load` /
 `Head.state_bytes` methods call these), imported only when a checkpoint is written or read
 or a memory report asks.
 
@@ -21,17 +21,20 @@ def _arrays(h):
     return [(nm, getattr(h, nm)) for nm in _NAMES if getattr(h, nm) is not None]
 
 
-def save(h):
+def parts(h):
+    """The state as a list of bytes-like parts (joined: `Head.save`): the JSON header line,
+    then the arrays' own buffers (ulab's ``tobytes`` shares them: no copy), so a checkpoint
+    is written a part at a time instead of being assembled in the heap."""
     arrays = _arrays(h)
     meta = {"fp": h.fingerprint, "node": h.node, "t": h.t, "k": h.k,
             "seen": h.seen, "saturated": h.saturated, "stats_n": h.stats_n,
             "n_stored": h.n_stored, "grams": h._grams, "lam": h.lam,
             "have_u": h._have_u,
             "arrays": [[nm, a.itemsize, len(a.tobytes())] for nm, a in arrays]}
-    parts = [json.dumps(meta).encode(), b"\n", bytes(h._u.tobytes())]
+    out = [json.dumps(meta).encode() + b"\n", h._u.tobytes()]
     for _, a in arrays:
-        parts.append(bytes(a.tobytes()))
-    return b"".join(parts)
+        out.append(a.tobytes())
+    return out
 
 
 def load(h, body):

@@ -722,8 +722,9 @@ class Node:
             self.save(self.checkpoint())
 
     def checkpoint(self):
-        """Checkpoint payload (bytes; format: `checkpoint.node_payload`), taken at a batch
-        boundary, so no half batch is in it."""
+        """Checkpoint payload as a list of bytes-like parts (``b"".join`` gives the bytes
+        `restore` takes; format: `checkpoint.node_payload`), taken at a batch boundary, so no
+        half batch is in it. ``save(parts)`` writes them without assembling them."""
         from .checkpoint import node_payload
 
         return node_payload(self)

@@ -44,10 +44,13 @@ def fix(kind):
     return _FIXES.get(kind, "re-create it")
 
 
+def _head(kind, version, digest):
+    return ("%s %s %d %s\n" % (_MAGIC.decode(), kind, version, _hex(digest))).encode()
+
+
 def encode(kind, version, body):
     """Header + body bytes for ``body`` (bytes) of the given kind (str) and version (int)."""
-    head = "%s %s %d %s\n" % (_MAGIC.decode(), kind, version, _hex(sha256(body).digest()))
-    return head.encode() + body
+    return _head(kind, version, sha256(body).digest()) + body
 
 
 def _header(data, kind, source):
@@ -116,14 +119,21 @@ def check(path, kind, version=None):
 
 
 def write(path, kind, version, body):
-    """Atomically replace ``path``: write ``path.tmp`` in full, then rename it over the old file.
+    """Atomically replace ``path`` with ``body`` (bytes, or a list of bytes-like parts written
+    one after the other): write ``path.tmp`` in full, then rename it over the old file.
 
     Where rename cannot replace (FAT on some ports), the old file is first moved to
     ``path.bak``; `read_newest` finds whichever complete copy survives a crash at any point.
     """
     tmp = path + ".tmp"
+    parts = body if isinstance(body, list) else [body]
+    h = sha256()
+    for p in parts:
+        h.update(p)
     with open(tmp, "wb") as fh:
-        fh.write(encode(kind, version, body))
+        fh.write(_head(kind, version, h.digest()))
+        for p in parts:  # a part at a time: the body is never assembled in the heap
+            fh.write(p)
     try:
         os.rename(tmp, path)
         return
