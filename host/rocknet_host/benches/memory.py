@@ -71,8 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="board: runtime profile, float width and heap budget "
                         "(default adafruit_feather_nrf52840)")
     p.add_argument("--rounds", type=int, default=None,
-                   help="rounds run (default: the warm-up, when the ring of undecided samples "
-                        "and the decision history are full, plus 8)")
+                   help="rounds run (default: past the warm-up, when the ring of undecided "
+                        "samples and the decision history are full, and past the first "
+                        "checkpoint, plus 8)")
     p.add_argument("--mode", choices=("gradient", "ridge"), default="gradient",
                    help="head training (default gradient)")
     p.add_argument("--code", choices=("py", "mpy"), default=None,
@@ -175,7 +176,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         # one, which trails the round by about w: decided at s + 2, relayed back by s + 4)
         capacity = 2 * window + 4
         warmup = 5 * window + 4
-        rounds = args.rounds if args.rounds is not None else warmup + 8
+        # by default past the first checkpoint too (every ``checkpoint_every`` applied
+        # samples; a sample is applied about 2 w + 4 rounds after its own): its write is a
+        # node's largest transient
+        every = int(sim.node_plans[0]["run"].get("checkpoint_every") or 0)
+        rounds = (args.rounds if args.rounds is not None
+                  else max(warmup, every + capacity) + 8)
         if rounds < warmup + 2:
             raise UserError(f"--rounds {rounds} ends before the growth per round can be "
                             f"measured: the warm-up is {warmup} rounds; use at least "
@@ -215,7 +221,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         return max(vals) if vals else None
 
     return {
-        "dataset": ds.name, "nodes": pl.n_nodes, "features": pl.n_features,
+        "dataset": ds.name, "nodes": pl.n_nodes, "length": pl.length,
+        "features": pl.n_features,
         "variant": pl.variant, "mode": args.mode, "board": args.board,
         "heap_budget_bytes": board.heap_budget,
         "measured_nodes": measured,
