@@ -124,6 +124,20 @@ def test_transient_block_growth_and_board_bytes():
             mpy.checkpoint_heap("transient")
 
 
+def test_checkpoints_leave_nothing_in_the_heap_they_measure():
+    """A checkpoint a round adds nothing to the heap (its label interned no new qstr each
+    round: the creep of `rocknet bench memory`'s nodes); the labels come back whole."""
+    with MicroPython(heap_check="manual") as mpy:
+        mpy.checkpoint_heap("code")
+        lives = [mpy.checkpoint_heap(f"round{r}")["live"] for r in range(40)]
+        mpy.exec("_keep = bytearray(4000)")
+        mpy.checkpoint_heap("round1234")
+        rep = mpy.heap_report()
+    # (the tracker's sums become boxed floats at its second round: a step, then flat)
+    assert len(set(lives[5:])) == 1, lives
+    assert rep["peak_label"] == "round1234" and rep["largest_alloc_label"] == "round1234"
+
+
 def test_bench_budget_fields_take_the_boards_budget():
     from argparse import Namespace
 

@@ -39,14 +39,21 @@ function maxBlock(text) {
   const m = /max blk sz: (\d+)/.exec(text);
   return m ? parseInt(m[1], 10) * BLOCK : 0;
 }
+// A label's trailing number goes in as an int: a short string literal in compiled code is
+// interned for good (a qstr, in the heap), so "round<r>" would leave a new one per round.
+function splitLabel(label) {
+  const m = /^(.*?)(0|[1-9][0-9]{0,8})$/.exec(label);
+  return m ? [m[1], Number(m[2])] : [label, -1];
+}
 export function heapCheck(state, run, label) {
   const big = maxBlock(run("import micropython\nmicropython.mem_info()"));
   // a collection of its own first: the tracker's then sees the same heap whatever the last
   // call left on the stack (one collection right after a step keeps some of its garbage)
   run("import gc\ngc.collect()");
+  const [kind, num] = splitLabel(label);
   try {
     run("import _rn_heap\n" +
-        `_rn_heap.check(${JSON.stringify(label)}, ${big}, ${state.prevBig || 0}, ` +
+        `_rn_heap.check(${JSON.stringify(kind)}, ${num}, ${big}, ${state.prevBig || 0}, ` +
         "list(globals().values()))\ndel _rn_heap");
   } finally {  // the largest block that survived this collection, for the next checkpoint
     state.prevBig = maxBlock(run("import micropython\nmicropython.mem_info()"));

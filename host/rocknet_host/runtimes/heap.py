@@ -28,6 +28,11 @@ one (`MicroPython.checkpoint_heap`). A checkpoint, with the device tracker below
    which the caller sees as that call's exception (`micropython.DeviceError` with
    ``exc_type == "MemoryError"``, or the REPL's traceback on a virtual board).
 
+A checkpoint leaves nothing behind in the heap it measures: its label's trailing number
+crosses as an int (``check("round", 12, ...)``), as MicroPython interns a short string literal
+of compiled code for good (a qstr: a ``"round12"`` literal per round grew the heap ~9 B a
+round), and the tracker keeps its labels in place.
+
 Each checkpoint's own figures (live, board-equivalent, largest block) come back to the
 caller (`MicroPython.checkpoint_heap`; the tracker's ``last``, updated in place). Reported
 (`HEAP_KEYS`): peak live bytes (measured and board-equivalent) and where, the largest
@@ -51,9 +56,10 @@ budget = 0
 fscale = 1.0
 packed = False
 peak = peak_board = 0
-peak_label = None
+# labels as (name, number or -1), kept in place: the tracker allocates nothing per checkpoint
+peak_label = [None, -1]
 largest = 0
-largest_label = None
+largest_label = [None, -1]
 prev_live = 0
 code = None
 base = 0  # the "boot" checkpoint: the interpreter before rocknet (not the board's to give)
@@ -102,8 +108,12 @@ def _savings(roots):
     return int(arr * (1 - fscale)) + (16 * nfl if packed else 0)
 
 
-def check(label, big, prev_big, roots):
-    global peak, peak_board, peak_label, largest, largest_label, prev_live, code, checks, over
+def _name(label, n):
+    return label if n < 0 else "%s%d" % (label, n)
+
+
+def check(label, n, big, prev_big, roots):
+    global peak, peak_board, largest, prev_live, code, checks, over
     global base
     gc.collect()
     live = gc.mem_alloc()
@@ -117,10 +127,12 @@ def check(label, big, prev_big, roots):
         peak = live
     if board > peak_board:
         peak_board = board
-        peak_label = label
+        peak_label[0] = label
+        peak_label[1] = n
     if big > largest:
         largest = big
-        largest_label = label
+        largest_label[0] = label
+        largest_label[1] = n
     need = board
     if big > prev_big and checks > 1:
         need = max(need, prev_live + big)
@@ -128,7 +140,7 @@ def check(label, big, prev_big, roots):
     last[0] = live
     last[1] = board
     last[2] = big
-    if label[:5] == "round":
+    if label.startswith("round"):
         r = _r
         r[0] += 1
         if r[0] > 1:
@@ -139,11 +151,11 @@ def check(label, big, prev_big, roots):
             r[4] += x * x
     need -= base
     if budget and need > budget and over is None:
-        over = [label, need]
+        over = [_name(label, n), need]
     if budget and need > budget:
         raise MemoryError("memory allocation failed: heap budget %d B exceeded, %s needs %d B "
                           "(board-equivalent, above the %d B the interpreter held before "
-                          "rocknet)" % (budget, label, need, base))
+                          "rocknet)" % (budget, _name(label, n), need, base))
 
 
 def report():
@@ -154,8 +166,9 @@ def report():
         den = n * r[4] - r[1] * r[1]
         growth = (n * r[3] - r[1] * r[2]) / den if den else 0.0
     return {"heap_budget_bytes": budget or None, "peak_heap_bytes": peak,
-            "peak_heap_board_bytes": peak_board, "peak_label": peak_label, "code_bytes": code,
-            "largest_alloc_bytes": largest, "largest_alloc_label": largest_label,
+            "peak_heap_board_bytes": peak_board, "peak_label": _name(*peak_label),
+            "code_bytes": code,
+            "largest_alloc_bytes": largest, "largest_alloc_label": _name(*largest_label),
             "growth_per_round_bytes": growth, "checkpoints": checks, "out_of_memory": over}
 '''
 
