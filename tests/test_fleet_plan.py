@@ -148,7 +148,8 @@ def test_cli_plan_fleet_and_replan_after_a_loss(tmp_path, monkeypatch, two_class
 def test_memory_model_covers_a_node_it_was_not_calibrated_on(capsys):
     """The planner's estimate (boards/memory_model.json, tools/calibrate_memory.py) covers
     every node of a plan it was not fitted on, measured by `rocknet bench memory` in
-    MicroPython under the Feather's profile, and not by more than 15 %."""
+    MicroPython under the Feather's profile, and not by more than 20 % (the WebAssembly
+    heap's garbage, kept alive by pointer-looking data, moves figures by several KB)."""
     sys.path.insert(0, str(REPO_ROOT / "tools"))
     try:
         import calibrate_memory

@@ -50,11 +50,13 @@ WINDOW = 4
 PENDING_SAMPLES = 2 * WINDOW + 4
 
 
-def runtime_bytes(n_nodes: int) -> int:
+def runtime_bytes(n_nodes: int, length: int) -> int:
     """RUNTIME_BYTES: the calibrated rest of a training node's heap (see above) in a fleet of
-    ``n_nodes``: a base and a part per member (decision history, replay windows, schedule)."""
+    ``n_nodes`` on series of ``length``: a base, a part per member (decision history, replay
+    windows, schedule) and a part per series sample (the series' transient buffers)."""
     r = json.loads(MEMORY_MODEL_FILE.read_text())["runtime_bytes"]
-    return int(r["base"]) + int(r["per_node"]) * n_nodes
+    return (int(r["base"]) + int(r["per_node"]) * n_nodes
+            + int(r.get("per_sample", 0)) * length)
 
 
 def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended") -> int:
@@ -152,7 +154,7 @@ def fixed_bytes(board: Board, geo: PlanShape, code: str) -> int:
     """Per-node bytes that do not grow with the node's features, its code held as ``code``
     (a `code_heap_bytes` key)."""
     padded = geo.length + 8 * max(geo.dilations)
-    return (code_heap_bytes(code) + runtime_bytes(geo.n_nodes)
+    return (code_heap_bytes(code) + runtime_bytes(geo.n_nodes, geo.length)
             + link_bytes(geo.n_nodes, geo.length, geo.n_classes, geo.radio)
             + ring_bytes(geo.n_nodes, geo.n_classes, geo.n_test)
             + 2 * 2 * padded + 2 * 2 * geo.length + TEMP_BYTES)  # x, 3x, s9, c int16
@@ -390,8 +392,8 @@ def write(pl: planmod.Plan, split: FleetSplit, out: str | Path,
     """The plan files (plan.write) plus fleet_plan.json: board, port, kernels, memory per node."""
     paths = planmod.write(pl, out, node_plans)
     info = {"format": "rocknet-fleet-plan", "nodes": split.rows(),
-            "memory_model": {"runtime_bytes": runtime_bytes(pl.n_nodes), "temp_bytes": TEMP_BYTES,
-                             "row_object_bytes": ROW_OBJECT_BYTES}}
+            "memory_model": {"runtime_bytes": runtime_bytes(pl.n_nodes, pl.length),
+                             "temp_bytes": TEMP_BYTES, "row_object_bytes": ROW_OBJECT_BYTES}}
     if mapping is not None:
         info["renumbered"] = {str(k): v for k, v in mapping.items()}
     p = Path(out) / "fleet_plan.json"
