@@ -283,7 +283,7 @@ def _advice(fleet: FleetFile, geo: PlanShape, caps: list[int], variant: str,
             b = types[k]
             src = code_source(b, code_from)
             one = node_bytes(b, geo, geo.features_per_kernel, len(geo.dilations), src)
-            lines.append(f"A {k} cannot hold even one kernel ({one:,} B needed, rocknet's code "
+            lines.append(f"{k}: cannot hold even one kernel ({one:,} B needed, rocknet's code "
                          f"{code_heap_bytes(src):,} B of it from {CODE_FROM_WORDS[src]}; "
                          f"budget {b.heap_budget:,} B): {CODE_REMEDY[src]}, or leave it out.")
     if usable:
