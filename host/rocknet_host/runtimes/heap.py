@@ -47,7 +47,7 @@ from typing import Any
 BLOCK_BYTES = 16  # GC block of a 32-bit MicroPython (WebAssembly and the boards alike)
 HEAP_KEYS = ("heap_budget_bytes", "peak_heap_bytes", "peak_heap_board_bytes", "peak_label",
              "code_bytes", "largest_alloc_bytes", "largest_alloc_label",
-             "growth_per_round_bytes", "checkpoints", "out_of_memory")
+             "growth_per_round_bytes", "checkpoints", "out_of_memory", "base_bytes")
 
 # The device-side tracker: a module of its own so its state survives between calls (it is a
 # few hundred bytes of heap itself, counted like the rest).
@@ -169,7 +169,8 @@ def report():
             "peak_heap_board_bytes": peak_board, "peak_label": _name(*peak_label),
             "code_bytes": code,
             "largest_alloc_bytes": largest, "largest_alloc_label": _name(*largest_label),
-            "growth_per_round_bytes": growth, "checkpoints": checks, "out_of_memory": over}
+            "growth_per_round_bytes": growth, "checkpoints": checks, "out_of_memory": over,
+            "base_bytes": base}
 '''
 
 
