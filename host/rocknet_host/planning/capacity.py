@@ -240,6 +240,13 @@ CODE_REMEDY = {
 }
 
 
+def _remedy(board: Board, code: str) -> str:
+    """What makes the code smaller on ``board`` (CircuitPython has no ROMFS)."""
+    if code == "files" and board.runtime == "circuitpython":
+        return CODE_REMEDY["romfs"]
+    return CODE_REMEDY[code]
+
+
 def _with_nodes(geo: PlanShape, n: int) -> PlanShape:
     return PlanShape(geo.length, geo.n_classes, geo.dilations, geo.features_per_kernel, n,
                      geo.n_test, geo.radio)
@@ -285,7 +292,7 @@ def _advice(fleet: FleetFile, geo: PlanShape, caps: list[int], variant: str,
             one = node_bytes(b, geo, geo.features_per_kernel, len(geo.dilations), src)
             lines.append(f"{k}: cannot hold even one kernel ({one:,} B needed, rocknet's code "
                          f"{code_heap_bytes(src):,} B of it from {CODE_FROM_WORDS[src]}; "
-                         f"budget {b.heap_budget:,} B): {CODE_REMEDY[src]}, or leave it out.")
+                         f"budget {b.heap_budget:,} B): {_remedy(b, src)}, or leave it out.")
     if usable:
         best = max(usable, key=lambda k: (usable[k], types[k].cpu_mhz))
         kept = [g for g in fleet.groups if cap_of[g.board.key] > 0]
