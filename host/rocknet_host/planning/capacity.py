@@ -60,8 +60,8 @@ def runtime_bytes(n_nodes: int, length: int) -> int:
 
 
 def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended") -> int:
-    """Two Mixer rounds of the plan's geometry (rows of the largest size an advert of the
-    ``radio`` profile carries, as `planning.board` picks it) and the codec's buffers; 0 for a
+    """Two Mixer rounds of the plan's geometry (rows sized for adverts of the ``radio``
+    profile as `planning.board.row_size_for` picks them) and the codec's buffers; 0 for a
     round no advert carries (the training writer refuses that plan with its own message)."""
     from ..runtimes import import_device
     from .board import row_size_for
@@ -81,8 +81,8 @@ def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended
 
 
 def ring_bytes(n_nodes: int, n_classes: int, n_test: int = 0) -> int:
-    """The ring's float32 partial-logit rows of every node, and the predictions (a byte per
-    test series of the fleet)."""
+    """The ring's float32 partial-logit rows of every node (the plans' default wire; int16
+    rows hold half), and the predictions (a byte per test series of the fleet)."""
     return PENDING_SAMPLES * n_nodes * n_classes * 4 + n_test
 
 
