@@ -50,13 +50,15 @@ WINDOW = 4
 PENDING_SAMPLES = 2 * WINDOW + 4
 
 
-def runtime_bytes(n_nodes: int, length: int) -> int:
+def runtime_bytes(n_nodes: int, length: int, code: str = "files") -> int:
     """RUNTIME_BYTES: the calibrated rest of a training node's heap (see above) in a fleet of
     ``n_nodes`` on series of ``length``: a base, a part per member (decision history, replay
-    windows, schedule) and a part per series sample (the series' transient buffers)."""
+    windows, schedule) and a part per series sample (the series' transient buffers), and
+    more when the code is ``"py"`` (source compiled at import, set-up and every checkpoint)."""
     r = json.loads(MEMORY_MODEL_FILE.read_text())["runtime_bytes"]
     return (int(r["base"]) + int(r["per_node"]) * n_nodes
-            + int(r.get("per_sample", 0)) * length)
+            + int(r.get("per_sample", 0)) * length
+            + (int(r.get("py_extra", 0)) if code == "py" else 0))
 
 
 def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended") -> int:
@@ -154,7 +156,7 @@ def fixed_bytes(board: Board, geo: PlanShape, code: str) -> int:
     """Per-node bytes that do not grow with the node's features, its code held as ``code``
     (a `code_heap_bytes` key)."""
     padded = geo.length + 8 * max(geo.dilations)
-    return (code_heap_bytes(code) + runtime_bytes(geo.n_nodes, geo.length)
+    return (code_heap_bytes(code) + runtime_bytes(geo.n_nodes, geo.length, code)
             + link_bytes(geo.n_nodes, geo.length, geo.n_classes, geo.radio)
             + ring_bytes(geo.n_nodes, geo.n_classes, geo.n_test)
             + 2 * 2 * padded + 2 * 2 * geo.length + TEMP_BYTES)  # x, 3x, s9, c int16
