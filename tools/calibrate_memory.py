@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from typing import Any
 
@@ -29,7 +30,9 @@ from rocknet_host.planning.capacity import MEMORY_MODEL_FILE, runtime_bytes
 from rocknet_host.resources import REPO_ROOT
 from rocknet_host.runtimes.micropython import RUNTIME_VERSION
 
-UCR = str(REPO_ROOT.parent / "shared" / "data" / "ucr")
+# FaceAll is not among aeon's bundled sets: RockNet's copy, beside the checkout (or
+# ROCKNET_DATA_DIR)
+UCR = os.environ.get("ROCKNET_DATA_DIR") or str(REPO_ROOT.parent / "shared" / "data" / "ucr")
 BOARD = "adafruit_feather_nrf52840"
 # (arguments of `rocknet bench memory`): 3 and 20 boards, 2 to 14 classes, short and long series
 CONFIGS = [
@@ -87,6 +90,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--check", action="store_true")
     if p.parse_args(argv).check:
         return check()
+    if not os.path.isdir(UCR):
+        print(f"no UCR data folder at {UCR} (FaceAll is calibrated on): set ROCKNET_DATA_DIR "
+              "to a folder holding FaceAll/FaceAll_TRAIN.tsv", file=sys.stderr)
+        return 2
     runs = []
     for code, configs in (("mpy", CONFIGS), ("py", PY_CONFIGS)):
         for config in configs:

@@ -22,6 +22,7 @@ from ..hardware.fleet_toml import FleetFile, Group
 from ..resources import BOARDS_DIR
 from . import features as planmod
 from . import head as head_plan
+from .board import Training, row_size_for
 
 # --- memory model (bytes on the board) -----------------------------------------------------
 # A training node's heap, code included, as `rocknet bench memory` measures it (its peak need):
@@ -45,8 +46,9 @@ TEMP_BYTES = 2 * 2048 * 2
 # A Mixer row held as a Python int: the int object and the 16-byte blocks its digits round up
 # to, its coding vector and two list slots.
 ROW_OBJECT_BYTES = 48
-# The relay window a plan uses (`planning.board.Training.window`); the ring holds 2 w + 4.
-WINDOW = 4
+# The relay window a plan uses by default; a node's ring holds 2 w + 4 undecided samples
+# (`rocknet.node`'s default ``pending``).
+WINDOW = Training.window
 PENDING_SAMPLES = 2 * WINDOW + 4
 
 
@@ -66,7 +68,6 @@ def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended
     profile as `planning.board.row_size_for` picks them) and the codec's buffers; 0 for a
     round no advert carries (the training writer refuses that plan with its own message)."""
     from ..runtimes import import_device
-    from .board import row_size_for
 
     messages = import_device("rocknet.messages")
     sizes = import_device("rocknet.wire_init")  # the advert sizes
