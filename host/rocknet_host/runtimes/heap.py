@@ -113,8 +113,7 @@ def _name(label, n):
 
 
 def check(label, n, big, prev_big, roots):
-    global peak, peak_board, largest, prev_live, code, checks, over
-    global base
+    global peak, peak_board, largest, prev_live, code, checks, over, base
     gc.collect()
     live = gc.mem_alloc()
     board = live - _savings(roots)
