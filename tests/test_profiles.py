@@ -138,6 +138,33 @@ def test_checkpoints_leave_nothing_in_the_heap_they_measure():
     assert rep["peak_label"] == "round1234" and rep["largest_alloc_label"] == "round1234"
 
 
+@pytest.mark.parametrize("name", ["circuitpython-9", "micropython-esp32"])
+def test_the_heap_lies_where_the_boards_does(name):
+    """The interpreter's heap starts at the board's address (the profile's ``heap_base``), so
+    the words that look like pointers to the collector are the board's; a word spelling a
+    block's address keeps the block alive, as on the board."""
+    base = get(name).heap_base
+    assert base
+    with MicroPython(profile=name, heap_check="manual") as mpy:
+
+        def live() -> int:  # collected in calls of their own (nothing left on the stack)
+            mpy.exec("gc.collect()")
+            mpy.exec("gc.collect()")
+            return int(mpy.eval("gc.mem_alloc()"))
+
+        mpy.exec("import gc, struct\n_big = bytearray(20000)\n"
+                 "_at = id(_big) & 0xFFFFFFFF\n_word = bytearray(struct.pack('<I', _at))")
+        at = mpy.eval("_at")
+        assert base <= at < base + (1 << 20), hex(at)
+        held = live()
+        mpy.exec("_big = None")
+        kept = live()
+        mpy.exec("_word[:] = bytes(4)")
+        freed = live()
+    assert kept == held  # the word still points at it
+    assert freed <= held - 20000
+
+
 def test_bench_budget_fields_take_the_boards_budget():
     from argparse import Namespace
 

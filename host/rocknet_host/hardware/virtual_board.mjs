@@ -21,7 +21,7 @@
 import { createServer } from "node:net";
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { heapCheck, installProfile, loadProfile } from "../runtimes/board_profile.mjs";
+import { heapCheck, installProfile, loadProfile, placeHeap } from "../runtimes/board_profile.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => {
   const i = a.indexOf("=");
@@ -32,6 +32,7 @@ const host = args.host || "127.0.0.1";
 const heapsize = parseInt(args.heapsize || String(32 * 1024 * 1024), 10);
 const mirror = args.dir || null;
 const profile = loadProfile(args.profile);
+placeHeap(profile, heapsize);
 const heapState = { prevBig: 0 };
 let capture = null;     // output of the board's own checks, kept from the console
 const { loadMicroPython } = await import(join(runtime, "micropython.mjs"));

@@ -20,6 +20,32 @@ export function loadProfile(path) {
   return path ? JSON.parse(readFileSync(path, "utf8")) : null;
 }
 
+// Put the interpreter's GC heap where the board has it (the profile's heap_base), before
+// `loadMicroPython`. The collector treats any word that spells a live block's address as a
+// pointer to it, so what int16 and 8-bit data keep alive depends on where the heap lies (at
+// WebAssembly's ~0x30000, an int16 3 beside a multiple of 16 spells one; on an nRF52840 it
+// takes 0x2001..0x2003). The emscripten module is published as globalThis.Module just before
+// `mp_js_init` allocates the heap (`heapsize` bytes, its block tables, about 1/32 of it, in
+// front of the blocks); an allocation reaching up to there puts the first blocks at the base
+// (address space only: its pages are never touched). Blocks are taken lowest first, as on
+// the board; areas the port adds when it needs more lie above.
+export function placeHeap(spec, heapsize) {
+  const base = spec && spec.heap_base;
+  if (!base) return;
+  const start = base - Math.floor(heapsize / 32);
+  let mod;
+  Object.defineProperty(globalThis, "Module", {
+    configurable: true,
+    get: () => mod,
+    set(m) {
+      mod = m;
+      const probe = m._malloc(16);
+      m._free(probe);
+      if (start > probe + 16 && !m._malloc(start - probe - 16)) throw new Error("heap_base: no room");
+    },
+  });
+}
+
 export function installProfile(mp, spec) {
   if (!spec) return;
   let cur = "";

@@ -12,12 +12,14 @@
 import { createInterface } from "node:readline";
 import { readFileSync, readdirSync, readSync, statSync, writeSync } from "node:fs";
 import { join, dirname } from "node:path";
-import { heapCheck, installProfile, loadProfile } from "./board_profile.mjs";
+import { heapCheck, installProfile, loadProfile, placeHeap } from "./board_profile.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split("=")));
 const pkgDir = args.runtime;
 const heapsize = parseInt(args.heapsize || String(64 * 1024 * 1024), 10);
 const { loadMicroPython } = await import(join(pkgDir, "micropython.mjs"));
+const profile = loadProfile(args.profile);
+placeHeap(profile, heapsize);
 
 let captured = [];
 const mp = await loadMicroPython({
@@ -77,7 +79,7 @@ for (const [k, v] of Object.entries(args)) {
   if (k.startsWith("pkg")) { const [src, dst] = v.split(":"); copyTree(src, dst); }
 }
 // The board's module set (profile=FILE.json from rocknet_host/runtimes/profiles.py), before any import.
-installProfile(mp, loadProfile(args.profile));
+installProfile(mp, profile);
 
 function reply(obj) { process.stdout.write(JSON.stringify(obj) + "\n"); }
 function takeStdout() { const s = Buffer.from(captured).toString("utf8"); captured = []; return s; }

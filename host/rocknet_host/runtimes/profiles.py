@@ -42,6 +42,12 @@ _ULAB_65_MISSING = ("numpy.take", "numpy.bincount", "numpy.meshgrid", "numpy.ndi
                     "numpy.random", "numpy.complex", "numpy.real", "numpy.imag",
                     "numpy.conjugate", "numpy.sort_complex", "scipy.integrate")
 
+# Heap addresses (`Profile.heap_base`). nRF52840: RAM from 0x2000_0000, of which CircuitPython
+# leaves the first 56 KB to the SoftDevice and 8 KB to a SPIM3 buffer; its static data and
+# heap follow. ESP32: MicroPython's heap comes from the IDF heap in internal DRAM
+# (0x3FFA_E000 up). nRF52840 DK under Zephyr: after the kernel's and the BLE stack's data.
+_NRF52840_SD_HEAP = 0x2001_0000
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -55,13 +61,19 @@ class Profile:
     float_repr: str = "boxed"         # Python floats: "boxed" (a heap object) or "packed"
     radio: str | None = None          # "_bleio" / "bluetooth": provided by the simulator
     cryptolib_modes: tuple[int, ...] = (1, 2)  # cryptolib's modes: 1 ECB, 2 CBC (+ 6 CTR)
+    # where the board's GC heap starts (0: wherever WebAssembly puts it, ~0x30000). The
+    # collector takes any word of a live block that spells the address of another block for a
+    # pointer (ulab arrays and bytearrays are scanned too), so which int16 weights and 8-bit
+    # codes keep garbage alive depends on the address; the bridges put the heap there.
+    heap_base: int = 0
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "hashlib": self.hashlib, "absent": list(self.absent),
                 "provides": list(self.provides), "ulab_missing": list(self.ulab_missing),
                 "code_format": self.code_format, "float_repr": self.float_repr,
-                "radio": self.radio, "cryptolib_modes": list(self.cryptolib_modes)}
+                "radio": self.radio, "cryptolib_modes": list(self.cryptolib_modes),
+                "heap_base": self.heap_base}
 
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
@@ -72,23 +84,23 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             "_bleio, ulab 6.5.3 without complex and numpy.random",
             hashlib="absent", absent=("cryptolib", "bluetooth", "machine"),
             provides=("aesio",), ulab_missing=_ULAB_65_MISSING, code_format="py",
-            float_repr="packed", radio="_bleio"),
+            float_repr="packed", radio="_bleio", heap_base=_NRF52840_SD_HEAP),
     Profile("circuitpython-10",
             "CircuitPython 10.1+ on the Feather / XIAO nRF52840: hashlib with new() only, "
             "aesio, _bleio, ulab 6.5.3 without complex and numpy.random",
             hashlib="new-only", absent=("cryptolib", "bluetooth", "machine"),
             provides=("aesio",), ulab_missing=_ULAB_65_MISSING, code_format="py",
-            float_repr="packed", radio="_bleio"),
+            float_repr="packed", radio="_bleio", heap_base=_NRF52840_SD_HEAP),
     Profile("micropython-esp32",
             "MicroPython 1.29 esp32 with ulab (tools/firmware/esp32-ulab.md): hashlib, "
             "cryptolib, bluetooth",
             hashlib="full", absent=("aesio", "_bleio"), provides=("cryptolib",),
-            code_format="mpy", radio="bluetooth"),
+            code_format="mpy", radio="bluetooth", heap_base=0x3FFB_0000),
     Profile("micropython-nrf",
             "MicroPython 1.29 zephyr port on the nRF52840 DK with BLE and ulab "
             "(tools/firmware/nrf52840-zephyr.md): hashlib, bluetooth, no cryptolib",
             hashlib="full", absent=("aesio", "_bleio", "cryptolib"), code_format="mpy",
-            radio="bluetooth"),
+            radio="bluetooth", heap_base=0x2000_8000),
 )}
 
 
@@ -284,9 +296,12 @@ def install_spec(profile: str | Profile) -> dict[str, Any]:
         code += ["import _rn_ulab", "sys.modules['ulab'] = _rn_ulab"]
         code += [f"sys.modules['ulab.{t}'] = _rn_ulab.{t}" for t in subs]
         code += ["del _rn_ulab"]
+    # a board's own modules are C in its firmware: loaded here before anything is measured,
+    # their Python stand-ins sit in the interpreter's baseline, not in rocknet's heap
+    code += [f"import {m}\ndel {m}" for m in p.provides]
     code += ["del sys"]
     return {"dir": PROFILE_DIR, "files": files, "code": "\n".join(code) + "\n",
-            "name": p.name}
+            "name": p.name, "heap_base": p.heap_base}
 
 
 def _host_rn_aes(mode: str, key_hex: str, iv_hex: str, data_hex: str, decrypt: bool) -> str:
