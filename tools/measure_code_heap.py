@@ -32,7 +32,7 @@ def measure() -> dict[str, object]:
         "bytes": got,
         "measured": {
             "what": "gc.mem_alloc() after a collection, after minus before importing "
-                    f"rocknet.{{{','.join(NODE_MODULES)}}} (rocknet and rocknet.xp before)",
+                    f"rocknet, rocknet.xp, rocknet.{{{','.join(NODE_MODULES)}}}",
             "runtime": f"MicroPython 1.29 + ulab, WebAssembly ({RUNTIME_VERSION}), mpy-cross 1.29",
             "files": "measured: .mpy files read from the file system",
             "py": "measured: .py files compiled at import, circuitpython-9 profile (no "

@@ -17,9 +17,9 @@ extended adverts (CircuitPython switches by itself); the scanner then needs exte
 import random
 import time
 
-try:  # type names for the annotations only; boards have no typing module
+try:  # type names for the annotations only. Boards have no typing module: this import fails
+    import typing  # before collections.abc loads `collections` (a .py package on some ports)
     from collections.abc import Callable
-    from typing import Any
 
     import _bleio
 
@@ -34,8 +34,8 @@ class BleioRadio:
     def __init__(self, link: "Link", adapter: "_bleio.Adapter | None" = None, *,
                  interval: float = 0.02, burst_ms: int = 12, scan_ms: int = 10,
                  jitter_ms: int = 20, scan_interval: float = 0.01, buffer_size: int = 2048,
-                 minimum_rssi: int = -90, tx_power: int = 0, clock: "Any" = None,
-                 rng: "Any" = None) -> None:
+                 minimum_rssi: int = -90, tx_power: int = 0, clock: "typing.Any" = None,
+                 rng: "typing.Any" = None) -> None:
         # ``clock``: the ``time`` module, or a stand-in with sleep() and monotonic_ns() (the
         # simulator's virtual board clock); ``rng``: ``random`` or a stand-in with randint()
         # (a seeded one keeps simulations repeatable); adapter, clock and rng: the test seams

@@ -18,9 +18,9 @@ import time
 
 from .._compat import const
 
-try:  # type names for the annotations only; boards have no typing module
+try:  # type names for the annotations only. Boards have no typing module: this import fails
+    import typing  # before collections.abc loads `collections` (a .py package on some ports)
     from collections.abc import Callable
-    from typing import Any
 
     import bluetooth
 
@@ -38,7 +38,7 @@ class BluetoothRadio:
 
     def __init__(self, link: "Link", ble: "bluetooth.BLE | None" = None, *,
                  interval_us: int = 20000, slot_ms: int = 60, scan_us: int = 30000,
-                 inbox: int = 24, pause_ms: int = 5, clock: "Any" = None) -> None:
+                 inbox: int = 24, pause_ms: int = 5, clock: "typing.Any" = None) -> None:
         if link.codec.size > _LEGACY_MAX:
             raise ValueError("MicroPython's bluetooth module sends legacy adverts (31 bytes); "
                              "this link needs %d: use profile='legacy' and a smaller row_size"
@@ -75,7 +75,7 @@ class BluetoothRadio:
         self._ticks = t
         return self._ms
 
-    def _irq(self, event: int, data: "Any") -> None:
+    def _irq(self, event: int, data: "typing.Any") -> None:
         if event == _IRQ_SCAN_RESULT:
             adv = data[4]
             if len(adv) != self._size or bytes(adv[:5]) != self._header:

@@ -105,6 +105,8 @@ def ulab_calls_per_series(features: dict[str, Any]) -> int:
 # MicroPython node after a status line, an epoch and a checkpoint.
 NODE_MODULES = ("_compat", "ccm", "mixer", "wire", "link", "minirocket", "logits", "schedule",
                 "messages", "node", "head", "runner", "samples")
+_IMPORT_NODE = "import rocknet, rocknet.xp\n" + "\n".join(f"import rocknet.{m}"
+                                                           for m in NODE_MODULES)
 
 
 # Frozen modules cannot be measured here (the WebAssembly firmware cannot be rebuilt with
@@ -127,7 +129,8 @@ def code_heap_bytes(code_from: str = "files") -> int:
       `rocknet deploy` installs on CircuitPython without its own mpy-cross; that profile has
       no hashlib, so the pure-Python SHA-256 is imported too).
 
-    The package's __init__ and xp are imported from files before the baseline in every case."""
+    The package's __init__ and xp count too: every node imports them (the interpreter the
+    baseline is taken in has imported none of rocknet)."""
     from ..boards import CODE_SOURCES
     from ..hardware.deploy import ROM_PACKAGE_DIR, compile_mpy, package_sources, romfs_image
     from ..runtimes.micropython import MicroPython
@@ -138,9 +141,8 @@ def code_heap_bytes(code_from: str = "files") -> int:
         return round(code_heap_bytes("romfs") * FROZEN_PER_ROMFS)
     if code_from == "py":
         with MicroPython(profile="circuitpython-9", code_format="py") as mpy:
-            mpy.exec("import rocknet, rocknet.xp")
             before = mpy.mem_alloc()
-            mpy.exec("\n".join(f"import rocknet.{m}" for m in NODE_MODULES))
+            mpy.exec(_IMPORT_NODE)
             return mpy.mem_alloc() - before
     package = compile_mpy(package_sources())
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,13 +151,13 @@ def code_heap_bytes(code_from: str = "files") -> int:
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_bytes(body)
         with MicroPython(device_dir=Path(tmp)) as mpy:
-            if code_from == "romfs":
+            if code_from == "romfs":  # /rom/lib ahead of /lib on sys.path, as on the board
                 mpy.put_file("/rocknet.romfs", romfs_image(package))
-                mpy.exec("import vfs, rocknet\n_rn_img = open('/rocknet.romfs', 'rb').read()\n"
+                mpy.exec("import vfs, sys\n_rn_img = open('/rocknet.romfs', 'rb').read()\n"
                          "vfs.mount(vfs.VfsRom(_rn_img), '/rom')\n"
-                         f"rocknet.__path__ = {ROM_PACKAGE_DIR!r}")
-            before = mpy.mem_alloc()  # the interpreter with rocknet's __init__ and xp
-            mpy.exec("\n".join(f"import rocknet.{m}" for m in NODE_MODULES))
+                         f"sys.path.insert(0, {ROM_PACKAGE_DIR.rsplit('/', 1)[0]!r})")
+            before = mpy.mem_alloc()  # the interpreter before rocknet (the image included)
+            mpy.exec(_IMPORT_NODE)
             held = mpy.mem_alloc() - before
             where = mpy.eval("rocknet.runner.__file__")
     if code_from == "romfs" and not where.startswith(ROM_PACKAGE_DIR + "/"):

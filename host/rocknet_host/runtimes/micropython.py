@@ -31,10 +31,10 @@ _DTYPES = {"int8": "b", "uint8": "B", "int16": "h", "uint16": "H", "float": "d"}
 # Injected once into the device interpreter: decodes inputs and encodes outputs.
 _PRELUDE = """
 import json, gc
-from rocknet import xp as _xp
+from ulab import numpy as _np  # not rocknet's: the baseline holds none of rocknet
 def _rn_dec(v):
     if isinstance(v, dict) and '__nd__' in v:
-        a = _xp.np.frombuffer(bytes.fromhex(v['hex']), dtype=getattr(_xp.np, v['__nd__']))
+        a = _np.frombuffer(bytes.fromhex(v['hex']), dtype=getattr(_np, v['__nd__']))
         if len(v['shape']) == 2:
             a = a.reshape(tuple(v['shape']))
         return a
@@ -45,10 +45,10 @@ def _rn_dec(v):
     if isinstance(v, list):
         return [_rn_dec(x) for x in v]
     return v
-_RN_NAMES = {_xp.np.int8: 'int8', _xp.np.uint8: 'uint8', _xp.np.int16: 'int16',
-             _xp.np.uint16: 'uint16', _xp.np.float: 'float'}
+_RN_NAMES = {_np.int8: 'int8', _np.uint8: 'uint8', _np.int16: 'int16',
+             _np.uint16: 'uint16', _np.float: 'float'}
 def _rn_enc(v):
-    if isinstance(v, _xp.np.ndarray):
+    if isinstance(v, _np.ndarray):
         v = v.copy()  # tobytes() needs a dense array; slices may be strided views
         return {'__nd__': _RN_NAMES[v.dtype], 'shape': list(v.shape),
                 'hex': bytes(v.tobytes()).hex()}
