@@ -6,7 +6,7 @@ from head_cases import case
 
 SETUP = """
 from rocknet.head import Head
-from rocknet.head_sum import LogitSum
+from rocknet.head_sum import LogitSum, pack, unpack
 from rocknet.xp import np
 import struct
 h = Head(P)
@@ -41,7 +41,7 @@ def test_label_out_of_range(head):
 def test_logits_of_another_class_count(head):
     msg = raises(head, "h.apply(np.array([0.1, 0.2, 0.3]), 0)")
     assert "3 logits" in msg and "2 classes" in msg
-    assert "expected 8" in raises(head, "h.unpack(bytes(12))")
+    assert "expected 8" in raises(head, "unpack(bytes(12), 2)")
     assert head.eval("h.save() == before")
 
 
@@ -52,18 +52,18 @@ def test_plan_class_count_mismatch(head):
 
 def test_nan_partial_logits(head):
     nan_row = "struct.pack('<2f', float('nan'), 1.0)"
-    assert "NaN" in raises(head, f"h.unpack({nan_row})")
-    head.exec("s = LogitSum(3, 2)\ns.add(0, h.pack(np.array([1.0, 2.0])))")
+    assert "NaN" in raises(head, f"unpack({nan_row}, 2)")
+    head.exec("s = LogitSum(3, 2)\ns.add(0, pack(h, np.array([1.0, 2.0])))")
     assert "NaN" in raises(head, f"s.add(1, {nan_row})")
     assert head.eval("s.missing()") == [1, 2]  # the bad row was not taken
     assert "NaN" in raises(head, "h.apply(np.array([float('nan'), 0.0]), 0)")
-    assert "NaN" in raises(head, "h.pack(np.array([float('inf'), 0.0]))")
+    assert "NaN" in raises(head, "pack(h, np.array([float('inf'), 0.0]))")
     assert head.eval("h.save() == before")
 
 
 def test_duplicate_and_missing_rows(head):
-    head.exec("s = LogitSum(3, 2)\ns.add(2, h.pack(np.array([1.0, 2.0])))")
-    assert "already added" in raises(head, "s.add(2, h.pack(np.array([1.0, 2.0])))")
+    head.exec("s = LogitSum(3, 2)\ns.add(2, pack(h, np.array([1.0, 2.0])))")
+    assert "already added" in raises(head, "s.add(2, pack(h, np.array([1.0, 2.0])))")
     assert "missing from nodes [0, 1]" in raises(head, "s.total()")
 
 
@@ -84,7 +84,7 @@ def test_int16_rows_sum_exactly_in_any_order(device):
     rows = rng.normal(0, 5, (6, 5))  # within the int16 codes' +-32
     device.set(R=rows)
     device.exec("""
-from rocknet.head_sum import LogitSum
+from rocknet.head_sum import LogitSum, pack, unpack
 from rocknet.logits import pack
 import struct
 def total(order, wire):

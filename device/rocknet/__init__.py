@@ -24,13 +24,12 @@ def start(**kwargs):
     """``rocknet.run()`` up to its loop: `rocknet.board.setup` checks the files and builds the
     `runner.Runner` (or returns the stored result dict of a finished plan); then the set-up
     code leaves the heap (`forget`), so the loop holds only its own."""
-    from .board import setup
+    from .board import SETUP_MODULES, setup
 
     runner = setup(**kwargs)
     setup = None
-    forget("board", "checkpoint", "store", "head_state", "node_init", "head_init",
-           "minirocket_init", "schedule_init", "report", "runner_start", "wire_init", "ccm_init",
-           "keys", "_compat_aes")
+    forget(*SETUP_MODULES)
+    SETUP_MODULES = None
     import gc
 
     gc.collect()

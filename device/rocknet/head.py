@@ -4,7 +4,7 @@ Node i holds the weight block W_i (C x F_i) for its feature slice; only partial 
 the air. Per training sample, in this order:
 
     row = head.partial_logits(counts)   # C floats: W_i x_i (+ b on the bias owner)
-    data = head.pack(row)               # bytes on the air (float32 or int16 codes)
+    data = logits.pack(row, ...)        # bytes on the air (float32 or int16 codes)
     ... every node gets every node's row; z = LogitSum total (identical on every node) ...
     head.apply(z, label[, counts])      # local gradient of this sample, into the batch
                                         # (or codes=head.codes(counts) kept from earlier)
@@ -45,17 +45,17 @@ batch 8) holds about 27 KB of head arrays with SGD, 36 KB with momentum, 45 KB w
 (float32 boards; `state_bytes` itemises them).
 
 Code on demand: a node loads only what its plan's mode uses. This module is the core
-(features, partial logits, the gradient, plain SGD with int16 weights, partial-logit rows on
-the air); `head_moments` (momentum, Adam and their 8-bit codes) is imported by a head built
-with those optimizers, `head_dual` (the closed-form ridge) by a dual head, `head_state`
-(checkpoint bytes) by `save` / `load` / `state_bytes`.
+(features, partial logits, the gradient, plain SGD with int16 weights); `head_moments`
+(momentum, Adam and their 8-bit codes) is imported by a head built with those optimizers,
+`head_dual` (the closed-form ridge) by a dual head, `head_state` (checkpoint bytes) by
+`save` / `load` / `state_bytes`.
 
 Every computation here has a numpy twin in ``rocknet_host.reference_head``.
 """
 
 import math
 
-from . import logits, xp
+from . import xp
 from .logits import finite as _finite
 from .xp import np
 
@@ -248,22 +248,6 @@ class Head:
             self.saturated += 1
             nw = np.clip(nw, -32767, 32767)
         self._W[r] = nw
-
-    # ----- wire -----
-
-    def pack(self, row):
-        """A partial-logit row as bytes (`rocknet.logits`: C float32, or C int16 codes of
-        ``logit_scale``; rows with a code beyond +-32767 are clipped and counted in
-        ``clipped``); NaN or infinity raise ValueError (not sent)."""
-        if not _finite(row):
-            _refuse("row_nonfinite")
-        data, clipped = logits.pack(row, self.wire, self.logit_scale)
-        self.clipped += clipped
-        return data
-
-    def unpack(self, data):
-        """Bytes from `pack` back to C floats; wrong size or NaN raise ValueError."""
-        return logits.unpack(data, self.n_classes, self.wire, self.logit_scale)
 
     # ----- state -----
 

@@ -41,7 +41,6 @@ REFUSALS = {
     "logits_size": "%d logits for a plan of %d classes: the fleet disagrees on the plan",
     "logits_nonfinite": "summed logits contain NaN or inf (a corrupt partial-logit row?); "
                         "sample not applied",
-    "row_nonfinite": "partial logits contain NaN or inf; not sent",
 }
 
 

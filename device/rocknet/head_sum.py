@@ -1,11 +1,39 @@
 """The summed logits of one sample from every node's partial-logit row, in memory: what the
 radio delivers to every node, for training without a radio (`rocknet_host.train` runs N
-heads in one runtime). A node on a board sums the rows its link decoded itself.
+heads in one runtime). A node on a board packs its row with `logits.pack` and sums the rows
+its link decoded itself (`node.Node.sum_logits`); this module is not on a board.
 """
 
-from . import xp
-from .logits import WIRES, unpack
+import struct
+
+from . import logits, xp
+from .logits import WIRES, finite
 from .xp import np
+
+
+def pack(head, row):
+    """A head's partial-logit row as bytes (`logits.pack` with the head's wire and scale;
+    clipped rows counted in ``head.clipped``); NaN or infinity raise ValueError (not sent)."""
+    if not finite(row):
+        raise ValueError("partial logits contain NaN or inf; not sent")
+    data, clipped = logits.pack(row, head.wire, head.logit_scale)
+    head.clipped += clipped
+    return data
+
+
+def unpack(data, n_classes, wire="float32", scale=1.0 / 256):
+    """Bytes of one row -> C floats; a row of another size or with NaN raises ValueError."""
+    size = 4 if wire == "float32" else 2
+    if len(data) != size * n_classes:
+        raise ValueError("partial-logit row of %d bytes, expected %d (%d classes, %s): the "
+                         "node runs another plan" % (len(data), size * n_classes, n_classes,
+                                                     wire))
+    if wire == "float32":
+        row = np.array(struct.unpack("<%df" % n_classes, data), dtype=xp.float_)
+        if not finite(row):
+            raise ValueError("partial-logit row contains NaN or inf")
+        return row
+    return np.frombuffer(data, dtype=xp.int16) * scale
 
 
 class LogitSum:

@@ -3,10 +3,12 @@
 A row is C floats (``head.partial_logits``), sent as C little-endian float32 (``wire
 "float32"``) or as C int16 codes of a fixed step ``scale`` (``wire "int16"``, half the bytes):
 code = floor(v / scale + 0.5), clipped to +-32767, value = code * scale. The node
-(`node.Node`), the head (`head.Head.pack`), the in-memory sum (`head_sum.LogitSum`) and the
-host's numpy twin (``rocknet_host.reference_head``) all encode through `codes`, so the fleet
-and the twin round alike; a clipped row is counted by the caller (a non-zero count says the
-plan's ``logit_scale`` is too fine).
+(`node.Node`), the in-memory sum (`head_sum`) and the host's numpy twin
+(``rocknet_host.reference_head``) all encode through `codes`, so the fleet and the twin round
+alike; a clipped row is counted by the caller (a non-zero count says the plan's
+``logit_scale`` is too fine). A node decodes the rows it sums itself (`node.Node.sum_logits`);
+`head_sum.unpack` decodes one row for the in-memory sum (set-up and host code: a board does
+not load it).
 """
 
 import struct
@@ -45,18 +47,3 @@ def pack(row, wire="float32", scale=1.0 / 256):
         raise ValueError("partial logits contain NaN or inf; no int16 code for them")
     q, clipped = codes(row, scale)
     return bytes(np.array(q, dtype=xp.int16).tobytes()), clipped
-
-
-def unpack(data, n_classes, wire="float32", scale=1.0 / 256):
-    """Bytes of one row -> C floats; a row of another size or with NaN raises ValueError."""
-    size = 4 if wire == "float32" else 2
-    if len(data) != size * n_classes:
-        raise ValueError("partial-logit row of %d bytes, expected %d (%d classes, %s): the "
-                         "node runs another plan" % (len(data), size * n_classes, n_classes,
-                                                     wire))
-    if wire == "float32":
-        row = np.array(struct.unpack("<%df" % n_classes, data), dtype=xp.float_)
-        if not finite(row):
-            raise ValueError("partial-logit row contains NaN or inf")
-        return row
-    return np.frombuffer(data, dtype=xp.int16) * scale

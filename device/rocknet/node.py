@@ -20,6 +20,7 @@ import struct
 from . import xp
 from ._compat import const
 from ._compat import sha256 as _sha256
+from .logits import finite as _finite
 from .logits import pack as pack_logits
 from .messages import (
     F_JOIN,
@@ -36,14 +37,6 @@ from .xp import np
 
 DROP = const(0)
 COMMIT = const(1)
-
-
-def _finite(values):
-    """No NaN or infinity among the floats (x - x is 0.0 only for finite x)."""
-    for v in values:
-        if v - v != 0.0:
-            return False
-    return True
 
 
 def _popcount(mask):
@@ -278,7 +271,7 @@ class Node:
         """Apply one sample whose logits are agreed (or, agreement off, whatever arrived)."""
         i = s % self.capacity
         label, phase = self._slot_label[i], self._slot_phase[i]
-        if not _finite(z):  # only without agreement (or a leader that does not check)
+        if not _finite(np.array(z)):  # only without agreement (or a leader that does not check)
             self.stats["nonfinite"] += 1
             self.stats["drop"] += 1
             self._record(b"D", s, b"\xff")
@@ -581,7 +574,8 @@ class Node:
             return 0
         bad = 0
         for n in _bits(rows, self.n):
-            if not _finite(struct.unpack_from(self._fmt, self._rows, self._row_at(i, n))):
+            if not _finite(np.array(struct.unpack_from(self._fmt, self._rows,
+                                                        self._row_at(i, n)))):
                 bad |= 1 << n
         return bad
 

@@ -267,13 +267,13 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         heads = self._heads()
         counts = [reference.slice_counts(Q, pl.node_features(i)) for i in self.members_]
         sec = self.head_sections_[0]
-        total = import_device("rocknet.head_sum").LogitSum(
-            len(heads), pl.n_classes, sec["wire"], sec["logit_scale"])
+        hs = import_device("rocknet.head_sum")
+        total = hs.LogitSum(len(heads), pl.n_classes, sec["wire"], sec["logit_scale"])
         z = np.zeros((len(S), pl.n_classes))
         for j in range(len(S)):
             total.reset()
             for k, h in enumerate(heads):
-                total.add(k, h.pack(h.partial_logits(counts[k][j])))
+                total.add(k, hs.pack(h, h.partial_logits(counts[k][j])))
             z[j] = np.asarray(total.total(), dtype=np.float64)
         return z
 

@@ -41,6 +41,7 @@ ALL = list(data.BUNDLED) + ["FaceAll"]
 HEAP_CODE = """
 from rocknet.minirocket import Slice
 from rocknet.head import Head
+from rocknet.logits import pack as _pack
 from rocknet.xp import np
 _s = Slice(_p["features"])
 _h = Head(_p)
@@ -48,7 +49,7 @@ del _p
 _c = np.zeros(_s.n_features, dtype=np.uint16)
 _s.transform(_series, _c)
 _row = _h.partial_logits(_c)
-_data = _h.pack(_row)
+_data = _pack(_row, _h.wire, _h.logit_scale)
 if _h.solver == "dual":
     from rocknet import head_dual
     head_dual.store(_h, _c, 0)

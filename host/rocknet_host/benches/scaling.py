@@ -93,14 +93,14 @@ ROCKNET_HEADLINE: dict[str, Any] = {
               "from 7 devices x 7, memory from the model state of all features "
               "(notes/rocknet-reference.md 6.3)"}
 
-HEAP_CODE = (ACCURACY_HEAP_CODE + "from rocknet.head_sum import LogitSum\n"
+HEAP_CODE = (ACCURACY_HEAP_CODE + "from rocknet.head_sum import LogitSum, pack as _row_bytes\n"
              "_ls = LogitSum(_h.nodes, _h.n_classes, _h.wire, _h.logit_scale)\n")
 
 TIME_CODE = """
 for _i in range(i0, i1):
     _s.transform(Q[_i], _c)
     _row = _h.partial_logits(_c)
-    _d = _h.pack(_row)
+    _d = _row_bytes(_h, _row)
     _ls.reset()
     for _j in range(_ls.n_nodes):
         _ls.add(_j, _d)
@@ -255,6 +255,7 @@ def board_node(node_plan: dict[str, Any], Q: np.ndarray, y: np.ndarray,
     1/batch of an optimizer step over a full batch), counted by the board clock model."""
     minirocket = import_device("rocknet.minirocket")
     head_mod = import_device("rocknet.head")
+    logits = import_device("rocknet.logits")
     with bc.instrument() as meter:
         s = minirocket.Slice(node_plan["features"])
         h = head_mod.Head(node_plan)
@@ -264,7 +265,7 @@ def board_node(node_plan: dict[str, Any], Q: np.ndarray, y: np.ndarray,
 
         def sample(i: int) -> None:
             row = h.partial_logits(c)
-            d = h.pack(row)
+            d, _ = logits.pack(row, h.wire, h.logit_scale)
             ls.reset()
             for j in range(ls.n_nodes):
                 ls.add(j, d)

@@ -31,7 +31,7 @@ from rocknet.xp import np
 _H = [Head(_p) for _p in _plans]
 del _plans
 _N = len(_H)
-from rocknet.head_sum import LogitSum
+from rocknet.head_sum import LogitSum, pack as _pack
 _sum = LogitSum(_H[0].nodes, _H[0].n_classes, _H[0].wire, _H[0].logit_scale)
 _CTR = [None] * _N
 """
@@ -41,7 +41,7 @@ for _j in range(_j0, _j1):
     _s = _order[_j]
     _sum.reset()
     for _i in range(_N):
-        _sum.add(_i, _H[_i].pack(_H[_i].partial_logits(_CTR[_i][_s])))
+        _sum.add(_i, _pack(_H[_i], _H[_i].partial_logits(_CTR[_i][_s])))
     _z = _sum.total()
     for _h in _H:
         _h.apply(_z, _Y[_s])
@@ -55,7 +55,7 @@ _pred = []
 for _j in range(len(_CTE[0])):
     _sum.reset()
     for _i in range(_N):
-        _sum.add(_i, _H[_i].pack(_H[_i].partial_logits(_CTE[_i][_j])))
+        _sum.add(_i, _pack(_H[_i], _H[_i].partial_logits(_CTE[_i][_j])))
     _pred.append(int(np.argmax(_sum.total())))
 del _CTE
 """

@@ -239,13 +239,15 @@ class Simulation:
             return None
         members = [i for i in range(self.n) if nodes[ref].st[3] >> i & 1]
         z = np.zeros((len(self.ds.y_test), self.plan.n_classes))
+        hs = import_device("rocknet.head_sum")
         for i in members:
             prog = nodes[i].program
             if not isinstance(prog, ThreadProgram) or prog.runner is None:
                 return None
             h = prog.runner.node.head
             for j, cnt in enumerate(self.test_counts[i]):
-                z[j] += np.asarray(h.unpack(h.pack(h.partial_logits(cnt))), dtype=float)
+                row = hs.pack(h, h.partial_logits(cnt))
+                z[j] += np.asarray(hs.unpack(row, len(z[j]), h.wire, h.logit_scale), dtype=float)
         return float(np.mean(np.argmax(z, axis=1) == self.ds.y_test))
 
     # ----- run -----
