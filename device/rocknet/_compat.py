@@ -39,6 +39,7 @@ def pick_sha256():
 
 
 sha256 = pick_sha256()
+del pick_sha256  # run once: its code leaves the heap
 
 
 ECB = const(0)
