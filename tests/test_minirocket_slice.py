@@ -52,8 +52,8 @@ def test_counts_fit_denominators(device):
     feats = pl.node_features(0)
     Q = pl.quantizer(ds.X_train[:4])
     got, _ = device_counts(device, feats, Q)
-    den = device.call("from rocknet.minirocket import Slice\nresult = Slice(f).denominator",
-                      f=feats)
+    den = device.call("from rocknet.minirocket_init import denominators\n"
+                      "result = denominators(f)", f=feats)
     assert np.array_equal(np.asarray(den), reference.slice_denominators(feats))
     assert np.all(got <= den) and got.max() > 0
 

@@ -10,6 +10,7 @@ import struct
 from . import xp
 from ._compat import const
 from .logits import WIRES
+from .minirocket_init import denominators
 from .xp import np
 
 _MU_ONE = const(128)  # mean fixed point: 1/128 code
@@ -153,40 +154,27 @@ def init(self, plan, head=None):
 def _layout(self, feats):
     """Per-dilation segments (offset, biases per kernel) of this node's feature order
     (dilation, own kernel, bias); blocks are (class row, own kernel)."""
-    L = int(feats["length"])
-    dil = [int(d) for d in feats["dilations"]]
+    dil = feats["dilations"]
     per = [int(n) for n in feats["biases_per_dilation"]]
     nk = len(feats["kernels"])
-    centre = feats["centre"]
     if nk < 1:
         raise ValueError("this node has no kernels; re-run `rocknet plan` with fewer nodes")
     self._nk = nk
     segs = []
-    dens = []
     f = 0
-    combo = 0
-    for di, d in enumerate(dil):
+    for di in range(len(dil)):
         nb = per[di]
         if nb:
             segs.append((f, nb))
-        for _ in range(nk):
-            dens.append(L - 8 * d if centre[combo] else L)
-            f += nb
-            combo += 1
+        f += nb * nk
     if f != len(feats["biases"]):
         raise ValueError("plan features do not add up; re-run `rocknet plan`")
     self._segs = segs
     self.n_features = f
     self._den = None
-    if max(dens) > 255:  # counts do not fit a byte: codes are the PPV in 1/255
-        self._den = np.zeros(f, dtype=xp.uint16)
-        f = 0
-        combo = 0
-        for di in range(len(dil)):
-            for _ in range(nk):
-                self._den[f:f + per[di]] = dens[combo]
-                f += per[di]
-                combo += 1
+    den = denominators(feats)
+    if int(np.max(den)) > 255:  # counts do not fit a byte: codes are the PPV in 1/255
+        self._den = den
 
 
 def set_scaling(self, mean, std):

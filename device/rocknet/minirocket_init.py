@@ -33,7 +33,6 @@ def init(self, features):
     self._x3 = np.zeros(L + 2 * pad, dtype=xp.int16)
     self._s9 = np.zeros(L, dtype=xp.int16)
     self._c = np.zeros(L, dtype=xp.int16)
-    self.denominator = np.zeros(self.n_features, dtype=xp.uint16)
 
     # Per (dilation, kernel) only a padding flag is kept: bias chunks and counted windows
     # are re-derived per series, because a view object per chunk would cost the heap more
@@ -41,15 +40,28 @@ def init(self, features):
     self._per_dil = per_dil
     self._centre = bytearray(centre)
     self._bias = np.array(biases, dtype=xp.int16)
+
+
+def denominators(features):
+    """Positions each feature of a plan's ``features`` section counts (uint16, slice order):
+    the PPV's denominator, the same for every bias of a (dilation, kernel). Not kept by the
+    slice (a board would hold 2 bytes a feature for it); the head takes it at set-up where
+    counts do not fit a byte."""
+    L = int(features["length"])
+    per_dil = features["biases_per_dilation"]
+    nk = len(features["kernels"])
+    centre = features["centre"]
+    out = np.zeros(nk * sum(int(n) for n in per_dil), dtype=xp.uint16)
     f = 0
     combo = 0
-    for di, d in enumerate(dilations):
-        nb = per_dil[di]
-        for _ in kernels:
-            lo, hi = _window(L, d, self._centre[combo])
-            self.denominator[f:f + nb] = hi - lo
+    for di, d in enumerate(features["dilations"]):
+        nb = int(per_dil[di])
+        for _ in range(nk):
+            lo, hi = _window(L, int(d), centre[combo])
+            out[f:f + nb] = hi - lo
             f += nb
             combo += 1
+    return out
 
 
 def _check_shape(L, dilations, kernels, per_dil, biases, centre):

@@ -136,7 +136,7 @@ def _model_bytes(sl, head):
     """What the trained model keeps: the slice's arrays and the head's (weights, feature
     scaling, buffers), with this runtime's floats."""
     n = 0
-    for a in (sl._x, sl._x3, sl._s9, sl._c, sl.denominator):
+    for a in (sl._x, sl._x3, sl._s9, sl._c):
         n += a.itemsize * a.size
     fb = _float_bits() // 8
     for v in head.state_bytes(fb).values():

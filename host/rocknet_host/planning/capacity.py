@@ -90,11 +90,11 @@ def ring_bytes(n_nodes: int, n_classes: int, n_test: int = 0) -> int:
 
 
 def bytes_per_feature(board: Board, n_classes: int) -> int:
-    """Per feature: the slice's int16 bias, uint16 denominator and uint16 count, the node's
-    uint16 counts of the sample being scored and ring of undecided samples' codes, and what
+    """Per feature: the slice's int16 bias and uint16 count, the node's uint16 counts of the
+    sample being scored and ring of undecided samples' codes, and what
     the default head (plain SGD, batch 8, int16 weights) holds per feature on this board's
     float (read off the device Head's arrays)."""
-    return (6 + 2 + PENDING_SAMPLES
+    return (4 + 2 + PENDING_SAMPLES
             + head_plan.head_bytes_per_feature(n_classes, board.float_bits // 8))
 
 

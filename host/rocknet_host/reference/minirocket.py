@@ -149,7 +149,7 @@ def slice_counts(Q: np.ndarray, features: dict) -> np.ndarray:
 
 
 def slice_denominators(features: dict) -> np.ndarray:
-    """Positions counted per feature (twin of ``Slice.denominator``)."""
+    """Positions counted per feature (twin of ``minirocket_init.denominators``)."""
     L = int(features["length"])
     den = []
     combo = 0
