@@ -73,6 +73,10 @@ def test_ridge_has_no_predict_proba_and_bad_params_say_so(gunpoint):
         RockNetClassifier(loss=0.1).fit(gunpoint.X_train, gunpoint.y_train)
     with pytest.raises(ValueError, match="fleet must be one of"):
         RockNetClassifier(fleet="radio").fit(gunpoint.X_train, gunpoint.y_train)
+    with pytest.raises(ValueError, match="optimizer='sgd'"):
+        RockNetClassifier(fleet="simulate", optimizer="adam").fit(gunpoint.X_train,
+                                                                  gunpoint.y_train)
+    RockNetClassifier(fleet="simulate", wire="float32")._check_params()  # either wire flies
 
 
 def test_pipeline_and_grid_search(gunpoint):
@@ -134,6 +138,7 @@ def test_simulated_fleet_equals_rocknet_simulate(gunpoint, tmp_path):
     est = RockNetClassifier(n_nodes=5, fleet="simulate", loss=0.1, random_state=0, epochs=2)
     est.fit(gunpoint.X_train, gunpoint.y_train, gunpoint.X_test, gunpoint.y_test)
     assert est.fleet_result_["accuracy"] == cli["accuracy"]
+    assert est.head_sections_[0]["wire"] == cli["wire"] == "int16"  # the plans' default
     assert est.fleet_result_["committed"] == cli["committed"]
     assert cli["predicted"] == len(gunpoint.y_test)  # every test series went over the air
     # the heads the fleet trained, summed on the host, predict what the fleet predicted

@@ -58,8 +58,14 @@ def test_memory_model_grows_with_the_fleet_and_the_code(two_class):
     assert (fp.node_bytes(feather, small, 300, 0, "files")
             - fp.node_bytes(feather, small, 300, 0, "frozen")
             == fp.code_heap_bytes("files") - fp.code_heap_bytes("frozen"))
-    assert fp.ring_bytes(20, 14) == fp.PENDING_SAMPLES * 20 * 14 * 4
+    # the plans' default wire, int16: 2 bytes a class in the ring, 4 as float32
+    assert fp.ring_bytes(20, 14) == fp.PENDING_SAMPLES * 20 * 14 * 2
+    assert fp.ring_bytes(20, 14, wire="float32") == fp.PENDING_SAMPLES * 20 * 14 * 4
     assert fp.link_bytes(20, 131, 14) > fp.link_bytes(3, 131, 14) > 0
+    # FaceAll/20: a round's rows are sized by the series (133 B), either wire; 60 classes:
+    # the control message sizes them
+    assert fp.link_bytes(20, 131, 14, wire="float32") == fp.link_bytes(20, 131, 14)
+    assert fp.link_bytes(20, 131, 60, wire="float32") > fp.link_bytes(20, 131, 60)
     caps = [fp.kernel_capacity(feather, small, c) for c in ("py", "files", "romfs", "frozen")]
     assert caps == sorted(caps) and caps[-1] > caps[0]
 
@@ -171,6 +177,29 @@ def test_code_heap_table_matches_the_measurement(capsys):
     assert measure_code_heap.main(["--check"]) == 0, capsys.readouterr().err
     have = {k: fp.code_heap_bytes(k) for k in ("files", "romfs", "frozen")}
     assert have["files"] > have["romfs"] > have["frozen"] > 0
+
+
+def test_plan_sends_int16_logits_by_default_and_float32_on_request(tmp_path, monkeypatch,
+                                                                     two_class, capsys):
+    """`rocknet plan --fleet`: the plans' head says int16 unless --wire float32, and the
+    planner counts the wire's rows (a float32 node holds more)."""
+    from rocknet_host.planning import features as plan
+
+    monkeypatch.setattr(data, "load", lambda *a, **k: two_class)
+    (tmp_path / "fleet.toml").write_text('[[group]]\nboard = "adafruit_feather_nrf52840"\n'
+                                         'count = 3\n')
+    got = {}
+    for wire in ("int16", "float32"):
+        out = tmp_path / wire
+        argv = ["plan", "synthetic", "--fleet", str(tmp_path / "fleet.toml"), "--features",
+                "2000", "--code-from", "frozen", "--out", str(out)]
+        assert main(argv + (["--wire", wire] if wire == "float32" else [])) == 0
+        assert f"{wire} partial logits" in capsys.readouterr().out
+        assert plan.read_node(out / "node_00.plan")["head"]["wire"] == wire
+        got[wire] = json.loads((out / "fleet_plan.json").read_text())["nodes"]
+    assert [r["kernels"] for r in got["int16"]] == [r["kernels"] for r in got["float32"]]
+    assert all(a["bytes"] < b["bytes"] for a, b in zip(got["int16"], got["float32"],
+                                                        strict=True))
 
 
 def test_plan_counts_the_code_as_the_boards_get_it(tmp_path, monkeypatch, two_class, capsys):

@@ -8,6 +8,7 @@ from rocknet_host.sim import in_memory as train
 
 
 def fleet_model(device, nodes, n_features, n_train, passes, **opts):
+    opts.setdefault("wire", "float32")  # the central model sums unrounded logits
     c = case("GunPoint", nodes, n_features, n_train=n_train)
     secs = c.sections(passes=passes, **opts)
     r = train.train(c.node_plans(passes=passes, **opts), c.counts, c.y, runtime=device,

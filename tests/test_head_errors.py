@@ -7,6 +7,7 @@ from head_cases import case
 SETUP = """
 from rocknet.head import Head
 from rocknet.head_sum import LogitSum, pack, unpack
+from rocknet.logits import pack as pack_logits
 from rocknet.xp import np
 import struct
 h = Head(P)
@@ -53,16 +54,23 @@ def test_plan_class_count_mismatch(head):
 def test_nan_partial_logits(head):
     nan_row = "struct.pack('<2f', float('nan'), 1.0)"
     assert "NaN" in raises(head, f"unpack({nan_row}, 2)")
-    head.exec("s = LogitSum(3, 2)\ns.add(0, pack(h, np.array([1.0, 2.0])))")
+    head.exec("s = LogitSum(3, 2, 'float32')\ns.add(0, pack_logits([1.0, 2.0])[0])")
     assert "NaN" in raises(head, f"s.add(1, {nan_row})")
     assert head.eval("s.missing()") == [1, 2]  # the bad row was not taken
+    # int16 (the plans' default): a node's non-finite row is all NONFINITE codes
+    head.exec("q = LogitSum(3, 2, 'int16', h.logit_scale)\n"
+              "bad = pack_logits([float('nan'), 1.0], 'int16', h.logit_scale)[0]")
+    assert head.eval("list(struct.unpack('<2h', bad))") == [-32768, -32768]
+    assert "non-finite" in raises(head, "q.add(1, bad)")
+    assert head.eval("q.missing()") == [0, 1, 2]
     assert "NaN" in raises(head, "h.apply(np.array([float('nan'), 0.0]), 0)")
     assert "NaN" in raises(head, "pack(h, np.array([float('inf'), 0.0]))")
     assert head.eval("h.save() == before")
 
 
 def test_duplicate_and_missing_rows(head):
-    head.exec("s = LogitSum(3, 2)\ns.add(2, pack(h, np.array([1.0, 2.0])))")
+    head.exec("s = LogitSum(3, 2, h.wire, h.logit_scale)\n"
+              "s.add(2, pack(h, np.array([1.0, 2.0])))")
     assert "already added" in raises(head, "s.add(2, pack(h, np.array([1.0, 2.0])))")
     assert "missing from nodes [0, 1]" in raises(head, "s.total()")
 
@@ -85,6 +93,7 @@ def test_int16_rows_sum_exactly_in_any_order(device):
     device.set(R=rows)
     device.exec("""
 from rocknet.head_sum import LogitSum, pack, unpack
+from rocknet.logits import pack as pack_logits
 from rocknet.logits import pack
 import struct
 def total(order, wire):

@@ -130,9 +130,11 @@ def test_with_a_batch_gap_the_fleet_trains_exactly_the_central_model(gap, loss):
     ds = data.synthetic(n_train=60, n_test=30, length=64, n_classes=3, seed=2)
     p3 = plan.fit(ds, 3, n_features=336, seed=0)
     p1 = plan.fit(ds, 1, n_features=336, seed=0)  # same kernels and biases, one node
-    nps = head_plan.node_plans(p3, head_plan.sections(p3, ds.X_train, batch=8, passes=3))
+    # float32 rows: the central head sums unrounded partial logits
+    nps = head_plan.node_plans(p3, head_plan.sections(p3, ds.X_train, batch=8, passes=3,
+                                                      wire="float32"))
     central = head_mod.Head(head_plan.node_plans(
-        p1, head_plan.sections(p1, ds.X_train, batch=8, passes=3))[0])
+        p1, head_plan.sections(p1, ds.X_train, batch=8, passes=3, wire="float32"))[0])
     make, sched = build_fleet(p3, ds, lambda i, nf, c: head_mod.Head(nps[i]), row_size=80,
                               epochs=3, batch=8, gap=gap, log=True)
     fr = FleetRun(3, make, loss=loss, seed=1).run(sched.length + 8)
@@ -173,13 +175,13 @@ def test_boards_over_the_simulated_radio_train_the_central_model(tmp_path):
     n = 4
     pn = plan.fit(ds, n, n_features=336, seed=0)
     p1 = plan.fit(ds, 1, n_features=336, seed=0)
-    t = board_plan.Training(epochs=3, batch=8, gap=4, deadline_ms=1000)
+    t = board_plan.Training(epochs=3, batch=8, gap=4, deadline_ms=1000, wire="float32")
     nps = board_plan.node_plans(pn, ds, t)
     plan.write(pn, tmp_path, nps)
     board_plan.write_data(pn, ds, t, tmp_path)
     (tmp_path / "fleet.key").write_bytes(bytes(range(16)))
     central = head_mod.Head(head_plan.node_plans(
-        p1, head_plan.sections(p1, ds.X_train, batch=8, passes=3))[0])
+        p1, head_plan.sections(p1, ds.X_train, batch=8, passes=3, wire="float32"))[0])
     fl = Fleet(tmp_path, tmp_path / "boards", topo.full(n, loss=0.2), profile("nrf52840-ext"),
                seed=3)
     fl.run(600)

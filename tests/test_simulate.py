@@ -27,6 +27,7 @@ def simulate(tmp_path, *argv, status=0, nodes="5"):
 def test_five_boards_learn_gunpoint_over_the_simulated_radio(tmp_path, capsys):
     res = simulate(tmp_path, "--epochs", "4", "--features", "1000", "--loss", "0.1")
     assert all(k in res for k in KEYS) and res["loop"] == "rocknet.runner.Runner"
+    assert res["wire"] == "int16"  # the plans' default
     # 10 % loss: a few samples may be dropped, each with its reason
     assert res["accuracy"] >= 0.95 and res["n_test"] == 150 and res["predicted"] >= 140
     assert 0.9 <= res["reference_accuracy"] <= 1.0
@@ -43,6 +44,16 @@ def test_five_boards_learn_gunpoint_over_the_simulated_radio(tmp_path, capsys):
         assert p["commits"] == res["committed"] and p["reboots"] == 0
     out = capsys.readouterr().out
     assert "all live nodes agree" in out and "stalled" in out
+
+
+def test_boards_send_float32_logits_on_request(tmp_path, capsys):
+    """The plans' default wire is int16 (the other runs here); --wire float32 still trains a
+    fleet that agrees."""
+    res = simulate(tmp_path, "--epochs", "1", "--features", "200", "--no-reference",
+                   "--wire", "float32", nodes="3")
+    assert res["wire"] == "float32" and "float32 partial logits" in capsys.readouterr().out
+    assert res["consistent"] is True and res["stalled"] is False
+    assert res["predicted"] == res["n_test"]
 
 
 @pytest.mark.slow

@@ -22,7 +22,8 @@ def pack(head, row):
 
 
 def unpack(data, n_classes, wire="float32", scale=1.0 / 256):
-    """Bytes of one row -> C floats; a row of another size or with NaN raises ValueError."""
+    """Bytes of one row -> C floats; a row of another size or with NaN (int16: `NONFINITE`
+    codes) raises ValueError."""
     size = 4 if wire == "float32" else 2
     if len(data) != size * n_classes:
         raise ValueError("partial-logit row of %d bytes, expected %d (%d classes, %s): the "
@@ -33,7 +34,10 @@ def unpack(data, n_classes, wire="float32", scale=1.0 / 256):
         if not finite(row):
             raise ValueError("partial-logit row contains NaN or inf")
         return row
-    return np.frombuffer(data, dtype=xp.int16) * scale
+    q = np.frombuffer(data, dtype=xp.int16)
+    if n_classes and q[0] == logits.NONFINITE:
+        raise ValueError("partial-logit row of non-finite logits")
+    return q * scale
 
 
 class LogitSum:

@@ -2,7 +2,9 @@
 
 A row is C floats (``head.partial_logits``), sent as C little-endian float32 (``wire
 "float32"``) or as C int16 codes of a fixed step ``scale`` (``wire "int16"``, half the bytes):
-code = floor(v / scale + 0.5), clipped to +-32767, value = code * scale. The node
+code = floor(v / scale + 0.5), clipped to +-32767, value = code * scale; the one code left,
+-32768 (`NONFINITE`), fills the row of a node whose logits are NaN or infinite, so the leader
+finds and removes it on either wire (a float32 row carries the NaN itself). The node
 (`node.Node`), the in-memory sum (`head_sum`) and the host's numpy twin
 (``rocknet_host.reference_head``) all encode through `codes`, so the fleet and the twin round
 alike; a clipped row is counted by the caller (a non-zero count says the plan's
@@ -14,9 +16,11 @@ not load it).
 import struct
 
 from . import xp
+from ._compat import const
 from .xp import np
 
 WIRES = ("float32", "int16")
+NONFINITE = const(-32768)  # every code of an int16 row of non-finite logits
 
 
 def finite(a):
@@ -37,13 +41,13 @@ def codes(row, scale):
 
 def pack(row, wire="float32", scale=1.0 / 256):
     """(bytes, clipped) of one row (array or list of C floats). Float32 rows carry whatever
-    the floats are (a node's NaN reaches the leader, which removes the node); an int16 row
-    of NaN or infinity raises ValueError (it has no code)."""
+    the floats are; an int16 row of NaN or infinity is all `NONFINITE` codes. Either way a
+    node's non-finite row reaches the leader, which removes the node."""
     if isinstance(row, (list, tuple)):
         row = np.array(row, dtype=xp.float_)
     if wire == "float32":
         return struct.pack("<%df" % len(row), *[float(v) for v in row]), False
     if not finite(row):
-        raise ValueError("partial logits contain NaN or inf; no int16 code for them")
+        return struct.pack("<%dh" % len(row), *([NONFINITE] * len(row))), False
     q, clipped = codes(row, scale)
     return bytes(np.array(q, dtype=xp.int16).tobytes()), clipped

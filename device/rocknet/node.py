@@ -20,6 +20,7 @@ import struct
 from . import xp
 from ._compat import const
 from ._compat import sha256 as _sha256
+from .logits import NONFINITE
 from .logits import finite as _finite
 from .logits import pack as pack_logits
 from .messages import (
@@ -256,11 +257,14 @@ class Node:
 
     def sum_logits(self, summed):
         """The logits z (C floats) from partial-logit messages laid end to end, summed in
-        that order (int16 codes are summed exactly, then scaled)."""
+        that order (int16 codes are summed exactly, then scaled; a row of `NONFINITE` codes
+        makes z NaN, as a float32 row of NaN does)."""
         size = self.logit_bytes * self.c
         z = [0.0] * self.c if self.logit_scale is None else [0] * self.c
         for o in range(0, len(summed), size):
             vals = struct.unpack(self._fmt, summed[o:o + size])
+            if self.logit_scale is not None and vals[0] == NONFINITE:
+                return [float("nan")] * self.c
             for k in range(self.c):
                 z[k] += vals[k]
         if self.logit_scale is not None:
@@ -570,12 +574,15 @@ class Node:
         """Bitmap of the nodes whose partial logits for sample s are NaN or infinite."""
         i = self._slot(s)
         rows = self._rows_of(i)
-        if not rows or self.logit_scale is not None:  # int16 codes are always finite
+        if not rows:
             return 0
         bad = 0
         for n in _bits(rows, self.n):
-            if not _finite(np.array(struct.unpack_from(self._fmt, self._rows,
-                                                        self._row_at(i, n)))):
+            if self.logit_scale is not None:  # int16: a row of NONFINITE codes
+                if struct.unpack_from("<h", self._rows, self._row_at(i, n))[0] == NONFINITE:
+                    bad |= 1 << n
+            elif not _finite(np.array(struct.unpack_from(self._fmt, self._rows,
+                                                          self._row_at(i, n)))):
                 bad |= 1 << n
         return bad
 

@@ -99,13 +99,15 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
     way. Parameters mirror the CLI: ``features``/``variant``/``bias_examples`` as
     ``rocknet plan``; ``mode``/``optimizer``/``epochs``/``batch``/``wire`` as ``rocknet bench
     accuracy`` (``epochs`` None: the mode's default passes, or ``rocknet simulate``'s default
-    epochs for ``fleet="simulate"``); ``loss``/``topology``/``hops``/``radio``/``faults`` as
-    ``rocknet simulate`` (faults: ``["crash:2@100", "reboot:1@50"]``). ``random_state``: the
-    plan's and training's seed (None: 0, so fits repeat)."""
+    epochs for ``fleet="simulate"``; ``wire`` "int16", the plans' default, or "float32");
+    ``loss``/``topology``/``hops``/``radio``/``faults`` as ``rocknet simulate`` (faults:
+    ``["crash:2@100", "reboot:1@50"]``). ``random_state``: the plan's and training's seed
+    (None: 0, so fits repeat)."""
 
     def __init__(self, n_nodes: int = 5, features: int = 10_000, variant: str = "minirocket",
                  bias_examples: int = 1, mode: str = "gradient", optimizer: str = "sgd",
-                 epochs: int | None = None, batch: int = 8, wire: str = "float32",
+                 epochs: int | None = None, batch: int = 8,
+                 wire: str = head_plan.DEFAULT_WIRE,
                  fleet: str = "memory", runtime: str = "cpython", loss: float = 0.0,
                  topology: str = "full", hops: int | None = None,
                  radio: str = "nrf52840-ext", faults: Sequence[Any] = (),
@@ -141,9 +143,10 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         if not isinstance(self.n_nodes, (int, np.integer)) or self.n_nodes < 1:
             raise ValueError(f"n_nodes must be an integer >= 1, not {self.n_nodes!r}")
         if self.fleet == "simulate":
-            if self.optimizer != "sgd" or self.wire != "float32":
-                raise ValueError("the simulated fleet trains with optimizer='sgd' and "
-                                 "wire='float32'; use fleet='memory' for other choices")
+            if self.optimizer != "sgd":
+                raise ValueError("the simulated fleet trains with optimizer='sgd' (what "
+                                 "`rocknet plan` writes); use fleet='memory' for other "
+                                 "optimizers")
             if self.runtime != "cpython":
                 raise ValueError("fleet='simulate' runs the node cores in CPython here; for "
                                  "MicroPython node cores use `rocknet simulate --runtime "
@@ -227,7 +230,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         cfg = simulate.Config(mode=self.mode, batch=self.batch, topology=self.topology,
                               hops=self.hops, loss=float(self.loss), radio=self.radio,
                               events=[parse_fault(f) for f in self.faults], seed=seed,
-                              runtime=self.runtime)
+                              runtime=self.runtime, wire=self.wire)
         if self.epochs is not None:
             cfg.epochs = int(self.epochs)
         pl = self.plan_

@@ -58,7 +58,7 @@ DEFAULTS: dict[str, list[Any]] = {"kind": ["simulate"], "mode": ["gradient"], "l
                                   "runtime": ["cpython"], "nodes": [5], "seeds": [0]}
 OPTIONS: dict[str, Any] = {
     "epochs": None, "batch": 8, "features": 10_000, "variant": "minirocket", "bias_examples": 1,
-    "hops": None, "radio": "nrf52840-ext", "optimizer": "sgd", "wire": "float32",
+    "hops": None, "radio": "nrf52840-ext", "optimizer": "sgd", "wire": "int16",
     "reference": True, "data_dir": [],
 }
 RESULTS = "results.parquet"
@@ -167,7 +167,7 @@ def _simulate_cell(cell: dict[str, Any]) -> Row:
                           topology=cell["topology"], hops=cell["hops"],
                           loss=float(cell["loss"]), radio=cell["radio"],
                           events=[parse_fault(f) for f in cell["faults"]],
-                          seed=int(cell["seed"]), runtime=cell["runtime"])
+                          seed=int(cell["seed"]), runtime=cell["runtime"], wire=cell["wire"])
     if cell["epochs"] is not None:
         cfg.epochs = int(cell["epochs"])
     res = simulate.Simulation(pl, ds, cfg).run()

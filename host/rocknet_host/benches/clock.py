@@ -70,11 +70,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def node_plan(ds: data.Dataset, nodes: int, node: int = 0) -> tuple[Any, dict[str, Any]]:
-    """The fleet plan and node ``node``'s board plan (head, schedule, run sections)."""
+    """The fleet plan and node ``node``'s board plan (head, schedule, run sections), with
+    float32 partial logits: the notes' ``sum_logits`` figure summed float32 rows."""
     from ..planning.board import Training, node_plans
 
     pl = plan.fit(ds, nodes)
-    return pl, node_plans(pl, ds, Training())[node]
+    return pl, node_plans(pl, ds, Training(wire="float32"))[node]
 
 
 def _calls(ds: data.Dataset, nodes: int, loss: float, seed: int) -> dict[str, bc.Work]:
@@ -107,6 +108,13 @@ def _calls(ds: data.Dataset, nodes: int, loss: float, seed: int) -> dict[str, bc
         summed = b"".join(struct.pack(f"<{pl.n_classes}f", *rng.normal(size=pl.n_classes))
                           for _ in range(nodes))
         _, out["Node.sum_logits (20 rows)"] = meter.call(node.sum_logits, summed)
+        # the plans' default rows, int16 codes: no figure in the notes
+        node16 = node_mod.Node(0, nodes, None, h, pl.n_classes, run["row_size"],
+                               node_mod.Schedule.from_dict(p0["schedule"]), slice_=s,
+                               logit_scale=p0["head"]["logit_scale"])
+        codes = rng.integers(-32767, 32768, size=(nodes, pl.n_classes))
+        _, out["Node.sum_logits, int16 rows (not in the figures)"] = meter.call(
+            node16.sum_logits, struct.pack(f"<{nodes * pl.n_classes}h", *codes.ravel()))
         geo = node.geo
         rx, tx = _round(meter, geo, run, nodes, loss, seed)
         out["Link.on_advert (mean, 10 % loss round)"] = rx

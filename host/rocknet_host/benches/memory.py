@@ -191,7 +191,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         # the planner's estimate of each node's peak need, code held as this bench loads it
         geo = planner.plan_shape(pl.length, pl.n_classes, pl.n_features, pl.variant,
                                   pl.n_nodes, len(ds.X_test),
-                                  sim.node_plans[0]["run"].get("profile", "extended"))
+                                  sim.node_plans[0]["run"].get("profile", "extended"),
+                                  sim.node_plans[0]["head"]["wire"])
         code_format = args.code or prof.code_format
         code_from = "files" if code_format == "mpy" else "py"
         fl = sim.fleet
@@ -224,7 +225,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": ds.name, "nodes": pl.n_nodes, "length": pl.length,
         "features": pl.n_features,
         "variant": pl.variant, "mode": args.mode, "board": args.board,
-        "heap_budget_bytes": board.heap_budget,
+        "wire": sim.node_plans[0]["head"]["wire"], "heap_budget_bytes": board.heap_budget,
         "measured_nodes": measured,
         "others": "the same loop in CPython threads" if len(measured) < pl.n_nodes else None,
         "runtime": RUNTIME, "profile": prof.name, "code_format": code_format,

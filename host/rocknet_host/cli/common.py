@@ -98,10 +98,20 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval", type=at_least(0), default=None, metavar="K",
                    help="test series evaluated over the air after every epoch (default: as "
                         "many as there are training series, at most all)")
+    add_wire_arg(g)
     g.add_argument("--radio", choices=board_plan.RADIOS, default=None,
                    help="advert size: extended (CircuitPython nRF52840, default) or legacy "
                         "(31 bytes; MicroPython's bluetooth; the default for a --fleet with "
                         "such a board)")
+
+
+def add_wire_arg(p: Any) -> None:
+    """``--wire``: how the nodes send their partial logits (`rocknet.logits`)."""
+    from ..planning import head as head_plan
+
+    p.add_argument("--wire", choices=head_plan.WIRES, default=head_plan.DEFAULT_WIRE,
+                   help=f"partial logits on the air (default {head_plan.DEFAULT_WIRE}: 2 "
+                        "bytes a class, summed as exact integers; float32: 4 bytes a class)")
 
 
 def training(args: argparse.Namespace, radio: str = "extended") -> Training:
@@ -109,7 +119,8 @@ def training(args: argparse.Namespace, radio: str = "extended") -> Training:
     from ..planning import board as board_plan
 
     t = board_plan.Training(mode=args.mode, epochs=args.epochs, batch=args.batch,
-                            eval=args.eval, radio=args.radio or radio, seed=args.seed)
+                            eval=args.eval, radio=args.radio or radio, seed=args.seed,
+                            wire=args.wire)
     t.check()
     return t
 

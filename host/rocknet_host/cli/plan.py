@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
               f"{s['nodes']} nodes, {min(s['features_per_node'])}-{max(s['features_per_node'])} "
               f"features per node, dilations {s['dilations']}")
     if trains:
-        con.print(f"training: {t.mode} head, {t.epochs} epochs, batch {t.batch}, {t.radio} "
-                  "adverts")
+        con.print(f"training: {t.mode} head, {t.epochs} epochs, batch {t.batch}, {t.wire} "
+                  f"partial logits, {t.radio} adverts")
     con.print(f"wrote {pl.n_nodes} node plans{', node data files' if trains else ''} and "
               f"fleet.json to {args.out}")
     return 0

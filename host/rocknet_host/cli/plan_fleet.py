@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, ds: Any) -> int:
     try:
         pl, split = fp.fit(fleet, ds, variant=args.variant, n_features=args.features,
                            bias_examples=args.bias_examples, seed=args.seed,
-                           code_from=args.code_from, radio=t.radio)
+                           code_from=args.code_from, radio=t.radio, wire=t.wire)
     except fp.FleetTooSmall as exc:
         raise UserError(str(exc)) from None
     trains = write_training(pl, ds, t, args.out, split, mapping)
@@ -75,8 +75,8 @@ def run(args: argparse.Namespace, ds: Any) -> int:
         con.print(f"re-planned without node(s) {args.lost}; renumbered: {moved}. Deploy the "
                   "new plans to every remaining board (rocknet deploy --plan-dir ...).")
     if trains:
-        con.print(f"training: {t.mode} head, {t.epochs} epochs, batch {t.batch}, {t.radio} "
-                  "adverts")
+        con.print(f"training: {t.mode} head, {t.epochs} epochs, batch {t.batch}, {t.wire} "
+                  f"partial logits, {t.radio} adverts")
     con.print(f"wrote {pl.n_nodes} node plans{', data files' if trains else ''}, fleet.json and "
               f"fleet_plan.json to {args.out}")
     return 0

@@ -21,7 +21,7 @@ from ..sim import html_report, simulate
 from ..sim.fleet import ACTIONS, Event
 from ..sim.pcap import capture
 from ..sim.radio import PROFILES
-from .common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from .common import add_dataset_args, add_plan_args, add_wire_arg, fit_plan, load_dataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs,
                    help=f"passes over the training set (default {d.epochs})")
     p.add_argument("--batch", type=int, default=d.batch, help=f"mini-batch (default {d.batch})")
+    add_wire_arg(p)
     p.add_argument("--topology", choices=simulate.TOPOLOGIES, default=d.topology)
     p.add_argument("--hops", type=int, default=None,
                    help="line/grid/random: radio range in hops (default: the sparsest connected)")
@@ -120,16 +121,16 @@ def run(args: argparse.Namespace) -> int:
                           radio=args.radio, events=events, seed=args.seed,
                           deadline_s=args.deadline, runtime=args.runtime, board=args.board,
                           profile=args.profile, heap_budget=args.heap_budget,
-                          code_format=args.code, compute=args.compute)
+                          code_format=args.code, compute=args.compute, wire=args.wire)
     con = Console()
     try:
         sim = simulate.Simulation(pl, ds, cfg)
     except (ValueError, RuntimeMissing) as exc:
         raise UserError(str(exc)) from None
     con.print(f"[bold]{ds.name}[/]: {pl.n_nodes} nodes, {pl.n_features} features, {args.mode} "
-              f"head, {args.epochs} epochs, {sim.topo.kind} topology, loss {args.loss:g}, "
-              f"{args.radio} ({sim.sched.length} rounds); every node runs rocknet.run()'s "
-              f"loop in {args.runtime}", soft_wrap=True)
+              f"head, {args.wire} partial logits, {args.epochs} epochs, {sim.topo.kind} "
+              f"topology, loss {args.loss:g}, {args.radio} ({sim.sched.length} rounds); "
+              f"every node runs rocknet.run()'s loop in {args.runtime}", soft_wrap=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("rounds"), TimeElapsedColumn(), console=con) as prog:
         task = prog.add_task(f"training, epoch 1/{args.epochs}", total=sim.sched.length)

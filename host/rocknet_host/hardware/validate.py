@@ -40,9 +40,10 @@ from ..reference import minirocket as reference
 
 SERIES_PER_CALL = 4
 MAX_BATCH = 8  # the plan's default batch; also bounds the board's batch buffer (B x F bytes)
-# The head options the check trains with (head_plan.sections fills in the rest).
+# The head options the check trains with (head_plan.sections fills in the rest, the plans'
+# default wire included: the check sends no rows, so the wire does not enter it).
 HEAD_OPTS: dict[str, Any] = {"mode": "gradient", "optimizer": "momentum", "passes": 1,
-                             "solver": "sgd", "wire": "float32"}
+                             "solver": "sgd"}
 RTOL, ATOL = 1e-3, 1e-4  # a weight step or two, in float32 and float64 (tests/test_head_twin)
 HEAD_KEYS = ("node", "nodes", "classes", "features", "head")  # what Head reads of a node plan
 

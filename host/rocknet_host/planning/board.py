@@ -87,10 +87,13 @@ class Training:
     seed: int = 0
     predict: bool = False  # after training, the fleet predicts the whole test set once
     gap: int = 0  # idle rounds after each batch: every block equals a central head's
+    wire: str = head_plan.DEFAULT_WIRE  # partial logits on the air: int16 codes or float32
 
     def check(self) -> None:
         if self.mode not in head_plan.MODES:
             raise UserError(f"--mode must be one of {head_plan.MODES}, not {self.mode!r}")
+        if self.wire not in head_plan.WIRES:
+            raise UserError(f"--wire must be one of {head_plan.WIRES}, not {self.wire!r}")
         if self.radio not in RADIOS:
             raise UserError(f"--radio must be one of {RADIOS}, not {self.radio!r}")
         if self.epochs < 1:
@@ -130,7 +133,7 @@ def node_plans(pl: Plan, ds: Dataset, t: Training,
     n = pl.n_nodes
     if heads is None:
         secs = head_plan.sections(pl, ds.X_train, mode=t.mode, batch=t.batch,
-                                  passes=t.epochs, solver="sgd")
+                                  passes=t.epochs, solver="sgd", wire=t.wire)
         for sec in secs:
             for key in ("mean", "std"):
                 if key in sec:
@@ -144,7 +147,7 @@ def node_plans(pl: Plan, ds: Dataset, t: Training,
     sched = node_mod.Schedule([b - a for a, b in tr], [b - a for a, b in te],
                               [b - a for a, b in tp], epochs=t.epochs, batch=t.batch,
                               gap=t.gap)
-    lb = 2 if secs[0]["wire"] == "int16" else 4
+    lb = head_plan.logit_bytes(secs[0]["wire"])
     try:
         rs = row_size_for(t.radio, lambda size: node_mod.Geometry(
             n, ds.length, pl.n_classes, size, t.window, lb))

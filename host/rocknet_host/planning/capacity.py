@@ -11,6 +11,7 @@ counts and makes the resulting ranges exact.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -29,8 +30,10 @@ from .board import Training, row_size_for
 #   code_heap_bytes      rocknet's modules, by how the board gets them (boards/code_heap.json)
 # + link_bytes           two Mixer rounds alive (the current one and the previous, still
 #                        served), each row a Python int, and the advert codec's CCM buffers
-# + ring_bytes           partial-logit rows of every node for the ring of undecided samples,
-#                        and one prediction byte per test series
+#                        (the round's control messages carry the plan's wire: 2 or 4 bytes a
+#                        class)
+# + ring_bytes           partial-logit rows of every node for the ring of undecided samples
+#                        (2 or 4 bytes a class), and one prediction byte per test series
 # + slice buffers        x, 3x, s9, c (int16) and the transform's temporaries
 # + per feature          bytes_per_feature
 # + RUNTIME_BYTES        everything else, calibrated on measured nodes (boards/memory_model.json,
@@ -63,17 +66,20 @@ def runtime_bytes(n_nodes: int, length: int, code: str = "files") -> int:
             + (int(r.get("py_extra", 0)) if code == "py" else 0))
 
 
-def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended") -> int:
-    """Two Mixer rounds of the plan's geometry (rows sized for adverts of the ``radio``
-    profile as `planning.board.row_size_for` picks them) and the codec's buffers; 0 for a
-    round no advert carries (the training writer refuses that plan with its own message)."""
+def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended",
+               wire: str = head_plan.DEFAULT_WIRE) -> int:
+    """Two Mixer rounds of the plan's geometry (partial logits as ``wire``, rows sized for
+    adverts of the ``radio`` profile as `planning.board.row_size_for` picks them) and the
+    codec's buffers; 0 for a round no advert carries (the training writer refuses that plan
+    with its own message)."""
     from ..runtimes import import_device
 
     messages = import_device("rocknet.messages")
     sizes = import_device("rocknet.wire_init")  # the advert sizes
 
     def geometry(size: int) -> Any:
-        return messages.Geometry(n_nodes, length, n_classes, size, WINDOW)
+        return messages.Geometry(n_nodes, length, n_classes, size, WINDOW,
+                                 head_plan.logit_bytes(wire))
 
     try:
         rs = row_size_for(radio, geometry)
@@ -83,10 +89,11 @@ def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended
     return 2 * m * (rs + ROW_OBJECT_BYTES) + 4 * sizes.packet_size(m, rs)
 
 
-def ring_bytes(n_nodes: int, n_classes: int, n_test: int = 0) -> int:
-    """The ring's float32 partial-logit rows of every node (the plans' default wire; int16
-    rows hold half), and the predictions (a byte per test series of the fleet)."""
-    return PENDING_SAMPLES * n_nodes * n_classes * 4 + n_test
+def ring_bytes(n_nodes: int, n_classes: int, n_test: int = 0,
+               wire: str = head_plan.DEFAULT_WIRE) -> int:
+    """The ring's partial-logit rows of every node (``wire``: int16 rows hold half of float32
+    ones), and the predictions (a byte per test series of the fleet)."""
+    return PENDING_SAMPLES * n_nodes * n_classes * head_plan.logit_bytes(wire) + n_test
 
 
 def bytes_per_feature(board: Board, n_classes: int) -> int:
@@ -139,6 +146,7 @@ class PlanShape:
     n_nodes: int = 1
     n_test: int = 0  # test series the fleet predicts (a byte each on every node)
     radio: str = "extended"
+    wire: str = head_plan.DEFAULT_WIRE  # partial logits on the air (and in the ring)
 
     @property
     def n_features(self) -> int:
@@ -146,11 +154,12 @@ class PlanShape:
 
 
 def plan_shape(length: int, n_classes: int, n_features: int, variant: str, n_nodes: int = 1,
-               n_test: int = 0, radio: str = "extended") -> PlanShape:
+               n_test: int = 0, radio: str = "extended",
+               wire: str = head_plan.DEFAULT_WIRE) -> PlanShape:
     dil = planmod.rocknet_dilations if variant == "rocknet" else planmod.minirocket_dilations
     dilations, per_dil = dil(length, n_features)
     return PlanShape(length, n_classes, list(dilations), int(sum(per_dil)), n_nodes, n_test,
-                     radio)
+                     radio, wire)
 
 
 def fixed_bytes(board: Board, geo: PlanShape, code: str) -> int:
@@ -158,8 +167,8 @@ def fixed_bytes(board: Board, geo: PlanShape, code: str) -> int:
     (a `code_heap_bytes` key)."""
     padded = geo.length + 8 * max(geo.dilations)
     return (code_heap_bytes(code) + runtime_bytes(geo.n_nodes, geo.length, code)
-            + link_bytes(geo.n_nodes, geo.length, geo.n_classes, geo.radio)
-            + ring_bytes(geo.n_nodes, geo.n_classes, geo.n_test)
+            + link_bytes(geo.n_nodes, geo.length, geo.n_classes, geo.radio, geo.wire)
+            + ring_bytes(geo.n_nodes, geo.n_classes, geo.n_test, geo.wire)
             + 2 * 2 * padded + 2 * 2 * geo.length + TEMP_BYTES)  # x, 3x, s9, c int16
 
 
@@ -251,8 +260,7 @@ def _remedy(board: Board, code: str) -> str:
 
 
 def _with_nodes(geo: PlanShape, n: int) -> PlanShape:
-    return PlanShape(geo.length, geo.n_classes, geo.dilations, geo.features_per_kernel, n,
-                     geo.n_test, geo.radio)
+    return dataclasses.replace(geo, n_nodes=n)
 
 
 def _most_features(fleet: FleetFile, geo: PlanShape, variant: str, code_from: str | None
@@ -262,7 +270,7 @@ def _most_features(fleet: FleetFile, geo: PlanShape, variant: str, code_from: st
     def fits(nf: int) -> bool:
         try:
             g2 = plan_shape(geo.length, geo.n_classes, nf, variant, geo.n_nodes, geo.n_test,
-                            geo.radio)
+                            geo.radio, geo.wire)
         except ValueError:
             return False
         caps = [kernel_capacity(g.board, g2, code_from) for g in fleet.groups
@@ -352,12 +360,13 @@ def split_for(fleet: FleetFile, geo: PlanShape, variant: str = "minirocket",
 
 def fit(fleet: FleetFile, dataset: Any, variant: str = "minirocket", n_features: int = 10_000,
         bias_examples: int = 1, seed: int = 0, code_from: str | None = None,
-        radio: str = "extended") -> tuple[planmod.Plan, FleetSplit]:
+        radio: str = "extended", wire: str = head_plan.DEFAULT_WIRE
+        ) -> tuple[planmod.Plan, FleetSplit]:
     """A plan for `dataset` split across `fleet` by capacity and clock, each board's code
-    held as it gets it (`code_source`)."""
+    held as it gets it (`code_source`), its nodes sending partial logits as ``wire``."""
     nodes = fleet.nodes()
     geo = plan_shape(dataset.length, len(dataset.classes), n_features, variant, len(nodes),
-                     len(dataset.X_test), radio)
+                     len(dataset.X_test), radio, wire)
     counts = split_for(fleet, geo, variant, code_from)
     pl = planmod.fit(dataset, len(nodes), variant=variant, n_features=n_features,
                      bias_examples=bias_examples, seed=seed, weights=[float(c) for c in counts])

@@ -30,6 +30,7 @@ from .. import boards
 from ..data import Dataset
 from ..planning import board as board_plan
 from ..planning import features as plan_mod
+from ..planning import head as head_plan
 from ..planning.features import Plan
 from ..reference import minirocket as reference
 from ..runtimes import import_device, profiles
@@ -66,6 +67,7 @@ class Config:
     enforce_heap: bool = True  # False: measure the heap only (`rocknet bench memory`)
     code_format: str | None = None  # MicroPython: rocknet from "py" or "mpy" (else the profile's)
     mpy_nodes: set[int] | None = None  # MicroPython: only these boards (None: all), others CPython
+    wire: str = head_plan.DEFAULT_WIRE  # partial logits on the air: int16 or float32
 
 
 @dataclass
@@ -189,7 +191,7 @@ class Simulation:
         self.training = board_plan.Training(
             mode=cfg.mode, epochs=cfg.epochs, batch=cfg.batch, eval=0, predict=True,
             radio=self.model.wire_profile, deadline_ms=int(self.deadline_s * 1000),
-            seed=cfg.seed)
+            seed=cfg.seed, wire=cfg.wire)
         nps = board_plan.node_plans(self.plan, self.ds, self.training)
         self.node_plans = nps  # what every board was built from
         plan_mod.write(self.plan, plan_dir, nps)
@@ -414,6 +416,7 @@ class Simulation:
             "epochs": self.cfg.epochs, "features": self.plan.n_features,
             "variant": self.plan.variant, "topology": self.topo.describe(),
             "loss": self.cfg.loss, "radio": self.cfg.radio, "row_size": self.row_size,
+            "wire": self.node_plans[0]["head"]["wire"],
             "deadline_s": self.deadline_s, "loop": "rocknet.runner.Runner",
             "adapter": "rocknet.radio." + ("bleio over a virtual _bleio" if fl.radio == "bleio"
                                            else "bluetooth over a virtual bluetooth"),
