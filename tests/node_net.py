@@ -177,7 +177,7 @@ def replay(node: Any, head: Any, series_of: Callable[[int], bytes]) -> Any:
     from ``series_of(sample)``) and every optimizer step, in order, on a fresh ``head``. The
     host's view of the global model is the replayed blocks side by side. A node that restored
     a checkpoint starts from that checkpoint instead: replay it from there (not done here)."""
-    node_mod = import_device("rocknet.node")
+    schedule_mod = import_device("rocknet.schedule")
     xp = import_device("rocknet.xp")
     nb = node.geo.nb
     counts = xp.np.zeros(node.slice.n_features, dtype=xp.uint16)
@@ -187,7 +187,7 @@ def replay(node: Any, head: Any, series_of: Callable[[int], bytes]) -> Any:
                              "from that checkpoint instead of a fresh head")
         if kind == "S":
             head.step()
-        elif kind == "A" and payload[1] == node_mod.TRAIN:
+        elif kind == "A" and payload[1] == schedule_mod.TRAIN:
             z = node.sum_logits(payload[4 + nb:])
             node.slice.transform(series_of(s), counts)
             head.apply(xp.np.array(z, dtype=xp.float_), payload[0], counts)

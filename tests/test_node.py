@@ -15,6 +15,7 @@ from node_standin import SETUP_SRC, standin_namespace
 from rocknet_host.runtimes import import_device
 
 node_mod = import_device("rocknet.node")
+schedule_mod = import_device("rocknet.schedule")
 NS = standin_namespace()
 
 
@@ -39,9 +40,9 @@ def test_schedule_round_robin_batches_and_phases():
     owners = [s.at(k)[1] for k in range(6)]
     assert owners == [0, 1, 2, 0, 1, 0]
     assert [s.at(k)[2] for k in range(6)] == [0, 0, 0, 1, 1, 2]
-    assert s.at(6)[:3] == (node_mod.EVAL, 0, 0) and s.at(7)[:3] == (node_mod.EVAL, 1, 0)
-    assert s.at(8)[0] == node_mod.TRAIN and s.at(8)[3] == 1
-    assert s.at(16)[:3] == (node_mod.PREDICT, 1, 0)
+    assert s.at(6)[:3] == (schedule_mod.EVAL, 0, 0) and s.at(7)[:3] == (schedule_mod.EVAL, 1, 0)
+    assert s.at(8)[0] == schedule_mod.TRAIN and s.at(8)[3] == 1
+    assert s.at(16)[:3] == (schedule_mod.PREDICT, 1, 0)
     assert s.at(17) is None and s.at(-1) is None
     ends = [k for k in range(s.length) if s.batch_end(k)]
     assert ends == [3, 5, 11, 13]  # a batch of 4, the remainder of 2, per epoch
@@ -55,7 +56,7 @@ def test_schedule_gap_idles_after_every_batch():
     # training 0,1 | idle idle | 2,3 | idle idle | 4 | idle idle | eval eval
     assert s.period == 5 + 3 * 2 + 2 and s.length == 2 * s.period
     kinds = [None if s.at(k) is None else s.at(k)[0] for k in range(s.period)]
-    T, E = node_mod.TRAIN, node_mod.EVAL
+    T, E = schedule_mod.TRAIN, schedule_mod.EVAL
     assert kinds == [T, T, None, None, T, T, None, None, T, None, None, E, E]
     assert [k for k in range(s.period) if s.batch_end(k)] == [1, 5, 8]
     assert s.last_batch_end(4) == 1 and s.last_batch_end(9) == 8
@@ -388,7 +389,7 @@ def test_the_host_replays_each_block_from_the_log():
 
     def series_of(s):
         phase, owner, k, _ = sched.at(s)
-        assert phase == node_mod.TRAIN
+        assert phase == schedule_mod.TRAIN
         return bytes(X[k * 4 + owner])
 
     for i, nd in enumerate(fr.nodes):
@@ -514,3 +515,15 @@ def test_a_long_run_of_drops_is_one_entry_and_is_applied_without_expanding_it():
     assert len(nd.known) <= 4 * nd.capacity + 2 and nd.stats["drop"] == 4001
     nd._learn([(9000, node_mod.COMMIT, 0, 0b111, 0, 10)], 1)  # from the future: ignored
     assert 9000 not in nd.known
+
+
+def test_the_constants_node_compiles_in_are_their_modules():
+    """node.py keeps private copies of other modules' constants (a const imported from
+    another module costs a board heap, a private one is compiled in): they must agree."""
+    msg = import_device("rocknet.messages")
+    log = import_device("rocknet.logits")
+    assert (node_mod._F_LOGITS, node_mod._F_OUT, node_mod._F_JOIN, node_mod._SERIES_HEAD) == (
+        msg.F_LOGITS, msg.F_OUT, msg.F_JOIN, msg.SERIES_HEAD)
+    assert (node_mod._TRAIN, node_mod._EVAL, node_mod._PREDICT) == (
+        schedule_mod.TRAIN, schedule_mod.EVAL, schedule_mod.PREDICT)
+    assert node_mod._NONFINITE == log.NONFINITE

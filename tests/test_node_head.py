@@ -14,6 +14,7 @@ from rocknet_host.planning import features as plan  # noqa: E402
 from rocknet_host.planning import head as head_plan  # noqa: E402
 
 node_mod = import_device("rocknet.node")
+schedule_mod = import_device("rocknet.schedule")
 
 
 def real_fleet(epochs, batch=8, **kw):
@@ -144,7 +145,7 @@ def test_with_a_batch_gap_the_fleet_trains_exactly_the_central_model(gap, loss):
     whole = import_device("rocknet.minirocket").Slice(p1.node_features(0))
     applied = 0
     for e in fr.nodes[0].applied:
-        if e[0] == "A" and e[2][1] == node_mod.TRAIN:
+        if e[0] == "A" and e[2][1] == schedule_mod.TRAIN:
             _, owner, k, _ = sched.at(e[1])
             counts = whole.transform(Q[tr[owner][0] + k].tobytes())
             central.apply(central.partial_logits(counts), e[2][0], counts)
@@ -197,7 +198,7 @@ def test_boards_over_the_simulated_radio_train_the_central_model(tmp_path):
     tr = owner_split(60, n)
     whole = import_device("rocknet.minirocket").Slice(p1.node_features(0))
     for e in log:
-        if e[0] == "A" and e[2][1] == node_mod.TRAIN:
+        if e[0] == "A" and e[2][1] == schedule_mod.TRAIN:
             _, owner, k, _ = sched.at(e[1])
             counts = whole.transform(Q[tr[owner][0] + k].tobytes())
             central.apply(central.partial_logits(counts), e[2][0], counts)

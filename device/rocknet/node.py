@@ -20,22 +20,22 @@ import struct
 from . import xp
 from ._compat import const
 from ._compat import sha256 as _sha256
-from .logits import NONFINITE
 from .logits import finite as _finite
 from .logits import pack as pack_logits
-from .messages import (
-    F_JOIN,
-    F_LOGITS,
-    F_OUT,
-    SERIES_HEAD,
-    Geometry,  # noqa: F401 (node.Geometry: the round's layout)
-    ctrl_message,
-    parse_ctrl,
-)
+from .messages import Geometry, ctrl_message, parse_ctrl  # noqa: F401 (node.Geometry)
 from .mixer import mask_bits as _bits
-from .schedule import EVAL, PHASES, PREDICT, TRAIN, Schedule  # noqa: F401 (node.Schedule)
+from .schedule import PHASES, Schedule  # noqa: F401 (node.Schedule)
 from .xp import np
 
+# Other modules' constants, compiled in here (a private const costs no import and no heap):
+_NONFINITE = const(-32768)  # logits.NONFINITE
+_F_LOGITS = const(0x01)  # messages.F_LOGITS, F_OUT, F_JOIN, SERIES_HEAD
+_F_OUT = const(0x02)
+_F_JOIN = const(0x04)
+_SERIES_HEAD = const(2)
+_TRAIN = const(0)  # schedule.TRAIN, EVAL, PREDICT
+_EVAL = const(1)
+_PREDICT = const(2)
 DROP = const(0)
 COMMIT = const(1)
 
@@ -116,13 +116,13 @@ class Node:
                 c = ctrl[n]
                 heard |= 1 << n
                 self._miss[n] = 0
-                if c.flags & F_OUT:
+                if c.flags & _F_OUT:
                     self._absent[n] += 1
                 else:
                     decoded |= 1 << n
                     self._absent[n] = 0
                 member = (self.members >> n) & 1
-                self._joinwait[n] = self._joinwait[n] + 1 if member and c.flags & F_JOIN else 0
+                self._joinwait[n] = self._joinwait[n] + 1 if member and c.flags & _F_JOIN else 0
                 # a member that heard no other member in round r-1 (deaf, but talking)
                 others = self.members & ~(1 << n)
                 deaf = member and contiguous and others and not c.ack & others
@@ -136,7 +136,7 @@ class Node:
             have = 0
             for n in ctrl:
                 c = ctrl[n]
-                if c.flags & F_LOGITS:
+                if c.flags & _F_LOGITS:
                     o = self._row_at(slot, n)
                     self._rows[o:o + self._row_size] = c.logits
                     have |= 1 << n
@@ -157,7 +157,7 @@ class Node:
             msg = geo.join(rows, 0, geo.series_rows, geo.series_bytes)
             if msg is None:
                 self.stats["series_missed"] += 1
-            elif msg[1] != at[0] or (msg[1] != PREDICT and msg[0] >= self.c):
+            elif msg[1] != at[0] or (msg[1] != _PREDICT and msg[0] >= self.c):
                 self.stats["series_bad"] += 1  # not what the schedule says: ignore it
             else:
                 self._take_series(r, msg)
@@ -172,7 +172,7 @@ class Node:
         items = self.data.get(PHASES[phase]) or []
         if k >= len(items):
             return None
-        if phase == PREDICT:
+        if phase == _PREDICT:
             series, label = items[k], 0xFF
         else:
             series, label = items[k]
@@ -182,11 +182,11 @@ class Node:
         flags = 0
         logits = None
         if self._own_logits is not None and self._own_logits[0] == r - 1:
-            flags |= F_LOGITS
+            flags |= _F_LOGITS
             logits = self._own_logits[1]
         if not self.synced:  # a node that found its own partial logits broken stays out
             out = (self.members | self.faulty) >> self.id & 1
-            flags |= F_OUT if out else F_JOIN
+            flags |= _F_OUT if out else _F_JOIN
         ack, heard = 0, 0
         if self._last_round == r - 1:
             ack, heard = self._ack_next, self.heard_last
@@ -216,7 +216,7 @@ class Node:
         self._slot_phase[i] = phase
         self._have[i] = -1
         counts = self._counts
-        self.slice.transform(msg[SERIES_HEAD:], counts)
+        self.slice.transform(msg[_SERIES_HEAD:], counts)
         codes = self.head.codes(counts)
         if self._kept[i] is None:
             self._kept[i] = np.zeros(len(codes), dtype=codes.dtype)
@@ -257,13 +257,13 @@ class Node:
 
     def sum_logits(self, summed):
         """The logits z (C floats) from partial-logit messages laid end to end, summed in
-        that order (int16 codes are summed exactly, then scaled; a row of `NONFINITE` codes
+        that order (int16 codes are summed exactly, then scaled; a row of `_NONFINITE` codes
         makes z NaN, as a float32 row of NaN does)."""
         size = self.logit_bytes * self.c
         z = [0.0] * self.c if self.logit_scale is None else [0] * self.c
         for o in range(0, len(summed), size):
             vals = struct.unpack(self._fmt, summed[o:o + size])
-            if self.logit_scale is not None and vals[0] == NONFINITE:
+            if self.logit_scale is not None and vals[0] == _NONFINITE:
                 return [float("nan")] * self.c
             for k in range(self.c):
                 z[k] += vals[k]
@@ -280,7 +280,7 @@ class Node:
             self.stats["drop"] += 1
             self._record(b"D", s, b"\xff")
             return
-        if phase == TRAIN:
+        if phase == _TRAIN:
             self.head.apply(np.array(z, dtype=xp.float_), label, codes=self._kept[i])
             self._batch_applied += 1
         else:
@@ -288,7 +288,7 @@ class Node:
             for k in range(1, self.c):
                 if z[k] > z[best]:
                     best = k
-            if phase == EVAL:
+            if phase == _EVAL:
                 self.evaluated += 1
                 self.correct += 1 if best == label else 0
             else:
@@ -315,7 +315,7 @@ class Node:
                 self._checkpoint()
         at = sch.at(s)
         nxt = sch.at(s + 1)
-        if at is not None and at[0] == EVAL and (nxt is None or nxt[0] != EVAL):
+        if at is not None and at[0] == _EVAL and (nxt is None or nxt[0] != _EVAL):
             self.accuracy.append((at[3], self.correct, self.evaluated))
             self.correct = 0
             self.evaluated = 0
@@ -533,7 +533,7 @@ class Node:
                 continue
             c = ctrl.get(n)
             if (self._miss[n] >= self.gone_after or self._joinwait[n] >= self.gone_after
-                    or self._deaf[n] >= self.gone_after or (c is not None and c.flags & F_OUT)):
+                    or self._deaf[n] >= self.gone_after or (c is not None and c.flags & _F_OUT)):
                 M &= ~(1 << n)
                 self.stats["removed"] += 1
         # faults: a member whose partial logits for s are not finite (a bug, a bit flip in its
@@ -554,7 +554,7 @@ class Node:
         joins = 0
         rows = self._rows_of(self._slot(s))
         for n in ctrl:
-            if not (M >> n) & 1 and ctrl[n].flags & F_JOIN and not (bad >> n) & 1 \
+            if not (M >> n) & 1 and ctrl[n].flags & _F_JOIN and not (bad >> n) & 1 \
                     and (not (self.faulty >> n) & 1 or (rows >> n) & 1):
                 joins |= 1 << n
         if self._commit_fails(s, ctrl, M | joins) is None:
@@ -578,8 +578,8 @@ class Node:
             return 0
         bad = 0
         for n in _bits(rows, self.n):
-            if self.logit_scale is not None:  # int16: a row of NONFINITE codes
-                if struct.unpack_from("<h", self._rows, self._row_at(i, n))[0] == NONFINITE:
+            if self.logit_scale is not None:  # int16: a row of _NONFINITE codes
+                if struct.unpack_from("<h", self._rows, self._row_at(i, n))[0] == _NONFINITE:
                     bad |= 1 << n
             elif not _finite(np.array(struct.unpack_from(self._fmt, self._rows,
                                                           self._row_at(i, n)))):
