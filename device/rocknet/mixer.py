@@ -170,7 +170,10 @@ class Round:
 
     def rows(self):
         """All rows, None where not decoded yet."""
-        return [self.row(i) for i in range(self.m)]
+        out = []
+        for i in range(self.m):
+            out.append(self.row(i))
+        return out
 
     def decoded_mask(self):
         mask = 0
@@ -374,6 +377,9 @@ class Round:
                 pl ^= self._get(i)
         if cv or not self.rank:
             return cv, pl  # rank 0: a pure info packet, so neighbours know we are here
-        held = [i for i in range(self.m) if rows_cv[i]]
-        i = held[self._rng.below(len(held))]
-        return rows_cv[i], self._get(i)
+        k = self._rng.below(self.rank)  # a row held, at random (rank = rows held)
+        for i in range(self.m):
+            if rows_cv[i]:
+                if not k:
+                    return rows_cv[i], self._get(i)
+                k -= 1

@@ -116,7 +116,9 @@ class ReplayWindow:
             senders[sender] = w | 1 << back
 
     def forget_before(self, round_no):
-        for r in [r for r in self._rounds if r < round_no]:
+        for r in list(self._rounds):
+            if r >= round_no:
+                continue
             senders = self._rounds.pop(r)
             for k in list(senders):
                 del senders[k]  # not clear(): that frees the table, a later round regrows it
