@@ -118,6 +118,24 @@ def test_fleet_recovers_every_row(n, extra, p, loss, seed):
         assert r.rows() == truth
 
 
+def test_a_round_keeps_its_rows_in_storage_made_with_it():
+    """Coding vectors and payloads live in an array and a bytearray the round makes once (a
+    slot per row, one for the freshest packet): packets are taken in place, so a board's heap
+    between rounds does not depend on what a round heard. 40 rows: vectors above 2**30 too."""
+    rng = random.Random(3)
+    m, p = 40, 9
+    truth = [rng.randbytes(p) for _ in range(m)]
+    r = mixer.Round(1, 5, list(range(m)), p)
+    cv, pl = r._cv, r._pl
+    sizes = (len(cv), len(pl))
+    assert sizes == (m + 1, (m + 1) * p)
+    while not r.full_rank:
+        v = rng.getrandbits(m) | 1 << rng.randrange(30, m)
+        r.receive(mixer.Packet(5, 2, 0, v, 0, xor_rows(truth, v)), 0)
+    assert r._cv is cv and r._pl is pl and (len(cv), len(pl)) == sizes
+    assert r.rows() == truth
+
+
 def test_systematic_start_sends_own_rows_uncoded_first():
     owners = [0, 1, 1, 2, 1]
     rnd = mixer.Round(1, 0, owners, 4)

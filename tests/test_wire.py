@@ -196,6 +196,21 @@ def test_replay_window_per_sender_and_round():
     assert sorted(w._rounds) == [6, 7]
 
 
+def test_replay_window_reuses_its_round_dicts_emptied():
+    """A round's windows go into one of the dicts made with the window, emptied when its round
+    is forgotten: a sender's seqs of an old round are not replays in a new one."""
+    w = wire.ReplayWindow()
+    made = {id(d) for d in w._spare}
+    for r in range(40):
+        for s in range(5):
+            assert w.fresh(r, s, 3)
+            w.mark(r, s, 3)
+            assert not w.fresh(r, s, 3)
+        if r % 3 == 0:
+            w.forget_before(r)
+        assert {id(d) for d in [*w._rounds.values(), *w._spare]} == made
+
+
 REPLAY_ON_DEVICE = """
 from rocknet import wire
 _w = wire.ReplayWindow()

@@ -333,6 +333,13 @@ def build_runner(self, plan, key, samples, radio=None, clock=None, out=None, pid
     self.link = Link(node.id, key, node.geo.owners(), run["row_size"],
                      run.get("profile", "extended"), timeout_ms=self.deadline_ms,
                      round_hint=self._ckpt_round)
+    # dicts whose keys come and go, or arrive the first time something rare happens (a
+    # round's replay windows, reasons counted), get their tables now: the heap between
+    # rounds does not step up when a third round or a new reason turns up
+    for d in self.link.codec.replay._spare:
+        _sized(d, plan["nodes"])
+    _sized(self.link.codec.rejected, 11)  # wire's reasons, and the link's stale, future
+    _sized(node.drop_why, 8)  # the leader's reasons (`node.Node._why`)
     self.radio = (radio or open_radio)(self.link)
     self.clock = clock or self.radio.now_ms
     self.r = None  # round in progress
@@ -355,10 +362,21 @@ def build_runner(self, plan, key, samples, radio=None, clock=None, out=None, pid
     node._record = self._record
 
 
+def _sized(d, n):
+    """``d`` with a table for ``n`` more keys (deleting keys keeps a dict's table)."""
+    for k in range(-n, 0):
+        d[k] = 0
+    for k in range(-n, 0):
+        del d[k]
+    return d
+
+
 def _restore(r):
     """Resume ``r``'s node from the newest good checkpoint; the round it was taken in, or
     None (no checkpoint, or none of this plan and node: start fresh)."""
-    from . import checkpoint
+    # head_state too, restoring or not: loading a module interns its names for good, and
+    # a board's heap between rounds should not step up at the first checkpoint written
+    from . import checkpoint, head_state  # noqa: F401
 
     try:
         r._seq, rnd, path, note = checkpoint.restore(r.ckpt_path, r.node.restore)

@@ -20,9 +20,14 @@ boards that are gone never come), every needed row decoded. The "full rank" flag
 the wire mean done: a node that holds everything the round needs tells its neighbours so,
 and they stop waiting for it to catch up.
 
-Coding vectors and payloads are Python ints (XOR is one C call either way); bit i of a coding
-vector is row i. No clock, no radio: times are integer milliseconds handed in by the caller.
+Coding vectors and payloads are Python ints while computed (XOR is one C call either way);
+bit i of a coding vector is row i. A round keeps them in storage sized once by its geometry (an
+``array("Q")`` of vectors, a bytearray of payloads): a board's heap between rounds does not
+depend on what the round heard. No clock, no radio: times are integer milliseconds handed in
+by the caller.
 """
+
+from array import array
 
 from ._compat import const
 
@@ -58,18 +63,20 @@ class Packet:
 
 
 class Rng:
-    """xorshift32: the same stream on CPython, MicroPython and CircuitPython (no `random`)."""
+    """xorshift32: the same stream on CPython, MicroPython and CircuitPython (no `random`).
+    The state lives in an ``array("I")``: a 32-bit int above 2**30 is a heap object on a
+    board, so the heap would change with the state."""
 
     def __init__(self, seed):
         seed = (seed ^ 0x9E3779B9) & 0xFFFFFFFF
-        self._s = seed or 0x6D2B79F5
+        self._s = array("I", (seed or 0x6D2B79F5,))
 
     def next32(self):
-        x = self._s
+        x = self._s[0]
         x ^= (x << 13) & 0xFFFFFFFF
         x ^= x >> 17
         x ^= (x << 5) & 0xFFFFFFFF
-        self._s = x
+        self._s[0] = x
         return x
 
     def bits(self, n):
@@ -106,24 +113,24 @@ class Round:
             raise ValueError("row_size must be >= 1 byte")
         self.node_id = node_id
         self.round_no = round_no
-        self.owners = list(owners)
         self.m = m
         self.row_size = row_size
         # Nodes = distinct owners, sorted: position = bit in full-rank maps (N <= M bits fit).
-        self.nodes = sorted(set(self.owners))
+        self.nodes = sorted(set(owners))
         self._index = {}
         for i, n in enumerate(self.nodes):
             self._index[n] = i
         self._all_rows = (1 << m) - 1
         self._all_nodes = (1 << len(self.nodes)) - 1
         self._need = self._all_rows  # rows the round needs (`need`)
-        self._cv = [0] * m  # pivot-indexed reduced rows: coding vector (0 = no row)
-        self._pl = [0] * m  # ... and payload as an int (big-endian bytes)
+        # pivot-indexed reduced rows: coding vector (0 = no row) and payload (row_size bytes
+        # each, big-endian as the ints computed with); slot m: the freshest innovative
+        # packet as received (sideload)
+        self._cv = array("Q", [0] * (m + 1))
+        self._pl = bytearray((m + 1) * row_size)
         self.rank = 0
         self._rng = Rng(seed ^ ((round_no * 0x2545F491) & 0xFFFFFFFF))
         self._own_unsent = []  # own row indices not yet sent uncoded, ascending
-        self._fresh_cv = 0  # freshest innovative packet as received (sideload)
-        self._fresh_pl = 0
         self._fresh_left = 0
         self._heard = 0  # node mask: neighbours heard this round
         self._finished = 0  # node mask: nodes known to be full rank
@@ -148,13 +155,25 @@ class Round:
 
     def row(self, i):
         """Row i as bytes once decoded, else None."""
-        if self._cv[i] != 1 << i:
-            return None
-        return self._pl[i].to_bytes(self.row_size, "big")
+        if self._cv[i] == 1 << i:
+            return self._get(i).to_bytes(self.row_size, "big")
+
+    def _get(self, i):
+        """Payload of slot i as an int."""
+        o = i * self.row_size
+        return int.from_bytes(self._pl[o:o + self.row_size], "big")
+
+    def _put(self, i, cv, pl):
+        self._cv[i] = cv
+        o = i * self.row_size
+        self._pl[o:o + self.row_size] = pl.to_bytes(self.row_size, "big")
 
     def rows(self):
         """All rows, None where not decoded yet."""
-        return [self.row(i) for i in range(self.m)]
+        out = []
+        for i in range(self.m):
+            out.append(self.row(i))
+        return out
 
     def decoded_mask(self):
         mask = 0
@@ -237,8 +256,7 @@ class Round:
         if not self._insert(cv, pl, now_ms):
             return False
         self.innovative += 1
-        self._fresh_cv = cv
-        self._fresh_pl = pl
+        self._put(self.m, cv, pl)
         self._fresh_left = _FRESH_USES
         return True
 
@@ -269,11 +287,10 @@ class Round:
     def _insert(self, cv, pl, now_ms):
         """Online Gauss-Jordan step; keeps the table in reduced row-echelon form."""
         rows_cv = self._cv
-        rows_pl = self._pl
         for q in range(self.m - 1, -1, -1):
             if (cv >> q) & 1 and rows_cv[q]:
                 cv ^= rows_cv[q]
-                pl ^= rows_pl[q]
+                pl ^= self._get(q)
         if not cv:
             return False
         p = self.m - 1
@@ -282,10 +299,8 @@ class Round:
         # The new row has zeros in every existing pivot column; clear column p elsewhere.
         for q in range(p + 1, self.m):
             if (rows_cv[q] >> p) & 1:
-                rows_cv[q] ^= cv
-                rows_pl[q] ^= pl
-        rows_cv[p] = cv
-        rows_pl[p] = pl
+                self._put(q, rows_cv[q] ^ cv, self._get(q) ^ pl)
+        self._put(p, cv, pl)
         self.rank += 1
         if self.rank == self.m:
             self.full_rank_ms = now_ms
@@ -306,8 +321,10 @@ class Round:
             self._linger = _LINGER
         cv = 0
         pl = 0
-        if self._own_unsent:
-            cv, pl = self._unit(self._own_unsent.pop(0))
+        if self._own_unsent:  # row i as a unit vector (own rows stay decoded: units)
+            i = self._own_unsent.pop(0)
+            if self._cv[i] == 1 << i:
+                cv, pl = self._cv[i], self._get(i)
         if not cv:
             cv, pl = self._answer_request(now_ms)
         if not cv:
@@ -325,12 +342,6 @@ class Round:
             return INFO_REQUEST, self.missing_mask()
         return INFO_FULL_MAP, self._finished
 
-    def _unit(self, i):
-        """Row i as a unit-vector packet if decoded (own rows stay decoded: they are units)."""
-        if self._cv[i] == 1 << i:
-            return self._cv[i], self._pl[i]
-        return 0, 0
-
     def _answer_request(self, now_ms):
         if not self._requests:
             return 0, 0
@@ -347,7 +358,7 @@ class Round:
         pl = 0
         for i in mask_bits(pick, self.m):
             cv ^= self._cv[i]
-            pl ^= self._pl[i]
+            pl ^= self._get(i)
         return cv, pl
 
     def _coded(self):
@@ -356,17 +367,19 @@ class Round:
         pl = 0
         if self._fresh_left > 0:
             self._fresh_left -= 1
-            cv = self._fresh_cv
-            pl = self._fresh_pl
+            cv = self._cv[self.m]
+            pl = self._get(self.m)
         coins = self._rng.bits(self.m)
         rows_cv = self._cv
-        rows_pl = self._pl
         for i in range(self.m):
             if (coins >> i) & 1 and rows_cv[i]:
                 cv ^= rows_cv[i]
-                pl ^= rows_pl[i]
+                pl ^= self._get(i)
         if cv or not self.rank:
             return cv, pl  # rank 0: a pure info packet, so neighbours know we are here
-        held = [i for i in range(self.m) if rows_cv[i]]
-        i = held[self._rng.below(len(held))]
-        return rows_cv[i], rows_pl[i]
+        k = self._rng.below(self.rank)  # a row held, at random (rank = rows held)
+        for i in range(self.m):
+            if rows_cv[i]:
+                if not k:
+                    return rows_cv[i], self._get(i)
+                k -= 1

@@ -707,12 +707,14 @@ class Node:
 
     def _prune(self):
         horizon = self.applied_through - 4 * self.window
-        for s in [k for k in self.known if k < horizon]:
-            del self.known[s]
-        for s in [k for k in self.entries if k < horizon]:
-            del self.entries[s]
-            self._mine.pop(s, None)
-            self._confirmed.pop(s, None)
+        for s in list(self.known):
+            if s < horizon:
+                del self.known[s]
+        for s in list(self.entries):
+            if s < horizon:
+                del self.entries[s]
+                self._mine.pop(s, None)
+                self._confirmed.pop(s, None)
 
     # ----- checkpoints -----
 

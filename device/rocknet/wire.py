@@ -76,12 +76,14 @@ class ReplayWindow:
     """Per round and stream: the newest seq seen plus a bitmap of the 22 seqs before it
     (IPsec-style). A stream is one boot of one sender (`Codec` passes sender << 16 | boot),
     so a sender that rebooted within a round starts a new window. Only authenticated packets
-    are marked, so forgeries cannot block seqs. Marking a packet allocates nothing but a
-    round's dict."""
+    are marked, so forgeries cannot block seqs. The rounds' dicts are made once and reused,
+    emptied (a dict keeps its table): marking allocates nothing once each has held a round's
+    streams (`board.build_runner` sizes them for the fleet up front)."""
 
     def __init__(self):
         # round -> {stream: newest seq << 22 | bitmap, bit k = newest - k seen}
         self._rounds = {}
+        self._spare = [{}, {}, {}, {}]  # _ROUNDS_KEPT dicts for rounds to come, empty
 
     def fresh(self, round_no, sender, seq):
         senders = self._rounds.get(round_no)
@@ -99,8 +101,8 @@ class ReplayWindow:
         senders = self._rounds.get(round_no)
         if senders is None:
             if len(self._rounds) >= _ROUNDS_KEPT:
-                del self._rounds[min(self._rounds)]
-            senders = {}
+                self.forget_before(min(self._rounds) + 1)
+            senders = self._spare.pop()
             self._rounds[round_no] = senders
         w = senders.get(sender)
         if w is None:
@@ -114,8 +116,13 @@ class ReplayWindow:
             senders[sender] = w | 1 << back
 
     def forget_before(self, round_no):
-        for r in [r for r in self._rounds if r < round_no]:
-            del self._rounds[r]
+        for r in list(self._rounds):
+            if r >= round_no:
+                continue
+            senders = self._rounds.pop(r)
+            for k in list(senders):
+                del senders[k]  # not clear(): that frees the table, a later round regrows it
+            self._spare.append(senders)
 
 
 class Codec:

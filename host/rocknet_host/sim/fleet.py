@@ -171,7 +171,9 @@ def _rn_step():
         host.transport({"error": buf.getvalue(), "type": type(exc).__name__,
                         "st": host.status()})
         return
-    host.transport({"end": alive, "r": runner.r})
+    # the status drains the decision log (`vboard.status`): a board keeps no log, so the
+    # heap at the round boundary (a checkpoint after this call) holds none of it either
+    host.transport({"end": alive, "r": runner.r, "st": host.status()})
 """
 
 
@@ -201,6 +203,7 @@ class MpyProgram(Program):
         self.mpy.set(paths=paths, radio=radio, seed=seed, costs=costs)
         self._round = None
         self._running = False
+        self._held: list[Any] | None = None  # the status of a step's end, not handled yet
         self.report: dict[str, Any] | None = None
 
     def _boot(self) -> dict[str, Any] | None:
@@ -228,9 +231,10 @@ class MpyProgram(Program):
                 self.mpy.host_send({})
                 self.mpy.read_reply()
                 self._running = False
-                return req
+                return self._with_held(req)
             if "end" not in req:
-                return req
+                return self._with_held(req)
+            self._held = self._with_held(req)["st"]
             self.mpy.host_send({})
             self.mpy.read_reply()
             self._running = False
@@ -242,11 +246,26 @@ class MpyProgram(Program):
                 except DeviceError as exc:
                     if exc.exc_type != "MemoryError":
                         raise
-                    return {"error": str(exc), "type": "MemoryError", "st": None}
+                    return self._with_held({"error": str(exc), "type": "MemoryError",
+                                            "st": None})
                 if self.stop_round is not None and r is not None and r >= self.stop_round:
-                    return {"done": True, "st": self._status()}
+                    return self._with_held({"done": True, "st": self._status()})
             if not req["end"]:
-                return {"done": True, "st": self._status()}
+                return self._with_held({"done": True, "st": self._status()})
+
+    def _with_held(self, req: dict[str, Any]) -> dict[str, Any]:
+        """``req`` with the status a step's end carried merged in (its decision log and lines
+        first; the rest is the newer status's): the fleet handles statuses only with the
+        requests `_next` returns."""
+        held, self._held = self._held, None
+        st = req.get("st")
+        if held is not None:
+            if st is None:
+                req["st"] = held
+            else:
+                st[10] = held[10] + st[10]
+                st[11] = held[11] + st[11]
+        return req
 
     def _checkpoint(self, label: str) -> None:
         self.trace.append((label, self.mpy.checkpoint_heap(label)))

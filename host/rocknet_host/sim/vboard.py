@@ -15,6 +15,8 @@ queued as commands and happen at the current instant. Computing takes no simulat
 the host's clock model charges it.
 """
 
+from array import array
+
 _TICKS_PERIOD = 1 << 30  # MicroPython's ticks_ms()/ticks_us() wrap here
 _TICKS_HALF = _TICKS_PERIOD // 2
 _IRQ_SCAN_RESULT = 5
@@ -285,7 +287,10 @@ class Random:
         self.seed(seed)
 
     def seed(self, s=0):
-        self._x = [(int(s) * 2654435761 + k) & 0xFFFFFFFF or 1 for k in (0x9E3779B9, 0x7F4A7C15)]
+        # an array: 32-bit states held as ints would be heap objects above 2**30 in
+        # MicroPython, and the node's heap would change with them (C state on a board)
+        self._x = array("I", [(int(s) * 2654435761 + k) & 0xFFFFFFFF or 1
+                              for k in (0x9E3779B9, 0x7F4A7C15)])
 
     def _next(self, k):
         x = self._x[k]
