@@ -275,13 +275,14 @@ class Node:
         """Apply one sample whose logits are agreed (or, agreement off, whatever arrived)."""
         i = s % self.capacity
         label, phase = self._slot_label[i], self._slot_phase[i]
-        if not _finite(np.array(z)):  # only without agreement (or a leader that does not check)
+        za = np.array(z, dtype=xp.float_)
+        if not _finite(za):  # only without agreement (or a leader that does not check)
             self.stats["nonfinite"] += 1
             self.stats["drop"] += 1
             self._record(b"D", s, b"\xff")
             return
         if phase == _TRAIN:
-            self.head.apply(np.array(z, dtype=xp.float_), label, codes=self._kept[i])
+            self.head.apply(za, label, codes=self._kept[i])
             self._batch_applied += 1
         else:
             best = 0
