@@ -123,7 +123,7 @@ def twin_train(pl: plan.Plan, secs: list[dict[str, Any]], codes_tr: list[np.ndar
         for p in range(1, used + 1):
             tw.train_epoch(U, y, rng.permutation(n))
             curve.append((p, float(np.mean(tw.predict(Ut) == y_te))))
-        sent = used * n * (4 if head["wire"] == "float32" else 2) * pl.n_classes
+        sent = used * n * head_plan.logit_bytes(head["wire"]) * pl.n_classes
     acc = curve[-1][1]
     return {"accuracy": acc, "curve": curve, "passes": used, "samples_broadcast": used * n,
             "passes_to_final": next(p for p, a in curve if a >= acc), "bytes_per_node": sent,

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..planning.head import logit_bytes
 from ..runtimes import open_runtime
 
 # Samples per device call: MicroPython (WebAssembly) collects garbage only between calls.
@@ -202,7 +203,7 @@ def train(node_plans: list[dict[str, Any]], counts_train: list[np.ndarray],
     curve: list[tuple[int, float]] = []
     lam = None
     dual = head.get("solver") == "dual"
-    row_bytes = (4 if head.get("wire", "float32") == "float32" else 2) * int(head["classes"])
+    row_bytes = logit_bytes(head.get("wire", "float32")) * int(head["classes"])
 
     with InMemoryFleet(node_plans, runtime) as fleet:
 
