@@ -33,3 +33,13 @@ def test_device_reaches_numpy_only_through_xp():
         if line.strip().startswith(("import numpy", "from numpy", "import ulab", "from ulab"))
     ]
     assert offenders == []
+
+
+def test_device_code_has_no_asserts():
+    """`rocknet deploy` compiles at -O3, which drops assert statements: a check written as an
+    assert would vanish on the boards, so device code raises instead."""
+    import ast
+
+    offenders = [f"{p.relative_to(DEVICE_DIR)}:{n.lineno}" for p in FILES
+                 for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.Assert)]
+    assert offenders == []
