@@ -11,7 +11,9 @@ and integer-millisecond timestamps:
 Rounds are loose epochs. An authenticated packet from a newer round makes the link align to
 it (a late joiner, or a node whose neighbours started first); a later `start_round` with that
 number just adds the node's own rows. The previous round stays alive beside the current one,
-so neighbours still finishing it keep getting help (the two take turns on the air).
+so neighbours still finishing it keep getting help (the two take turns on the air). A new
+round reuses the storage of one nobody needs any more (`mixer.Round.reset`), so a board
+allocates no round storage per round.
 """
 
 from . import mixer, wire
@@ -51,6 +53,7 @@ class Link:
         self.round_hint = round_hint  # last round this node knew (checkpoint); 0 = fresh
         self.round = None  # current mixer.Round
         self.previous = None  # the round before, still served
+        self._held = None  # the round `start_round` last returned (its caller may hold it)
         self._turn = 0
         self.stats = {"adverts": 0, "rx": 0, "innovative": 0, "tx": 0, "joined": 0,
                       "rejected": self.codec.rejected}
@@ -90,6 +93,7 @@ class Link:
             target = self._begin(round_no, now_ms)
         if own_rows:
             target.add_own_rows(own_rows, now_ms)
+        self._held = target
         return target
 
     def add_own_rows(self, rows, now_ms=None):
@@ -106,10 +110,18 @@ class Link:
         return None
 
     def _begin(self, round_no, now_ms):
-        cur = self.round
+        cur, old = self.round, self.previous
         self.previous = cur if cur is not None and cur.round_no == round_no - 1 else None
-        self.round = mixer.Round(self.node_id, round_no, self.owners, self.row_size,
-                                 seed=self.seed, now_ms=now_ms, timeout_ms=self.timeout_ms)
+        # a round nobody needs any more becomes the new one: neither the one still served nor
+        # the caller's (`start_round` returned it: a runner one round behind still ends it)
+        for spare in (old, cur):
+            if spare is not None and spare is not self.previous and spare is not self._held:
+                spare.reset(round_no, now_ms)
+                break
+        else:
+            spare = mixer.Round(self.node_id, round_no, self.owners, self.row_size,
+                                seed=self.seed, now_ms=now_ms, timeout_ms=self.timeout_ms)
+        self.round = spare
         self.codec.replay.forget_before(round_no - 1)
         return self.round
 

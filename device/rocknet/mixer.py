@@ -68,8 +68,13 @@ class Rng:
     board, so the heap would change with the state."""
 
     def __init__(self, seed):
+        self._s = array("I", (0,))
+        self.seed(seed)
+
+    def seed(self, seed):
+        """Restart the stream from ``seed``, as a new ``Rng(seed)`` would."""
         seed = (seed ^ 0x9E3779B9) & 0xFFFFFFFF
-        self._s = array("I", (seed or 0x6D2B79F5,))
+        self._s[0] = seed or 0x6D2B79F5
 
     def next32(self):
         x = self._s[0]
@@ -112,7 +117,6 @@ class Round:
         if row_size < 1:
             raise ValueError("row_size must be >= 1 byte")
         self.node_id = node_id
-        self.round_no = round_no
         self.m = m
         self.row_size = row_size
         # Nodes = distinct owners, sorted: position = bit in full-rank maps (N <= M bits fit).
@@ -122,25 +126,44 @@ class Round:
             self._index[n] = i
         self._all_rows = (1 << m) - 1
         self._all_nodes = (1 << len(self.nodes)) - 1
-        self._need = self._all_rows  # rows the round needs (`need`)
         # pivot-indexed reduced rows: coding vector (0 = no row) and payload (row_size bytes
         # each, big-endian as the ints computed with); slot m: the freshest innovative
         # packet as received (sideload)
         self._cv = array("Q", [0] * (m + 1))
         self._pl = bytearray((m + 1) * row_size)
-        self.rank = 0
-        self._rng = Rng(seed ^ ((round_no * 0x2545F491) & 0xFFFFFFFF))
+        self._rng = Rng(0)
         self._own_unsent = []  # own row indices not yet sent uncoded, ascending
+        self._last_ms = [0] * len(self.nodes)  # when each neighbour was last heard
+        self._strangers = {}  # sender id not among owners -> (full rank?, last heard ms)
+        self._seed = seed
+        self._timeout_ms = timeout_ms
+        self.reset(round_no, now_ms)
+
+    def reset(self, round_no, now_ms=0):
+        """Start afresh as round ``round_no``, in this round's storage: `rocknet.link` reuses
+        a round nobody needs any more, so a board allocates no round storage per round. It
+        behaves as a new ``Round`` would: the payloads left in ``_pl`` are never read (a slot
+        counts only once its coding vector is set)."""
+        self.round_no = round_no
+        self._need = self._all_rows  # rows the round needs (`need`)
+        cv = self._cv
+        for i in range(len(cv)):
+            cv[i] = 0
+        self.rank = 0
+        self._rng.seed(self._seed ^ ((round_no * 0x2545F491) & 0xFFFFFFFF))
+        del self._own_unsent[:]
         self._fresh_left = 0
         self._heard = 0  # node mask: neighbours heard this round
         self._finished = 0  # node mask: nodes known to be full rank
-        self._last_ms = [0] * len(self.nodes)  # when each neighbour was last heard
-        self._strangers = {}  # sender id not among owners -> (full rank?, last heard ms)
+        last = self._last_ms
+        for i in range(len(last)):
+            last[i] = 0
+        self._strangers.clear()
         self._requests = 0  # row mask requested by neighbours
         self._request_ms = 0
         self._linger = _LINGER
         self.started_ms = now_ms
-        self.deadline_ms = now_ms + timeout_ms
+        self.deadline_ms = now_ms + self._timeout_ms
         self.full_rank_ms = None  # when this node reached full rank
         self.done_ms = None  # when it held every row the round needs
         self.sent = 0  # packets handed out
