@@ -56,10 +56,12 @@ Every computation here has a numpy twin in ``rocknet_host.reference_head``.
 import math
 
 from . import xp
+from ._compat import const
 from .logits import finite as _finite
 from .xp import np
 
 _X_UNIT = 1.0 / (128 * 4096)  # x = (128 u - mu_q) * sc_q * _X_UNIT (fixed point: head_init)
+CHUNK = const(128)  # features standardised at a time: the float scratch ``_x`` is this long
 
 
 def _refuse(reason, *args):
@@ -82,6 +84,7 @@ class Head:
         from .head_init import init  # set-up code: dropped once the runner is built
 
         init(self, plan, head)
+        self._x = np.zeros(min(self.n_features, CHUNK), dtype=xp.float_)  # partial_logits'
 
     # ----- features -----
 
@@ -101,15 +104,15 @@ class Head:
         self._have_u = True
         return u
 
-    def standardised(self, u=None):
-        """x = (u - mean) / std of the current (or given) codes, in the scratch buffer."""
-        x = self._x
-        x[:] = self._u if u is None else u
-        x *= 128.0
-        x -= self._mu
-        x *= self._sc
-        x *= _X_UNIT
-        return x
+    def standardised(self, u, out, a=0):
+        """x = (u - mean) / std of codes ``u`` (features a.. of this head), into ``out``."""
+        b = a + len(out)
+        out[:] = u
+        out *= 128.0
+        out -= self._mu[a:b]
+        out *= self._sc[a:b]
+        out *= _X_UNIT
+        return out
 
     # ----- per-sample API -----
 
@@ -117,8 +120,20 @@ class Head:
         """This node's share of the logits for one sample: W_i x_i (+ b on the owner)."""
         if self._s1 is not None:
             _refuse("stats_open")
-        self.codes(counts)
-        p = np.dot(self._W, self.standardised())
+        u = self.codes(counts)
+        # CHUNK features at a time, so that the float scratch is not F long (on a board with
+        # a FaceAll/20 slice that is 1.9 KB of heap less, for a few more calls into ulab)
+        W, x = self._W, self._x
+        F = self.n_features
+        p = None
+        for a in range(0, F, CHUNK):
+            n = min(CHUNK, F - a)
+            xa = x if n == len(x) else x[:n]
+            d = np.dot(W[:, a:a + n] if n < F else W, self.standardised(u[a:a + n], xa, a))
+            if p is None:
+                p = d
+            else:
+                p += d
         if self.int_weights:
             p *= self.w_scale
         if self.owns_bias:

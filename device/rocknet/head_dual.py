@@ -67,8 +67,9 @@ def gram(h):
     q = np.zeros(n * (n + 1) // 2, dtype=xp.float_)
     scale = 2.0 ** h._gram_shift
     o = 0
+    w = np.zeros(h.n_features, dtype=xp.float_)
     for j in range(n):
-        w = h.standardised(U[j])
+        h.standardised(U[j], w)
         w *= h._sc  # K[j, k] = X_unit * (128 u_k - mu) . (x_j * sc)
         a = np.dot(U[j:], w)
         a *= 128.0

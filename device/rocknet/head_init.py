@@ -105,10 +105,9 @@ def init(self, plan, head=None):
     self.clipped = 0  # int16 partial-logit rows clipped (0 = logit_scale is fine)
     self.lam = None  # lambda the dual solve chose
 
-    # Features: codes of the current sample, standardisation, scratch x.
+    # Features: codes of the current sample, standardisation (the float scratch: `Head`).
     self._u = np.zeros(F, dtype=xp.uint8)
     self._have_u = False
-    self._x = np.zeros(F, dtype=xp.float_)
     self._mu = np.zeros(F, dtype=xp.int16)
     self._sc = np.zeros(F, dtype=xp.uint16)
     self._s1 = None  # local statistics (sum u, sum u^2) while they are gathered
@@ -200,8 +199,7 @@ def observe(self, counts):
 
 def observe_codes(self, u):
     """One sample's codes into the sums of the local statistics pass."""
-    x = self._x
-    x[:] = u
+    x = np.array(u, dtype=xp.float_)  # set-up code: F floats for a while
     self._s1 += x
     x *= x
     self._s2 += x

@@ -90,10 +90,12 @@ def head_bytes_per_feature(n_classes: int, float_bytes: int, optimizer: str = "s
                            batch: int = 8) -> int:
     """Heap bytes one more feature costs a gradient-mode head (weights, codes, scaling, batch
     codes, optimizer state), read off the device `Head`'s own arrays (`state_bytes`) for a
-    one-kernel slice of 1 and of 101 features, so the figure follows head.py's layout."""
+    one-kernel slice of 100 more features than the float scratch holds (``CHUNK``, a fixed
+    size) and of one more, so the figure follows head.py's layout."""
     from ..runtimes import import_device
 
-    Head = import_device("rocknet.head").Head
+    head_mod = import_device("rocknet.head")
+    Head, first = head_mod.Head, head_mod.CHUNK + 1
 
     def total(nb: int) -> int:
         feats = {"length": 32, "dilations": [1], "kernels": [[0, 1, 2]],
@@ -103,7 +105,7 @@ def head_bytes_per_feature(n_classes: int, float_bytes: int, optimizer: str = "s
         h = Head({"classes": n_classes, "features": feats}, head)
         return sum(h.state_bytes(float_bytes).values())
 
-    return math.ceil((total(101) - total(1)) / 100)
+    return math.ceil((total(first + 100) - total(first)) / 100)
 
 
 def node_codes(plan: Plan, node: int, X: np.ndarray) -> np.ndarray:
