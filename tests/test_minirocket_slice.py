@@ -31,8 +31,11 @@ def test_faceall_rocknet_variant_parameters_and_exactness(device):
     assert pl.dilations == [1, 2, 4, 8, 16]
     assert pl.biases_per_dilation == [23] * 5
     assert pl.n_features == 9660
-    assert [s[0] for s in pl.splits[:6]] == [0, 5, 10, 15, 20, 24]
-    assert len(pl.node_feature_index(0)) == 575 and len(pl.node_feature_index(19)) == 460
+    # 420 (dilation, kernel) combinations of 23 features: 21 a node (4 or 5 kernels at each
+    # dilation), 483 features each (whole kernels: 575 and 460)
+    assert [r[0] for r in pl.splits[0]] == [0] * 5
+    assert [b - a for a, b in pl.splits[0]] == [5, 4, 4, 4, 4]
+    assert {len(pl.node_feature_index(i)) for i in range(20)} == {483}
     Q = pl.quantizer(ds.X_test[:8])
     feats = pl.node_features(7)
     got, _ = device_counts(device, feats, Q)

@@ -38,8 +38,8 @@ Compact state (bytes per weight, C x F_i weights): W int16 with the plan's fixed
 "dynamic tree" codes (1); Adam's second moment as 8-bit codes of sqrt(v) on an unsigned
 tree (1). The batch keeps the codes of its samples (B x F_i bytes) and their logit gradients
 (B x C floats) instead of a float gradient accumulator. Moment codes are scaled per block of
-one class row and one kernel (the features of one kernel sit in one node whatever the
-split), so the arithmetic is the same element by element for any number of nodes: N nodes
+one class row and one (dilation, kernel) combination (its features sit in one node whatever
+the split), so the arithmetic is the same element by element for any number of nodes: N nodes
 end with the model one node would train. FaceAll at 20 nodes (595 features, 14 classes,
 batch 8) holds about 27 KB of head arrays with SGD, 36 KB with momentum, 45 KB with Adam
 (float32 boards; `state_bytes` itemises them).
