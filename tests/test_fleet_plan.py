@@ -144,7 +144,7 @@ def test_cli_plan_fleet_and_replan_after_a_loss(tmp_path, monkeypatch, two_class
     assert len(info["nodes"]) == 14 and len(list(out.glob("node_*.plan"))) == 14
     assert info["renumbered"]["1"] == 0 and "15" not in info["renumbered"]
     assert sum(r["features"] for r in info["nodes"]) == 10_000 // 84 * 84
-    assert info["nodes"][0]["holds"].startswith("kernels 0-")
+    assert info["nodes"][0]["holds"].startswith("k0-")
     assert all(r["bytes"] <= r["budget"] for r in info["nodes"])
     (tmp_path / "tiny.toml").write_text('[[group]]\nboard = "seeed_xiao_nrf52840"\ncount = 1\n')
     many = data.synthetic(n_train=28, n_test=4, length=131, n_classes=14)

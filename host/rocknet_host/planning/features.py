@@ -224,13 +224,13 @@ class Plan:
         return np.concatenate(idx)
 
     def describe_node(self, node: int) -> str:
-        """What a node holds, in words: e.g. "kernels 4-9, 4-5 at each of 15 dilations"."""
+        """What a node holds, in words: e.g. "k4-9: 4-5 x 15 dilations" (kernels 4 to 9, 4 or
+        5 of them at each of 15 dilations)."""
         kr = [(a, b) for a, b in self.kernel_ranges(node) if a < b]
         lo, hi = min(a for a, _ in kr), max(b for _, b in kr) - 1
         n = sorted(b - a for a, b in kr)
         each = f"{n[0]}" if n[0] == n[-1] else f"{n[0]}-{n[-1]}"
-        return (f"kernels {lo}-{hi}, {each} at each of {len(kr)} dilation"
-                + ("s" if len(kr) > 1 else ""))
+        return f"k{lo}-{hi}: {each} x {len(kr)} dilation" + ("s" if len(kr) > 1 else "")
 
     def node_plan(self, node: int) -> dict[str, Any]:
         return {
