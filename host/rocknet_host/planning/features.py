@@ -186,10 +186,6 @@ class Plan:
     def centre_flag(self, dil_index: int, kernel_index: int) -> int:
         return int(self.alternating and (dil_index + kernel_index) % 2 == 1)
 
-    def combo_sizes(self) -> list[int]:
-        """Features of each (dilation, kernel) combination, in the global order."""
-        return [int(nb) for nb in self.biases_per_dilation for _ in range(N_KERNELS)]
-
     def kernel_ranges(self, node: int) -> list[list[int]]:
         """Per dilation, the node's kernels there as a global kernel index range [k0, k1)
         ([0, 0]: none)."""
