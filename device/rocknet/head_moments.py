@@ -7,8 +7,7 @@ Momentum or Adam's first moment is kept as signed tree codes (1 byte per weight)
 second moment as unsigned tree codes of sqrt(v) (1 byte). Codes are scaled per block of one
 class row and one (dilation, kernel) combination (a combination's features sit in one node
 whatever the split), so the arithmetic is the same element by element for any number of
-nodes. ``moments="float"``
-keeps them as floats instead.
+nodes. ``moments="float"`` keeps them as floats instead.
 """
 
 import math
