@@ -73,7 +73,8 @@ class StandInHead:
 
 
 def node_features(plan, i, n):
-    """Kernel slice i of n of a quickstart plan (contiguous kernels, as the host plan)."""
+    """Kernel slice i of n of a quickstart plan: whole kernels (a features section without
+    ``kernel_range`` holds its kernels at every dilation)."""
     K = len(plan["kernels"])
     k0 = i * K // n
     k1 = (i + 1) * K // n

@@ -46,7 +46,8 @@ def test_deploy_three_boards_then_plans_via_fleet(boards, tmp_path):
     plans = tmp_path / "plans"
     plans.mkdir()
     for i in range(3):
-        (plans / f"node_{i:02d}.plan").write_bytes(store.encode("plan", 1, bytes([i]) * 50))
+        (plans / f"node_{i:02d}.plan").write_bytes(store.encode("plan", store.PLAN_VERSION,
+                                                                 bytes([i]) * 50))
     fleet = tmp_path / "fleet.toml"
     fleet.write_text('[fleet]\nplan_dir = "plans"\n\n[[group]]\nboard = "virtual"\ncount = 3\n'
                      f"ports = {urls!r}\n".replace("'", '"'))
@@ -132,7 +133,7 @@ def test_drive_target_and_refusals(tmp_path, capsys):
     assert "re-plan with --nodes 1" in capsys.readouterr().err
     # a damaged plan or data file is refused before anything is sent, naming the fix
     (plans / "node_01.plan").unlink()
-    good = store.encode("plan", 1, b'{"format": "rocknet-plan"}')
+    good = store.encode("plan", store.PLAN_VERSION, b'{"format": "rocknet-plan"}')
     for name, raw in [("node_00.plan", good[:-1] + b"]"), ("node_00.plan", b"X" + good[1:]),
                       ("node_00.data", store.encode("data", 7, b"x"))]:
         (plans / "node_00.plan").write_bytes(good)

@@ -34,18 +34,23 @@ def test_mixed_fleet_split_respects_every_budget(two_class):
     # Feathers with rocknet frozen in: with its code in the heap a Feather of a 16-board fleet
     # holds next to nothing (test_a_board_whose_code_leaves_no_room_is_refused)
     pl, split = fp.fit(fleet, two_class, n_features=10_000, code_from="frozen")
-    assert pl.n_nodes == 16 and sum(split.kernels) == 84
-    assert pl.splits == fp.ranges(split.kernels)
+    assert pl.n_nodes == 16 and sum(split.features) == pl.n_features
+    assert split.combos == [sum(b - a for a, b in s) for s in pl.splits]
     geo = fp.plan_shape(150, 2, 10_000, "minirocket", 16, len(two_class.X_test))
     for i, (b, f, m) in enumerate(zip(split.boards, split.features, split.bytes, strict=True)):
         assert 0 < m <= b.heap_budget
+        assert f <= fp.feature_capacity(b, geo, "frozen")
         combos = len(pl.node_features(i)["centre"])
         assert m == fp.node_bytes(b, geo, f, combos, "frozen")
-    feather, s3 = split.kernels[0], split.kernels[-1]
-    assert s3 > feather  # 240 MHz boards take more of the work
-    assert len(set(split.kernels[:12])) == 1 and len(set(split.kernels[12:])) == 1
-    # every kernel owned once, contiguous
-    assert pl.splits[0][0] == 0 and pl.splits[-1][1] == 84
+    feather, s3 = split.features[:12], split.features[12:]
+    assert min(s3) > max(feather)  # 240 MHz boards take more of the work
+    # boards alike hold alike shares, within a (dilation, kernel) combination
+    widest = max(pl.biases_per_dilation)
+    assert max(feather) - min(feather) <= 2 * widest and max(s3) - min(s3) <= 2 * widest
+    # at every dilation every kernel owned once, in node order
+    for di in range(len(pl.dilations)):
+        assert pl.splits[0][di][0] == 0 and pl.splits[-1][di][1] == 84
+        assert all(pl.splits[i][di][1] == pl.splits[i + 1][di][0] for i in range(15))
 
 
 def test_memory_model_grows_with_the_fleet_and_the_code(two_class):
@@ -66,16 +71,16 @@ def test_memory_model_grows_with_the_fleet_and_the_code(two_class):
     # the control message sizes them
     assert fp.link_bytes(20, 131, 14, wire="float32") == fp.link_bytes(20, 131, 14)
     assert fp.link_bytes(20, 131, 60, wire="float32") > fp.link_bytes(20, 131, 60)
-    caps = [fp.kernel_capacity(feather, small, c) for c in ("py", "files", "romfs", "frozen")]
+    caps = [fp.feature_capacity(feather, small, c) for c in ("py", "files", "romfs", "frozen")]
     assert caps == sorted(caps) and caps[-1] > caps[0]
 
 
 def test_allocate_caps_and_clocks():
-    assert fp.allocate([84, 84], [1.0, 3.0]) == [21, 63]
-    k = fp.allocate([5, 100, 100], [1.0, 1.0, 1.0])
+    assert fp.allocate([84, 84], [1.0, 3.0], 84) == [21, 63]
+    k = fp.allocate([5, 100, 100], [1.0, 1.0, 1.0], 84)
     assert k[0] == 5 and sum(k) == 84 and abs(k[1] - k[2]) <= 1
     with pytest.raises(fp.FleetTooSmall):
-        fp.allocate([10, 10], [1.0, 1.0])
+        fp.allocate([10, 10], [1.0, 1.0], 84)
 
 
 def test_impossible_fleet_names_the_minimum(tmp_path, capsys):
@@ -85,8 +90,8 @@ def test_impossible_fleet_names_the_minimum(tmp_path, capsys):
         fp.fit(fleet, many, n_features=10_000, code_from="frozen")
     msg = str(err.value)
     geo = fp.plan_shape(131, 2, 10_000, "minirocket", 3, 4)
-    cap = fp.kernel_capacity(fleet.groups[0].board, geo, "frozen")
-    assert f"holds {3 * cap} of the 84 kernels" in msg
+    cap = fp.feature_capacity(fleet.groups[0].board, geo, "frozen")
+    assert f"holds {3 * cap:,} of the {geo.n_features:,} features" in msg
     minimum = int(msg.split("Smallest fleet that works: ")[1].split(" x ")[0])
     assert "--features" in msg
     # the minimum really works, one fewer does not (each with its own fleet's rounds)
@@ -95,16 +100,16 @@ def test_impossible_fleet_names_the_minimum(tmp_path, capsys):
         return fl.parse({"group": [{"board": "adafruit_feather_nrf52840", "count": n}]})
 
     ok = fp.plan_shape(131, 2, 10_000, "minirocket", minimum, 4)
-    assert sum(fp.split_for(feathers(minimum), ok, code_from="frozen")) == 84
+    assert sum(fp.split_for(feathers(minimum), ok, code_from="frozen")) == ok.n_features
     with pytest.raises(fp.FleetTooSmall):
         fp.split_for(feathers(minimum - 1), fp.plan_shape(131, 2, 10_000, "minirocket",
                                                            minimum - 1, 4), code_from="frozen")
-    # 40 classes: every board added costs each node more than the kernels it takes over
+    # 40 classes: every board added costs each node more than the features it takes over
     wide = data.synthetic(n_train=28, n_test=4, length=131, n_classes=40)
     with pytest.raises(fp.FleetTooSmall) as err:
         fp.fit(fleet, wide, n_features=10_000, code_from="frozen")
     msg = " ".join(str(err.value).split())
-    assert "No number of adafruit_feather_nrf52840 boards holds every kernel" in msg
+    assert "No number of adafruit_feather_nrf52840 boards holds all 9,996 features" in msg
     nf = int(msg.split("--features ")[1].split()[0])
     fp.fit(fleet, wide, n_features=nf, code_from="frozen")  # the advice holds
 
@@ -118,7 +123,7 @@ def test_a_board_whose_code_leaves_no_room_is_refused(monkeypatch):
     with pytest.raises(fp.FleetTooSmall) as err:
         fp.fit(fleet, many, n_features=10_000)
     msg = " ".join(str(err.value).split())
-    assert "cannot hold even one kernel" in msg
+    assert "cannot hold even one (dilation, kernel) combination" in msg
     assert f"rocknet's code {fp.code_heap_bytes('py'):,} B of it from .py files" in msg
     assert "ROCKNET_CIRCUITPY_MPY_CROSS" in msg and "frozen" in msg
 
@@ -138,7 +143,8 @@ def test_cli_plan_fleet_and_replan_after_a_loss(tmp_path, monkeypatch, two_class
     info = json.loads((out / "fleet_plan.json").read_text())
     assert len(info["nodes"]) == 14 and len(list(out.glob("node_*.plan"))) == 14
     assert info["renumbered"]["1"] == 0 and "15" not in info["renumbered"]
-    assert sum(r["kernels"] for r in info["nodes"]) == 84
+    assert sum(r["features"] for r in info["nodes"]) == 10_000 // 84 * 84
+    assert info["nodes"][0]["holds"].startswith("k0-")
     assert all(r["bytes"] <= r["budget"] for r in info["nodes"])
     (tmp_path / "tiny.toml").write_text('[[group]]\nboard = "seeed_xiao_nrf52840"\ncount = 1\n')
     many = data.synthetic(n_train=28, n_test=4, length=131, n_classes=14)
@@ -196,7 +202,7 @@ def test_plan_sends_int16_logits_by_default_and_float32_on_request(tmp_path, mon
         assert f"{wire} partial logits" in capsys.readouterr().out
         assert plan.read_node(out / "node_00.plan")["head"]["wire"] == wire
         got[wire] = json.loads((out / "fleet_plan.json").read_text())["nodes"]
-    assert [r["kernels"] for r in got["int16"]] == [r["kernels"] for r in got["float32"]]
+    assert [r["features"] for r in got["int16"]] == [r["features"] for r in got["float32"]]
     assert all(a["bytes"] < b["bytes"] for a, b in zip(got["int16"], got["float32"],
                                                         strict=True))
 

@@ -30,6 +30,8 @@ def test_device_head_matches_twin(device, name, mode, optimizer, wire):
         moments = optimizer != "sgd"
         M = np.hstack([np.asarray(device.eval(f"_H[{i}]._m")) for i in range(3)]).astype(int) \
             if moments else None
+        MS = np.hstack([np.asarray(device.eval(f"_H[{i}]._ms")) for i in range(3)]) \
+            if moments else None
         b = fleet.bias()
         steps = device.eval("[_h.t for _h in _H]")
     assert steps == [12, 12, 12]
@@ -43,7 +45,16 @@ def test_device_head_matches_twin(device, name, mode, optimizer, wire):
         assert dw.max() <= 2 and np.mean(dw > 0) <= 0.05, dtype
         if moments:
             dm = np.abs(M - tw.m.astype(int))
-            assert dm.max() <= 2 and np.mean(dm > 0) <= 0.05, dtype
+            assert np.mean(dm > 0) <= 0.05, dtype
+            # codes within 2, but where a block (one (dilation, kernel): here often a single
+            # feature) holds only cancellation noise, scaled to full range: there the decoded
+            # moments agree to 1e-3 of the row's largest
+            table = tw.tables["s"][0].astype(np.float64)
+            dev = table[M] * MS[:, tw.block]
+            twn = table[tw.m.astype(int)] * tw.ms.astype(np.float64)[:, tw.block]
+            top = np.abs(twn).max(axis=1, keepdims=True)
+            assert np.all((dm <= 2) | (np.abs(dev - twn) <= 1e-3 * top)), dtype
+            assert np.mean(dm > 2) <= 0.005, dtype
         assert np.allclose(b, tw.b, rtol=1e-4, atol=1e-6), dtype
 
 

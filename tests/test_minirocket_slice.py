@@ -31,12 +31,35 @@ def test_faceall_rocknet_variant_parameters_and_exactness(device):
     assert pl.dilations == [1, 2, 4, 8, 16]
     assert pl.biases_per_dilation == [23] * 5
     assert pl.n_features == 9660
-    assert [s[0] for s in pl.splits[:6]] == [0, 5, 10, 15, 20, 24]
-    assert len(pl.node_feature_index(0)) == 575 and len(pl.node_feature_index(19)) == 460
+    # 420 (dilation, kernel) combinations of 23 features: 21 a node (4 or 5 kernels at each
+    # dilation), 483 features each (whole kernels: 575 and 460)
+    assert [r[0] for r in pl.splits[0]] == [0] * 5
+    assert [b - a for a, b in pl.splits[0]] == [5, 4, 4, 4, 4]
+    assert {len(pl.node_feature_index(i)) for i in range(20)} == {483}
     Q = pl.quantizer(ds.X_test[:8])
     feats = pl.node_features(7)
     got, _ = device_counts(device, feats, Q)
     assert np.array_equal(got, reference.slice_counts(Q, feats))
+
+
+def test_slice_of_uneven_kernel_ranges_bitexact(device):
+    """A node whose kernel ranges differ per dilation, skip dilations and name kernels that
+    are not one range (84 nodes and more give such nodes): bit-exact, denominators too."""
+    ds = data.load("GunPoint")
+    pl = plan.fit(ds, 2, n_features=2000)
+    nd = len(pl.dilations)
+    pl.splits = [[(60, 84), (0, 10)] + [(0, 0)] * (nd - 3) + [(83, 84)],
+                 [(0, 60), (10, 84)] + [(0, 84)] * (nd - 3) + [(0, 83)]]
+    feats = pl.node_features(0)
+    assert len(feats["kernels"]) == 34 and len(feats["centre"]) == 35  # k83 twice
+    Q = pl.quantizer(np.vstack([ds.X_train[:4], ds.X_test[:4]]))
+    got, _ = device_counts(device, feats, Q)
+    assert np.array_equal(got, reference.slice_counts(Q, feats))
+    den = device.call("from rocknet.minirocket_init import denominators\n"
+                      "result = denominators(f)", f=feats)
+    assert np.array_equal(np.asarray(den), reference.slice_denominators(feats))
+    idx = np.concatenate([pl.node_feature_index(i) for i in range(2)])
+    assert np.array_equal(np.sort(idx), np.arange(pl.n_features))
 
 
 def test_slices_cover_the_whole_transform():

@@ -35,7 +35,7 @@ def test_board_load_path_without_hashlib(device, tmp_path):
     base = "/tmp/profile_load" if profile_of(device) != "cpython" else str(tmp_path / "b")
     code = SETUP + """
 from rocknet import _compat, store
-_f = store.encode("plan", 1, b"body")
+_f = store.encode("plan", store.PLAN_VERSION, b"body")
 result = [store.decode(_f, "plan")[1] == b"body", len(runners), runners[0].node.head.n_classes,
           type(_compat.sha256(b"")).__name__]
 try:

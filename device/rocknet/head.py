@@ -38,11 +38,12 @@ Compact state (bytes per weight, C x F_i weights): W int16 with the plan's fixed
 "dynamic tree" codes (1); Adam's second moment as 8-bit codes of sqrt(v) on an unsigned
 tree (1). The batch keeps the codes of its samples (B x F_i bytes) and their logit gradients
 (B x C floats) instead of a float gradient accumulator. Moment codes are scaled per block of
-one class row and one kernel (the features of one kernel sit in one node whatever the
-split), so the arithmetic is the same element by element for any number of nodes: N nodes
-end with the model one node would train. FaceAll at 20 nodes (595 features, 14 classes,
-batch 8) holds about 27 KB of head arrays with SGD, 36 KB with momentum, 45 KB with Adam
-(float32 boards; `state_bytes` itemises them).
+one class row and one (dilation, kernel) combination (its features sit in one node whatever
+the split), so the arithmetic is the same element by element for any number of nodes: N nodes
+end with the model one node would train. FaceAll at 20 nodes (node 0: 506 features in 61
+combinations, 14 classes, batch 8) holds about 23 KB of head arrays with SGD, 35 KB with
+momentum, 45 KB with Adam (a float scale per class and combination and moment: 3.4 KB each;
+float32 boards; `state_bytes` itemises them).
 
 Code on demand: a node loads only what its plan's mode uses. This module is the core
 (features, partial logits, the gradient, plain SGD with int16 weights); `head_moments`

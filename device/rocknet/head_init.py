@@ -10,7 +10,7 @@ import struct
 from . import xp
 from ._compat import const
 from .logits import WIRES
-from .minirocket_init import denominators
+from .minirocket_init import denominators, slots
 from .xp import np
 
 _MU_ONE = const(128)  # mean fixed point: 1/128 code
@@ -151,23 +151,25 @@ def init(self, plan, head=None):
 
 
 def _layout(self, feats):
-    """Per-dilation segments (offset, biases per kernel) of this node's feature order
-    (dilation, own kernel, bias); blocks are (class row, own kernel)."""
+    """Per-dilation segments (offset, combinations, biases each, first block) of this node's
+    feature order (dilation, kernel, bias); blocks are (class row, (dilation, kernel))."""
     dil = feats["dilations"]
     per = [int(n) for n in feats["biases_per_dilation"]]
-    nk = len(feats["kernels"])
-    if nk < 1:
-        raise ValueError("this node has no kernels; re-run `rocknet plan` with fewer nodes")
-    self._nk = nk
+    sl = slots(feats)
     segs = []
     f = 0
+    blocks = 0
     for di in range(len(dil)):
-        nb = per[di]
-        if nb:
-            segs.append((f, nb))
-        f += nb * nk
+        n, nb = sl[2 * di + 1] - sl[2 * di], per[di]
+        if n and nb:
+            segs.append((f, n, nb, blocks))
+            blocks += n
+        f += n * nb
+    if blocks < 1:
+        raise ValueError("this node has no kernels; re-run `rocknet plan` with fewer nodes")
     if f != len(feats["biases"]):
         raise ValueError("plan features do not add up; re-run `rocknet plan`")
+    self._nk = blocks
     self._segs = segs
     self.n_features = f
     self._den = None
@@ -228,8 +230,8 @@ def _fingerprint(plan, cfg, F):
 
     feats = plan["features"]
     parts = [plan.get("node", 0), plan.get("nodes", 1), plan["classes"], feats["length"],
-             feats["dilations"], feats["kernels"], feats["biases_per_dilation"],
-             len(feats["biases"]), F]
+             feats["dilations"], feats["kernels"], feats.get("kernel_range"),
+             feats["biases_per_dilation"], len(feats["biases"]), F]
     for k in ("mode", "solver", "optimizer", "batch", "weights", "moments", "scaling",
               "bias_node", "n_train", "w_scale", "lr", "steps"):
         v = cfg.get(k)

@@ -5,9 +5,9 @@ SGD keeps no optimizer state and never loads this module).
 
 Momentum or Adam's first moment is kept as signed tree codes (1 byte per weight), Adam's
 second moment as unsigned tree codes of sqrt(v) (1 byte). Codes are scaled per block of one
-class row and one kernel (the features of one kernel sit in one node whatever the split), so
-the arithmetic is the same element by element for any number of nodes. ``moments="float"``
-keeps them as floats instead.
+class row and one (dilation, kernel) combination (a combination's features sit in one node
+whatever the split), so the arithmetic is the same element by element for any number of
+nodes. ``moments="float"`` keeps them as floats instead.
 """
 
 import math
@@ -55,7 +55,8 @@ TABLE_U, MIDS_U = _tables(False)
 
 
 def alloc(h):
-    """The optimizer state of head ``h`` (its weights are C x F, in nk kernel blocks)."""
+    """The optimizer state of head ``h`` (its weights are C x F, in nk blocks: one a
+    (dilation, kernel) combination)."""
     C, F, nk = h.n_classes, h.n_features, h._nk
     mdt = xp.uint8 if h.q_moments else xp.float_
     h._m = np.zeros((C, F), dtype=mdt)
@@ -163,21 +164,12 @@ def _keep(h, store, scales, r, v, mids):
 
 
 def _absmax(h, v, out):
-    nk = h._nk
-    first = True
-    for off, nb in h._segs:
-        m = np.max(abs(v[off:off + nk * nb].reshape((nk, nb))), axis=1)
-        if first:
-            out[:] = m
-            first = False
-        else:
-            out[:] = np.maximum(out, m)
+    for off, n, nb, b0 in h._segs:
+        out[b0:b0 + n] = np.max(abs(v[off:off + n * nb].reshape((n, nb))), axis=1)
 
 
 def _blocks(h, v, factors):
-    """Multiply each (kernel) block of row ``v`` by its factor, in place."""
-    nk = h._nk
-    f = factors.reshape((nk, 1))
-    for off, nb in h._segs:
-        seg = v[off:off + nk * nb].reshape((nk, nb))
-        seg *= f
+    """Multiply each ((dilation, kernel)) block of row ``v`` by its factor, in place."""
+    for off, n, nb, b0 in h._segs:
+        seg = v[off:off + n * nb].reshape((n, nb))
+        seg *= factors[b0:b0 + n].reshape((n, 1))

@@ -10,8 +10,8 @@ padding" combinations). Counting compares a chunk of bias rows against C at once
 results) and sums over at most 255 positions per call, so a uint8 sum can never wrap.
 
 All buffers come from the plan at construction (`minirocket_init`: set-up code); per series,
-the ulab calls are O(dilations * (9 + kernels * (4 + bias chunks * column blocks))), never
-O(length * features).
+the ulab calls are O(9 * dilations held + combinations * (4 + bias chunks * column blocks)),
+never O(length * features).
 """
 
 from . import xp
@@ -30,9 +30,11 @@ class Slice:
     """A node's feature slice, built from the ``features`` section of its plan.
 
     ``features`` keys: ``length`` (L), ``dilations`` (list of int), ``kernels`` (this node's
-    kernels as lists of the three +2 tap indices 0..8), ``biases_per_dilation`` (int per
-    dilation), ``biases`` (flat ints: dilation, then kernel, then bias), ``centre`` (flat 0/1
-    per (dilation, kernel): 1 = count only the unpadded centre).
+    kernels as lists of the three +2 tap indices 0..8, in global kernel order),
+    ``kernel_range`` (per dilation [k0, k1]: the global kernel indices this node computes
+    there, [0, 0] none; absent: every kernel at every dilation), ``biases_per_dilation`` (int
+    per dilation), ``biases`` (flat ints: dilation, then kernel, then bias), ``centre`` (flat
+    0/1 per (dilation, kernel) held: 1 = count only the unpadded centre).
     """
 
     def __init__(self, features):
@@ -62,16 +64,21 @@ class Slice:
         x3[b:b + L] = series
         x3 *= 3
         bias = self._bias
+        kernels, sl = self.kernels, self._slots
         f = 0
         combo = 0
         for di, d in enumerate(self.dilations):
+            k0, k1 = sl[2 * di], sl[2 * di + 1]
+            if k0 == k1:
+                continue
             nb = self._per_dil[di]
             # S9 = sum of the nine dilated taps (tap j reads x[i + (j - 4) * d]).
             s9[:] = x[b - _CENTRE * d:b - _CENTRE * d + L]
             for j in range(1, _TAPS):
                 o = b + (j - _CENTRE) * d
                 s9 += x[o:o + L]
-            for k in self.kernels:
+            for ki in range(k0, k1):
+                k = kernels[ki]
                 o = b + (k[0] - _CENTRE) * d
                 c[:] = x3[o:o + L]
                 o = b + (k[1] - _CENTRE) * d

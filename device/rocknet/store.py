@@ -16,7 +16,7 @@ from ._compat import const, sha256
 _MAGIC = b"ROCKNET"
 _HEAD_MAX = const(128)  # bytes a header line fits in ("ROCKNET checkpoint 2 <64 hex>": 85)
 _CHUNK = const(256)  # bytes hashed at a time by `check`
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: a node holds (dilation, kernel) combinations (kernel_range per dilation)
 DATA_VERSION = 1
 # The format version this rocknet reads, for the kinds whose version `read` checks by default
 # (checkpoints pass theirs: a bare head's and a node's differ).

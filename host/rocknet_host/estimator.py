@@ -2,7 +2,8 @@
 fleet trains.
 
 ``fit`` fits the plan (`plan.fit`, as ``rocknet plan`` / ``rocknet simulate`` do: variant,
-features, int8 quantization, the split of the 84 kernels over ``n_nodes``), then the head:
+features, int8 quantization, the split of the (dilation, kernel) combinations over
+``n_nodes``), then the head:
 
 - ``fleet="memory"`` (default): the N device heads (`rocknet.head`, in CPython or in
   MicroPython 1.29 + ulab with ``runtime="micropython"``) trained on their own slices with the

@@ -84,10 +84,13 @@ def ulab_calls_per_series(features: dict[str, Any]) -> int:
     L = features["length"]
     calls = 3  # load x, load 3x, scale 3x
     combo = 0
+    slots = reference.slice_slots(features)
     for di, d in enumerate(features["dilations"]):
+        if slots[di, 0] == slots[di, 1]:
+            continue
         calls += 9
         nb = features["biases_per_dilation"][di]
-        for _ in features["kernels"]:
+        for _ in range(slots[di, 0], slots[di, 1]):
             n = L - 8 * d if features["centre"][combo] else L
             chunks = -(-nb // max(1, 4096 // n))
             blocks = -(-n // 255)

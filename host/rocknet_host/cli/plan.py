@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     con.print(f"[bold]{s['dataset']}[/]: {s['features']} features ({s['variant']}), "
               f"{s['nodes']} nodes, {min(s['features_per_node'])}-{max(s['features_per_node'])} "
               f"features per node, dilations {s['dilations']}")
+    for i, (n, holds) in enumerate(zip(s["features_per_node"], s["holds"], strict=True)):
+        con.print(f"  node {i}: {n} features, (dilation, kernel) {holds}")
     if trains:
         con.print(f"training: {t.mode} head, {t.epochs} epochs, batch {t.batch}, {t.wire} "
                   f"partial logits, {t.radio} adverts")

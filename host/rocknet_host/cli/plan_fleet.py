@@ -58,10 +58,10 @@ def run(args: argparse.Namespace, ds: Any) -> int:
     trains = write_training(pl, ds, t, args.out, split, mapping)
     con = Console()
     table = Table(title=f"{ds.name}: {pl.n_features} features over {fleet.describe()}")
-    for col in ("node", "board", "port", "kernels", "features", "est. RAM", "budget"):
-        table.add_column(col, justify="right" if col not in ("board", "port") else "left")
+    for col in ("node", "board", "port", "holds", "features", "est. RAM", "budget"):
+        table.add_column(col, justify="left" if col in ("board", "port", "holds") else "right")
     for r in split.rows():
-        table.add_row(str(r["node"]), r["board"], r["port"] or "-", str(r["kernels"]),
+        table.add_row(str(r["node"]), r["board"], r["port"] or "-", r["holds"],
                       str(r["features"]), f"{r['bytes'] / 1000:.1f} KB",
                       f"{r['budget'] / 1000:.0f} KB")
     con.print(table)

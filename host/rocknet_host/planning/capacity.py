@@ -1,12 +1,14 @@
-"""Capacity-aware planning: split MiniRocket's 84 kernels across a mixed fleet of boards.
+"""Capacity-aware planning: split MiniRocket's features across a mixed fleet of boards.
 
-Each board holds as many kernels as its heap budget allows (memory model below), and within
-that the kernels go in proportion to its clock, so every node needs about the same compute time
-per sample (the round waits for the slowest). A fleet too small for the plan is refused with
-the smallest fleet that would work; a lost node is handled by re-planning without it.
+Each board holds as many features as its heap budget allows (memory model below), and within
+that the features go in proportion to its clock, so every node needs about the same compute
+time per sample (the round waits for the slowest). A node's features are whole (dilation,
+kernel) combinations, contiguous in the global feature order. A fleet too small for the plan
+is refused with the smallest fleet that would work; a lost node is handled by re-planning
+without it.
 
-The split itself is `plan.fit(..., weights=...)`; this module only decides the per-node kernel
-counts and makes the resulting ranges exact.
+The split itself is `plan.fit(..., weights=..., caps=...)` (`features.split_kernels`); this
+module decides the per-node feature counts and capacities.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..boards import Board
+from ..errors import UserError
 from ..hardware.fleet_toml import FleetFile, Group
 from ..resources import BOARDS_DIR
 from . import features as planmod
@@ -147,10 +150,20 @@ class PlanShape:
     n_test: int = 0  # test series the fleet predicts (a byte each on every node)
     radio: str = "extended"
     wire: str = head_plan.DEFAULT_WIRE  # partial logits on the air (and in the ring)
+    biases_per_dilation: tuple[int, ...] = ()  # () : features_per_kernel at one dilation
 
     @property
     def n_features(self) -> int:
         return planmod.N_KERNELS * self.features_per_kernel
+
+    @property
+    def per_dilation(self) -> list[int]:
+        return [int(n) for n in self.biases_per_dilation or (self.features_per_kernel,)]
+
+    @property
+    def combo_sizes(self) -> list[int]:
+        """Features of each (dilation, kernel) combination, in the global order."""
+        return [nb for nb in self.per_dilation for _ in range(planmod.N_KERNELS)]
 
 
 def plan_shape(length: int, n_classes: int, n_features: int, variant: str, n_nodes: int = 1,
@@ -159,7 +172,7 @@ def plan_shape(length: int, n_classes: int, n_features: int, variant: str, n_nod
     dil = planmod.rocknet_dilations if variant == "rocknet" else planmod.minirocket_dilations
     dilations, per_dil = dil(length, n_features)
     return PlanShape(length, n_classes, list(dilations), int(sum(per_dil)), n_nodes, n_test,
-                     radio, wire)
+                     radio, wire, tuple(int(n) for n in per_dil))
 
 
 def fixed_bytes(board: Board, geo: PlanShape, code: str) -> int:
@@ -182,12 +195,12 @@ def node_bytes(board: Board, geo: PlanShape, n_features: int, combos: int = 0,
             + combos)  # minirocket.Slice keeps one padding flag per (dilation, kernel)
 
 
-def kernel_capacity(board: Board, geo: PlanShape, code_from: str | None = None) -> int:
-    """How many whole kernels (all their biases, all dilations) fit in the board's budget."""
+def feature_capacity(board: Board, geo: PlanShape, code_from: str | None = None) -> int:
+    """How many features fit in the board's budget (with a padding flag for each (dilation,
+    kernel) combination, counted as if they were the plan's smallest)."""
     free = board.heap_budget - fixed_bytes(board, geo, code_source(board, code_from))
-    per_kernel = (geo.features_per_kernel * bytes_per_feature(board, geo.n_classes)
-                  + len(geo.dilations))
-    return max(0, free // per_kernel)
+    m = max(1, min(geo.combo_sizes))
+    return max(0, free * m // (bytes_per_feature(board, geo.n_classes) * m + 1))
 
 
 # --- allocation ----------------------------------------------------------------------------
@@ -196,15 +209,14 @@ class FleetTooSmall(ValueError):
     """The plan does not fit the fleet; the message names the smallest fleet that would."""
 
 
-def allocate(caps: list[int], clocks: list[float], n_kernels: int = planmod.N_KERNELS
-             ) -> list[int]:
-    """Kernel counts per node: at least 1, at most caps[i], in proportion to clocks[i] where the
-    caps allow (water-filling), summing to n_kernels."""
+def allocate(caps: list[int], clocks: list[float], total: int) -> list[int]:
+    """Feature counts per node: at least 1, at most caps[i], in proportion to clocks[i] where
+    the caps allow (water-filling), summing to ``total``."""
     n = len(caps)
-    if n > n_kernels:
-        raise FleetTooSmall(f"{n} nodes but only {n_kernels} kernels to share: use at most "
-                            f"{n_kernels} boards")
-    if min(caps) < 1 or sum(caps) < n_kernels:
+    if n > total:
+        raise FleetTooSmall(f"{n} nodes but only {total} features to share: use at most "
+                            f"{total} boards")
+    if min(caps) < 1 or sum(caps) < total:
         raise FleetTooSmall("capacity")  # callers turn this into advice
 
     def filled(t: float) -> list[float]:
@@ -213,27 +225,31 @@ def allocate(caps: list[int], clocks: list[float], n_kernels: int = planmod.N_KE
     lo, hi = 0.0, max(c / clk for c, clk in zip(caps, clocks, strict=True))
     for _ in range(100):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if sum(filled(mid)) < n_kernels else (lo, mid)
+        lo, hi = (mid, hi) if sum(filled(mid)) < total else (lo, mid)
     share = filled(hi)
     k = [min(c, max(1, math.floor(s))) for c, s in zip(caps, share, strict=True)]
-    # Hand out (or take back) single kernels by largest remainder.
+    # Hand out (or take back) single features by largest remainder.
     order = sorted(range(n), key=lambda i: (-(share[i] - math.floor(share[i])), -clocks[i], i))
-    while sum(k) < n_kernels:
+    while sum(k) < total:
         for i in order:
-            if sum(k) < n_kernels and k[i] < caps[i]:
+            if sum(k) < total and k[i] < caps[i]:
                 k[i] += 1
-    while sum(k) > n_kernels:
+    while sum(k) > total:
         i = max((j for j in range(n) if k[j] > 1), key=lambda j: (k[j] / clocks[j], j))
         k[i] -= 1
     return k
 
 
-def ranges(counts: list[int]) -> list[tuple[int, int]]:
-    out, start = [], 0
-    for c in counts:
-        out.append((start, start + c))
-        start += c
-    return out
+def _split(caps: list[int], clocks: list[float], per_dil: list[int]
+           ) -> tuple[list[int], list[planmod.Split]]:
+    """(feature shares, kernel ranges) of nodes with feature ``caps`` and ``clocks``;
+    FleetTooSmall("capacity") when the (dilation, kernel) combinations do not fit."""
+    counts = allocate(caps, clocks, planmod.N_KERNELS * sum(per_dil))
+    try:
+        return counts, planmod.split_kernels(per_dil, len(caps), [float(c) for c in counts],
+                                             caps)
+    except UserError:
+        raise FleetTooSmall("capacity") from None
 
 
 # How the code gets to a board, in words, and what to do when it leaves too little room.
@@ -263,9 +279,22 @@ def _with_nodes(geo: PlanShape, n: int) -> PlanShape:
     return dataclasses.replace(geo, n_nodes=n)
 
 
+def _fits(caps: list[int], clocks: list[float], per_dil: list[int]) -> bool:
+    if not caps or len(caps) > planmod.N_KERNELS * len(per_dil):
+        return False
+    if sum(caps) < planmod.N_KERNELS * sum(per_dil):
+        return False
+    try:
+        _split(caps, clocks, per_dil)
+    except FleetTooSmall:
+        return False
+    return True
+
+
 def _most_features(fleet: FleetFile, geo: PlanShape, variant: str, code_from: str | None
                    ) -> int | None:
     """The most features (below the plan's) this fleet holds, or None."""
+    clocks = [n.board.cpu_mhz for n in fleet.nodes()]
 
     def fits(nf: int) -> bool:
         try:
@@ -273,9 +302,9 @@ def _most_features(fleet: FleetFile, geo: PlanShape, variant: str, code_from: st
                             geo.radio, geo.wire)
         except ValueError:
             return False
-        caps = [kernel_capacity(g.board, g2, code_from) for g in fleet.groups
+        caps = [feature_capacity(g.board, g2, code_from) for g in fleet.groups
                 for _ in range(g.count)]
-        return min(caps) >= 1 and sum(caps) >= planmod.N_KERNELS >= len(caps)
+        return _fits(caps, clocks, g2.per_dilation)
 
     lo, hi = planmod.N_KERNELS, geo.n_features - 1
     if hi < lo or not fits(lo):
@@ -289,41 +318,48 @@ def _most_features(fleet: FleetFile, geo: PlanShape, variant: str, code_from: st
 def _advice(fleet: FleetFile, geo: PlanShape, caps: list[int], variant: str,
             code_from: str | None) -> str:
     """The smallest fleet that would work, in words."""
-    need = planmod.N_KERNELS
+    need = geo.n_features
+    sizes = geo.combo_sizes
+    most_nodes = len(sizes)
     types = {g.board.key: g.board for g in fleet.groups}
-    cap_of = {k: kernel_capacity(b, geo, code_from) for k, b in types.items()}
-    have = sum(caps)
-    lines = [f"this fleet ({fleet.describe()}) holds {have} of the {need} kernels "
-             f"({geo.n_features} features, {geo.n_classes} classes, length {geo.length})."]
-    usable = {k: c for k, c in cap_of.items() if c > 0}
-    for k, c in cap_of.items():
-        if c == 0:
+    cap_of = {k: feature_capacity(b, geo, code_from) for k, b in types.items()}
+    have = min(sum(caps), need)
+    lines = [f"this fleet ({fleet.describe()}) holds {have:,} of the {need:,} features "
+             f"({geo.n_classes} classes, length {geo.length}; a node holds whole (dilation, "
+             f"kernel) combinations of {min(sizes)}-{max(sizes)} features)."]
+    usable = {k: c for k, c in cap_of.items() if c >= min(sizes)}
+    for k in cap_of:
+        if k not in usable:
             b = types[k]
             src = code_source(b, code_from)
-            one = node_bytes(b, geo, geo.features_per_kernel, len(geo.dilations), src)
-            lines.append(f"{k}: cannot hold even one kernel ({one:,} B needed, rocknet's code "
-                         f"{code_heap_bytes(src):,} B of it from {CODE_FROM_WORDS[src]}; "
-                         f"budget {b.heap_budget:,} B): {_remedy(b, src)}, or leave it out.")
+            one = node_bytes(b, geo, min(sizes), 1, src)
+            lines.append(f"{k}: cannot hold even one (dilation, kernel) combination "
+                         f"({one:,} B needed, rocknet's code {code_heap_bytes(src):,} B of it "
+                         f"from {CODE_FROM_WORDS[src]}; budget {b.heap_budget:,} B): "
+                         f"{_remedy(b, src)}, or leave it out.")
     if usable:
         best = max(usable, key=lambda k: (usable[k], types[k].cpu_mhz))
-        kept = [g for g in fleet.groups if cap_of[g.board.key] > 0]
+        kept = [g for g in fleet.groups if g.board.key in usable]
         # more boards make every round (and so every node's link and ring) larger
-        for extra in range(need + 1):
+        for extra in range(most_nodes + 1):
             total = sum(g.count for g in kept) + extra
-            g2 = _with_nodes(geo, total)
-            have_usable = (sum(g.count * kernel_capacity(g.board, g2, code_from) for g in kept)
-                           + extra * kernel_capacity(types[best], g2, code_from))
-            if have_usable >= need or total > need:
+            if total > most_nodes:
                 break
-        if len(usable) == 1 and total <= need:
+            g2 = _with_nodes(geo, total)
+            cap2 = {k: feature_capacity(types[k], g2, code_from) for k in usable}
+            boards_ = [g.board for g in kept for _ in range(g.count)] + [types[best]] * extra
+            if _fits([cap2[b.key] for b in boards_], [b.cpu_mhz for b in boards_],
+                     geo.per_dilation):
+                break
+        if len(usable) == 1 and total <= most_nodes:
             lines.append(f"Smallest fleet that works: {total} x {best} ({extra} more).")
-        elif total <= need:
+        elif total <= most_nodes:
             mix = " + ".join(f"{g.count} x {g.board.key}" for g in kept)
             lines.append(f"Smallest fleet that works: {mix} + {extra} more {best} "
                          f"({total} boards).")
         else:
-            lines.append(f"No number of {best} boards holds every kernel (each board added "
-                         "enlarges every node's rounds and ring).")
+            lines.append(f"No number of {best} boards holds all {need:,} features (each "
+                         "board added enlarges every node's rounds and ring).")
     nf = _most_features(fleet, geo, variant, code_from)
     if nf:
         lines.append(f"Or keep this fleet and plan fewer features (--features {nf} fits).")
@@ -334,24 +370,30 @@ def _advice(fleet: FleetFile, geo: PlanShape, caps: list[int], variant: str,
 class FleetSplit:
     boards: list[Board]
     ports: list[str | None]
-    kernels: list[int]
+    combos: list[int]  # (dilation, kernel) combinations per node
     features: list[int]
     bytes: list[int]
+    holds: list[str]  # what each node holds, in words (`Plan.describe_node`)
 
     def rows(self) -> list[dict[str, Any]]:
-        return [{"node": i, "board": b.key, "port": p, "kernels": k, "features": f,
-                 "bytes": m, "budget": b.heap_budget}
-                for i, (b, p, k, f, m) in enumerate(zip(self.boards, self.ports, self.kernels,
-                                                        self.features, self.bytes, strict=True))]
+        return [{"node": i, "board": b.key, "port": p, "combos": c, "features": f,
+                 "bytes": m, "budget": b.heap_budget, "holds": h}
+                for i, (b, p, c, f, m, h) in enumerate(zip(
+                    self.boards, self.ports, self.combos, self.features, self.bytes,
+                    self.holds, strict=True))]
 
 
 def split_for(fleet: FleetFile, geo: PlanShape, variant: str = "minirocket",
               code_from: str | None = None) -> list[int]:
-    """Kernel counts per node of `fleet` (refuses with advice when it cannot work)."""
+    """Feature counts per node of `fleet` (refuses with advice when it cannot work)."""
     nodes = fleet.nodes()
-    caps = [kernel_capacity(n.board, geo, code_from) for n in nodes]
+    sizes = geo.combo_sizes
+    if len(nodes) > len(sizes):
+        raise FleetTooSmall(f"{len(nodes)} boards but only {len(sizes)} (dilation, kernel) "
+                            f"combinations to share: use at most {len(sizes)} boards")
+    caps = [feature_capacity(n.board, geo, code_from) for n in nodes]
     try:
-        return allocate(caps, [n.board.cpu_mhz for n in nodes])
+        return _split(caps, [n.board.cpu_mhz for n in nodes], geo.per_dilation)[0]
     except FleetTooSmall as exc:
         if str(exc) != "capacity":
             raise
@@ -368,17 +410,19 @@ def fit(fleet: FleetFile, dataset: Any, variant: str = "minirocket", n_features:
     geo = plan_shape(dataset.length, len(dataset.classes), n_features, variant, len(nodes),
                      len(dataset.X_test), radio, wire)
     counts = split_for(fleet, geo, variant, code_from)
+    caps = [feature_capacity(n.board, geo, code_from) for n in nodes]
     pl = planmod.fit(dataset, len(nodes), variant=variant, n_features=n_features,
-                     bias_examples=bias_examples, seed=seed, weights=[float(c) for c in counts])
-    pl.splits = ranges(counts)  # exactly the counts (weights alone round by remainders)
+                     bias_examples=bias_examples, seed=seed,
+                     weights=[float(c) for c in counts], caps=caps)
     feats = [len(pl.node_feature_index(i)) for i in range(len(nodes))]
-    combos = [len(pl.node_features(i)["centre"]) for i in range(len(nodes))]
+    combos = [sum(b - a for a, b in s) for s in pl.splits]
     mem = [node_bytes(n.board, geo, f, c, code_source(n.board, code_from))
            for n, f, c in zip(nodes, feats, combos, strict=True)]
     over = [i for i, n in enumerate(nodes) if mem[i] > n.board.heap_budget]
     if over:  # the geometry estimate and the fitted plan disagree: never ship that
         raise FleetTooSmall(f"node(s) {over} would exceed their heap budget; plan fewer features")
-    split = FleetSplit([n.board for n in nodes], [n.port for n in nodes], counts, feats, mem)
+    split = FleetSplit([n.board for n in nodes], [n.port for n in nodes], combos, feats, mem,
+                       [pl.describe_node(i) for i in range(len(nodes))])
     return pl, split
 
 
@@ -408,7 +452,8 @@ def without(fleet: FleetFile, lost: list[int]) -> tuple[FleetFile, dict[int, int
 def write(pl: planmod.Plan, split: FleetSplit, out: str | Path,
           mapping: dict[int, int] | None = None,
           node_plans: list[dict[str, Any]] | None = None) -> list[Path]:
-    """The plan files (plan.write) plus fleet_plan.json: board, port, kernels, memory per node."""
+    """The plan files (plan.write) plus fleet_plan.json: board, port, combinations, features,
+    what it holds and memory per node."""
     paths = planmod.write(pl, out, node_plans)
     info = {"format": "rocknet-fleet-plan", "nodes": split.rows(),
             "memory_model": {"runtime_bytes": runtime_bytes(pl.n_nodes, pl.length),

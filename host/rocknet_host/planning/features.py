@@ -1,7 +1,8 @@
 """Plan fitting on the host: everything that needs the whole training set.
 
 A plan fixes the int8 input quantization, the dilations and kernel order, the integer biases,
-and the split of MiniRocket's 84 kernels across the nodes. It is written as one small checked
+and the split of its (dilation, kernel) combinations across the nodes (per dilation a range
+of kernels a node, balanced by features). It is written as one small checked
 file per node (``node_XX.plan``, read by ``rocknet.store`` on the board) plus ``fleet.json``.
 
 Two variants (``variant=``):
@@ -29,7 +30,7 @@ from ..reference import minirocket as reference
 from ..runtimes import import_device
 
 PLAN_KIND = "plan"
-PLAN_VERSION = 1
+PLAN_VERSION = import_device("rocknet.store").PLAN_VERSION  # 2: per-dilation kernel ranges
 VARIANTS = ("minirocket", "rocknet")
 N_KERNELS = 84
 PHI = (1 + math.sqrt(5)) / 2
@@ -104,37 +105,61 @@ def golden_quantiles(n: int) -> np.ndarray:
     return np.array([(k * PHI) % 1 for k in range(1, n + 1)], dtype=np.float32)
 
 
-def split_kernels(n_nodes: int, weights: list[float] | None = None,
-                  n_kernels: int = N_KERNELS) -> list[tuple[int, int]]:
-    """Contiguous kernel ranges per node. Equal weights: as RockNet, the first
-    ``n_kernels % n_nodes`` nodes get one extra kernel. Otherwise in proportion to ``weights``
-    (largest remainder), at least one kernel each."""
+Split = list[tuple[int, int]]  # one node's kernels per dilation: global kernel range [k0, k1)
+
+
+def split_kernels(per_dil: list[int], n_nodes: int, weights: list[float] | None = None,
+                  caps: list[int] | None = None, n_kernels: int = N_KERNELS) -> list[Split]:
+    """Per node, per dilation, a contiguous range of kernels (the node's (dilation, kernel)
+    combinations; ``per_dil[d]`` features each). At every dilation the kernels go to the nodes
+    in node order, ``n_kernels * share`` each, and the odd ones to the nodes furthest below
+    their share of the features: so each node holds its share of the features (equal shares,
+    or in proportion to ``weights``; at most ``caps[i]``) within about a combination, and
+    about the same mix of dilations (a combination's compute hardly depends on its features:
+    a node of only small combinations would take longer)."""
+    nd = len(per_dil)
     if n_nodes < 1:
         raise UserError("a fleet needs at least one node")
-    if n_nodes > n_kernels:
-        raise UserError(f"{n_nodes} nodes but only {n_kernels} kernels to share; use at most "
-                         f"{n_kernels} nodes")
-    if weights is None:
-        base, extra = divmod(n_kernels, n_nodes)
-        sizes = [base + (1 if i < extra else 0) for i in range(n_nodes)]
-    else:
-        if len(weights) != n_nodes or min(weights) <= 0:
-            raise UserError("need one positive weight per node")
-        share = np.array(weights, dtype=float) / float(sum(weights)) * (n_kernels - n_nodes)
-        sizes = [1 + int(s) for s in np.floor(share)]
-        order = np.argsort(-(share - np.floor(share)), kind="stable")
-        for i in order[: n_kernels - sum(sizes)]:
-            sizes[int(i)] += 1
-    out, start = [], 0
-    for s in sizes:
-        out.append((start, start + s))
-        start += s
-    return out
+    if n_nodes > n_kernels * nd:
+        raise UserError(f"{n_nodes} nodes but only {n_kernels * nd} (dilation, kernel) "
+                         f"combinations to share; use at most {n_kernels * nd} nodes")
+    if weights is not None and (len(weights) != n_nodes or min(weights) <= 0):
+        raise UserError("need one positive weight per node")
+    w = np.ones(n_nodes) if weights is None else np.array(weights, dtype=float)
+    w = w / w.sum()
+    total = n_kernels * sum(int(n) for n in per_dil)
+    target = total * w
+    cap = np.full(n_nodes, total) if caps is None else np.array(caps, dtype=np.int64)
+    have = np.zeros(n_nodes, dtype=np.int64)
+    counts = np.zeros((nd, n_nodes), dtype=np.int64)
+    for di in sorted(range(nd), key=lambda d: (-int(per_dil[d]), d)):  # coarse ones first
+        nb = int(per_dil[di])
+        c = np.floor(n_kernels * w).astype(np.int64)
+        if nb:
+            c = np.minimum(c, (cap - have) // nb)
+        for _ in range(n_kernels - int(c.sum())):
+            deficit = target - have - c * nb
+            room = have + (c + 1) * nb <= cap
+            if not room.any():
+                raise UserError(f"the nodes hold at most {int(cap.sum())} of the {total} "
+                                 "features; plan fewer features or use more nodes")
+            i = int(np.argmax(np.where(room, deficit, -np.inf)))
+            c[i] += 1
+        counts[di] = c
+        have += c * nb
+    if (counts.sum(axis=0) == 0).any():
+        raise UserError(f"{n_nodes} nodes are too many to give each a (dilation, kernel) "
+                         "combination; use fewer nodes")
+    starts = np.concatenate([np.zeros((nd, 1), dtype=np.int64), np.cumsum(counts, axis=1)],
+                            axis=1)
+    return [[(int(starts[di, i]), int(starts[di, i + 1])) for di in range(nd)]
+            for i in range(n_nodes)]
 
 
 @dataclass
 class Plan:
-    """A fleet's plan: shared parameters plus per-node feature slices."""
+    """A fleet's plan: shared parameters plus per-node feature slices. ``splits``: per node,
+    per dilation, the range [k0, k1) of kernels it holds there ([k, k]: none)."""
 
     dataset: str
     variant: str
@@ -147,7 +172,7 @@ class Plan:
     kernels: list[tuple[int, int, int]]  # global kernel order
     biases: np.ndarray  # (F,) int16, global order: dilation, kernel, bias
     alternating: bool
-    splits: list[tuple[int, int]]
+    splits: list[Split]
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -161,38 +186,47 @@ class Plan:
     def centre_flag(self, dil_index: int, kernel_index: int) -> int:
         return int(self.alternating and (dil_index + kernel_index) % 2 == 1)
 
+    def kernel_ranges(self, node: int) -> list[list[int]]:
+        """Per dilation, the node's kernels there as a global kernel index range [k0, k1)
+        ([0, 0]: none)."""
+        return [[a, b] if a < b else [0, 0] for a, b in self.splits[node]]
+
     def node_features(self, node: int) -> dict[str, Any]:
-        """The ``features`` section of one node's plan (what ``Slice`` consumes)."""
-        k0, k1 = self.splits[node]
-        biases, centre = [], []
-        f = 0
-        for di, nb in enumerate(self.biases_per_dilation):
-            for k in range(N_KERNELS):
-                if k0 <= k < k1:
-                    biases += [int(b) for b in self.biases[f:f + nb]]
-                    centre.append(self.centre_flag(di, k))
-                f += nb
+        """The ``features`` section of one node's plan (what ``Slice`` consumes):
+        ``kernel_range`` per dilation, ``kernels`` the triples of every kernel it names (in
+        global kernel order), biases and padding flags per combination in the node's order."""
+        kr = self.kernel_ranges(node)
+        held = sorted({k for a, b in kr for k in range(a, b)})
+        idx = self.node_feature_index(node)
+        centre = [self.centre_flag(di, k) for di, (a, b) in enumerate(kr) for k in range(a, b)]
         return {
             "length": self.length,
             "dilations": list(self.dilations),
-            "kernels": [list(k) for k in self.kernels[k0:k1]],
-            "kernel_range": [k0, k1],
+            "kernels": [list(self.kernels[k]) for k in held],
+            "kernel_range": kr,
             "biases_per_dilation": list(self.biases_per_dilation),
-            "biases": biases,
+            "biases": [int(b) for b in self.biases[idx]],
             "centre": centre,
         }
 
     def node_feature_index(self, node: int) -> np.ndarray:
-        """Global feature indices of a node's features, in the node's order."""
-        k0, k1 = self.splits[node]
+        """Global feature indices of a node's features, in the node's order (dilation,
+        kernel, bias: increasing)."""
         idx = []
         f = 0
-        for nb in self.biases_per_dilation:
-            for k in range(N_KERNELS):
-                if k0 <= k < k1:
-                    idx += list(range(f, f + nb))
-                f += nb
-        return np.array(idx, dtype=np.int64)
+        for (a, b), nb in zip(self.splits[node], self.biases_per_dilation, strict=True):
+            idx.append(np.arange(f + a * nb, f + b * nb, dtype=np.int64))
+            f += N_KERNELS * nb
+        return np.concatenate(idx)
+
+    def describe_node(self, node: int) -> str:
+        """What a node holds, in words: e.g. "k4-9: 4-5 x 15 dilations" (kernels 4 to 9, 4 or
+        5 of them at each of 15 dilations)."""
+        kr = [(a, b) for a, b in self.kernel_ranges(node) if a < b]
+        lo, hi = min(a for a, _ in kr), max(b for _, b in kr) - 1
+        n = sorted(b - a for a, b in kr)
+        each = f"{n[0]}" if n[0] == n[-1] else f"{n[0]}-{n[-1]}"
+        return f"k{lo}-{hi}: {each} x {len(kr)} dilation" + ("s" if len(kr) > 1 else "")
 
     def node_plan(self, node: int) -> dict[str, Any]:
         return {
@@ -218,7 +252,8 @@ class Plan:
             "nodes": self.n_nodes,
             "features": self.n_features,
             "features_per_node": per_node,
-            "kernel_splits": [list(s) for s in self.splits],
+            "holds": [self.describe_node(i) for i in range(self.n_nodes)],
+            "kernel_ranges": [self.kernel_ranges(i) for i in range(self.n_nodes)],
             "dilations": self.dilations,
             "biases_per_dilation": self.biases_per_dilation,
             "alternating_padding": self.alternating,
@@ -278,8 +313,10 @@ def fit(
     rounding: str | None = None,
     seed: int = 0,
     weights: list[float] | None = None,
+    caps: list[int] | None = None,
 ) -> Plan:
-    """Fit a plan for ``dataset`` (a `data.Dataset`) split across ``n_nodes`` nodes."""
+    """Fit a plan for ``dataset`` (a `data.Dataset`) split across ``n_nodes`` nodes (by
+    features: equal shares, or ``weights``, within ``caps`` features a node)."""
     if variant not in VARIANTS:
         raise UserError(f"variant must be one of {VARIANTS}, not {variant!r}")
     X = np.asarray(dataset.X_train)
@@ -318,7 +355,7 @@ def fit(
         kernels=list(kernels),
         biases=biases,
         alternating=alt,
-        splits=split_kernels(n_nodes, weights),
+        splits=split_kernels(per_dil, n_nodes, weights, caps),
         options={"n_features": n_features, "bias_examples": bias_examples, "seed": seed,
                  "bias_source": source},
     )

@@ -4,9 +4,10 @@
 and does, batch at once, what the N device heads do sample by sample: 8-bit feature codes,
 fixed-point standardisation, per-node partial logits through the wire format, summed in node
 order, softmax/squared-loss gradients, plain SGD, momentum or Adam with 8-bit dynamic-tree
-moments in (class row, kernel) blocks, int16 weights, cosine/linear/constant schedules, and
-the dual ridge solve with integer Gram contributions. `rocknet_recipe` is RockNet's own training
-(float32, unstandardised PPV, Adam with 8-bit moments in 256-blocks, batch 128, N-fold bias).
+moments in (class row, (dilation, kernel)) blocks, int16 weights, cosine/linear/constant
+schedules, and the dual ridge solve with integer Gram contributions. `rocknet_recipe` is
+RockNet's own training (float32, unstandardised PPV, Adam with 8-bit moments in 256-blocks,
+batch 128, N-fold bias).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from . import minirocket as reference
 
 MU_ONE = 128
 SC_ONE = 4096
@@ -44,19 +47,23 @@ MIDS_U = (TABLE_U[1:] + TABLE_U[:-1]) * 0.5
 
 
 def node_layout(features: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(counted length per feature, local kernel index per feature) of a node's slice, in
-    the slice's order (dilation, kernel, bias)."""
+    """(counted length per feature, local block index per feature) of a node's slice, in
+    the slice's order (dilation, kernel, bias): a block is one (dilation, kernel)
+    combination."""
     L = int(features["length"])
-    nk = len(features["kernels"])
-    den, kern = [], []
+    slots = reference.slice_slots(features)
+    den, block = [], []
     combo = 0
+    blocks = 0
     for di, d in enumerate(features["dilations"]):
         nb = int(features["biases_per_dilation"][di])
-        for k in range(nk):
+        for _ in range(slots[di, 0], slots[di, 1]):
             den += [L - 8 * int(d) if features["centre"][combo] else L] * nb
-            kern += [k] * nb
+            if nb:
+                block += [blocks] * nb
+                blocks += 1
             combo += 1
-    return np.array(den, dtype=np.int64), np.array(kern, dtype=np.int64)
+    return np.array(den, dtype=np.int64), np.array(block, dtype=np.int64)
 
 
 def codes(counts: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -115,7 +122,7 @@ class NodeSlice:
     start: int
     stop: int
     den: np.ndarray
-    kernel: np.ndarray  # global block (kernel) index per feature
+    kernel: np.ndarray  # global block ((dilation, kernel) combination) index per feature
 
 
 class Twin:
@@ -155,14 +162,12 @@ class Twin:
             den, kern = node_layout(feats)
             self.slices.append(NodeSlice(f, f + len(den), den, kern + blocks))
             f += len(den)
-            blocks += len(feats["kernels"])
+            blocks += int(kern.max()) + 1 if len(kern) else 0
         self.F = f
         self.block = np.concatenate([s.kernel for s in self.slices])
         self.n_blocks = blocks
-        self.perm = np.argsort(self.block, kind="stable")
-        self.P = f // blocks
-        if self.P * blocks != f:
-            raise ValueError("kernels of unequal feature counts; blocks need equal sizes")
+        # blocks are contiguous runs of features (combinations in the global order)
+        self.starts = np.flatnonzero(np.diff(self.block, prepend=-1))
         self.mu = np.zeros(f, dtype=np.int16)
         self.sc = np.zeros(f, dtype=np.uint16)
         if scaling is not None:
@@ -319,7 +324,7 @@ class Twin:
         dt = self.dtype
         if not self.q_moments:
             return v, np.zeros((self.C, self.n_blocks), dtype=dt)
-        bm = np.abs(v[:, self.perm]).reshape(self.C, self.n_blocks, self.P).max(axis=2)
+        bm = np.maximum.reduceat(np.abs(v), self.starts, axis=1)
         inv = dt(1.0) / (bm + dt(TINY))
         c = np.searchsorted(self.tables[kind][1], (v * inv[:, self.block]).ravel())
         return c.reshape(v.shape).astype(np.uint8), bm

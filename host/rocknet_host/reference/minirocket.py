@@ -96,12 +96,13 @@ def _count_above(W: np.ndarray, biases: np.ndarray, f: int, nb: int, out: np.nda
 
 @njit(cache=True, nogil=True)
 def _slice_counts(Q: np.ndarray, dilations: np.ndarray, per_dil: np.ndarray,
-                  kernels: np.ndarray, centre: np.ndarray, biases: np.ndarray) -> np.ndarray:
+                  kernels: np.ndarray, slots: np.ndarray, centre: np.ndarray,
+                  biases: np.ndarray) -> np.ndarray:
     """The slice's integer arithmetic, one series at a time, in int16 like the device
     (numba, one thread; slices rather than offset indices so the loops vectorise)."""
     n, L = Q.shape
     out = np.zeros((n, len(biases)), dtype=np.uint16)
-    pad = CENTRE * dilations.max()
+    pad = CENTRE * dilations.max()  # (the device pads for the dilations it holds)
     P = np.zeros(L + 2 * pad, dtype=np.int16)
     s9 = np.zeros(L, dtype=np.int16)
     C = np.zeros(L, dtype=np.int16)
@@ -110,6 +111,8 @@ def _slice_counts(Q: np.ndarray, dilations: np.ndarray, per_dil: np.ndarray,
         f = 0
         combo = 0
         for di in range(len(dilations)):
+            if slots[di, 0] == slots[di, 1]:
+                continue
             d = dilations[di]
             base = pad - CENTRE * d
             nb = per_dil[di]
@@ -118,7 +121,7 @@ def _slice_counts(Q: np.ndarray, dilations: np.ndarray, per_dil: np.ndarray,
                 pj = P[base + j * d:base + j * d + L]
                 for t in range(L):
                     s9[t] += pj[t]
-            for k in range(kernels.shape[0]):
+            for k in range(slots[di, 0], slots[di, 1]):
                 pa = P[base + kernels[k, 0] * d:base + kernels[k, 0] * d + L]
                 pb = P[base + kernels[k, 1] * d:base + kernels[k, 1] * d + L]
                 pc = P[base + kernels[k, 2] * d:base + kernels[k, 2] * d + L]
@@ -145,17 +148,35 @@ def slice_counts(Q: np.ndarray, features: dict) -> np.ndarray:
                          np.asarray(features["dilations"], dtype=np.int64),
                          np.asarray(features["biases_per_dilation"], dtype=np.int64),
                          np.asarray(features["kernels"], dtype=np.int64).reshape(-1, 3),
-                         np.asarray(features["centre"], dtype=np.uint8), biases)
+                         slice_slots(features), np.asarray(features["centre"], dtype=np.uint8),
+                         biases)
+
+
+def slice_slots(features: dict) -> np.ndarray:
+    """(dilations, 2) int64: per dilation the first and end index into the section's
+    ``kernels`` of the kernels the node computes there (twin of ``minirocket_init.slots``:
+    ``kernel_range`` holds global kernel indices; absent, every kernel at every dilation)."""
+    nd, nk = len(features["dilations"]), len(features["kernels"])
+    kr = features.get("kernel_range")
+    if kr is None:
+        return np.array([[0, nk]] * nd, dtype=np.int64).reshape(nd, 2)
+    held = sorted({k for a, b in kr for k in range(int(a), int(b))})
+    if len(held) != nk:
+        raise ValueError(f"kernel ranges name {len(held)} kernels but the section lists {nk}")
+    return np.array([[held.index(a), held.index(a) + b - a] if a < b else [0, 0]
+                     for a, b in ((int(r[0]), int(r[1])) for r in kr)],
+                    dtype=np.int64).reshape(nd, 2)
 
 
 def slice_denominators(features: dict) -> np.ndarray:
     """Positions counted per feature (twin of ``minirocket_init.denominators``)."""
     L = int(features["length"])
+    slots = slice_slots(features)
     den = []
     combo = 0
     for di, d in enumerate(features["dilations"]):
         nb = int(features["biases_per_dilation"][di])
-        for _ in features["kernels"]:
+        for _ in range(slots[di, 0], slots[di, 1]):
             n = L - 8 * int(d) if features["centre"][combo] else L
             den += [n] * nb
             combo += 1
