@@ -168,13 +168,13 @@ def digest_at(node: Any, sample: int) -> bytes:
 
 def chain_reference(prev: bytes, entry: bytes) -> bytes:
     """The consistency digest from its definition (docs/protocol.md), independent of the device
-    code: the last block of AES-128-CBC (zero IV, the public key "rocknet-digest-1") over
-    prev || len(entry) (4 bytes, little-endian) || entry, zero padded to whole blocks."""
+    code: the last block of AES-128-CBC under the public key "rocknet-digest-1", IV ``prev``,
+    over len(entry) (4 bytes, little-endian) || entry, zero padded to whole blocks."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-    msg = prev + len(entry).to_bytes(4, "little") + entry
+    msg = len(entry).to_bytes(4, "little") + entry
     msg += bytes(-len(msg) % 16)
-    enc = Cipher(algorithms.AES(b"rocknet-digest-1"), modes.CBC(bytes(16))).encryptor()
+    enc = Cipher(algorithms.AES(b"rocknet-digest-1"), modes.CBC(prev)).encryptor()
     return (enc.update(msg) + enc.finalize())[-16:]
 
 

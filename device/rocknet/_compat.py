@@ -66,9 +66,11 @@ def aes(key):
 # The run-time halves of `_compat_aes`'s ports, here because the closures they return live as
 # long as their `ccm.Ccm`: a function defined in _compat_aes would keep all of its code alive.
 
-def aesio_new(objs, key):
-    """aesio's ECB, CBC and CTR cipher objects ``objs``, re-keyed per ``new``."""
+def aesio_new(aesio, key):
+    """aesio's cipher object of each mode (ECB, CBC, CTR), made on the mode's first ``new``
+    (a CCM codec needs CBC and CTR, the digest chain CBC only) and re-keyed per ``new``."""
     zero = bytes(16)
+    objs = [None, None, None]
 
     def ecb(src, dst):  # aesio's ECB takes one block per call
         s, d, e = memoryview(src), memoryview(dst), objs[0].encrypt_into
@@ -77,7 +79,11 @@ def aesio_new(objs, key):
 
     def new(mode, iv=None):
         c = objs[mode]
-        c.rekey(key, iv or zero)
+        if c is None:
+            c = objs[mode] = aesio.AES(key, (aesio.MODE_ECB, aesio.MODE_CBC,
+                                             aesio.MODE_CTR)[mode], iv or zero)
+        else:
+            c.rekey(key, iv or zero)
         return c.encrypt_into if mode else ecb
 
     return new

@@ -10,7 +10,7 @@ code too (`ccm_init`).
 `Chain` is the node's consistency digest, a CBC-MAC hash chain over the same AES (one CBC call
 per entry):
 
-    chain = Chain()                           # the port's AES under the public DIGEST_KEY
+    chain = Chain(_compat.aes(DIGEST_KEY))    # the port's AES under the public DIGEST_KEY
     digest = chain(digest, entry)             # 16 bytes after 16 bytes and one entry
 
 The block cipher is the board's (`_compat.aes`): `aesio` on CircuitPython, `cryptolib` on
@@ -131,36 +131,30 @@ class Ccm:
 
 class Chain:
     """The consistency digest (docs/protocol.md): ``chain(prev, entry)`` is the last block of
-    AES-128-CBC, zero IV, under the public `DIGEST_KEY`, over ``prev`` (the 16-byte digest so
-    far), the entry's length (4 bytes, little-endian) and the entry, zero padded to whole
-    blocks; one CBC call into the port's AES per entry (re-keyed per call, so aesio's CBC
-    chain restarts). The same bytes on every port; a check that honest nodes applied the same
-    updates, not a security primitive (the key is public: anyone can forge a collision).
-    ``new``: the port's AES under `DIGEST_KEY` (`_compat.aes`; default: built here). One buffer,
-    grown to the longest entry seen, is encrypted in place."""
+    AES-128-CBC under the public `DIGEST_KEY`, IV ``prev`` (the 16-byte digest so far), over
+    the entry's length (4 bytes, little-endian) and the entry, zero padded to whole blocks:
+    from 16 zero bytes, the CBC-MAC of the whole log so encoded, one CBC call into the port's
+    AES per entry (re-keyed per call, so aesio's CBC chain restarts from ``prev``). The same
+    bytes on every port; a check that honest nodes applied the same updates, not a security
+    primitive (the key is public: anyone can make two logs collide). ``new``: the port's AES
+    under `DIGEST_KEY` (``_compat.aes(DIGEST_KEY)``, which `node_init` builds at set-up). One
+    buffer, grown to the longest entry seen, is encrypted in place."""
 
-    def __init__(self, new=None):
-        if new is None:
-            from ._compat import aes
-
-            new = aes(DIGEST_KEY)
+    def __init__(self, new):
         self._new = new
         self._b = bytearray(0)
 
     def __call__(self, prev, entry):
-        if len(prev) != 16:
-            raise ValueError("a digest is 16 bytes, got %d" % len(prev))
         n = len(entry)
-        e = 20 + n
+        e = 4 + n
         size = (e + 15) & ~15
         b = self._b
         if len(b) < size:
             b = self._b = bytearray(size)
             self._v = memoryview(b)
-        b[:16] = prev
-        b[16:20] = n.to_bytes(4, "little")
-        b[20:e] = entry
+        b[:4] = n.to_bytes(4, "little")
+        b[4:e] = entry
         b[e:size] = _ZERO[:size - e]
         v = self._v[:size]
-        self._new(CBC, _ZERO)(v, v)
+        self._new(CBC, prev)(v, v)  # the port refuses an IV (digest) other than 16 bytes
         return bytes(v[size - 16:])

@@ -94,9 +94,10 @@ def init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, 
     self._since_checkpoint = 0
     # the consistency digest (docs/protocol.md): a hash chain on the port's AES
     if chain is None:
-        from .ccm import Chain
+        from ._compat import aes
+        from .ccm import DIGEST_KEY, Chain
 
-        chain = Chain()
+        chain = Chain(aes(DIGEST_KEY))
     self._chain = chain
     self.digest = bytes(16)
     self.log = log
