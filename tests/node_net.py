@@ -12,8 +12,9 @@ rebooted node is built afresh by the factory and restores its last checkpoint (w
 ``save`` callable stored); a deaf node hears nothing; a mute node is heard by nobody (a
 one-way link).
 
-Also here: `digest_at` and `outcomes` (compare nodes at a common sample), `replay` (rebuild a
-head block from a node's log) and `build_fleet` (node cores from a host plan and dataset).
+Also here: `digest_at` and `outcomes` (compare nodes at a common sample), `chain_reference`
+(the digest from its definition), `replay` (rebuild a head block from a node's log) and
+`build_fleet` (node cores from a host plan and dataset).
 """
 
 from __future__ import annotations
@@ -162,7 +163,19 @@ def digest_at(node: Any, sample: int) -> bytes:
         if entry[1] > sample:
             break
         out = entry[3]
-    return out if out is not None else bytes(32)
+    return out if out is not None else bytes(16)
+
+
+def chain_reference(prev: bytes, entry: bytes) -> bytes:
+    """The consistency digest from its definition (docs/protocol.md), independent of the device
+    code: the last block of AES-128-CBC under the public key "rocknet-digest-1", IV ``prev``,
+    over len(entry) (4 bytes, little-endian) || entry, zero padded to whole blocks."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    msg = len(entry).to_bytes(4, "little") + entry
+    msg += bytes(-len(msg) % 16)
+    enc = Cipher(algorithms.AES(b"rocknet-digest-1"), modes.CBC(prev)).encryptor()
+    return (enc.update(msg) + enc.finalize())[-16:]
 
 
 def outcomes(node: Any, since: int = 0, until: int | None = None) -> list[tuple[int, str]]:

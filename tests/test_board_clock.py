@@ -115,14 +115,37 @@ def test_modules_first_imported_inside_instrument_get_numpy_back(monkeypatch):
 
 
 def test_native_hash_counts_blocks_python_hash_counts_bytecode():
-    import_device("rocknet.node")
+    import_device("rocknet.board")
     for hash_, native in (("native", True), ("python", False)):
         with bc.instrument(hash_) as meter:
-            sha = sys.modules["rocknet.node"]._sha256  # the port's, as _compat picked it
+            sha = sys.modules["rocknet.board"]._sha256  # the port's, as _compat picked it
             _, work = meter.call(lambda: sha(bytes(254)).digest())  # noqa: B023
         assert (work.sha256_blocks == bc.sha256_blocks(254)) is native
         assert (work.opcodes > 1000) is not native  # rocknet.sha256 runs as bytecode
-    assert sys.modules["rocknet.node"]._sha256 is sys.modules["rocknet._compat"].sha256
+    assert sys.modules["rocknet.board"]._sha256 is sys.modules["rocknet._compat"].sha256
+
+
+def test_the_nodes_digest_is_counted_as_aes_not_sha256():
+    """An applied entry chains into the digest with one re-keyed CBC call (`ccm.Chain`): a
+    key schedule and two calls into C, ceil((4 + entry) / 16) blocks; no SHA-256."""
+    node_mod = import_device("rocknet.node")
+    with bc.instrument() as meter:  # native SHA-256: any hashing would count blocks
+        nd = node_mod.Node(0, 2, None, None, 3, 40, node_mod.Schedule([4, 4], [1, 1]),
+                           slice_=_Slice())
+        entry = bytes(4 + 1 + 2 * 3 * 4)  # an A entry's payload: 2 float32 rows of 3
+        _, work = meter.call(nd._record, b"A", 7, entry)
+    assert work.sha256_blocks == 0
+    assert (work.aes_calls, work.aes_key_schedules) == (2, 1)
+    assert work.aes_blocks == -(-(4 + 5 + len(entry)) // 16)
+    clock = bc.BoardClock.for_board("adafruit_feather_nrf52840")
+    assert clock.breakdown(work)["aes"] > 0 and len(nd.digest) == 16
+
+
+class _Slice:
+    """The least a Node needs of a feature slice (its length and feature count)."""
+
+    length = 16
+    n_features = 4
     with pytest.raises(ValueError, match="hash must be one of"):
         with bc.instrument("md5"):
             pass

@@ -1,20 +1,24 @@
 """ccm and keys: AES-CCM known answers (RFC 3610 packet vectors), AES-CMAC (RFC 4493,
-Mesh's s1), the key derivation, and the same results whichever AES modes the port has. Known
-answers are checked in every runtime (the board's AES: aesio, cryptolib, cryptography)."""
+Mesh's s1), the key derivation, the consistency digest's chain (`ccm.Chain`), and the same
+results whichever AES modes the port has. Known answers are checked in every runtime (the
+board's AES: aesio, cryptolib, cryptography)."""
 
 from __future__ import annotations
 
 import sys
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from node_net import chain_reference
 from rocknet_host.runtimes import import_device
 from rocknet_host.runtimes.profiles import host_aes_module
 
 ccm = import_device("rocknet.ccm")
 keys = import_device("rocknet.keys")
+compat = import_device("rocknet._compat")
 
 KEY = bytes(range(0xC0, 0xD0))
 AAD = bytes(range(8))
@@ -33,6 +37,25 @@ CMAC_MSG = ("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
             "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710")
 RFC4493 = [(0, "bb1d6929e95937287fa37d129b756746"), (16, "070a16b46b4d4144f79bdd9dd04a287c"),
            (40, "dfa66747de9ae63030ca32611497c827"), (64, "51f0bebf7e3b9d92fc49741779363cfe")]
+
+# the digest chain from 16 zero bytes over entries of these lengths (empty, an S entry, whole
+# blocks with the length, a 600-byte A entry, then shorter ones in the grown buffer): digests
+CHAIN_ENTRIES = [b"", b"S" + bytes(4), bytes(range(12)), bytes(range(256)) * 2 + bytes(88),
+                 b"A\x07\x00\x00\x00" + bytes(range(27)), bytes(range(28))]
+CHAIN_KAT = ["8ef6e011aa926a16f1ba7494a2f06e1a", "6a731cebc0e8d8c2912b735dc928d424",
+             "3866de6d16cca74b14dcda3e14da0be7", "4e250730e5116ea4ef9419453f957619",
+             "8891257cae14b2c12d9cd761956e1e3d", "9b58610e39b1097550ba39b9a6b28731"]
+
+
+CHAIN_ON_DEVICE = """
+from rocknet import _compat, ccm
+_c = ccm.Chain(_compat.aes(ccm.DIGEST_KEY))
+_d = bytes(16)
+result = []
+for _e in entries:
+    _d = _c(_d, _e)
+    result.append(_d.hex())
+"""
 
 KAT_ON_DEVICE = """
 from rocknet import ccm, keys
@@ -69,6 +92,37 @@ def test_known_answers_in_every_runtime(device):
     assert native_ctr is (profile != "micropython-esp32")
 
 
+def test_digest_chain_known_answers_in_every_runtime(device):
+    """The consistency digest is the same bytes on every port (a mixed fleet of ESP32 and
+    Feather boards compares it): aesio, cryptolib and cryptography give the known answers."""
+    d = bytes(16)
+    for e, want in zip(CHAIN_ENTRIES, CHAIN_KAT, strict=True):
+        d = chain_reference(d, e)
+        assert d.hex() == want
+    assert device.call(CHAIN_ON_DEVICE, entries=CHAIN_ENTRIES) == CHAIN_KAT
+
+
+@settings(max_examples=60, deadline=None)
+@given(entries=st.lists(st.binary(max_size=200), min_size=1, max_size=6))
+def test_digest_chain_matches_its_definition(entries):
+    """Entry by entry, `chain_reference`; over the whole log, the CBC-MAC (zero IV) of the
+    entries encoded one after the other (length, entry, zero padding)."""
+    chain, d, r = ccm.Chain(compat.aes(ccm.DIGEST_KEY)), bytes(16), bytes(16)
+    for e in entries:
+        d, r = chain(d, e), chain_reference(r, e)
+        assert d == r
+    log = b"".join(len(e).to_bytes(4, "little") + e + bytes(-(4 + len(e)) % 16)
+                   for e in entries)
+    enc = Cipher(algorithms.AES(ccm.DIGEST_KEY), modes.CBC(bytes(16))).encryptor()
+    assert d == (enc.update(log) + enc.finalize())[-16:]
+
+
+def test_digest_chain_refuses_a_digest_of_another_size():
+    chain = ccm.Chain(compat.aes(ccm.DIGEST_KEY))
+    with pytest.raises(ValueError):  # the port's AES refuses the 32-byte IV
+        chain(bytes(32), b"S\x00\x00\x00\x00")
+
+
 @settings(max_examples=60, deadline=None)
 @given(key=st.binary(min_size=16, max_size=16), nonce=st.binary(min_size=13, max_size=13),
        aad=st.binary(max_size=40), data=st.binary(max_size=300), mic=st.sampled_from([4, 8]))
@@ -92,6 +146,13 @@ def test_board_aes_modules_give_the_same_bytes(monkeypatch, module, modes):
         assert c.open(bytes.fromhex(nonce), AAD, bytes.fromhex(want)) == data
     for k, want in RFC4493:
         assert keys.cmac(bytes.fromhex(CMAC_KEY), bytes.fromhex(CMAC_MSG)[:k]).hex() == want
+    chain = ccm.Chain(compat.aes(ccm.DIGEST_KEY))
+    for _ in range(2):  # the same Chain twice: aesio's CBC chain restarts for every entry
+        d, got = bytes(16), []
+        for e in CHAIN_ENTRIES:
+            d = chain(d, e)
+            got.append(d.hex())
+        assert got == CHAIN_KAT
 
 
 def test_reused_buffers_do_not_leak_between_messages():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from node_net import Event, FleetRun, digest_at, outcomes, replay
+from node_net import Event, FleetRun, chain_reference, digest_at, outcomes, replay
 from node_standin import SETUP_SRC, standin_namespace
 from rocknet_host.runtimes import import_device
 
@@ -474,16 +474,18 @@ def test_a_fleet_built_from_a_host_plan_runs_train_and_evaluation_phases():
         len(p.node_feature_index(i)) for i in range(3)]
 
 
-def test_digest_chain_is_the_same_with_the_pure_python_sha256():
-    """Boards without hashlib chain the digest with the pure-Python Sha256: same bytes."""
-    Sha256 = import_device("rocknet.sha256").Sha256
+def test_the_digest_chains_the_logged_entries_as_docs_protocol_says():
+    """The digest after each logged entry is `chain_reference` (an AES CBC-MAC chain) over
+    the entry (kind, sample as 4 bytes LE, payload), from 16 zero bytes."""
     fr, sched = fleet(3, loss=0.1, seed=3, epochs=1)
     fr.run(sched.length + 4)
     nd = fr.nodes[1]
-    d = bytes(32)
+    assert {e[0] for e in nd.applied} >= {"A", "S"}
+    d = bytes(16)
     for kind, s, payload, after in nd.applied:
-        d = Sha256(d + kind.encode() + s.to_bytes(4, "little") + payload).digest()
+        d = chain_reference(d, kind.encode() + s.to_bytes(4, "little") + payload)
         assert d == after
+    assert nd.digest == d
 
 
 def test_int16_partial_logits_halve_the_bytes_and_keep_agreement():

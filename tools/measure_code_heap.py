@@ -36,7 +36,8 @@ def measure() -> dict[str, object]:
             "runtime": f"MicroPython 1.29 + ulab, WebAssembly ({RUNTIME_VERSION}), mpy-cross 1.29",
             "files": "measured: .mpy files read from the file system",
             "py": "measured: .py files compiled at import, circuitpython-9 profile (no "
-                  "hashlib: the pure-Python SHA-256 too); CircuitPython without its mpy-cross",
+                  "hashlib; a training node does not import the pure-Python SHA-256); "
+                  "CircuitPython without its mpy-cross",
             "romfs": "measured: the `rocknet deploy --romfs` image mounted with vfs.VfsRom",
             "frozen": f"not measured here: romfs x {FROZEN_PER_ROMFS:.3f}, the frozen/ROMFS "
                       "ratio measured on an emulated Cortex-M4F (board-costs.md: 14.8 KB / "

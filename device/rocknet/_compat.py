@@ -4,13 +4,16 @@
 - ``sha256(data=b"")``: a SHA-256 object (``update``, ``digest``; ``copy`` where the port has
   it): ``hashlib.sha256`` (CPython, MicroPython, CircuitPython builds that have it),
   ``hashlib.new("sha256", data)`` (CircuitPython 10.1+, whose hashlib has only ``new``), else
-  the pure-Python `rocknet.sha256.Sha256` (CircuitPython 9.x / 10.0: no hashlib at all).
+  the pure-Python `rocknet.sha256.Sha256` (CircuitPython 9.x / 10.0: no hashlib at all),
+  imported on each call (after the first, a look-up in ``sys.modules``): set-up and checkpoint
+  code hash files with it and drop it again (`rocknet.forget`), so a training node, which
+  hashes nothing per round (its consistency digest is `ccm.Chain`, on AES), does not hold it.
 - ``aes(key)``: AES-128 in ECB, CBC and CTR modes over whole buffers (what AES-CCM in
   `rocknet.ccm` needs): ``aesio`` (CircuitPython), ``cryptolib`` (MicroPython), the
   ``cryptography`` package (CPython).
 
-Only what a caller uses is imported: the pure-Python SHA-256 only where no hashlib answers,
-the AES modules only when ``aes`` is called.
+Only what a caller uses is imported: the pure-Python SHA-256 only where no hashlib answers
+and only when ``sha256`` is called, the AES modules only when ``aes`` is called.
 """
 
 try:
@@ -33,9 +36,13 @@ def pick_sha256():
         if hasattr(hashlib, "new"):  # CircuitPython 10.1+
             new = hashlib.new
             return lambda data=b"": new("sha256", data)
-    from .sha256 import Sha256
 
-    return Sha256
+    def sha256(data=b""):
+        from .sha256 import Sha256
+
+        return Sha256(data)
+
+    return sha256
 
 
 sha256 = pick_sha256()
@@ -59,9 +66,11 @@ def aes(key):
 # The run-time halves of `_compat_aes`'s ports, here because the closures they return live as
 # long as their `ccm.Ccm`: a function defined in _compat_aes would keep all of its code alive.
 
-def aesio_new(objs, key):
-    """aesio's ECB, CBC and CTR cipher objects ``objs``, re-keyed per ``new``."""
+def aesio_new(aesio, key):
+    """aesio's cipher object of each mode (ECB, CBC, CTR), made on the mode's first ``new``
+    (a CCM codec needs CBC and CTR, the digest chain CBC only) and re-keyed per ``new``."""
     zero = bytes(16)
+    objs = [None, None, None]
 
     def ecb(src, dst):  # aesio's ECB takes one block per call
         s, d, e = memoryview(src), memoryview(dst), objs[0].encrypt_into
@@ -70,7 +79,11 @@ def aesio_new(objs, key):
 
     def new(mode, iv=None):
         c = objs[mode]
-        c.rekey(key, iv or zero)
+        if c is None:
+            c = objs[mode] = aesio.AES(key, (aesio.MODE_ECB, aesio.MODE_CBC,
+                                             aesio.MODE_CTR)[mode], iv or zero)
+        else:
+            c.rekey(key, iv or zero)
         return c.encrypt_into if mode else ecb
 
     return new

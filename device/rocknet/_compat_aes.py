@@ -4,8 +4,6 @@ stay with their `ccm.Ccm`)."""
 
 from ._compat import CBC, aesio_new, cryptolib_new
 
-_ZERO = bytes(16)
-
 
 def aes(key):
     """The port's AES under ``key`` (16 bytes) as ``new(mode, iv=None) -> run(src, dst)``:
@@ -16,9 +14,10 @@ def aes(key):
     every port has ECB and CBC, CTR only ``aesio`` and ``cryptolib`` builds with
     MICROPY_PY_CRYPTOLIB_CTR (stock esp32 and nrf firmware do not set it).
 
-    aesio (CircuitPython): three cipher objects made once and re-keyed per ``new`` with
-    ``rekey`` (tiny-AES keeps the CBC chain and CTR counter in the object between calls), so a
-    message allocates nothing; its ECB takes one block per call (``run`` loops). cryptolib
+    aesio (CircuitPython): a cipher object per mode, made on the mode's first ``new`` and
+    re-keyed per later ``new`` with ``rekey`` (tiny-AES keeps the CBC chain and CTR counter in
+    the object between calls), so a message allocates nothing; its ECB takes one block per
+    call (``run`` loops). cryptolib
     (MicroPython): a cipher object per ``new`` (it has no rekey; ECB runs whole buffers)."""
     key = bytes(key)
     if len(key) != 16:
@@ -28,8 +27,7 @@ def aes(key):
     except ImportError:
         aesio = None
     if aesio is not None:
-        return aesio_new([aesio.AES(key, m, _ZERO)
-                          for m in (aesio.MODE_ECB, aesio.MODE_CBC, aesio.MODE_CTR)], key)
+        return aesio_new(aesio, key)
     try:
         import cryptolib  # MicroPython
     except ImportError:

@@ -48,10 +48,11 @@ _KEEP = const(1024)  # plan sections up to this long (text) are kept once parsed
 _SCAN = const(128)  # bytes read at a time looking for a plan's lines
 _LEAD = const(64)  # bytes of a plan line read for its key
 _NONE = object()
-# the set-up code `rocknet.start` drops once the runner is built (this module included)
+# the set-up code `rocknet.start` drops once the runner is built (this module included; sha256:
+# the pure-Python SHA-256 the file checks loaded on a port without hashlib)
 SETUP_MODULES = ("board", "checkpoint", "store", "head_state", "node_init", "head_init",
                  "minirocket_init", "schedule_init", "report", "runner_start", "wire_init",
-                 "ccm_init", "keys", "_compat_aes")
+                 "ccm_init", "keys", "_compat_aes", "sha256")
 
 
 class SetupError(Exception):

@@ -7,6 +7,12 @@
 Its keys come from `rocknet.keys.derive` (AES-CMAC, set-up code); its construction is set-up
 code too (`ccm_init`).
 
+`Chain` is the node's consistency digest, a CBC-MAC hash chain over the same AES (one CBC call
+per entry):
+
+    chain = Chain(_compat.aes(DIGEST_KEY))    # the port's AES under the public DIGEST_KEY
+    digest = chain(digest, entry)             # 16 bytes after 16 bytes and one entry
+
 The block cipher is the board's (`_compat.aes`): `aesio` on CircuitPython, `cryptolib` on
 MicroPython, `cryptography` on CPython. CCM is two bulk passes, a CBC-MAC (one CBC call over
 the formatted blocks) and a CTR pass that encrypts the MIC and the data together (one CTR
@@ -21,6 +27,7 @@ from ._compat import CBC, CTR, ECB, const
 NONCE_SIZE = const(13)
 _L = const(2)  # bytes of the message length: 13-byte nonces, messages up to 65535 bytes
 _ZERO = bytes(16)
+DIGEST_KEY = b"rocknet-digest-1"  # public: the chain detects divergence, it guards nothing
 
 
 class Ccm:
@@ -120,3 +127,34 @@ class Ccm:
         if bytes(self._t) != bytes(self._co[:m]):
             return None
         return bytes(self._cod)
+
+
+class Chain:
+    """The consistency digest (docs/protocol.md): ``chain(prev, entry)`` is the last block of
+    AES-128-CBC under the public `DIGEST_KEY`, IV ``prev`` (the 16-byte digest so far), over
+    the entry's length (4 bytes, little-endian) and the entry, zero padded to whole blocks:
+    from 16 zero bytes, the CBC-MAC of the whole log so encoded, one CBC call into the port's
+    AES per entry (re-keyed per call, so aesio's CBC chain restarts from ``prev``). The same
+    bytes on every port; a check that honest nodes applied the same updates, not a security
+    primitive (the key is public: anyone can make two logs collide). ``new``: the port's AES
+    under `DIGEST_KEY` (``_compat.aes(DIGEST_KEY)``, which `node_init` builds at set-up). One
+    buffer, grown to the longest entry seen, is encrypted in place."""
+
+    def __init__(self, new):
+        self._new = new
+        self._b = bytearray(0)
+
+    def __call__(self, prev, entry):
+        n = len(entry)
+        e = 4 + n
+        size = (e + 15) & ~15
+        b = self._b
+        if len(b) < size:
+            b = self._b = bytearray(size)
+            self._v = memoryview(b)
+        b[:4] = n.to_bytes(4, "little")
+        b[4:e] = entry
+        b[e:size] = _ZERO[:size - e]
+        v = self._v[:size]
+        self._new(CBC, prev)(v, v)  # the port refuses an IV (digest) other than 16 bytes
+        return bytes(v[size - 16:])

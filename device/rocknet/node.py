@@ -19,7 +19,6 @@ import struct
 
 from . import xp
 from ._compat import const
-from ._compat import sha256 as _sha256
 from .logits import finite as _finite
 from .logits import pack as pack_logits
 from .messages import Geometry, ctrl_message, parse_ctrl  # noqa: F401 (node.Geometry)
@@ -59,7 +58,9 @@ class Node:
     relayed per message; ``gone_after``: rounds of silence before a member is removed or a
     leader replaced; ``pending``: undecided samples kept (ring); ``checkpoint_every``: applied
     samples between checkpoints, handed to ``save(body)``; ``log``: keep ``applied``;
-    ``logit_scale``: send partial logits as int16 codes of this step (None: float32).
+    ``logit_scale``: send partial logits as int16 codes of this step (None: float32);
+    ``chain``: the digest's hash chain, ``chain(digest, entry)`` -> 16 bytes (default
+    `ccm.Chain` over the port's AES).
 
     Per round: ``begin_round(r)`` -> {row index: bytes}, then ``end_round(r, rows)``. State:
     ``digest``, ``applied_through``, ``synced``, ``members``, ``leader``, ``accuracy``,
@@ -68,12 +69,13 @@ class Node:
 
     def __init__(self, node_id, n_nodes, features, head, n_classes, row_size, schedule,
                  data=None, agreement=True, window=4, gone_after=8, pending=None,
-                 checkpoint_every=0, save=None, log=False, slice_=None, logit_scale=None):
+                 checkpoint_every=0, save=None, log=False, slice_=None, logit_scale=None,
+                 chain=None):
         from .node_init import init  # set-up code: dropped once the runner is built
 
         init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, data,
              agreement, window, gone_after, pending, checkpoint_every, save, log, slice_,
-             logit_scale)
+             logit_scale, chain)
 
     # ----- round I/O -----
 
@@ -323,7 +325,7 @@ class Node:
 
     def _record(self, kind, s, payload):
         entry = kind + struct.pack("<I", s) + payload
-        self.digest = _sha256(self.digest + entry).digest()
+        self.digest = self._chain(self.digest, entry)
         if self.log:
             self.applied.append((kind.decode(), s, payload, self.digest))
 

@@ -11,7 +11,7 @@ from .xp import np
 
 def init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, data,
          agreement, window, gone_after, pending, checkpoint_every, save, log, slice_,
-         logit_scale):
+         logit_scale, chain):
     """`node.Node.__init__` (arguments as it documents them)."""
     if not 0 <= node_id < n_nodes:
         raise ValueError("node_id %d outside 0..%d" % (node_id, n_nodes - 1))
@@ -92,7 +92,14 @@ def init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, 
     self._absent = [0] * n_nodes  # ... missing or flagging OUT (not applying)
     self._batch_applied = 0
     self._since_checkpoint = 0
-    self.digest = bytes(32)
+    # the consistency digest (docs/protocol.md): a hash chain on the port's AES
+    if chain is None:
+        from ._compat import aes
+        from .ccm import DIGEST_KEY, Chain
+
+        chain = Chain(aes(DIGEST_KEY))
+    self._chain = chain
+    self.digest = bytes(16)
     self.log = log
     self.applied = []  # (kind, sample, ...) entries when log=True
     self.correct = 0

@@ -47,7 +47,7 @@ class Runner:
             self._seq = checkpoint.save_next(self.ckpt_path, body, self.r or 0, self._seq,
                                              self.out)
             self._ckpt_ok = self._seq is not None
-            forget("checkpoint", "store", "head_state")
+            forget("checkpoint", "store", "head_state", "sha256")  # sha256: no hashlib
 
     # ----- rounds -----
 

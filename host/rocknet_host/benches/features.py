@@ -130,7 +130,8 @@ def code_heap_bytes(code_from: str = "files") -> int:
     - "frozen": derived, not measured (FROZEN_PER_ROMFS);
     - "py": the .py sources, compiled at import, under the `circuitpython-9` profile (what
       `rocknet deploy` installs on CircuitPython without its own mpy-cross; that profile has
-      no hashlib, so the pure-Python SHA-256 is imported too).
+      no hashlib, yet a training node does not import the pure-Python SHA-256: its digest
+      runs on AES, and only set-up and checkpoint code load the SHA-256, then drop it).
 
     The package's __init__ and xp count too: every node imports them (the interpreter the
     baseline is taken in has imported none of rocknet)."""

@@ -25,8 +25,11 @@ What is counted, by running the real device code (``device/rocknet``) on CPython
 - **hashing**: the port's SHA-256 (`_compat.sha256`) becomes a counting wrapper without
   ``copy()`` (MicroPython's cannot copy), priced per 64-byte block; with ``hash="python"``
   the device uses `rocknet.sha256.Sha256` (CircuitPython 9: no hashlib), whose bytecode is
-  then counted.
-- **AES** (`_compat.aes`, under AES-CCM in `rocknet.ccm`): cipher objects built (key
+  then counted. Only set-up and checkpoint code hashes (file checks, checkpoint headers): a
+  round hashes nothing, the node's consistency digest being an AES chain (`ccm.Chain`,
+  counted as AES below).
+- **AES** (`_compat.aes`, under AES-CCM in `rocknet.ccm` and the digest chain
+  `ccm.Chain`: one re-keyed CBC call per applied entry): cipher objects built (key
   schedules), calls into C and 16-byte blocks are counted; a call costs
   ``benches.protocol.C_CALL_INSTRUCTIONS`` and blocks and key schedules the cycles
   ``benches.protocol.AES_ASSUMED`` gives for the board's runtime (aesio: tiny-AES-c's

@@ -5,7 +5,9 @@ time by itself. The virtual board (`sim.vboard.meter`) counts the calls that do 
 
 - ``series``: one sample's series through the node's slice (`Slice.transform`, the head's
   codes and partial logits), for every sample, training or prediction;
-- ``apply``: one agreed sample's logits summed and applied to the head;
+- ``apply``: one agreed sample's logits summed and applied to the head, and its entry (the
+  summed rows) chained into the node's consistency digest (`ccm.Chain`: one CBC call into the
+  port's AES, counted as AES);
 - ``step``: one optimizer step (once per batch);
 - ``rx`` / ``tx``: one advert opened and decoded by the Link / one coded advert built and
   sealed.
@@ -72,9 +74,12 @@ def call_costs(paths: dict[str, str], board: str) -> dict[str, float]:
         codes, work["series"] = meter.call(one_series)
         summed = bytes(node.logit_bytes * node.c * node.n)
 
+        entry = bytes(4 + node.geo.nb) + summed  # label, phase, epoch, members, the rows
+
         def one_apply() -> None:
             z = node.sum_logits(summed)
             head.apply(np.array(z, dtype=np.float32).view(bc.Tracked), 0, codes=codes)
+            node._record(b"A", 0, entry)
 
         _, work["apply"] = meter.call(one_apply)
         for _ in range(max(0, getattr(head, "batch", 1) - 2)):

@@ -361,8 +361,9 @@ class Simulation:
                 "ms_per_call": {k: round(float(np.mean([cs[k] for cs in self.costs])) / 1000, 3)
                                 for k in compute.KINDS},
                 "calls": "series: one sample's slice transform + partial logits; apply: "
-                         "logits summed + head update; step: optimizer step; rx/tx: one "
-                         "advert opened / sealed by the Link (mean over nodes)"}
+                         "logits summed + head update + the digest chained (AES); step: "
+                         "optimizer step; rx/tx: one advert opened / sealed by the Link (mean "
+                         "over nodes)"}
 
     def _result(self, wall_s: float) -> dict[str, Any]:
         fl = self.fleet
