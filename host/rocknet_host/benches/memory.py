@@ -44,6 +44,7 @@ a 20-node fleet of 20 MicroPython processes is more than a 2-core host finishes 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -51,7 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import boards
-from ..cli.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from ..cli.common import add_dataset_args, add_keep_arg, add_plan_args, fit_plan, load_dataset
 from ..errors import UserError
 from ..planning import capacity as planner
 from ..planning.features import Plan
@@ -76,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "checkpoint, plus 8)")
     p.add_argument("--mode", choices=("gradient", "ridge"), default="gradient",
                    help="head training (default gradient)")
+    add_keep_arg(p)
     p.add_argument("--code", choices=("py", "mpy"), default=None,
                    help="load rocknet from .py or .mpy files (default: as the board's profile "
                         "does: .mpy on MicroPython, .py on CircuitPython)")
@@ -163,7 +165,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     measured = measured_nodes(args.measure, pl)
     window = 4  # until the plan says (below)
     cfg = Config(mode=args.mode, epochs=2, radio=radio, seed=args.seed, runtime="micropython",
-                 board=args.board, enforce_heap=False, code_format=args.code,
+                 board=args.board, enforce_heap=False, code_format=args.code or prof.code_format,
+                 keep=args.keep,
                  mpy_nodes=None if len(measured) == pl.n_nodes else set(measured))
     try:
         sim = Simulation(pl, ds, cfg)
@@ -206,12 +209,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             false = prog.false_retained() if prog is not None and nd.finished else None
             rep = prog.heap_report() if prog is not None else (nd.heap or {})
             fig = node_figures(trace, data, warmup, rep)
-            fig = {"node": nd.id, **fig, "error": nd.error, "error_type": nd.error_type,
+            keep = sim.node_plans[nd.id]["run"]["keep"]
+            fig = {"node": nd.id, "keep": keep, **fig, "error": nd.error,
+                   "error_type": nd.error_type,
                    # the last sample the node applied: the fleet decided up to there
                    "applied_through": nd.st[1] if nd.st else None,
                    "false_retained_bytes": false["board"] if false else None,
                    "estimate_bytes": planner.node_bytes(
-                       board, geo, len(pl.node_feature_index(nd.id)),
+                       board, dataclasses.replace(geo, keep=keep),
+                       len(pl.node_feature_index(nd.id)),
                        len(pl.node_features(nd.id)["centre"]), code_from)}
             fig["fits"] = (nd.error is None and fig["peak_need_bytes"] is not None
                            and fig["peak_need_bytes"] <= board.heap_budget)
@@ -226,6 +232,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "features": pl.n_features,
         "variant": pl.variant, "mode": args.mode, "board": args.board,
         "wire": sim.node_plans[0]["head"]["wire"], "heap_budget_bytes": board.heap_budget,
+        "keep": [p["run"]["keep"] for p in sim.node_plans],
         "measured_nodes": measured,
         "others": "the same loop in CPython threads" if len(measured) < pl.n_nodes else None,
         "runtime": RUNTIME, "profile": prof.name, "code_format": code_format,

@@ -4,8 +4,9 @@ A simulated board runs the real device code on the host, so its compute takes no
 time by itself. The virtual board (`sim.vboard.meter`) counts the calls that do the work:
 
 - ``series``: one sample's series through the node's slice (`Slice.transform`, the head's
-  codes and partial logits), for every sample, training or prediction;
-- ``apply``: one agreed sample's logits summed and applied to the head;
+  codes and partial logits), for every sample, training or prediction (`Node._take_series`);
+- ``apply``: one agreed sample's logits summed and applied to the head (`Head.apply`); on a
+  node whose plan keeps series (``run.keep``) its series through the slice again first;
 - ``step``: one optimizer step (once per batch);
 - ``rx`` / ``tx``: one advert opened and decoded by the Link / one coded advert built and
   sealed.
@@ -74,7 +75,12 @@ def call_costs(paths: dict[str, str], board: str) -> dict[str, float]:
 
         def one_apply() -> None:
             z = node.sum_logits(summed)
-            head.apply(np.array(z, dtype=np.float32).view(bc.Tracked), 0, codes=codes)
+            za = np.array(z, dtype=np.float32).view(bc.Tracked)
+            if node.keep == "series":  # the kept series transformed again (`Node._use`)
+                node.slice.transform(memoryview(series), counts)
+                head.apply(za, 0, counts=counts)
+            else:
+                head.apply(za, 0, codes=codes)
 
         _, work["apply"] = meter.call(one_apply)
         for _ in range(max(0, getattr(head, "batch", 1) - 2)):
