@@ -32,8 +32,11 @@ Python floats unboxed on CircuitPython) above the ``boot`` baseline, per node:
   depends on the heap's addresses, so it is the WebAssembly build's, not a board's, and it
   differs from run to run, as the garbage it keeps does.
 - ``estimate_bytes``: what the planner (`planning.planner.node_bytes`) says the node needs,
-  code held as this bench loads it: the figure `rocknet plan --fleet` compares with the
-  board's budget, calibrated against this bench (tools/calibrate_memory.py).
+  code held as this bench loads it and its ring keeping what its plan keeps: the figure
+  `rocknet plan --fleet` compares with the board's budget, calibrated against this bench
+  (tools/calibrate_memory.py);
+- ``keep``: what each node's ring keeps of a sample awaiting its decision (``run.keep``,
+  from ``--keep``: codes, series, or auto, series where codes exceed the board's budget).
 
 ``--measure`` runs only some nodes in MicroPython (the measured ones, ``measured_nodes``); the
 rest of the fleet runs the same loop in CPython threads (`sim.fleet.ThreadProgram`). Boards
@@ -277,5 +280,7 @@ def run(args: argparse.Namespace) -> int:
         t.add_row(str(n["node"]), *(kb(n[f"{c}_bytes"]) for c in cols),
                   "-" if g is None else f"{g:+.1f}", "yes" if n["fits"] else "NO")
     Console().print(t)
-    print(f"budget {result['heap_budget_bytes']:,} B; bytes: {result['bytes']}")
+    keeps = sorted(set(result["keep"]))
+    print(f"budget {result['heap_budget_bytes']:,} B; the nodes keep {' and '.join(keeps)} of "
+          f"undecided samples; bytes: {result['bytes']}")
     return 0
