@@ -298,7 +298,8 @@ class MpyProgram(Program):
                       "if isinstance(_n._kept, bytearray):\n"
                       "    _n._kept[:] = bytes(len(_n._kept))\n"
                       "else:\n"
-                      "    for _k in _n._kept:\n        if _k is not None:\n            _k[:] = 0\n"
+                      "    for _k in _n._kept:\n"
+                      "        if _k is not None:\n            _k[:] = 0\n"
                       "del _n, _k")
         after = self.mpy.checkpoint_heap("zeroed")
         return {k: before[k] - after[k] for k in ("live", "board")}
