@@ -59,18 +59,22 @@ def run(args: argparse.Namespace, ds: Any) -> int:
     trains = write_training(pl, ds, t, args.out, split, mapping)
     con = Console()
     table = Table(title=f"{ds.name}: {pl.n_features} features over {fleet.describe()}")
-    for col in ("node", "board", "port", "kernels", "features", "keeps", "est. RAM", "budget"):
+    series = "series" in split.keeps  # say what each node keeps only where some keep series
+    cols = ("node", "board", "port", "kernels", "features") + (("keeps",) if series else ()) \
+        + ("est. RAM", "budget")
+    for col in cols:
         table.add_column(col, justify="right" if col not in ("board", "port", "keeps")
                          else "left")
     for r in split.rows():
         table.add_row(str(r["node"]), r["board"], r["port"] or "-", str(r["kernels"]),
-                      str(r["features"]), r["keep"], f"{r['bytes'] / 1000:.1f} KB",
-                      f"{r['budget'] / 1000:.0f} KB")
+                      str(r["features"]), *((r["keep"],) if series else ()),
+                      f"{r['bytes'] / 1000:.1f} KB", f"{r['budget'] / 1000:.0f} KB")
     con.print(table)
     held = sorted({fp.code_source(b, args.code_from) for b in split.boards})
-    con.print("keeps: what the node keeps of a sample awaiting its decision (--keep; series: "
-              "one more slice transform per applied training sample). "
-              "est. RAM: a training node's peak heap (rocknet.planning.capacity, calibrated on "
+    con.print(("keeps: what the node keeps of a sample awaiting its decision (--keep; "
+               "series: one more slice transform per applied training sample). "
+               if series else "")
+              + "est. RAM: a training node's peak heap (rocknet.planning.capacity, calibrated on "
               "nodes measured by `rocknet bench memory`), rocknet's code included: "
               + ", ".join(f"{fp.code_heap_bytes(h) / 1000:.1f} KB from {fp.CODE_FROM_WORDS[h]}"
                           for h in held), soft_wrap=True)
