@@ -40,7 +40,8 @@ def test_other_options_are_checked(capsys, argv, message):
 
 def test_training_options_checked_by_the_library_too():
     for kw, name in [({"batch": 0}, "--batch"), ({"epochs": 0}, "--epochs"),
-                     ({"mode": "lasso"}, "--mode"), ({"eval": -1}, "--eval")]:
+                     ({"mode": "lasso"}, "--mode"), ({"eval": -1}, "--eval"),
+                     ({"keep": "counts"}, "--keep")]:
         with pytest.raises(errors.UserError, match=name):
             board_plan.Training(**kw).check()
 

@@ -75,6 +75,79 @@ def test_memory_model_grows_with_the_fleet_and_the_code(two_class):
     assert caps == sorted(caps) and caps[-1] > caps[0]
 
 
+def test_keeping_series_instead_of_codes_costs_a_series_per_slot(two_class):
+    """The ring of undecided samples holds a byte per feature a slot with keep="codes", a
+    byte per series value a slot with keep="series": the estimate moves by exactly that, a
+    board holds more features keeping series, and "auto" keeps series only where codes do not
+    fit the board's budget (FaceAll/20's heaviest node on a Feather)."""
+    import dataclasses
+
+    feather = boards.load("adafruit_feather_nrf52840")
+    faceall = fp.plan_shape(131, 14, 10_000, "minirocket", 20, 1690)
+    series = dataclasses.replace(faceall, keep="series")
+    for f in (100, 595):
+        assert (fp.node_bytes(feather, faceall, f, 25, "files")
+                - fp.node_bytes(feather, series, f, 25, "files")
+                == fp.PENDING_SAMPLES * (f - 131))
+    assert fp.feature_capacity(feather, series, "frozen") > fp.feature_capacity(
+        feather, faceall, "frozen")
+    assert fp.node_bytes(feather, faceall, 595, 25, "files") > feather.heap_budget
+    assert fp.node_keep(feather, faceall, 595, 25, "files") == "series"
+    assert fp.node_keep(feather, series, 100, 25, "files") == "codes"  # auto: codes fit
+    assert fp.node_keep(feather, faceall, 595, 25, "files", "codes") == "codes"
+    with pytest.raises(ValueError, match="keep must be one of"):
+        fp.node_keep(feather, faceall, 595, 25, "files", "counts")
+
+
+def test_auto_keep_fits_a_fleet_that_codes_do_not():
+    """Five Feathers (code frozen in) hold FaceAll-sized series' 10,000 features only keeping
+    series; seven keep codes with "auto", as with "codes"; the plans say what each keeps."""
+    many = data.synthetic(n_train=28, n_test=4, length=131, n_classes=2)
+
+    def feathers(n):
+        return fl.parse({"group": [{"board": "adafruit_feather_nrf52840", "count": n}]})
+
+    with pytest.raises(fp.FleetTooSmall):
+        fp.fit(feathers(5), many, n_features=10_000, code_from="frozen", keep="codes")
+    pl, split = fp.fit(feathers(5), many, n_features=10_000, code_from="frozen", keep="auto")
+    assert split.keeps == ["series"] * 5 and sum(split.features) == pl.n_features
+    assert all(m <= b.heap_budget for m, b in zip(split.bytes, split.boards, strict=True))
+    assert [r["keep"] for r in split.rows()] == ["series"] * 5
+    _, seven = fp.fit(feathers(7), many, n_features=10_000, code_from="frozen", keep="auto")
+    _, codes = fp.fit(feathers(7), many, n_features=10_000, code_from="frozen")
+    assert seven.keeps == codes.keeps == ["codes"] * 7 and seven.bytes == codes.bytes
+
+
+def test_cli_plan_writes_what_each_node_keeps(tmp_path, monkeypatch, capsys):
+    """`rocknet plan --keep`: the node plans' ``run.keep`` and fleet_plan.json say what each
+    node keeps; "auto" (the default) keeps series where codes do not fit, "codes" refuses
+    such a fleet."""
+    from rocknet_host.planning import features as plan
+
+    many = data.synthetic(n_train=28, n_test=4, length=131, n_classes=2)
+    monkeypatch.setattr(data, "load", lambda *a, **k: many)
+    (tmp_path / "fleet.toml").write_text('[[group]]\nboard = "adafruit_feather_nrf52840"\n'
+                                         'count = 5\n')
+    argv = ["plan", "x", "--fleet", str(tmp_path / "fleet.toml"), "--code-from", "frozen"]
+    out = tmp_path / "auto"
+    assert main(argv + ["--out", str(out)]) == 0
+    assert "series" in capsys.readouterr().out
+    assert [plan.read_node(out / f"node_{i:02d}.plan")["run"]["keep"] for i in range(5)] == [
+        "series"] * 5
+    info = json.loads((out / "fleet_plan.json").read_text())
+    assert [r["keep"] for r in info["nodes"]] == ["series"] * 5
+    assert main(argv + ["--keep", "codes", "--out", str(tmp_path / "codes")]) == 2
+    assert "Smallest fleet that works" in capsys.readouterr().err
+    # without a fleet: "auto" on the board the radio stands for (a Feather), here codes fit
+    assert main(["plan", "x", "--nodes", "3", "--features", "600", "--out",
+                 str(tmp_path / "small")]) == 0
+    assert "every node keeps the codes" in " ".join(capsys.readouterr().out.split())
+    assert plan.read_node(tmp_path / "small" / "node_02.plan")["run"]["keep"] == "codes"
+    assert main(["plan", "x", "--nodes", "3", "--features", "600", "--keep", "series",
+                 "--out", str(tmp_path / "small")]) == 0
+    assert plan.read_node(tmp_path / "small" / "node_02.plan")["run"]["keep"] == "series"
+
+
 def test_allocate_caps_and_clocks():
     assert fp.allocate([84, 84], [1.0, 3.0], 84) == [21, 63]
     k = fp.allocate([5, 100, 100], [1.0, 1.0, 1.0], 84)

@@ -47,12 +47,31 @@ def test_real_head_checkpoint_resume_and_rejoin():
     assert nd.applied[0][1] > 0 and nd.head.t > 0  # resumed mid-training, not from scratch
 
 
+def test_keeping_series_applies_exactly_what_keeping_codes_does():
+    """A ring of series (``keep="series"``: each training sample transformed again when its
+    decision comes) applies the same updates as a ring of codes, under loss, a crash and a
+    reboot from a checkpoint: the same log and digest on every node, the same weights."""
+    runs = {}
+    for keep in ("codes", "series"):
+        make, sched = real_fleet(4, checkpoint_every=8, keep=keep)
+        fr = FleetRun(3, make, loss=0.05, seed=2, events=[Event(60, 2, "crash"),
+                                                          Event(75, 2, "reboot")])
+        fr.run(sched.length + 30)
+        assert fr.consistent([0, 1])
+        runs[keep] = [(nd.digest, nd.applied, nd.head.save(), nd.stats) for nd in fr.nodes]
+        assert isinstance(fr.nodes[0]._kept, bytearray if keep == "series" else list)
+    assert runs["series"] == runs["codes"]
+    assert sum(e[0] == "A" for e in runs["series"][0][1]) > 50  # samples applied
+
+
 def test_schedule_batch_must_fit_the_head():
     make, _ = real_fleet(1)
     nd = make(0)
     sched = node_mod.Schedule([20, 20, 20], [10, 10, 10], batch=16)
     with pytest.raises(ValueError, match="batch=8"):
         node_mod.Node(0, 3, None, nd.head, 3, 80, sched, slice_=nd.slice)
+    with pytest.raises(ValueError, match="keep must be 'codes' or 'series', not 'counts'"):
+        node_mod.Node(0, 3, None, nd.head, 3, 80, nd.schedule, slice_=nd.slice, keep="counts")
 
 
 RUN_SRC = """
@@ -63,7 +82,7 @@ for i in range(3):
     d = {"train": [tuple(x) for x in datas[i]["train"]],
          "eval": [tuple(x) for x in datas[i]["eval"]]}
     nodes.append(node_mod.Node(i, 3, plans[i]["features"], head_mod.Head(plans[i]), 3, 80,
-                               sched, data=d, log=True))
+                               sched, data=d, log=True, keep=keep))
 run_lossy(nodes, sched.length + 6, 13, 5)
 s = min(nd.applied_through for nd in nodes)
 res = []
@@ -76,13 +95,16 @@ for nd in nodes:
                 log.append([e[1], e[0]])
     res.append((d, log))
 result = {"same": all(r == res[0] for r in res), "log": res[0][1],
-          "acc": [list(a) for a in nodes[0].accuracy]}
+          "acc": [list(a) for a in nodes[0].accuracy], "digest": res[0][0],
+          "heads": [bytes(nd.head.save()) for nd in nodes]}
 """
 
 
 def test_real_head_same_decisions_in_both_runtimes(device):
     """Three nodes with the real head, 5 % row loss (13/256), inside the runtime: digests
-    agree there; decisions and evaluation counts match CPython's."""
+    agree there; decisions and evaluation counts match CPython's. Keeping each training
+    sample's series (transformed again when applied) instead of its codes changes nothing:
+    the same digest and the same head state, byte for byte, in every runtime."""
     from node_standin import SETUP_SRC, standin_namespace
     from rocknet_host.planning.board import owner_split
 
@@ -95,15 +117,20 @@ def test_real_head_same_decisions_in_both_runtimes(device):
               "eval": [[Qe[k].tobytes(), int(ds.y_test[k])] for k in range(*te[i])]}
              for i in range(3)]
     device.exec(SETUP_SRC)
-    device.set(plans=plans, datas=datas)
+    device.set(plans=plans, datas=datas, keep="codes")
     got = device.call(RUN_SRC)
     assert got["same"]
     ref = standin_namespace()
-    ref.update(plans=plans, datas=datas)
+    ref.update(plans=plans, datas=datas, keep="codes")
     exec(compile(RUN_SRC, "<run>", "exec"), ref)
     assert [list(x) for x in got["log"]] == [list(x) for x in ref["result"]["log"]]
     assert [list(a) for a in got["acc"]] == ref["result"]["acc"]
     assert any(k == "A" for _, k in ref["result"]["log"])
+    device.set(keep="series")
+    series = device.call(RUN_SRC)
+    assert series["same"] and series["log"] == got["log"] and series["acc"] == got["acc"]
+    assert bytes(series["digest"]) == bytes(got["digest"])
+    assert [bytes(h) for h in series["heads"]] == [bytes(h) for h in got["heads"]]
 
 
 def test_a_head_configured_for_int16_rows_sets_the_node_wire():

@@ -227,3 +227,34 @@ def test_board_compute_runs_on_the_board_clock(tmp_path):
     assert on["deadline_s"] > off["deadline_s"] and on["sim_time_s"] > off["sim_time_s"] + (
         samples * ms["series"] / 1000) * 0.9
     assert on["consistent"] and min(on["committed"], off["committed"]) >= 0.97 * samples
+
+
+def test_keeping_series_trains_what_keeping_codes_does_for_a_transform_more():
+    """Boards whose plans keep series (``run.keep``) instead of codes: with compute free (the
+    same radio timing) the whole run is the same, every board's log of decisions and digests
+    and the head it trained; priced on the board clock, an update costs a slice transform
+    more (the kept series transformed again), so the deadline makes room for it."""
+    from rocknet_host import data
+    from rocknet_host.planning import features as plan
+    from rocknet_host.sim import simulate as sm
+
+    ds = data.load("GunPoint")
+    pl = plan.fit(ds, 3, n_features=200)
+    got = {}
+    for keep in ("codes", "series"):
+        sim = sm.Simulation(pl, ds, sm.Config(epochs=1, compute="none", keep=keep))
+        res = sim.run()
+        assert res["keep"] == [keep] * 3 and res["consistent"] and res["committed"] > 100
+        assert all(sim.head_states) and all(nd.log for nd in sim.fleet.nodes)
+        got[keep] = ([nd.log for nd in sim.fleet.nodes], sim.head_states)
+    assert got["series"] == got["codes"]
+    costs = {}
+    for keep in ("codes", "series"):
+        with sm.Simulation(pl, ds, sm.Config(epochs=1, keep=keep)) as sim:
+            costs[keep] = (sim.costs[0], sim.deadline_s)
+    codes, series = costs["codes"][0], costs["series"][0]
+    assert series["series"] == codes["series"] and series["step"] == codes["step"]
+    # the transform again: most of a sample's series work (not its partial logits)
+    assert codes["apply"] + 0.5 * codes["series"] < series["apply"] < (codes["apply"]
+                                                                       + codes["series"])
+    assert costs["series"][1] > costs["codes"][1]

@@ -61,6 +61,9 @@ class Node:
     ``logit_scale``: send partial logits as int16 codes of this step (None: float32);
     ``chain``: the digest's hash chain, ``chain(digest, entry)`` -> 16 bytes (default
     `ccm.Chain` over the port's AES).
+    ``keep``: what the ring keeps of a training sample until its decision, "codes" (the
+    head's 8-bit codes, F_i bytes) or "series" (its int8 series, L bytes, transformed again
+    when it is applied: the same update, one more slice transform per applied sample).
 
     Per round: ``begin_round(r)`` -> {row index: bytes}, then ``end_round(r, rows)``. State:
     ``digest``, ``applied_through``, ``synced``, ``members``, ``leader``, ``accuracy``,
@@ -70,12 +73,12 @@ class Node:
     def __init__(self, node_id, n_nodes, features, head, n_classes, row_size, schedule,
                  data=None, agreement=True, window=4, gone_after=8, pending=None,
                  checkpoint_every=0, save=None, log=False, slice_=None, logit_scale=None,
-                 chain=None):
+                 chain=None, keep="codes"):
         from .node_init import init  # set-up code: dropped once the runner is built
 
         init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, data,
              agreement, window, gone_after, pending, checkpoint_every, save, log, slice_,
-             logit_scale, chain)
+             logit_scale, chain, keep)
 
     # ----- round I/O -----
 
@@ -218,11 +221,17 @@ class Node:
         self._slot_phase[i] = phase
         self._have[i] = -1
         counts = self._counts
-        self.slice.transform(msg[_SERIES_HEAD:], counts)
-        codes = self.head.codes(counts)
-        if self._kept[i] is None:
-            self._kept[i] = np.zeros(len(codes), dtype=codes.dtype)
-        self._kept[i][:] = codes
+        series = msg[_SERIES_HEAD:]
+        self.slice.transform(series, counts)
+        if self._series_kept:  # only a training sample is applied with its features
+            if phase == _TRAIN:
+                o = i * len(series)
+                self._kept[o:o + len(series)] = series
+        else:
+            codes = self.head.codes(counts)
+            if self._kept[i] is None:
+                self._kept[i] = np.zeros(len(codes), dtype=codes.dtype)
+            self._kept[i][:] = codes
         if self.agreement and self.schedule.gap and self.synced \
                 and self.applied_through < self.schedule.last_batch_end(r):
             # the last batch's step is not applied here yet: scoring now would mix old and
@@ -284,7 +293,13 @@ class Node:
             self._record(b"D", s, b"\xff")
             return
         if phase == _TRAIN:
-            self.head.apply(za, label, codes=self._kept[i])
+            if self._series_kept:  # its counts again, as they were (integer, deterministic)
+                n = self.slice.length
+                counts = self._counts
+                self.slice.transform(memoryview(self._kept)[i * n:(i + 1) * n], counts)
+                self.head.apply(za, label, counts=counts)
+            else:
+                self.head.apply(za, label, codes=self._kept[i])
             self._batch_applied += 1
         else:
             best = 0

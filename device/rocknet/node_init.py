@@ -11,10 +11,13 @@ from .xp import np
 
 def init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, data,
          agreement, window, gone_after, pending, checkpoint_every, save, log, slice_,
-         logit_scale, chain):
+         logit_scale, chain, keep):
     """`node.Node.__init__` (arguments as it documents them)."""
     if not 0 <= node_id < n_nodes:
         raise ValueError("node_id %d outside 0..%d" % (node_id, n_nodes - 1))
+    if keep not in ("codes", "series"):
+        raise ValueError("keep must be 'codes' or 'series', not %r: re-plan with `rocknet "
+                         "plan --keep codes|series|auto`" % (keep,))
     if gone_after < 2:
         raise ValueError("gone_after must be >= 2 rounds")
     hb = getattr(head, "batch", None)
@@ -44,16 +47,24 @@ def init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, 
     self.c = n_classes
     self._fmt = ("<%df" if logit_scale is None else "<%dh") % n_classes
     self._wire = "float32" if logit_scale is None else "int16"
-    # Ring of undecided samples: codes, label, phase, partial-logit rows by node. A sample
-    # waits ~5 rounds for its decision in the common case (decided in round s+2, relayed
-    # back to the leader in s+4). Overwriting an undecided sample is harmless when its
+    # Ring of undecided samples: codes (or series), label, phase, partial-logit rows by node.
+    # A sample waits ~5 rounds for its decision in the common case (decided in round s+2,
+    # relayed back to the leader in s+4). Overwriting an undecided sample is harmless when its
     # decision is a DROP (outages: nothing commits while a member is missing); only a
     # COMMIT of a lost sample desyncs the node.
     cap = pending if pending is not None else 2 * window + 4
     self.capacity = cap
     nf = self.slice.n_features
     self._counts = np.zeros(nf, dtype=xp.uint16)  # the sample being scored
-    self._kept = [None] * cap  # head.codes of each slot's sample (8-bit for rocknet.head)
+    # what a slot keeps of its training sample for head.apply: its head.codes (8-bit for
+    # rocknet.head, F_i bytes), or with keep="series" its int8 series (L bytes, one bytearray
+    # for the whole ring), transformed again into _counts when the sample is applied
+    self.keep = keep
+    self._series_kept = keep == "series"
+    if self._series_kept:
+        self._kept = bytearray(cap * self.slice.length)
+    else:
+        self._kept = [None] * cap
     self._slot_sample = [-1] * cap
     self._slot_label = [0] * cap
     self._slot_phase = [0] * cap

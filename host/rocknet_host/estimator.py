@@ -306,6 +306,7 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
         each trained head as ``node_XX.head`` (`rocknet.checkpoint` slots holding
         `Head.save`, for ``checkpoint.restore(path, Head(plan).load)``). Returns the files
         written."""
+        from . import boards
         from .planning import board as board_plan
 
         check_is_fitted(self, "head_states_")
@@ -321,7 +322,8 @@ class RockNetClassifier(ClassifierMixin, BaseEstimator):
                      "RockNetClassifier")
         t = board_plan.Training(mode=self.mode, epochs=int(self.head_sections_[0]["passes"]),
                                 batch=self.batch, eval=0, seed=self._seed())
-        why = board_plan.write_plans(pl, ds, t, out, heads=self.head_sections_)
+        why = board_plan.write_plans(pl, ds, t, out, heads=self.head_sections_,
+                                     board=boards.load(self.board))
         if why is not None:
             warnings.warn(f"{why}: the plans have no training sections "
                           "(rocknet validate works with them, rocknet.run() does not)",

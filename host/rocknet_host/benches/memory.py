@@ -32,8 +32,11 @@ Python floats unboxed on CircuitPython) above the ``boot`` baseline, per node:
   depends on the heap's addresses, so it is the WebAssembly build's, not a board's, and it
   differs from run to run, as the garbage it keeps does.
 - ``estimate_bytes``: what the planner (`planning.planner.node_bytes`) says the node needs,
-  code held as this bench loads it: the figure `rocknet plan --fleet` compares with the
-  board's budget, calibrated against this bench (tools/calibrate_memory.py).
+  code held as this bench loads it and its ring keeping what its plan keeps: the figure
+  `rocknet plan --fleet` compares with the board's budget, calibrated against this bench
+  (tools/calibrate_memory.py);
+- ``keep``: what each node's ring keeps of a sample awaiting its decision (``run.keep``,
+  from ``--keep``: codes, series, or auto, series where codes exceed the board's budget).
 
 ``--measure`` runs only some nodes in MicroPython (the measured ones, ``measured_nodes``); the
 rest of the fleet runs the same loop in CPython threads (`sim.fleet.ThreadProgram`). Boards
@@ -44,6 +47,7 @@ a 20-node fleet of 20 MicroPython processes is more than a 2-core host finishes 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -51,7 +55,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import boards
-from ..cli.common import add_dataset_args, add_plan_args, fit_plan, load_dataset
+from ..cli.common import add_dataset_args, add_keep_arg, add_plan_args, fit_plan, load_dataset
 from ..errors import UserError
 from ..planning import capacity as planner
 from ..planning.features import Plan
@@ -76,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "checkpoint, plus 8)")
     p.add_argument("--mode", choices=("gradient", "ridge"), default="gradient",
                    help="head training (default gradient)")
+    add_keep_arg(p)
     p.add_argument("--code", choices=("py", "mpy"), default=None,
                    help="load rocknet from .py or .mpy files (default: as the board's profile "
                         "does: .mpy on MicroPython, .py on CircuitPython)")
@@ -163,7 +168,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     measured = measured_nodes(args.measure, pl)
     window = 4  # until the plan says (below)
     cfg = Config(mode=args.mode, epochs=2, radio=radio, seed=args.seed, runtime="micropython",
-                 board=args.board, enforce_heap=False, code_format=args.code,
+                 board=args.board, enforce_heap=False, code_format=args.code or prof.code_format,
+                 keep=args.keep,
                  mpy_nodes=None if len(measured) == pl.n_nodes else set(measured))
     try:
         sim = Simulation(pl, ds, cfg)
@@ -206,12 +212,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             false = prog.false_retained() if prog is not None and nd.finished else None
             rep = prog.heap_report() if prog is not None else (nd.heap or {})
             fig = node_figures(trace, data, warmup, rep)
-            fig = {"node": nd.id, **fig, "error": nd.error, "error_type": nd.error_type,
+            keep = sim.node_plans[nd.id]["run"]["keep"]
+            fig = {"node": nd.id, "keep": keep, **fig, "error": nd.error,
+                   "error_type": nd.error_type,
                    # the last sample the node applied: the fleet decided up to there
                    "applied_through": nd.st[1] if nd.st else None,
                    "false_retained_bytes": false["board"] if false else None,
                    "estimate_bytes": planner.node_bytes(
-                       board, geo, len(pl.node_feature_index(nd.id)),
+                       board, dataclasses.replace(geo, keep=keep),
+                       len(pl.node_feature_index(nd.id)),
                        len(pl.node_features(nd.id)["centre"]), code_from)}
             fig["fits"] = (nd.error is None and fig["peak_need_bytes"] is not None
                            and fig["peak_need_bytes"] <= board.heap_budget)
@@ -226,6 +235,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "features": pl.n_features,
         "variant": pl.variant, "mode": args.mode, "board": args.board,
         "wire": sim.node_plans[0]["head"]["wire"], "heap_budget_bytes": board.heap_budget,
+        "keep": [p["run"]["keep"] for p in sim.node_plans],
         "measured_nodes": measured,
         "others": "the same loop in CPython threads" if len(measured) < pl.n_nodes else None,
         "runtime": RUNTIME, "profile": prof.name, "code_format": code_format,
@@ -270,5 +280,7 @@ def run(args: argparse.Namespace) -> int:
         t.add_row(str(n["node"]), *(kb(n[f"{c}_bytes"]) for c in cols),
                   "-" if g is None else f"{g:+.1f}", "yes" if n["fits"] else "NO")
     Console().print(t)
-    print(f"budget {result['heap_budget_bytes']:,} B; bytes: {result['bytes']}")
+    keeps = sorted(set(result["keep"]))
+    print(f"budget {result['heap_budget_bytes']:,} B; the nodes keep {' and '.join(keeps)} of "
+          f"undecided samples; bytes: {result['bytes']}")
     return 0

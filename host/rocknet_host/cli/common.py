@@ -99,6 +99,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                    help="test series evaluated over the air after every epoch (default: as "
                         "many as there are training series, at most all)")
     add_wire_arg(g)
+    add_keep_arg(g)
     g.add_argument("--radio", choices=board_plan.RADIOS, default=None,
                    help="advert size: extended (CircuitPython nRF52840, default) or legacy "
                         "(31 bytes; MicroPython's bluetooth; the default for a --fleet with "
@@ -114,13 +115,23 @@ def add_wire_arg(p: Any) -> None:
                         "bytes a class, summed as exact integers; float32: 4 bytes a class)")
 
 
+def add_keep_arg(p: Any) -> None:
+    """``--keep``: what a node keeps of a training sample until its decision (``run.keep``)."""
+    p.add_argument("--keep", choices=("codes", "series", "auto"), default="auto",
+                   help="what each node keeps of a sample awaiting its decision: codes (its "
+                        "8-bit feature codes, a byte a feature), series (its int8 series, a "
+                        "byte a value: one more slice transform per applied training sample, "
+                        "~150 ms for FaceAll/20 on a Feather) or auto (default: series for a "
+                        "node whose heap estimate with codes exceeds its board's budget)")
+
+
 def training(args: argparse.Namespace, radio: str = "extended") -> Training:
     """The training options, checked (`UserError` naming the option)."""
     from ..planning import board as board_plan
 
     t = board_plan.Training(mode=args.mode, epochs=args.epochs, batch=args.batch,
                             eval=args.eval, radio=args.radio or radio, seed=args.seed,
-                            wire=args.wire)
+                            wire=args.wire, keep=args.keep)
     t.check()
     return t
 

@@ -29,12 +29,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def keeps_words(keeps: list[str]) -> str:
+    """What the nodes keep of a sample awaiting its decision (``run.keep``), in words."""
+    series = [str(i) for i, k in enumerate(keeps) if k == "series"]
+    if not series:
+        return "every node keeps the codes of undecided samples"
+    if len(series) == len(keeps):
+        return ("every node keeps the series of undecided samples (one more slice transform "
+                "per applied training sample)")
+    return (f"node(s) {','.join(series)} keep the series of undecided samples (one more slice "
+            "transform per applied training sample), the others their codes")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.code_from and not args.fleet:
         raise UserError("--code-from sets the memory model of a --fleet plan: add --fleet")
     ds = load_dataset(args)
     if args.fleet:
         return plan_fleet.run(args, ds)
+    from ..planning import board as board_plan
+
     t = training(args)  # checked before the (slow) fit
     pl = fit_plan(args, ds)
     trains = write_training(pl, ds, t, args.out)
@@ -47,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         con.print(f"  node {i}: {n} features, (dilation, kernel) {holds}")
     if trains:
         con.print(f"training: {t.mode} head, {t.epochs} epochs, batch {t.batch}, {t.wire} "
-                  f"partial logits, {t.radio} adverts")
+                  f"partial logits, {t.radio} adverts; "
+                  f"{keeps_words(board_plan.node_keeps(pl, ds, t))}", soft_wrap=True)
     con.print(f"wrote {pl.n_nodes} node plans{', node data files' if trains else ''} and "
               f"fleet.json to {args.out}")
     return 0

@@ -21,7 +21,14 @@ from ..sim import html_report, simulate
 from ..sim.fleet import ACTIONS, Event
 from ..sim.pcap import capture
 from ..sim.radio import PROFILES
-from .common import add_dataset_args, add_plan_args, add_wire_arg, fit_plan, load_dataset
+from .common import (
+    add_dataset_args,
+    add_keep_arg,
+    add_plan_args,
+    add_wire_arg,
+    fit_plan,
+    load_dataset,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"passes over the training set (default {d.epochs})")
     p.add_argument("--batch", type=int, default=d.batch, help=f"mini-batch (default {d.batch})")
     add_wire_arg(p)
+    add_keep_arg(p)
     p.add_argument("--topology", choices=simulate.TOPOLOGIES, default=d.topology)
     p.add_argument("--hops", type=int, default=None,
                    help="line/grid/random: radio range in hops (default: the sparsest connected)")
@@ -121,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
                           radio=args.radio, events=events, seed=args.seed,
                           deadline_s=args.deadline, runtime=args.runtime, board=args.board,
                           profile=args.profile, heap_budget=args.heap_budget,
-                          code_format=args.code, compute=args.compute, wire=args.wire)
+                          code_format=args.code, compute=args.compute, wire=args.wire,
+                          keep=args.keep)
     con = Console()
     try:
         sim = simulate.Simulation(pl, ds, cfg)

@@ -4,7 +4,12 @@ Each node plan gets three sections beside its features:
 - ``head``: the head's mode, optimizer, schedule and scaling (`head_plan.sections`);
 - ``schedule``: the fleet's sample order (`rocknet.node.Schedule.to_dict`): how many training
   and evaluation samples each node owns, epochs, batch;
-- ``run``: radio profile, row size, round deadline, relay window, checkpoint interval.
+- ``run``: radio profile, row size, round deadline, relay window, checkpoint interval, and
+  ``keep``: what the node's ring keeps of a training sample until its decision, "codes" (its
+  8-bit feature codes, F_i bytes) or "series" (its int8 series, L bytes, transformed again
+  when the sample is applied: one more slice transform per applied training sample).
+  ``Training.keep`` "auto" (the default) makes it "series" for a node whose heap estimate
+  keeping codes exceeds its board's budget (`capacity.node_keep`), else "codes".
 
 and each node gets a data file ``node_XX.data`` (checked like a plan; kind ``data``): its own
 share of the training series and of the evaluated test series, int8-quantized with the plan's
@@ -32,6 +37,10 @@ from . import head as head_plan
 from .features import Plan, node_file
 
 RADIOS = ("extended", "legacy")
+KEEP_CHOICES = ("codes", "series", "auto")  # `Training.keep` (capacity.KEEPS, or "auto")
+# A plan without a fleet resolves keep="auto" against the board its radio stands for (the
+# simulator's radio profiles': CircuitPython on a Feather nRF52840, MicroPython on an ESP32)
+RADIO_BOARDS = {"extended": "adafruit_feather_nrf52840", "legacy": "esp32_devkitc"}
 DATA_KIND = "data"
 MAX_CLASSES = 255  # a data file stores a label in one byte (0..254)
 
@@ -88,6 +97,7 @@ class Training:
     predict: bool = False  # after training, the fleet predicts the whole test set once
     gap: int = 0  # idle rounds after each batch: every block equals a central head's
     wire: str = head_plan.DEFAULT_WIRE  # partial logits on the air: int16 codes or float32
+    keep: str = "auto"  # what a node keeps of a sample awaiting its decision (KEEP_CHOICES)
 
     def check(self) -> None:
         if self.mode not in head_plan.MODES:
@@ -96,6 +106,8 @@ class Training:
             raise UserError(f"--wire must be one of {head_plan.WIRES}, not {self.wire!r}")
         if self.radio not in RADIOS:
             raise UserError(f"--radio must be one of {RADIOS}, not {self.radio!r}")
+        if self.keep not in KEEP_CHOICES:
+            raise UserError(f"--keep must be one of {KEEP_CHOICES}, not {self.keep!r}")
         if self.epochs < 1:
             raise UserError(f"--epochs must be at least 1, not {self.epochs}")
         if self.batch < 1:
@@ -120,10 +132,28 @@ def _round7(values: list[float]) -> list[float]:
     return [float(f"{v:.7g}") for v in values]
 
 
+def node_keeps(pl: Plan, ds: Dataset, t: Training, board: Any = None,
+               code: str | None = None) -> list[str]:
+    """Each node's ``run.keep``: ``t.keep``, or for "auto" `capacity.node_keep` on ``board``
+    (a `boards.Board`; default: `RADIO_BOARDS` of ``t.radio``) with rocknet's code held as
+    ``code`` (a `capacity.code_heap_bytes` key; default: the board file's ``code_from``, not
+    what this machine's deploy tools would install: `capacity.fit` counts that for a fleet)."""
+    if t.keep != "auto":
+        return [t.keep] * pl.n_nodes
+    from .. import boards
+    from . import capacity
+
+    b = board if board is not None else boards.load(RADIO_BOARDS[t.radio])
+    n_test = len(ds.X_test) if t.predict else 0
+    return capacity.plan_keeps(pl, b, "auto", n_test, t.radio, t.wire, code or b.code_from)
+
+
 def node_plans(pl: Plan, ds: Dataset, t: Training,
-               heads: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+               heads: list[dict[str, Any]] | None = None, keeps: list[str] | None = None,
+               board: Any = None, code: str | None = None) -> list[dict[str, Any]]:
     """Node plans with head, schedule and run sections. ``heads``: head sections already
-    made (e.g. of a trained `RockNetClassifier`), else `head_plan.sections` for ``t``."""
+    made (e.g. of a trained `RockNetClassifier`), else `head_plan.sections` for ``t``;
+    ``keeps``: each node's ``run.keep``, else `node_keeps` (``board``, ``code``)."""
     t.check()
     if not 2 <= pl.n_classes <= MAX_CLASSES:
         raise UserError(f"{ds.name} has {pl.n_classes} classes; a board trains a classifier of "
@@ -158,9 +188,13 @@ def node_plans(pl: Plan, ds: Dataset, t: Training,
     run = {"profile": t.radio, "row_size": rs, "deadline_ms": t.deadline_ms,
            "window": t.window, "gone_after": t.gone_after,
            "checkpoint_every": t.checkpoint_every or 4 * t.batch}
-    for p in nps:
+    if keeps is None:
+        keeps = node_keeps(pl, ds, t, board, code)
+    if len(keeps) != n:
+        raise ValueError(f"{len(keeps)} keeps for {n} nodes")
+    for p, keep in zip(nps, keeps, strict=True):
         p["schedule"] = sched.to_dict()
-        p["run"] = dict(run)
+        p["run"] = {**run, "keep": keep}
     return nps
 
 
@@ -196,10 +230,12 @@ def write_data(pl: Plan, ds: Dataset, t: Training, out: str | Path) -> list[Path
 
 def write_plans(pl: Plan, ds: Dataset, t: Training, out: str | Path, split: Any = None,
                 mapping: dict[int, int] | None = None,
-                heads: list[dict[str, Any]] | None = None) -> RoundsDoNotFit | None:
+                heads: list[dict[str, Any]] | None = None,
+                board: Any = None) -> RoundsDoNotFit | None:
     """Write what ``rocknet plan`` writes: the node plans with their training sections and the
-    node data files (``split``, ``mapping``: a capacity split, `capacity.fit` / `without`;
-    ``heads``: head sections to use, a trained estimator's, else made for ``t``).
+    node data files (``split``, ``mapping``: a capacity split, `capacity.fit` / `without`,
+    whose ``keeps`` the plans carry; ``heads``: head sections to use, a trained estimator's,
+    else made for ``t``; ``board``: the boards' kind `node_keeps` resolves "auto" on).
 
     If a round cannot fit the radio (only then), the plans go without training sections
     (fine for `rocknet validate`, not for ``rocknet.run()``) and the reason is returned;
@@ -207,7 +243,8 @@ def write_plans(pl: Plan, ds: Dataset, t: Training, out: str | Path, split: Any 
     why: RoundsDoNotFit | None = None
     nps: list[dict[str, Any]] | None
     try:
-        nps = node_plans(pl, ds, t, heads)
+        keeps = split.keeps or None if split is not None else None  # a fleet's, per board
+        nps = node_plans(pl, ds, t, heads, keeps=keeps, board=board)
     except RoundsDoNotFit as exc:
         why, nps = exc, None
     if split is not None:

@@ -37,6 +37,8 @@ from .board import Training, row_size_for
 #                        class)
 # + ring_bytes           partial-logit rows of every node for the ring of undecided samples
 #                        (2 or 4 bytes a class), and one prediction byte per test series
+# + kept_series_bytes    with keep="series", the ring's int8 series (L bytes a slot; with
+#                        keep="codes" the ring's codes are a byte a slot per feature, below)
 # + slice buffers        x, 3x, s9, c (int16) and the transform's temporaries
 # + per feature          bytes_per_feature
 # + RUNTIME_BYTES        everything else, calibrated on measured nodes (boards/memory_model.json,
@@ -56,6 +58,10 @@ ROW_OBJECT_BYTES = 48
 # (`rocknet.node`'s default ``pending``).
 WINDOW = Training.window
 PENDING_SAMPLES = 2 * WINDOW + 4
+# What the ring keeps of a training sample until its decision (`rocknet.node`'s ``keep``, the
+# plan's ``run.keep``): its 8-bit codes (F_i bytes), or its int8 series (L bytes, transformed
+# again when the sample is applied: one more slice transform per applied training sample)
+KEEPS = ("codes", "series")
 
 
 def runtime_bytes(n_nodes: int, length: int, code: str = "files") -> int:
@@ -99,12 +105,18 @@ def ring_bytes(n_nodes: int, n_classes: int, n_test: int = 0,
     return PENDING_SAMPLES * n_nodes * n_classes * head_plan.logit_bytes(wire) + n_test
 
 
-def bytes_per_feature(board: Board, n_classes: int) -> int:
+def kept_series_bytes(geo: PlanShape) -> int:
+    """The ring's int8 series when the node keeps series (one bytearray), else 0 (its codes
+    count per feature: `bytes_per_feature`)."""
+    return PENDING_SAMPLES * geo.length if geo.keep == "series" else 0
+
+
+def bytes_per_feature(board: Board, n_classes: int, keep: str = "codes") -> int:
     """Per feature: the slice's int16 bias and uint16 count, the node's uint16 counts of the
-    sample being scored and ring of undecided samples' codes, and what
-    the default head (plain SGD, batch 8, int16 weights) holds per feature on this board's
-    float (read off the device Head's arrays)."""
-    return (4 + 2 + PENDING_SAMPLES
+    sample being scored and, when it keeps codes, the ring of undecided samples' codes, and
+    what the default head (plain SGD, batch 8, int16 weights) holds per feature on this
+    board's float (read off the device Head's arrays)."""
+    return (4 + 2 + (PENDING_SAMPLES if keep == "codes" else 0)
             + head_plan.head_bytes_per_feature(n_classes, board.float_bits // 8))
 
 
@@ -151,6 +163,7 @@ class PlanShape:
     radio: str = "extended"
     wire: str = head_plan.DEFAULT_WIRE  # partial logits on the air (and in the ring)
     biases_per_dilation: tuple[int, ...] = ()  # () : features_per_kernel at one dilation
+    keep: str = "codes"  # what the ring keeps of a training sample (KEEPS)
 
     @property
     def n_features(self) -> int:
@@ -168,11 +181,11 @@ class PlanShape:
 
 def plan_shape(length: int, n_classes: int, n_features: int, variant: str, n_nodes: int = 1,
                n_test: int = 0, radio: str = "extended",
-               wire: str = head_plan.DEFAULT_WIRE) -> PlanShape:
+               wire: str = head_plan.DEFAULT_WIRE, keep: str = "codes") -> PlanShape:
     dil = planmod.rocknet_dilations if variant == "rocknet" else planmod.minirocket_dilations
     dilations, per_dil = dil(length, n_features)
     return PlanShape(length, n_classes, list(dilations), int(sum(per_dil)), n_nodes, n_test,
-                     radio, wire, tuple(int(n) for n in per_dil))
+                     radio, wire, tuple(int(n) for n in per_dil), keep)
 
 
 def fixed_bytes(board: Board, geo: PlanShape, code: str) -> int:
@@ -182,6 +195,7 @@ def fixed_bytes(board: Board, geo: PlanShape, code: str) -> int:
     return (code_heap_bytes(code) + runtime_bytes(geo.n_nodes, geo.length, code)
             + link_bytes(geo.n_nodes, geo.length, geo.n_classes, geo.radio, geo.wire)
             + ring_bytes(geo.n_nodes, geo.n_classes, geo.n_test, geo.wire)
+            + kept_series_bytes(geo)
             + 2 * 2 * padded + 2 * 2 * geo.length + TEMP_BYTES)  # x, 3x, s9, c int16
 
 
@@ -191,8 +205,35 @@ def node_bytes(board: Board, geo: PlanShape, n_features: int, combos: int = 0,
     features in ``combos`` (dilation, kernel) combinations, code included: held as ``code``
     (a `code_heap_bytes` key; default the board's own, `code_source`)."""
     return (fixed_bytes(board, geo, code or code_source(board))
-            + n_features * bytes_per_feature(board, geo.n_classes)
+            + n_features * bytes_per_feature(board, geo.n_classes, geo.keep)
             + combos)  # minirocket.Slice keeps one padding flag per (dilation, kernel)
+
+
+def node_keep(board: Board, geo: PlanShape, n_features: int, combos: int = 0,
+              code: str | None = None, keep: str = "auto") -> str:
+    """What the node keeps of a training sample until its decision: ``keep`` ("codes" or
+    "series"), or for "auto" "series" when the node keeping codes would exceed the board's
+    heap budget (``node_bytes``; it saves PENDING_SAMPLES x (F_i - L) bytes and costs one
+    more slice transform per applied training sample), else "codes"."""
+    if keep == "auto":
+        need = node_bytes(board, dataclasses.replace(geo, keep="codes"), n_features, combos,
+                          code)
+        return "series" if need > board.heap_budget else "codes"
+    if keep not in KEEPS:
+        raise ValueError(f"keep must be one of {KEEPS} or 'auto', not {keep!r}")
+    return keep
+
+
+def plan_keeps(pl: planmod.Plan, board: Board, keep: str = "auto", n_test: int = 0,
+               radio: str = "extended", wire: str = head_plan.DEFAULT_WIRE,
+               code: str | None = None) -> list[str]:
+    """`node_keep` of every node of ``pl``, each on ``board`` (code held as ``code``, default
+    the board's own)."""
+    geo = plan_shape(pl.length, pl.n_classes, pl.n_features, pl.variant, pl.n_nodes, n_test,
+                     radio, wire)
+    return [node_keep(board, geo, len(pl.node_feature_index(i)),
+                      len(pl.node_features(i)["centre"]), code, keep)
+            for i in range(pl.n_nodes)]
 
 
 def feature_capacity(board: Board, geo: PlanShape, code_from: str | None = None) -> int:
@@ -200,7 +241,7 @@ def feature_capacity(board: Board, geo: PlanShape, code_from: str | None = None)
     kernel) combination, counted as if they were the plan's smallest)."""
     free = board.heap_budget - fixed_bytes(board, geo, code_source(board, code_from))
     m = max(1, min(geo.combo_sizes))
-    return max(0, free * m // (bytes_per_feature(board, geo.n_classes) * m + 1))
+    return max(0, free * m // (bytes_per_feature(board, geo.n_classes, geo.keep) * m + 1))
 
 
 # --- allocation ----------------------------------------------------------------------------
@@ -299,7 +340,7 @@ def _most_features(fleet: FleetFile, geo: PlanShape, variant: str, code_from: st
     def fits(nf: int) -> bool:
         try:
             g2 = plan_shape(geo.length, geo.n_classes, nf, variant, geo.n_nodes, geo.n_test,
-                            geo.radio, geo.wire)
+                            geo.radio, geo.wire, geo.keep)
         except ValueError:
             return False
         caps = [feature_capacity(g.board, g2, code_from) for g in fleet.groups
@@ -374,13 +415,15 @@ class FleetSplit:
     features: list[int]
     bytes: list[int]
     holds: list[str]  # what each node holds, in words (`Plan.describe_node`)
+    keeps: list[str] = dataclasses.field(default_factory=list)  # per node (KEEPS); [] codes
 
     def rows(self) -> list[dict[str, Any]]:
+        keeps = self.keeps or ["codes"] * len(self.boards)
         return [{"node": i, "board": b.key, "port": p, "combos": c, "features": f,
-                 "bytes": m, "budget": b.heap_budget, "holds": h}
-                for i, (b, p, c, f, m, h) in enumerate(zip(
+                 "bytes": m, "budget": b.heap_budget, "holds": h, "keep": kp}
+                for i, (b, p, c, f, m, h, kp) in enumerate(zip(
                     self.boards, self.ports, self.combos, self.features, self.bytes,
-                    self.holds, strict=True))]
+                    self.holds, keeps, strict=True))]
 
 
 def split_for(fleet: FleetFile, geo: PlanShape, variant: str = "minirocket",
@@ -402,27 +445,38 @@ def split_for(fleet: FleetFile, geo: PlanShape, variant: str = "minirocket",
 
 def fit(fleet: FleetFile, dataset: Any, variant: str = "minirocket", n_features: int = 10_000,
         bias_examples: int = 1, seed: int = 0, code_from: str | None = None,
-        radio: str = "extended", wire: str = head_plan.DEFAULT_WIRE
+        radio: str = "extended", wire: str = head_plan.DEFAULT_WIRE, keep: str = "codes"
         ) -> tuple[planmod.Plan, FleetSplit]:
     """A plan for `dataset` split across `fleet` by capacity and clock, each board's code
-    held as it gets it (`code_source`), its nodes sending partial logits as ``wire``."""
+    held as it gets it (`code_source`), its nodes sending partial logits as ``wire`` and
+    keeping ``keep`` of a training sample ("codes", "series", or "auto": split as if every
+    node kept codes, or, where that does not fit, series; then each node `node_keep`)."""
     nodes = fleet.nodes()
     geo = plan_shape(dataset.length, len(dataset.classes), n_features, variant, len(nodes),
-                     len(dataset.X_test), radio, wire)
-    counts = split_for(fleet, geo, variant, code_from)
+                     len(dataset.X_test), radio, wire, "codes" if keep == "auto" else keep)
+    try:
+        counts = split_for(fleet, geo, variant, code_from)
+    except FleetTooSmall:
+        if keep != "auto":
+            raise
+        geo = dataclasses.replace(geo, keep="series")  # a node keeping series holds more
+        counts = split_for(fleet, geo, variant, code_from)
     caps = [feature_capacity(n.board, geo, code_from) for n in nodes]
     pl = planmod.fit(dataset, len(nodes), variant=variant, n_features=n_features,
                      bias_examples=bias_examples, seed=seed,
                      weights=[float(c) for c in counts], caps=caps)
     feats = [len(pl.node_feature_index(i)) for i in range(len(nodes))]
     combos = [sum(b - a for a, b in s) for s in pl.splits]
-    mem = [node_bytes(n.board, geo, f, c, code_source(n.board, code_from))
-           for n, f, c in zip(nodes, feats, combos, strict=True)]
+    srcs = [code_source(n.board, code_from) for n in nodes]
+    keeps = [node_keep(n.board, geo, f, c, src, keep)
+             for n, f, c, src in zip(nodes, feats, combos, srcs, strict=True)]
+    mem = [node_bytes(n.board, dataclasses.replace(geo, keep=k), f, c, src)
+           for n, f, c, src, k in zip(nodes, feats, combos, srcs, keeps, strict=True)]
     over = [i for i, n in enumerate(nodes) if mem[i] > n.board.heap_budget]
     if over:  # the geometry estimate and the fitted plan disagree: never ship that
         raise FleetTooSmall(f"node(s) {over} would exceed their heap budget; plan fewer features")
     split = FleetSplit([n.board for n in nodes], [n.port for n in nodes], combos, feats, mem,
-                       [pl.describe_node(i) for i in range(len(nodes))])
+                       [pl.describe_node(i) for i in range(len(nodes))], keeps)
     return pl, split
 
 

@@ -4,10 +4,11 @@ A simulated board runs the real device code on the host, so its compute takes no
 time by itself. The virtual board (`sim.vboard.meter`) counts the calls that do the work:
 
 - ``series``: one sample's series through the node's slice (`Slice.transform`, the head's
-  codes and partial logits), for every sample, training or prediction;
-- ``apply``: one agreed sample's logits summed and applied to the head, and its entry (the
-  summed rows) chained into the node's consistency digest (`ccm.Chain`: one CBC call into the
-  port's AES, counted as AES);
+  codes and partial logits), for every sample, training or prediction (`Node._take_series`);
+- ``apply``: one agreed sample's logits summed and applied to the head (`Head.apply`; on a
+  node whose plan keeps series, ``run.keep``, its series through the slice again first), and
+  its entry (the summed rows) chained into the node's consistency digest (`ccm.Chain`: one
+  CBC call into the port's AES, counted as AES);
 - ``step``: one optimizer step (once per batch);
 - ``rx`` / ``tx``: one advert opened and decoded by the Link / one coded advert built and
   sealed.
@@ -78,7 +79,12 @@ def call_costs(paths: dict[str, str], board: str) -> dict[str, float]:
 
         def one_apply() -> None:
             z = node.sum_logits(summed)
-            head.apply(np.array(z, dtype=np.float32).view(bc.Tracked), 0, codes=codes)
+            za = np.array(z, dtype=np.float32).view(bc.Tracked)
+            if node.keep == "series":  # the kept series transformed again (`Node._use`)
+                node.slice.transform(memoryview(series), counts)
+                head.apply(za, 0, counts=counts)
+            else:
+                head.apply(za, 0, codes=codes)
             node._record(b"A", 0, entry)
 
         _, work["apply"] = meter.call(one_apply)

@@ -68,6 +68,9 @@ class Config:
     code_format: str | None = None  # MicroPython: rocknet from "py" or "mpy" (else the profile's)
     mpy_nodes: set[int] | None = None  # MicroPython: only these boards (None: all), others CPython
     wire: str = head_plan.DEFAULT_WIRE  # partial logits on the air: int16 or float32
+    keep: str = "auto"  # what a node keeps of a sample awaiting its decision: codes, series,
+    #                     auto (series where codes exceed the budget of the board, `board` or
+    #                     the radio's, its code as the boards load it)
 
 
 @dataclass
@@ -191,8 +194,10 @@ class Simulation:
         self.training = board_plan.Training(
             mode=cfg.mode, epochs=cfg.epochs, batch=cfg.batch, eval=0, predict=True,
             radio=self.model.wire_profile, deadline_ms=int(self.deadline_s * 1000),
-            seed=cfg.seed, wire=cfg.wire)
-        nps = board_plan.node_plans(self.plan, self.ds, self.training)
+            seed=cfg.seed, wire=cfg.wire, keep=cfg.keep)
+        code = {"mpy": "files", "py": "py"}.get(cfg.code_format or "")
+        nps = board_plan.node_plans(self.plan, self.ds, self.training,
+                                    board=boards.load(self.clock_board), code=code)
         self.node_plans = nps  # what every board was built from
         plan_mod.write(self.plan, plan_dir, nps)
         board_plan.write_data(self.plan, self.ds, self.training, plan_dir)
@@ -361,9 +366,9 @@ class Simulation:
                 "ms_per_call": {k: round(float(np.mean([cs[k] for cs in self.costs])) / 1000, 3)
                                 for k in compute.KINDS},
                 "calls": "series: one sample's slice transform + partial logits; apply: "
-                         "logits summed + head update + the digest chained (AES); step: "
-                         "optimizer step; rx/tx: one advert opened / sealed by the Link (mean "
-                         "over nodes)"}
+                         "logits summed + head update (+ the slice transform again on a node "
+                         "keeping series) + the digest chained (AES); step: optimizer step; "
+                         "rx/tx: one advert opened / sealed by the Link (mean over nodes)"}
 
     def _result(self, wall_s: float) -> dict[str, Any]:
         fl = self.fleet
@@ -418,6 +423,7 @@ class Simulation:
             "variant": self.plan.variant, "topology": self.topo.describe(),
             "loss": self.cfg.loss, "radio": self.cfg.radio, "row_size": self.row_size,
             "wire": self.node_plans[0]["head"]["wire"],
+            "keep": [p["run"]["keep"] for p in self.node_plans],
             "deadline_s": self.deadline_s, "loop": "rocknet.runner.Runner",
             "adapter": "rocknet.radio." + ("bleio over a virtual _bleio" if fl.radio == "bleio"
                                            else "bluetooth over a virtual bluetooth"),

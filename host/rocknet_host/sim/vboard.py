@@ -376,12 +376,14 @@ def start(host, paths, radio, inject, seed=0, costs=None):
 
 def meter(host, runner, costs):
     """Charge the calls that carry the board's compute on its clock: ``costs`` are local µs
-    per call in `sim.compute.KINDS` order (a sample's series through the slice, an applied
-    sample, an optimizer step, an advert opened, an advert sealed). The compute itself takes
+    per call in `sim.compute.KINDS` order (a sample's series taken: through the slice, codes
+    and partial logits; an applied sample, with its series through the slice again where the
+    node keeps series; an optimizer step, an advert opened, an advert sealed). The compute
+    itself takes
     no simulated time, so each call moves the board's clock on by its cost; the host holds
     the board busy that long (`Host.busy_us`, sent with the next blocking call)."""
     node = runner.node
-    _count(host, node.slice, "transform", costs[0])
+    _count(host, node, "_take_series", costs[0])
     _count(host, node.head, "apply", costs[1])
     _count(host, node.head, "step", costs[2])
     _count(host, runner.link, "on_advert", costs[3])
