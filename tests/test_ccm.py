@@ -39,7 +39,7 @@ RFC4493 = [(0, "bb1d6929e95937287fa37d129b756746"), (16, "070a16b46b4d4144f79bdd
            (40, "dfa66747de9ae63030ca32611497c827"), (64, "51f0bebf7e3b9d92fc49741779363cfe")]
 
 # the digest chain from 16 zero bytes over entries of these lengths (empty, an S entry, whole
-# blocks with the length, a 600-byte A entry, then shorter ones in the grown buffer): digests
+# blocks with the length, a 600-byte A entry over ten CBC calls, then shorter ones): digests
 CHAIN_ENTRIES = [b"", b"S" + bytes(4), bytes(range(12)), bytes(range(256)) * 2 + bytes(88),
                  b"A\x07\x00\x00\x00" + bytes(range(27)), bytes(range(28))]
 CHAIN_KAT = ["8ef6e011aa926a16f1ba7494a2f06e1a", "6a731cebc0e8d8c2912b735dc928d424",

@@ -27,6 +27,7 @@ from ._compat import CBC, CTR, ECB, const
 NONCE_SIZE = const(13)
 _L = const(2)  # bytes of the message length: 13-byte nonces, messages up to 65535 bytes
 _ZERO = bytes(16)
+_CHAIN_BUF = const(64)  # the digest chain's buffer: 4 blocks a CBC call
 DIGEST_KEY = b"rocknet-digest-1"  # public: the chain detects divergence, it guards nothing
 
 
@@ -134,27 +135,35 @@ class Chain:
     AES-128-CBC under the public `DIGEST_KEY`, IV ``prev`` (the 16-byte digest so far), over
     the entry's length (4 bytes, little-endian) and the entry, zero padded to whole blocks:
     from 16 zero bytes, the CBC-MAC of the whole log so encoded, one CBC call into the port's
-    AES per entry (re-keyed per call, so aesio's CBC chain restarts from ``prev``). The same
-    bytes on every port; a check that honest nodes applied the same updates, not a security
-    primitive (the key is public: anyone can make two logs collide). ``new``: the port's AES
-    under `DIGEST_KEY` (``_compat.aes(DIGEST_KEY)``, which `node_init` builds at set-up). One
-    buffer, grown to the longest entry seen, is encrypted in place."""
+    AES per 64 bytes of entry (re-keyed per call, so aesio's CBC chain restarts from the IV
+    given: ``prev``, then the last block so far). The same bytes on every port; a check that
+    honest nodes applied the same updates, not a security primitive (the key is public:
+    anyone can make two logs collide). ``new``: the port's AES under `DIGEST_KEY`
+    (``_compat.aes(DIGEST_KEY)``, which `node_init` builds at set-up). One 64-byte buffer,
+    encrypted in place, whatever the entry's length."""
 
     def __init__(self, new):
         self._new = new
-        self._b = bytearray(0)
+        self._b = bytearray(_CHAIN_BUF)
+        self._v = memoryview(self._b)
 
     def __call__(self, prev, entry):
         n = len(entry)
-        e = 4 + n
-        size = (e + 15) & ~15
-        b = self._b
-        if len(b) < size:
-            b = self._b = bytearray(size)
-            self._v = memoryview(b)
+        b, v = self._b, self._v
         b[:4] = n.to_bytes(4, "little")
-        b[4:e] = entry
-        b[e:size] = _ZERO[:size - e]
-        v = self._v[:size]
-        self._new(CBC, prev)(v, v)  # the port refuses an IV (digest) other than 16 bytes
-        return bytes(v[size - 16:])
+        entry = memoryview(entry)
+        iv, i, o = prev, 0, 4  # the CBC chain so far, entry bytes taken, buffer filled
+        while True:
+            k = min(_CHAIN_BUF - o, n - i)
+            b[o:o + k] = entry[i:i + k]
+            o += k
+            i += k
+            if i == n:
+                size = (o + 15) & ~15
+                b[o:size] = _ZERO[:size - o]
+                w = v[:size]
+                self._new(CBC, iv)(w, w)  # the port refuses an IV (digest) other than 16 bytes
+                return bytes(w[size - 16:])
+            self._new(CBC, iv)(v, v)
+            iv = bytes(v[_CHAIN_BUF - 16:])
+            o = 0

@@ -148,6 +148,8 @@ def init(self, plan, head=None):
 
             self._opt = head_moments
             head_moments.alloc(self)
+    if self._opt is None:
+        self._segs = None  # only the moment codes' blocks use them
 
 
 def _layout(self, feats):

@@ -55,7 +55,9 @@ def init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, 
     cap = pending if pending is not None else 2 * window + 4
     self.capacity = cap
     nf = self.slice.n_features
-    self._counts = np.zeros(nf, dtype=xp.uint16)  # the sample being scored
+    # the sample being scored: a count is at most the series length, so a byte holds it
+    # for series up to 255 values (half the bytes)
+    self._counts = np.zeros(nf, dtype=xp.uint8 if self.slice.length <= 255 else xp.uint16)
     # what a slot keeps of its training sample for head.apply: its head.codes (8-bit for
     # rocknet.head, F_i bytes), or with keep="series" its int8 series (L bytes, one bytearray
     # for the whole ring), transformed again into _counts when the sample is applied

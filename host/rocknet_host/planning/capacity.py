@@ -111,13 +111,13 @@ def kept_series_bytes(geo: PlanShape) -> int:
     return PENDING_SAMPLES * geo.length if geo.keep == "series" else 0
 
 
-def bytes_per_feature(board: Board, n_classes: int, keep: str = "codes") -> int:
-    """Per feature: the slice's int16 bias and uint16 count, the node's uint16 counts of the
-    sample being scored and, when it keeps codes, the ring of undecided samples' codes, and
-    what the default head (plain SGD, batch 8, int16 weights) holds per feature on this
-    board's float (read off the device Head's arrays)."""
-    return (4 + 2 + (PENDING_SAMPLES if keep == "codes" else 0)
-            + head_plan.head_bytes_per_feature(n_classes, board.float_bits // 8))
+def bytes_per_feature(board: Board, geo: PlanShape) -> int:
+    """Per feature: the slice's int16 bias and uint16 count, the node's counts of the sample
+    being scored (a byte for series up to 255 values, else two) and, when it keeps codes, the
+    ring of undecided samples' codes, and what the default head (plain SGD, batch 8, int16
+    weights) holds per feature on this board's float (read off the device Head's arrays)."""
+    return (4 + (1 if geo.length <= 255 else 2) + (PENDING_SAMPLES if geo.keep == "codes" else 0)
+            + head_plan.head_bytes_per_feature(geo.n_classes, board.float_bits // 8))
 
 
 # What rocknet's code holds of the heap once a training node imported it, by how the board
@@ -205,7 +205,7 @@ def node_bytes(board: Board, geo: PlanShape, n_features: int, combos: int = 0,
     features in ``combos`` (dilation, kernel) combinations, code included: held as ``code``
     (a `code_heap_bytes` key; default the board's own, `code_source`)."""
     return (fixed_bytes(board, geo, code or code_source(board))
-            + n_features * bytes_per_feature(board, geo.n_classes, geo.keep)
+            + n_features * bytes_per_feature(board, geo)
             + combos)  # minirocket.Slice keeps one padding flag per (dilation, kernel)
 
 
@@ -241,7 +241,7 @@ def feature_capacity(board: Board, geo: PlanShape, code_from: str | None = None)
     kernel) combination, counted as if they were the plan's smallest)."""
     free = board.heap_budget - fixed_bytes(board, geo, code_source(board, code_from))
     m = max(1, min(geo.combo_sizes))
-    return max(0, free * m // (bytes_per_feature(board, geo.n_classes, geo.keep) * m + 1))
+    return max(0, free * m // (bytes_per_feature(board, geo) * m + 1))
 
 
 # --- allocation ----------------------------------------------------------------------------
