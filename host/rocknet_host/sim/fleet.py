@@ -289,12 +289,14 @@ class MpyProgram(Program):
         often they do depends on where the heap lies: the WebAssembly heap's low addresses
         are spelled by small int16 weights and codes, a board's (0x2000_0000 on an
         nRF52840) by other values, so this is the WebAssembly build's figure, not a
-        board's. Measured by zeroing the head's weights, the ring's codes (or series) and
-        partial-logit rows and collecting again: only once the runner is done (its state is
-        lost)."""
+        board's. Measured by zeroing the head's weights, current and batch codes, the node's
+        counts, the ring's codes (or series) and partial-logit rows and collecting again: only
+        once the runner is done (its state is lost)."""
         self.mpy.exec("_n = _k = None")  # its names interned before the first checkpoint
         before = self.mpy.checkpoint_heap("state")
         self.mpy.exec("_n = runner.node\n_n.head._W[:] = 0\n_n._rows[:] = bytes(len(_n._rows))\n"
+                      "_n._counts[:] = 0\n_n.head._u[:] = 0\n"
+                      "if _n.head._U is not None:\n    _n.head._U[:] = 0\n"
                       "if isinstance(_n._kept, bytearray):\n"
                       "    _n._kept[:] = bytes(len(_n._kept))\n"
                       "else:\n"
