@@ -378,6 +378,15 @@ def test_prediction_phase_gives_every_node_the_same_answers():
     first = 2 * sched.period
     assert [s for s, _ in preds[0]] == list(range(first, first + 6))
     assert all(0 <= c < 3 for _, c in preds[0])
+    # 3 classes fit a nibble: two answers a byte; the byte-a-class table (16 classes or more)
+    # reads the same answers
+    nd = fr.nodes[0]
+    assert nd._nibbles and len(nd.predictions) == (sched.length - first + 1) // 2
+    table = bytearray(b"\xff" * (sched.length - first))
+    for s, c in preds[0]:
+        table[s - first] = c
+    nd.predictions, nd._nibbles = table, False
+    assert list(nd.predicted()) == preds[0]
 
 
 def test_the_host_replays_each_block_from_the_log():

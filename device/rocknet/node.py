@@ -310,15 +310,22 @@ class Node:
                 self.evaluated += 1
                 self.correct += 1 if best == label else 0
             else:
-                self.predictions[s - self._predict_from] = best
+                k, p = s - self._predict_from, self.predictions
+                if self._nibbles:
+                    sh = (k & 1) << 2
+                    p[k >> 1] = p[k >> 1] & (0xF0 >> sh) | best << sh
+                else:
+                    p[k] = best
         self._record(b"A", s, bytes([label, phase]) + struct.pack("<H", epoch)
                      + members.to_bytes(self.geo.nb, "little") + summed)
         self.stats["commit"] += 1
 
     def predicted(self):
         """(sample, class) of each agreed prediction so far, in sample order."""
-        for k, c in enumerate(self.predictions):
-            if c != 0xFF:
+        p, nib = self.predictions, self._nibbles
+        for k in range(2 * len(p) if nib else len(p)):
+            c = p[k >> 1] >> ((k & 1) << 2) & 0xF if nib else p[k]
+            if c != (0xF if nib else 0xFF):
                 yield self._predict_from + k, c
 
     def _after(self, s):

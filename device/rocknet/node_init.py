@@ -118,10 +118,13 @@ def init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, 
     self.correct = 0
     self.evaluated = 0
     self.accuracy = []  # (epoch, correct, evaluated) at the end of each evaluation pass
-    # the agreed class of each prediction-pass sample (0xFF: none), allocated once: a dict
-    # grew by a few KB every 100 rounds of the pass (FaceAll: 1,690 series)
+    # the agreed class of each prediction-pass sample, allocated once (a dict grew by a few KB
+    # every 100 rounds of the pass; FaceAll: 1,690 series): two to a byte when the classes fit
+    # a nibble (0xF: none), else a byte each (0xFF: none)
     self._predict_from = schedule.epochs * schedule.period
-    self.predictions = bytearray(b"\xff" * (schedule.length - self._predict_from))
+    n = schedule.length - self._predict_from
+    self._nibbles = n_classes < 16
+    self.predictions = bytearray(b"\xff" * ((n + 1) // 2 if self._nibbles else n))
     self.stats = {"rounds": 0, "commit": 0, "drop": 0, "skipped": 0, "decided": 0,
                   "steps": 0, "desynced": 0, "conflicts": 0, "joined": 0, "removed": 0,
                   "checkpoints": 0, "series_missed": 0, "evicted": 0, "withdrawn": 0,
