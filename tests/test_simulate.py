@@ -53,7 +53,12 @@ def test_boards_send_float32_logits_on_request(tmp_path, capsys):
                    "--wire", "float32", nodes="3")
     assert res["wire"] == "float32" and "float32 partial logits" in capsys.readouterr().out
     assert res["consistent"] is True and res["stalled"] is False
-    assert res["predicted"] == res["n_test"]
+    # no loss, yet the fleet may agree to drop a sample or two whose logits or decision came
+    # too late for their round (which ones depends on the boards' priced compute and advert
+    # times); every other test series is predicted
+    assert res["committed"] + res["dropped"] == 50 + 150  # one epoch, then the test set
+    assert res["dropped"] <= 2 and res["predicted"] >= res["n_test"] - res["dropped"]
+    assert set(res["drop_reasons"]) <= {"logits missing", "undecided", "acks incomplete"}
 
 
 @pytest.mark.slow
