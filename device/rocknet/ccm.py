@@ -33,10 +33,9 @@ DIGEST_KEY = b"rocknet-digest-1"  # public: the chain detects divergence, it gua
 
 class Ccm:
     """AES-CCM under one 16-byte key with 13-byte nonces and ``mic``-byte MICs (4, 6, ...,
-    16; Mesh uses 4 for access messages and 8 for control ones). Two buffers are kept for
-    the last message shape (AAD and data lengths), the formatted blocks and the CTR blocks,
-    each encrypted in place, so a codec of fixed geometry allocates only the data it
-    returns."""
+    16; Mesh uses 4 for access messages and 8 for control ones). The formatted blocks of the
+    last message shape (AAD and data lengths) are kept, so a codec of fixed geometry writes
+    only the nonce, AAD and data of each message and allocates only the data it returns."""
 
     def __init__(self, key, mic=4):
         from .ccm_init import init  # set-up code: dropped once the runner is built
@@ -48,13 +47,22 @@ class Ccm:
         if la >= 0xFF00 or ld > 0xFFFF:
             raise ValueError("CCM message too long")
         na = (la + 2 + 15) // 16 if la else 0
+        size = 16 * (1 + na + (ld + 15) // 16)
+        b = self._mb = bytearray(size)  # B0, the AAD blocks, the data blocks (zero padded)
+        mo = bytearray(size)  # their CBC output
+        self._t = memoryview(mo)[size - 16:size - 16 + self.mic]  # the MIC's bytes of T
+        b[0] = (64 if la else 0) | (self.mic - 2) // 2 << 3 | (_L - 1)
+        b[14] = ld >> 8
+        b[15] = ld & 255
+        if la:
+            b[16] = la >> 8
+            b[17] = la & 255
+        self._mo = mo
         self._do = 16 * (1 + na)  # where the data starts
-        # B0, the AAD blocks, the data blocks (zero padded): CBC runs in place, so `_start`
-        # writes them whole for every message
-        self._mb = bytearray(self._do + 16 * ((ld + 15) // 16))
-        # CTR input and output, in place: the MIC (zero padded), then the data
-        cb = self._cb = bytearray(16 + ld)
+        cb = self._cb = bytearray(16 + ld)  # CTR input: the MIC (zero padded), then the data
+        co = self._co = bytearray(16 + ld)  # CTR output
         self._cbd = memoryview(cb)[16:]
+        self._cod = memoryview(co)[16:]
         if not self._native_ctr:  # the counter blocks A0..A(nb-1) as one integer: A0 x rep + inc
             nb = (ld + 31) // 16
             rep = inc = 0
@@ -65,15 +73,15 @@ class Ccm:
         self._la, self._ld = la, ld
 
     def _ctr(self):
-        """The CTR pass: self._cb XOR the keystream from A0, in place."""
+        """The CTR pass: self._cb XOR the keystream from A0 into self._co."""
         if self._native_ctr:
-            self._new(CTR, self._a0)(self._cb, self._cb)
+            self._new(CTR, self._a0)(self._cb, self._co)
             return
         ks, src = self._ks, self._cb
         ks[:] = (int.from_bytes(self._a0, "big") * self._rep + self._inc).to_bytes(len(ks), "big")
         self._new(ECB)(ks, ks)
         x = int.from_bytes(src, "big") ^ int.from_bytes(ks, "big") >> 8 * (len(ks) - len(src))
-        src[:] = x.to_bytes(len(src), "big")
+        self._co[:] = x.to_bytes(len(src), "big")
 
     def _start(self, nonce, aad, ld):
         """Nonce and AAD into the formatted blocks (formatting them for a new shape)."""
@@ -83,18 +91,8 @@ class Ccm:
         if len(nonce) != NONCE_SIZE:
             raise ValueError("CCM nonce of %d bytes, expected 13" % len(nonce))
         b = self._mb
-        b[0] = (64 if la else 0) | (self.mic - 2) // 2 << 3 | (_L - 1)
         b[1:14] = nonce
-        b[14] = ld >> 8
-        b[15] = ld & 255
-        o = self._do
-        if la:
-            b[16] = la >> 8
-            b[17] = la & 255
-            b[18:18 + la] = aad
-            b[18 + la:o] = _ZERO[:o - 18 - la]
-        e = o + ld
-        b[e:] = _ZERO[:len(b) - e]
+        b[18:18 + la] = aad
         self._a0[1:14] = nonce
         return b
 
@@ -104,12 +102,12 @@ class Ccm:
         b = self._start(nonce, aad, ld)
         o = self._do
         b[o:o + ld] = data
-        self._new(CBC, _ZERO)(b, b)
-        cb = self._cb
-        cb[:16] = memoryview(b)[-16:]  # T (its first ``mic`` bytes count), then the data
+        self._new(CBC, _ZERO)(b, self._mo)
+        cb, co = self._cb, self._co
+        cb[:16] = memoryview(self._mo)[-16:]  # T (its first ``mic`` bytes count), then the data
         self._cbd[:] = data
         self._ctr()
-        return bytes(self._cbd) + bytes(cb[:self.mic])
+        return bytes(self._cod) + bytes(co[:self.mic])
 
     def open(self, nonce, aad, sealed):
         """The data of a `seal` output, or None when the MIC does not match (forged, another
@@ -124,13 +122,12 @@ class Ccm:
         self._cbd[:] = sealed[:n]
         self._ctr()
         o = self._do
-        b[o:o + n] = self._cbd
-        self._new(CBC, _ZERO)(b, b)
+        b[o:o + n] = self._cod
+        self._new(CBC, _ZERO)(b, self._mo)
         # a 4..16-byte compare in C: no timing a radio could observe
-        t = len(b) - 16
-        if bytes(b[t:t + m]) != bytes(self._cb[:m]):
+        if bytes(self._t) != bytes(self._co[:m]):
             return None
-        return bytes(self._cbd)
+        return bytes(self._cod)
 
 
 class Chain:
