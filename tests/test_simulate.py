@@ -129,10 +129,12 @@ def test_micropython_boards_decide_what_cpython_boards_decide(tmp_path):
     res = simulate_n(tmp_path, *argv, "--runtime", "micropython", "--report", str(report))
     assert res["runtime"] == "micropython" and res["code_format"] == "py"  # CircuitPython 9's
     # every test series predicted over the air, but for samples the fleet agreed to drop (a
-    # radio round's acks incomplete: how many depends on the boards' priced compute time)
+    # radio round's acks or logits late: how many depends on the boards' priced compute time)
     assert res["n_test"] == 150 and res["committed"] + res["dropped"] == 200
-    assert res["accuracy"] >= 0.9 and res["predicted"] >= 150 - res["dropped"] >= 148
-    assert set(res["drop_reasons"]) <= {"acks incomplete"}
+    # (node 1's reboot costs a few: a sample whose logits were on their way when it went down)
+    assert res["accuracy"] >= 0.9 and res["predicted"] >= 150 - res["dropped"]
+    assert res["dropped"] <= 4
+    assert set(res["drop_reasons"]) <= {"acks incomplete", "logits missing", "undecided"}
     assert res["consistent"] is True and res["members"] == [0, 1, 2]
     assert res["per_node"][1]["reboots"] == 1 and res["per_node"][1]["synced"]
     for p in res["per_node"]:
