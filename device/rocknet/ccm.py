@@ -8,7 +8,7 @@ Its keys come from `rocknet.keys.derive` (AES-CMAC, set-up code); its constructi
 code too (`ccm_init`).
 
 `Chain` is the node's consistency digest, a CBC-MAC hash chain over the same AES (one CBC call
-per entry):
+per 64 bytes of entry):
 
     chain = Chain(_compat.aes(DIGEST_KEY))    # the port's AES under the public DIGEST_KEY
     digest = chain(digest, entry)             # 16 bytes after 16 bytes and one entry

@@ -121,8 +121,9 @@ def add_keep_arg(p: Any) -> None:
                    help="what each node keeps of a sample awaiting its decision: codes (its "
                         "8-bit feature codes, a byte a feature), series (its int8 series, a "
                         "byte a value: one more slice transform per applied training sample, "
-                        "~150 ms for FaceAll/20 on a Feather) or auto (default: series for a "
-                        "node whose heap estimate with codes exceeds its board's budget)")
+                        "~150 ms for FaceAll/20 on a Feather's clock model) or auto (default: "
+                        "series for a node whose heap estimate with codes exceeds its board's "
+                        "budget)")
 
 
 def training(args: argparse.Namespace, radio: str = "extended") -> Training:

@@ -144,8 +144,11 @@ def node_keeps(pl: Plan, ds: Dataset, t: Training, board: Any = None,
     from . import capacity
 
     b = board if board is not None else boards.load(RADIO_BOARDS[t.radio])
-    n_test = len(ds.X_test) if t.predict else 0
-    return capacity.plan_keeps(pl, b, "auto", n_test, t.radio, t.wire, code or b.code_from)
+    geo = capacity.plan_shape(pl.length, pl.n_classes, pl.n_features, pl.variant, pl.n_nodes,
+                              len(ds.X_test) if t.predict else 0, t.radio, t.wire)
+    return [capacity.node_keep(b, geo, len(pl.node_feature_index(i)),
+                               len(pl.node_features(i)["centre"]), code or b.code_from)
+            for i in range(pl.n_nodes)]
 
 
 def node_plans(pl: Plan, ds: Dataset, t: Training,

@@ -224,18 +224,6 @@ def node_keep(board: Board, geo: PlanShape, n_features: int, combos: int = 0,
     return keep
 
 
-def plan_keeps(pl: planmod.Plan, board: Board, keep: str = "auto", n_test: int = 0,
-               radio: str = "extended", wire: str = head_plan.DEFAULT_WIRE,
-               code: str | None = None) -> list[str]:
-    """`node_keep` of every node of ``pl``, each on ``board`` (code held as ``code``, default
-    the board's own)."""
-    geo = plan_shape(pl.length, pl.n_classes, pl.n_features, pl.variant, pl.n_nodes, n_test,
-                     radio, wire)
-    return [node_keep(board, geo, len(pl.node_feature_index(i)),
-                      len(pl.node_features(i)["centre"]), code, keep)
-            for i in range(pl.n_nodes)]
-
-
 def feature_capacity(board: Board, geo: PlanShape, code_from: str | None = None) -> int:
     """How many features fit in the board's budget (with a padding flag for each (dilation,
     kernel) combination, counted as if they were the plan's smallest)."""
