@@ -155,25 +155,13 @@ _MPY_IMPORTS = """
 from rocknet import board, head, link, node
 __import__("rocknet.radio." + radio)
 """
-# a board's code.py holds none of those modules itself: rocknet.start drops its set-up code
+# a board's code.py holds none of those modules itself: rocknet.start drops its set-up code.
+# The step (`vboard.step`) is compiled with vboard, before the "boot" checkpoint: a function
+# compiled here, in the set-up's call, kept up to 3 KB of the set-up's garbage alive in some
+# runs (not the board's heap: a board runs `Runner.run`, no such function)
 _MPY_SETUP = """
 del board, head, link, node
 runner = vboard.start(host, paths, radio, False, seed, costs)
-def _rn_step():
-    try:
-        alive = runner.step()
-    except vboard.Crash:
-        raise
-    except BaseException as exc:
-        import io, sys
-        buf = io.StringIO()
-        sys.print_exception(exc, buf)
-        host.transport({"error": buf.getvalue(), "type": type(exc).__name__,
-                        "st": host.status()})
-        return
-    # the status drains the decision log (`vboard.status`): a board keeps no log, so the
-    # heap at the round boundary (a checkpoint after this call) holds none of it either
-    host.transport({"end": alive, "r": runner.r, "st": host.status()})
 """
 
 
@@ -224,7 +212,7 @@ class MpyProgram(Program):
         """Run steps until the program blocks, finishes or fails."""
         while True:
             if not self._running:
-                self.mpy.send_exec("_rn_step()")
+                self.mpy.send_exec("vboard.step(host, runner)")
                 self._running = True
             req = self.mpy.host_recv()
             if "error" in req:  # the step failed: let it return, the board is dead

@@ -374,6 +374,28 @@ def start(host, paths, radio, inject, seed=0, costs=None):
     return runner
 
 
+def step(host, runner):
+    """One step of ``runner`` as `Runner.run`'s loop takes it, for a host stepping a board in
+    its own MicroPython process (`sim.fleet.MpyProgram`): the step's end (alive, round, status)
+    or its exception go to the host; a `Crash` (the host switched the board off) unwinds."""
+    try:
+        alive = runner.step()
+    except Crash:
+        raise
+    except BaseException as exc:
+        import io
+        import sys
+
+        buf = io.StringIO()
+        sys.print_exception(exc, buf)
+        host.transport({"error": buf.getvalue(), "type": type(exc).__name__,
+                        "st": host.status()})
+        return
+    # the status drains the decision log (`status`): a board keeps no log, so the heap at the
+    # round boundary (a checkpoint after this call) holds none of it either
+    host.transport({"end": alive, "r": runner.r, "st": host.status()})
+
+
 def meter(host, runner, costs):
     """Charge the calls that carry the board's compute on its clock: ``costs`` are local µs
     per call in `sim.compute.KINDS` order (a sample's series taken: through the slice, codes
