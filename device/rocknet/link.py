@@ -120,7 +120,8 @@ class Link:
                 break
         else:
             spare = mixer.Round(self.node_id, round_no, self.owners, self.row_size,
-                                seed=self.seed, now_ms=now_ms, timeout_ms=self.timeout_ms)
+                                seed=self.seed, now_ms=now_ms, timeout_ms=self.timeout_ms,
+                                like=cur or old)
         self.round = spare
         self.codec.replay.forget_before(round_no - 1)
         return self.round

@@ -110,7 +110,9 @@ class Round:
     """State of one round at one node: what it knows, what it has heard, what to send next."""
 
     def __init__(self, node_id, round_no, owners, row_size, seed=0, now_ms=0,
-                 timeout_ms=DEFAULT_TIMEOUT_MS):
+                 timeout_ms=DEFAULT_TIMEOUT_MS, like=None):
+        # ``like``: a round of the same owners whose node list and index this one shares
+        # (they never change: a link's rounds hold one copy, not one each)
         m = len(owners)
         if not 0 < m <= _MAX_ROWS:
             raise ValueError("a round needs 1..%d rows, got %d owners" % (_MAX_ROWS, m))
@@ -120,10 +122,13 @@ class Round:
         self.m = m
         self.row_size = row_size
         # Nodes = distinct owners, sorted: position = bit in full-rank maps (N <= M bits fit).
-        self.nodes = sorted(set(owners))
-        self._index = {}
-        for i, n in enumerate(self.nodes):
-            self._index[n] = i
+        if like is not None:
+            self.nodes, self._index = like.nodes, like._index
+        else:
+            self.nodes = sorted(set(owners))
+            self._index = {}
+            for i, n in enumerate(self.nodes):
+                self._index[n] = i
         self._all_rows = (1 << m) - 1
         self._all_nodes = (1 << len(self.nodes)) - 1
         # pivot-indexed reduced rows: coding vector (0 = no row) and payload (row_size bytes
