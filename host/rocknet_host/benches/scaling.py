@@ -408,9 +408,12 @@ def measure(args: argparse.Namespace, nodes: list[int]) -> dict[str, Any]:
             # conservative collector can keep it for a few calls) must not blur the figure
             mpy = open_runtime("micropython")
             try:
-                # the head modules a mode may load are code, not the node's state
+                # the head modules a mode may load, and the set-up code building the slice
+                # and head, are code, not the node's state (imported here, their interned
+                # names and the string pools they grow are not in the node's figure either)
                 mpy.exec("import gc\nimport rocknet.minirocket, rocknet.head, "
-                         "rocknet.head_moments, rocknet.head_dual, rocknet.head_sum")
+                         "rocknet.head_moments, rocknet.head_dual, rocknet.head_sum, "
+                         "rocknet.minirocket_init, rocknet.head_init, rocknet.logits")
                 per_node.append(measure_node(mpy, plans[i], Q, y, args.cpu_scale))
             except Exception as exc:  # noqa: BLE001 - a node MicroPython cannot build
                 row["extrapolated"] = True
