@@ -10,9 +10,11 @@ its decision history are full (the warm-up: 5 x the relay window + 4 rounds), an
 
 Heap checkpoints (`heap.py`: a collection, then ``gc.mem_alloc()``) are taken before rocknet is
 imported (``boot``: the interpreter, the simulator's virtual radio and clock, which are C on a
-board), after the imports (``code``), once the node is built (``built``) and at every round
-boundary. All figures are board-equivalent bytes (ulab float arrays at the board's float width,
-Python floats unboxed on CircuitPython) above the ``boot`` baseline, per node:
+board; the clock model's meter, installed after ``built`` and measured by a ``harness``
+checkpoint, counts with it), after the imports (``code``), once the node is built
+(``built``) and at every round boundary. All figures are board-equivalent bytes (ulab float
+arrays at the board's float width, Python floats unboxed on CircuitPython) above the ``boot``
+baseline, per node:
 
 - ``code_bytes``: the modules ``rocknet.run()`` imports, its set-up code included (which
   `rocknet.start` drops before training: what a training node keeps is `rocknet bench
@@ -129,6 +131,8 @@ def node_figures(trace: list[tuple[str, dict[str, int]]], data: dict[str, int] |
     tracker report (see the module docstring)."""
     at = {label: f["board"] for label, f in trace}
     base = at.get("boot", 0)
+    if "harness" in at and "built" in at:  # the simulator's clock meter (`sim.fleet`)
+        base += at["harness"] - at["built"]
     rounds = [(int(label[5:]), f["board"] - base) for label, f in trace
               if label.startswith("round")]
     steady = [b for r, b in rounds if r >= warmup]

@@ -23,7 +23,9 @@ one (`MicroPython.checkpoint_heap`). A checkpoint, with the device tracker below
    block)`` board bytes, less what the interpreter held before rocknet was imported (a
    checkpoint labelled ``boot``, where the caller takes one: the simulator's fleet does; a
    board's budget is what it has free for rocknet, and the baseline also holds the
-   simulator's virtual radio and clock, C on a board); above ``budget`` the checkpoint raises
+   simulator's virtual radio and clock, C on a board, and what a checkpoint labelled
+   ``harness`` adds to the one before: the simulator's clock meter); above ``budget`` the
+   checkpoint raises
    ``MemoryError`` in the device,
    which the caller sees as that call's exception (`micropython.DeviceError` with
    ``exc_type == "MemoryError"``, or the REPL's traceback on a virtual board).
@@ -120,6 +122,8 @@ def check(label, n, big, prev_big, roots):
     checks += 1
     if label == "boot" and checks == 1:
         base = board
+    if label == "harness":  # the simulator's objects made since the last checkpoint
+        base += board - prev_live
     if label == "code" and code is None:
         code = live
     if live > peak:
