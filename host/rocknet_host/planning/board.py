@@ -172,15 +172,18 @@ def node_keeps(pl: Plan, ds: Dataset, t: Training, board: Any = None,
     """Each node's ``run.keep``: ``t.keep``, or for "auto" `capacity.node_keep` on ``board``
     (a `boards.Board`; default: `RADIO_BOARDS` of ``t.radio``) with rocknet's code held as
     ``code`` (a `capacity.code_heap_bytes` key; default: the board file's ``code_from``, not
-    what this machine's deploy tools would install: `capacity.fit` counts that for a fleet)."""
+    what this machine's deploy tools would install: `capacity.fit` counts that for a fleet),
+    weighed with the ring ``t.pending`` (auto: the full one, `full_pending`)."""
     if t.keep != "auto":
         return [t.keep] * pl.n_nodes
     from .. import boards
     from . import capacity
 
     b = board if board is not None else boards.load(RADIO_BOARDS[t.radio])
+    ring = full_pending(t.window) if t.pending is None else t.pending
     geo = capacity.plan_shape(pl.length, pl.n_classes, pl.n_features, pl.variant, pl.n_nodes,
-                              len(ds.X_test) if t.predict else 0, t.radio, t.wire)
+                              len(ds.X_test) if t.predict else 0, t.radio, t.wire,
+                              pending=ring)
     return [capacity.node_keep(b, geo, len(pl.node_feature_index(i)),
                                len(pl.node_features(i)["centre"]), code or b.code_from)
             for i in range(pl.n_nodes)]
