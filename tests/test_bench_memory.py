@@ -80,12 +80,26 @@ def _bench(*argv: str) -> dict:
 
 def test_a_mixed_fleet_measures_only_the_chosen_node():
     """Node 1 in MicroPython, nodes 0 and 2 running the same loop in CPython threads: only
-    node 1 is measured, and the fleet decides samples (a majority of 3 votes)."""
-    out = _bench("--nodes", "3", "--features", "168", "--rounds", "26", "--measure", "1")
+    node 1 is measured, and the fleet decides samples (a majority of 3 votes). ``--pending``
+    sets every node's ring, which the bench reports and the planner's estimate counts."""
+    from rocknet_host import boards, data
+    from rocknet_host.planning import capacity as fp
+    from rocknet_host.planning import features as plan
+
+    out = _bench("--nodes", "3", "--features", "168", "--rounds", "26", "--measure", "1",
+                 "--pending", "7")
+    assert out["pending"] == [7] * 3 and out["ring_capacity"] == 7
+    ds = data.load("GunPoint")
+    pl = plan.fit(ds, 3, n_features=168, seed=0)
+    geo = fp.plan_shape(pl.length, pl.n_classes, pl.n_features, pl.variant, 3,
+                        len(ds.X_test), "extended", out["wire"], out["keep"][1], 7)
+    assert out["per_node"][0]["estimate_bytes"] == fp.node_bytes(
+        boards.load(out["board"]), geo, len(pl.node_feature_index(1)),
+        len(pl.node_features(1)["centre"]), "py")  # .py: the Feather's profile loads them
     assert out["measured_nodes"] == [1] and out["nodes"] == 3
     assert out["others"] == "the same loop in CPython threads"
     [n] = out["per_node"]
-    assert n["node"] == 1 and n["error"] is None
+    assert n["node"] == 1 and n["error"] is None and n["pending"] == 7
     assert n["rounds_measured"] == out["rounds"] + 1
     assert 0 < n["code_bytes"] < n["peak_heap_bytes"] <= n["peak_need_bytes"]
     assert n["own_data_bytes"] > 0 and n["state_bytes"] > 0

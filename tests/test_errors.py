@@ -41,9 +41,11 @@ def test_other_options_are_checked(capsys, argv, message):
 def test_training_options_checked_by_the_library_too():
     for kw, name in [({"batch": 0}, "--batch"), ({"epochs": 0}, "--epochs"),
                      ({"mode": "lasso"}, "--mode"), ({"eval": -1}, "--eval"),
-                     ({"keep": "counts"}, "--keep")]:
+                     ({"keep": "counts"}, "--keep"), ({"pending": 5}, "--pending 5"),
+                     ({"pending": 7, "window": 6}, "at least window \\+ 2 = 8")]:
         with pytest.raises(errors.UserError, match=name):
             board_plan.Training(**kw).check()
+    board_plan.Training(pending=6).check()  # window + 2: the smallest ring
 
 
 def test_a_one_class_dataset_is_refused(tmp_path):

@@ -23,13 +23,22 @@ GONE_AFTER = 8  # the plan's default: rounds of silence before a member is remov
 # a reset leader is replaced after gone_after rounds and re-admitted by the new leader: the
 # protocol's bound, on a clean channel
 REJOIN_BOUND = 2 * GONE_AFTER + 4
+WINDOW = board_plan.Training.window
 
 
-def write_fleet(out: Path, n: int, epochs: int = 3) -> Path:
+def write_fleet(out: Path, n: int, epochs: int = 3, pending: int | None = None,
+                old: bool = False) -> Path:
+    """The plans ``rocknet plan`` writes (``pending``: ``--pending``; ``old``: without
+    ``run.pending``, as plans were before it)."""
     ds = data.synthetic(n_train=30, n_test=15, length=64, n_classes=3, seed=2)
     p = plan.fit(ds, n, n_features=336, seed=0)
-    t = board_plan.Training(epochs=epochs, batch=8, deadline_ms=500, gone_after=GONE_AFTER)
-    plan.write(p, out, board_plan.node_plans(p, ds, t))
+    t = board_plan.Training(epochs=epochs, batch=8, deadline_ms=500, gone_after=GONE_AFTER,
+                            pending=pending)
+    nps = board_plan.node_plans(p, ds, t)
+    if old:
+        for np_ in nps:
+            del np_["run"]["pending"]
+    plan.write(p, out, nps)
     board_plan.write_data(p, ds, t, out)
     (out / "fleet.key").write_bytes(KEY)
     return out
@@ -151,3 +160,57 @@ def test_rounds_stop_waiting_for_a_removed_member(fleets, tmp_path):
     # at most the rounds before the removal (gone_after) and its slack end at the deadline
     assert late[1] <= GONE_AFTER + 4
     assert late[0] >= r0.schedule.length - gone - GONE_AFTER - 8
+
+
+def test_a_lossy_fleet_with_the_smallest_auto_ring_trains_to_the_end(tmp_path):
+    """``--pending`` window + 4 (the ring ``auto`` shrinks to where the heap needs it): the
+    plans carry it, every node's ring has that many slots, and three boards on a channel
+    losing 20 % of the adverts train to the end of the schedule and apply the same updates.
+    A plan without ``run.pending`` (older than it) gets the node's default, 2 x window + 4."""
+    d = write_fleet(tmp_path / "plans", 3, pending=WINDOW + 4)
+    fl = Fleet(d, 3, tmp_path, loss=0.2)
+    assert [r.node.capacity for r in fl.runners] == [WINDOW + 4] * 3
+    for _ in range(20000):
+        if not fl.step():
+            break
+    res = [r.result for r in fl.runners]
+    assert all(x is not None for x in res)  # every board finished the schedule
+    assert len({x["digest"] for x in res}) == 1  # and applied the same updates
+    assert all(r.node.synced and r.node.members == 0b111 for r in fl.runners)
+    assert fl.runners[0].node.stats["commit"] > 0
+    _, correct, seen = res[0]["accuracy"][-1]
+    assert seen == 15 and correct >= 10
+    old = write_fleet(tmp_path / "old", 3, old=True)
+    assert "pending" not in plan.read_node(old / "node_00.plan")["run"]
+    assert Fleet(old, 3, tmp_path / "old_ck").runners[0].node.capacity == 2 * WINDOW + 4
+
+
+@pytest.mark.parametrize("before,after", [(None, WINDOW + 4), (WINDOW + 4, None)])
+def test_a_checkpoint_restores_into_a_ring_of_another_size(tmp_path, before, after):
+    """A checkpoint holds no slot of the ring (`checkpoint.node_payload`): a board re-planned
+    with another ``--pending`` (the same features and head) resumes from the checkpoint its
+    old plan wrote, with its new ring, rejoins, and applies what the others apply."""
+    first = write_fleet(tmp_path / "first", 3, pending=before)
+    second = write_fleet(tmp_path / "second", 3, pending=after)
+    fl = Fleet(first, 3, tmp_path)
+    ref, victim = fl.runners[0], 1
+    for _ in range(20000):
+        fl.step()
+        if (ref.r or 0) >= 60:
+            break
+    assert list(tmp_path.glob("ckpt1.*"))  # written with the first plan's ring
+    fl.d = second  # the victim's files, re-planned and deployed again
+    fl.reset(victim)
+    fl.d = first
+    v = fl.runners[victim]
+    assert v.resumed is not None and not v.node.synced
+    assert v.node.capacity == (2 * WINDOW + 4 if after is None else after)
+    assert ref.node.capacity == (2 * WINDOW + 4 if before is None else before)
+    while fl.step():
+        pass
+    assert v.node.synced and ref.node.members >> victim & 1
+    joined = max(e[1] for e in v.node.applied if e[0] == "J")
+    log = {(e[0], e[1]): e[2] for e in ref.node.applied}
+    last = ref.schedule.length - 1
+    mine = [e for e in v.node.applied if e[0] in "AD" and joined <= e[1] <= last]
+    assert mine and all(log.get((e[0], e[1])) == e[2] for e in mine)

@@ -136,7 +136,8 @@ def test_cli_plan_writes_what_each_node_keeps(tmp_path, monkeypatch, capsys):
         "series"] * 5
     info = json.loads((out / "fleet_plan.json").read_text())
     assert [r["keep"] for r in info["nodes"]] == ["series"] * 5
-    assert main(argv + ["--keep", "codes", "--out", str(tmp_path / "codes")]) == 2
+    assert main(argv + ["--keep", "codes", "--pending", "12", "--out",
+                        str(tmp_path / "codes")]) == 2
     assert "Smallest fleet that works" in capsys.readouterr().err
     # without a fleet: "auto" on the board the radio stands for (a Feather), here codes fit
     assert main(["plan", "x", "--nodes", "3", "--features", "600", "--out",
@@ -146,6 +147,98 @@ def test_cli_plan_writes_what_each_node_keeps(tmp_path, monkeypatch, capsys):
     assert main(["plan", "x", "--nodes", "3", "--features", "600", "--keep", "series",
                  "--out", str(tmp_path / "small")]) == 0
     assert plan.read_node(tmp_path / "small" / "node_02.plan")["run"]["keep"] == "series"
+
+
+def test_a_ring_shrinks_to_window_plus_4_only_where_the_budget_needs_it(two_class):
+    """``pending`` (the ring of undecided samples, ``run.pending``): the estimate moves by
+    exactly the slots' rows and kept codes or series; "auto" (None) keeps 2 w + 4 where that
+    fits the board's budget and w + 4 where it does not (FaceAll/20's heaviest node on a
+    Feather, which keeps series already); an explicit ring is kept as asked."""
+    import dataclasses
+
+    feather = boards.load("adafruit_feather_nrf52840")
+    w = fp.WINDOW
+    assert fp.PENDING_SAMPLES == fp.full_pending(w) == 2 * w + 4 and fp.floor_pending(w) == w + 4
+    faceall = fp.plan_shape(131, 14, 10_000, "minirocket", 20, 1690, keep="series")
+    small = dataclasses.replace(faceall, pending=w + 4)
+    assert fp.ring_bytes(20, 14, pending=w + 4) == (w + 4) * 20 * 14 * 2
+    for keep, per_slot in (("series", 20 * 14 * 2 + 131), ("codes", 20 * 14 * 2 + 595)):
+        g = dataclasses.replace(faceall, keep=keep)
+        assert (fp.node_bytes(feather, g, 595, 25, "files")
+                - fp.node_bytes(feather, dataclasses.replace(g, pending=w + 4), 595, 25,
+                                "files") == w * per_slot)
+    assert fp.node_bytes(feather, faceall, 595, 25, "files") > feather.heap_budget
+    assert fp.node_pending(feather, faceall, 595, 25, "files") == w + 4
+    assert fp.node_pending(feather, small, 595, 25, "files") == w + 4  # weighed with 2w + 4
+    assert fp.node_bytes(feather, faceall, 100, 25, "frozen") <= feather.heap_budget
+    assert fp.node_pending(feather, faceall, 100, 25, "frozen") == 2 * w + 4
+    assert fp.node_pending(feather, faceall, 595, 25, "files", pending=11) == 11
+    assert fp.feature_capacity(feather, small, "frozen") > fp.feature_capacity(
+        feather, faceall, "frozen")
+
+
+def test_auto_ring_fits_a_fleet_that_the_full_ring_does_not():
+    """Five Feathers (code frozen in) keeping codes hold FaceAll-sized series' 10,000
+    features only with rings of w + 4; seven hold them with the full ring. The split, its
+    rows and the estimate follow each node's ring."""
+    many = data.synthetic(n_train=28, n_test=4, length=131, n_classes=2)
+    w = fp.WINDOW
+
+    def feathers(n):
+        return fl.parse({"group": [{"board": "adafruit_feather_nrf52840", "count": n}]})
+
+    with pytest.raises(fp.FleetTooSmall):
+        fp.fit(feathers(5), many, n_features=10_000, code_from="frozen", keep="codes",
+               pending=2 * w + 4)
+    pl, split = fp.fit(feathers(5), many, n_features=10_000, code_from="frozen",
+                       keep="codes", pending=None)
+    assert split.keeps == ["codes"] * 5 and sum(split.features) == pl.n_features
+    assert split.pendings == [w + 4] * 5 and [r["pending"] for r in split.rows()] == [w + 4] * 5
+    assert all(m <= b.heap_budget for m, b in zip(split.bytes, split.boards, strict=True))
+    _, seven = fp.fit(feathers(7), many, n_features=10_000, code_from="frozen", keep="codes",
+                      pending=None)
+    _, full = fp.fit(feathers(7), many, n_features=10_000, code_from="frozen", keep="codes")
+    assert seven.pendings == full.pendings == [2 * w + 4] * 7 and seven.bytes == full.bytes
+
+
+def test_cli_pending_flows_to_the_node_plans(tmp_path, monkeypatch, capsys):
+    """`rocknet plan --pending N|auto`: ``run.pending`` in every node plan and in
+    fleet_plan.json; "auto" says when it shrank a ring; a ring below window + 2 is refused
+    with the reason and what to use, by `plan`, `simulate` and `bench memory` alike."""
+    from rocknet_host.planning import features as plan
+
+    many = data.synthetic(n_train=28, n_test=4, length=131, n_classes=2)
+    monkeypatch.setattr(data, "load", lambda *a, **k: many)
+    w = fp.WINDOW
+    small = ["plan", "x", "--nodes", "3", "--features", "600"]
+    assert main(small + ["--out", str(tmp_path / "auto")]) == 0
+    assert "a ring of 12 undecided samples on every node" in " ".join(
+        capsys.readouterr().out.split())
+    assert plan.read_node(tmp_path / "auto" / "node_02.plan")["run"]["pending"] == 2 * w + 4
+    assert main(small + ["--pending", "7", "--out", str(tmp_path / "seven")]) == 0
+    assert [plan.read_node(tmp_path / "seven" / f"node_{i:02d}.plan")["run"]["pending"]
+            for i in range(3)] == [7] * 3
+    for cmd in (small + ["--out", str(tmp_path / "five")],
+                ["simulate", "x", "--nodes", "3", "--features", "600", "--epochs", "1"],
+                ["bench", "memory", "--dataset", "x", "--nodes", "3", "--features", "600"]):
+        assert main(cmd + ["--pending", str(w + 1)]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"--pending {w + 1}: a node's ring must hold at least window + 2 = {w + 2}" in err
+        assert "use --pending auto" in err
+    with pytest.raises(SystemExit):  # argparse's usage error
+        main(small + ["--pending", "many", "--out", str(tmp_path / "x")])
+    assert "expected a number of samples or 'auto'" in capsys.readouterr().err
+    (tmp_path / "fleet.toml").write_text('[[group]]\nboard = "adafruit_feather_nrf52840"\n'
+                                         'count = 5\n')
+    out = tmp_path / "fleet"
+    assert main(["plan", "x", "--fleet", str(tmp_path / "fleet.toml"), "--code-from", "frozen",
+                 "--keep", "codes", "--out", str(out)]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "ring of undecided samples shrunk from 12 to 8" in said
+    assert [plan.read_node(out / f"node_{i:02d}.plan")["run"]["pending"] for i in range(5)] == [
+        w + 4] * 5
+    info = json.loads((out / "fleet_plan.json").read_text())
+    assert [r["pending"] for r in info["nodes"]] == [w + 4] * 5
 
 
 def test_allocate_caps_and_clocks():

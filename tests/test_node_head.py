@@ -82,7 +82,7 @@ for i in range(3):
     d = {"train": [tuple(x) for x in datas[i]["train"]],
          "eval": [tuple(x) for x in datas[i]["eval"]]}
     nodes.append(node_mod.Node(i, 3, plans[i]["features"], head_mod.Head(plans[i]), 3, 80,
-                               sched, data=d, log=True, keep=keep))
+                               sched, data=d, log=True, keep=keep, pending=pending))
 run_lossy(nodes, sched.length + 6, 13, 5)
 s = min(nd.applied_through for nd in nodes)
 res = []
@@ -94,7 +94,8 @@ for nd in nodes:
             if e[0] in "AD":
                 log.append([e[1], e[0]])
     res.append((d, log))
-result = {"same": all(r == res[0] for r in res), "log": res[0][1],
+result = {"same": all(r == res[0] for r in res), "log": res[0][1], "through": s,
+          "length": sched.length, "capacity": [nd.capacity for nd in nodes],
           "acc": [list(a) for a in nodes[0].accuracy], "digest": res[0][0],
           "heads": [bytes(nd.head.save()) for nd in nodes]}
 """
@@ -104,7 +105,9 @@ def test_real_head_same_decisions_in_both_runtimes(device):
     """Three nodes with the real head, 5 % row loss (13/256), inside the runtime: digests
     agree there; decisions and evaluation counts match CPython's. Keeping each training
     sample's series (transformed again when applied) instead of its codes changes nothing:
-    the same digest and the same head state, byte for byte, in every runtime."""
+    the same digest and the same head state, byte for byte, in every runtime; and so does a
+    ring of window + 4 = 8 slots (what ``--pending auto`` shrinks a ring to) instead of the
+    default 2 x window + 4 = 12, to the end of the schedule."""
     from node_standin import SETUP_SRC, standin_namespace
     from rocknet_host.planning.board import owner_split
 
@@ -117,11 +120,11 @@ def test_real_head_same_decisions_in_both_runtimes(device):
               "eval": [[Qe[k].tobytes(), int(ds.y_test[k])] for k in range(*te[i])]}
              for i in range(3)]
     device.exec(SETUP_SRC)
-    device.set(plans=plans, datas=datas, keep="codes")
+    device.set(plans=plans, datas=datas, keep="codes", pending=None)
     got = device.call(RUN_SRC)
-    assert got["same"]
+    assert got["same"] and got["capacity"] == [12] * 3
     ref = standin_namespace()
-    ref.update(plans=plans, datas=datas, keep="codes")
+    ref.update(plans=plans, datas=datas, keep="codes", pending=None)
     exec(compile(RUN_SRC, "<run>", "exec"), ref)
     assert [list(x) for x in got["log"]] == [list(x) for x in ref["result"]["log"]]
     assert [list(a) for a in got["acc"]] == ref["result"]["acc"]
@@ -131,6 +134,16 @@ def test_real_head_same_decisions_in_both_runtimes(device):
     assert series["same"] and series["log"] == got["log"] and series["acc"] == got["acc"]
     assert bytes(series["digest"]) == bytes(got["digest"])
     assert [bytes(h) for h in series["heads"]] == [bytes(h) for h in got["heads"]]
+    device.set(keep="codes", pending=8)
+    small = device.call(RUN_SRC)
+    ref.update(pending=8)
+    exec(compile(RUN_SRC, "<run>", "exec"), ref)
+    assert small["same"] and small["capacity"] == [8] * 3
+    assert small["through"] >= small["length"] - 1  # every sample decided
+    assert small["log"] == got["log"]  # none of them later than 8 rounds
+    assert [list(x) for x in small["log"]] == [list(x) for x in ref["result"]["log"]]
+    assert [list(a) for a in small["acc"]] == ref["result"]["acc"]
+    assert any(k == "A" for _, k in small["log"])
 
 
 def test_a_head_configured_for_int16_rows_sets_the_node_wire():

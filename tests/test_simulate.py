@@ -120,14 +120,16 @@ def test_options_that_mean_nothing_are_refused(capsys, argv, needle):
 
 @pytest.mark.slow
 def test_micropython_boards_decide_what_cpython_boards_decide(tmp_path):
-    """Every board's program in its own MicroPython 1.29 + ulab, node 1 power-cycled: the
+    """Every board's program in its own MicroPython 1.29 + ulab, node 1 power-cycled, every
+    ring of undecided samples the smallest ``--pending auto`` makes (window + 4 = 8): the
     test set predicted over the air, the fleet agrees, every board reports its peak heap,
     and the air traffic is the CPython run's (same rounds, same decisions)."""
     argv = ("--nodes", "3", "--epochs", "1", "--features", "600", "--no-reference",
-            "--reboot", "1@30")
+            "--reboot", "1@30", "--pending", "8")
     report = tmp_path / "mpy.html"
     res = simulate_n(tmp_path, *argv, "--runtime", "micropython", "--report", str(report))
     assert res["runtime"] == "micropython" and res["code_format"] == "py"  # CircuitPython 9's
+    assert res["pending"] == [8] * 3
     # every test series predicted over the air, but for samples the fleet agreed to drop (a
     # radio round's acks or logits late: how many depends on the boards' priced compute time)
     assert res["n_test"] == 150 and res["committed"] + res["dropped"] == 200

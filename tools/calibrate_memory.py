@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from rocknet_host.benches import memory
 from rocknet_host.cli import build_parser
+from rocknet_host.planning.board import Training, full_pending
 from rocknet_host.planning.capacity import MEMORY_MODEL_FILE, runtime_bytes
 from rocknet_host.resources import REPO_ROOT
 from rocknet_host.runtimes.micropython import RUNTIME_VERSION
@@ -56,10 +57,13 @@ TOLERANCE = 0.20
 
 def measure(config: list[str], code: str = "mpy") -> dict[str, Any]:
     """`rocknet bench memory` of ``config``, every node keeping the codes of its undecided
-    samples (what the calibration has always measured: a ring of series holds fewer objects,
-    so its estimate errs high by their headers, ~60 B a slot)."""
+    samples in the full ring, 2 x window + 4 slots (what the calibration has always measured:
+    a ring of series holds fewer objects, so its estimate errs high by their headers, ~60 B a
+    slot; and with ``--pending auto`` whether a ring shrinks would hang on the model being
+    calibrated). Each node's ``estimate_bytes`` counts the ring its plan has."""
     args = build_parser().parse_args(["bench", "memory", *config, "--board", BOARD,
-                                      "--code", code, "--keep", "codes"])
+                                      "--code", code, "--keep", "codes",
+                                      "--pending", str(full_pending(Training.window))])
     return memory.measure(args)
 
 

@@ -7,8 +7,8 @@ It reads three files that `rocknet deploy --plan-dir DIR` put on the board:
 
 - ``/rocknet_plan.bin``: this node's plan (features, the ``head`` section, the fleet's
   ``schedule`` and the ``run`` section: radio profile, row size, round deadline, relay
-  window, checkpoint interval, what the ring keeps of a sample: codes or series), written
-  by ``rocknet plan``;
+  window, checkpoint interval, what the ring keeps of a sample: codes or series, and its
+  slots, ``pending``: 2 x window + 4 in a plan without it), written by ``rocknet plan``;
 - ``/rocknet_key.bin``: the fleet's network key;
 - ``/rocknet_data.bin``: this node's own samples, "as if it had measured them" (int8 series
   and labels, bound to the plan by its hash), written by ``rocknet plan`` beside the plan.
@@ -328,7 +328,8 @@ def build_runner(self, plan, key, samples, radio=None, clock=None, out=None, pid
                 run["row_size"], self.schedule, data=samples,
                 window=run.get("window", 4), gone_after=run.get("gone_after", 8),
                 checkpoint_every=run.get("checkpoint_every", 0) if checkpoint else 0,
-                save=self._save, log=log, keep=run.get("keep", "codes"))
+                save=self._save, log=log, keep=run.get("keep", "codes"),
+                pending=run.get("pending"))
     self.node = node
     self.resumed = _restore(self) if checkpoint else None
     self.fresh = self.resumed is None

@@ -101,7 +101,9 @@ def restore(path, load):
 def node_payload(node):
     """A `node.Node`'s payload as a list of bytes-like parts (`save` writes them one after
     the other): a JSON line (node id, the sample it stands at, its membership view, the digest
-    chain) and its head's state (`Head.save_parts`: the arrays' own buffers)."""
+    chain) and its head's state (`Head.save_parts`: the arrays' own buffers). Nothing of the
+    ring of undecided samples: a restored node rejoins and fills its ring anew, so a
+    checkpoint restores into a node whose plan has another ``run.pending``."""
     meta = {"node": node.id, "applied_through": node.applied_through,
             "epoch": node.epoch, "members": node.members, "view": node.view_sample,
             "since": node._since, "digest": "".join("%02x" % b for b in node.digest)}

@@ -56,8 +56,10 @@ class Node:
     node's own samples {"train": [(int8 series bytes, label)], "eval": [...], "predict":
     [series]}; ``agreement``: False for RockNet's behaviour; ``window``: decision entries
     relayed per message; ``gone_after``: rounds of silence before a member is removed or a
-    leader replaced; ``pending``: undecided samples kept (ring); ``checkpoint_every``: applied
-    samples between checkpoints, handed to ``save(body)``; ``log``: keep ``applied``;
+    leader replaced; ``pending``: undecided samples kept (ring; None: 2 x window + 4; a
+    checkpoint holds none of it, so it restores into a ring of any size);
+    ``checkpoint_every``: applied samples between checkpoints, handed to ``save(body)``;
+    ``log``: keep ``applied``;
     ``logit_scale``: send partial logits as int16 codes of this step (None: float32);
     ``chain``: the digest's hash chain, ``chain(digest, entry)`` -> 16 bytes (default
     `ccm.Chain` over the port's AES).

@@ -5,8 +5,9 @@ and data files ``rocknet plan`` writes for boards) inside its own MicroPython 1.
 (WebAssembly) under the board's runtime profile, with the package loaded as the board loads
 it (``.mpy`` for MicroPython profiles, ``.py`` for CircuitPython ones, or ``--code``). The
 fleet loop (`simulate.Simulation`, `sim.fleet.MpyProgram`) then runs ``--rounds`` training
-rounds on the simulated radio: past the round where the node's ring of undecided samples and
-its decision history are full (the warm-up: 5 x the relay window + 4 rounds), and beyond.
+rounds on the simulated radio: past the round where the node's ring of undecided samples (the
+plan's ``run.pending``) and its decision history are full (the warm-up: 5 x the relay window
++ 4 rounds, or more for a larger ring), and beyond.
 
 Heap checkpoints (`heap.py`: a collection, then ``gc.mem_alloc()``) are taken before rocknet is
 imported (``boot``: the interpreter, the simulator's virtual radio and clock, which are C on a
@@ -34,11 +35,15 @@ baseline, per node:
   depends on the heap's addresses, so it is the WebAssembly build's, not a board's, and it
   differs from run to run, as the garbage it keeps does.
 - ``estimate_bytes``: what the planner (`planning.planner.node_bytes`) says the node needs,
-  code held as this bench loads it and its ring keeping what its plan keeps: the figure
+  code held as this bench loads it and its ring as its plan makes it (``run.keep``,
+  ``run.pending``): the figure
   `rocknet plan --fleet` compares with the board's budget, calibrated against this bench
   (tools/calibrate_memory.py);
 - ``keep``: what each node's ring keeps of a sample awaiting its decision (``run.keep``,
-  from ``--keep``: codes, series, or auto, series where codes exceed the board's budget).
+  from ``--keep``: codes, series, or auto, series where codes exceed the board's budget);
+- ``pending``: each node's ring, undecided samples (``run.pending``, from ``--pending``: N,
+  or auto, 2 w + 4, w + 4 where the estimate with 2 w + 4 exceeds the board's budget);
+  ``ring_capacity`` the largest.
 
 ``--measure`` runs only some nodes in MicroPython (the measured ones, ``measured_nodes``); the
 rest of the fleet runs the same loop in CPython threads (`sim.fleet.ThreadProgram`). Boards
@@ -57,7 +62,14 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import boards
-from ..cli.common import add_dataset_args, add_keep_arg, add_plan_args, fit_plan, load_dataset
+from ..cli.common import (
+    add_dataset_args,
+    add_keep_arg,
+    add_pending_arg,
+    add_plan_args,
+    fit_plan,
+    load_dataset,
+)
 from ..errors import UserError
 from ..planning import capacity as planner
 from ..planning.features import Plan
@@ -83,6 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("gradient", "ridge"), default="gradient",
                    help="head training (default gradient)")
     add_keep_arg(p)
+    add_pending_arg(p)
     p.add_argument("--code", choices=("py", "mpy"), default=None,
                    help="load rocknet from .py or .mpy files (default: as the board's profile "
                         "does: .mpy on MicroPython, .py on CircuitPython)")
@@ -173,7 +186,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     window = 4  # until the plan says (below)
     cfg = Config(mode=args.mode, epochs=2, radio=radio, seed=args.seed, runtime="micropython",
                  board=args.board, enforce_heap=False, code_format=args.code or prof.code_format,
-                 keep=args.keep,
+                 keep=args.keep, pending=args.pending,
                  mpy_nodes=None if len(measured) == pl.n_nodes else set(measured))
     try:
         sim = Simulation(pl, ds, cfg)
@@ -181,11 +194,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError(str(exc)) from None
     with sim:
         window = int(sim.node_plans[0]["run"].get("window", window))
-        # the warm-up: the node's ring of undecided samples (2w + 4 slots, `rocknet.node`) is
-        # full, and so is the decision history it keeps (4w samples behind the last applied
-        # one, which trails the round by about w: decided at s + 2, relayed back by s + 4)
-        capacity = 2 * window + 4
-        warmup = 5 * window + 4
+        # the warm-up: the node's ring of undecided samples (the plan's ``run.pending``, by
+        # default 2w + 4 slots, `rocknet.node`) is full, and so is the decision history it
+        # keeps (4w samples behind the last applied one, which trails the round by about w:
+        # decided at s + 2, relayed back by s + 4)
+        capacity = max(int(p["run"].get("pending", 2 * window + 4)) for p in sim.node_plans)
+        warmup = max(5 * window + 4, capacity + 1)
         # by default past the first checkpoint too (every ``checkpoint_every`` applied
         # samples; a sample is applied about 2 w + 4 rounds after its own): its write is a
         # node's largest transient
@@ -216,14 +230,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             false = prog.false_retained() if prog is not None and nd.finished else None
             rep = prog.heap_report() if prog is not None else (nd.heap or {})
             fig = node_figures(trace, data, warmup, rep)
-            keep = sim.node_plans[nd.id]["run"]["keep"]
-            fig = {"node": nd.id, "keep": keep, **fig, "error": nd.error,
+            run = sim.node_plans[nd.id]["run"]
+            keep, pending = run["keep"], int(run["pending"])
+            fig = {"node": nd.id, "keep": keep, "pending": pending, **fig, "error": nd.error,
                    "error_type": nd.error_type,
                    # the last sample the node applied: the fleet decided up to there
                    "applied_through": nd.st[1] if nd.st else None,
                    "false_retained_bytes": false["board"] if false else None,
                    "estimate_bytes": planner.node_bytes(
-                       board, dataclasses.replace(geo, keep=keep),
+                       board, dataclasses.replace(geo, keep=keep, pending=pending),
                        len(pl.node_feature_index(nd.id)),
                        len(pl.node_features(nd.id)["centre"]), code_from)}
             fig["fits"] = (nd.error is None and fig["peak_need_bytes"] is not None
@@ -240,6 +255,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "variant": pl.variant, "mode": args.mode, "board": args.board,
         "wire": sim.node_plans[0]["head"]["wire"], "heap_budget_bytes": board.heap_budget,
         "keep": [p["run"]["keep"] for p in sim.node_plans],
+        "pending": [p["run"]["pending"] for p in sim.node_plans],
         "measured_nodes": measured,
         "others": "the same loop in CPython threads" if len(measured) < pl.n_nodes else None,
         "runtime": RUNTIME, "profile": prof.name, "code_format": code_format,
@@ -285,6 +301,8 @@ def run(args: argparse.Namespace) -> int:
                   "-" if g is None else f"{g:+.1f}", "yes" if n["fits"] else "NO")
     Console().print(t)
     keeps = sorted(set(result["keep"]))
+    rings = sorted(set(result["pending"]))
     print(f"budget {result['heap_budget_bytes']:,} B; the nodes keep {' and '.join(keeps)} of "
-          f"undecided samples; bytes: {result['bytes']}")
+          f"undecided samples, in rings of {' and '.join(map(str, rings))}; bytes: "
+          f"{result['bytes']}")
     return 0

@@ -100,6 +100,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
                         "many as there are training series, at most all)")
     add_wire_arg(g)
     add_keep_arg(g)
+    add_pending_arg(g)
     g.add_argument("--radio", choices=board_plan.RADIOS, default=None,
                    help="advert size: extended (CircuitPython nRF52840, default) or legacy "
                         "(31 bytes; MicroPython's bluetooth; the default for a --fleet with "
@@ -126,13 +127,59 @@ def add_keep_arg(p: Any) -> None:
                         "budget)")
 
 
+def pending_value(text: str) -> int | None:
+    """argparse ``type=`` of ``--pending``: "auto" (None) or a number of slots (the lower
+    bound, window + 2, is `Training.check`'s, which says why)."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of samples or 'auto', got "
+                                         f"{text!r}") from None
+
+
+def add_pending_arg(p: Any) -> None:
+    """``--pending``: the ring of undecided samples a node keeps (``run.pending``)."""
+    from ..planning import board as board_plan
+
+    w = board_plan.Training.window
+    p.add_argument("--pending", type=pending_value, default="auto", metavar="N|auto",
+                   help="undecided samples each node keeps, awaiting the fleet's decision "
+                        f"(its ring): auto (default: 2 x window + 4 = "
+                        f"{board_plan.full_pending(w)}, or window + 4 = "
+                        f"{board_plan.floor_pending(w)} for a node whose heap estimate, its "
+                        "--keep resolved, exceeds its board's budget) or N, at least window + "
+                        f"2 = {board_plan.min_pending(w)}. A decision that arrives after its "
+                        "slot was reused (loss delays decisions) desyncs the node, which then "
+                        "rejoins the fleet")
+
+
+def rings_words(pendings: list[int], t: Training) -> str:
+    """The nodes' rings of undecided samples (``run.pending``), in words: what ``--pending
+    auto`` shrank, and why."""
+    from ..planning import board as board_plan
+
+    full, floor = board_plan.full_pending(t.window), board_plan.floor_pending(t.window)
+    if t.pending is not None:
+        return f"a ring of {t.pending} undecided samples on every node (--pending)"
+    small = [str(i) for i, p in enumerate(pendings) if p != full]
+    if not small:
+        return f"a ring of {full} undecided samples on every node"
+    who = "every node's" if len(small) == len(pendings) else f"node(s) {','.join(small)}'s"
+    return (f"{who} ring of undecided samples shrunk from {full} to {floor} (window + 4: the "
+            f"heap estimate with {full} exceeds the board's budget; a decision that comes "
+            "later than the ring desyncs the node, which then rejoins)"
+            + ("" if len(small) == len(pendings) else f", the others {full}"))
+
+
 def training(args: argparse.Namespace, radio: str = "extended") -> Training:
     """The training options, checked (`UserError` naming the option)."""
     from ..planning import board as board_plan
 
     t = board_plan.Training(mode=args.mode, epochs=args.epochs, batch=args.batch,
                             eval=args.eval, radio=args.radio or radio, seed=args.seed,
-                            wire=args.wire, keep=args.keep)
+                            wire=args.wire, keep=args.keep, pending=args.pending)
     t.check()
     return t
 

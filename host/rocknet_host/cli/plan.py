@@ -14,6 +14,7 @@ from .common import (
     add_training_args,
     fit_plan,
     load_dataset,
+    rings_words,
     training,
     write_training,
 )
@@ -60,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
     for i, (n, holds) in enumerate(zip(s["features_per_node"], s["holds"], strict=True)):
         con.print(f"  node {i}: {n} features, (dilation, kernel) {holds}")
     if trains:
+        keeps = board_plan.node_keeps(pl, ds, t)
         con.print(f"training: {t.mode} head, {t.epochs} epochs, batch {t.batch}, {t.wire} "
-                  f"partial logits, {t.radio} adverts; "
-                  f"{keeps_words(board_plan.node_keeps(pl, ds, t))}", soft_wrap=True)
+                  f"partial logits, {t.radio} adverts; {keeps_words(keeps)}; "
+                  f"{rings_words(board_plan.node_pendings(pl, ds, t, keeps), t)}",
+                  soft_wrap=True)
     con.print(f"wrote {pl.n_nodes} node plans{', node data files' if trains else ''} and "
               f"fleet.json to {args.out}")
     return 0

@@ -13,7 +13,8 @@ from ..boards import CODE_SOURCES
 from ..errors import UserError
 from ..hardware import fleet_toml as fl
 from ..planning import capacity as fp
-from .common import training, write_training
+from ..planning.board import full_pending
+from .common import rings_words, training, write_training
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -53,27 +54,32 @@ def run(args: argparse.Namespace, ds: Any) -> int:
         pl, split = fp.fit(fleet, ds, variant=args.variant, n_features=args.features,
                            bias_examples=args.bias_examples, seed=args.seed,
                            code_from=args.code_from, radio=t.radio, wire=t.wire,
-                           keep=t.keep)
+                           keep=t.keep, pending=t.pending, window=t.window)
     except fp.FleetTooSmall as exc:
         raise UserError(str(exc)) from None
     trains = write_training(pl, ds, t, args.out, split, mapping)
     con = Console()
     table = Table(title=f"{ds.name}: {pl.n_features} features over {fleet.describe()}")
     series = "series" in split.keeps  # say what each node keeps only where some keep series
+    # and its ring only where one differs from the default
+    rings = any(p != full_pending(t.window) for p in split.pendings)
     cols = ("node", "board", "port", "holds", "features") + (("keeps",) if series else ()) \
-        + ("est. RAM", "budget")
+        + (("ring",) if rings else ()) + ("est. RAM", "budget")
     for col in cols:
         table.add_column(col, justify="left" if col in ("board", "port", "holds", "keeps")
                          else "right")
     for r in split.rows():
         table.add_row(str(r["node"]), r["board"], r["port"] or "-", r["holds"],
                       str(r["features"]), *((r["keep"],) if series else ()),
+                      *((str(r["pending"]),) if rings else ()),
                       f"{r['bytes'] / 1000:.1f} KB", f"{r['budget'] / 1000:.0f} KB")
     con.print(table)
     held = sorted({fp.code_source(b, args.code_from) for b in split.boards})
     con.print(("keeps: what the node keeps of a sample awaiting its decision (--keep; "
                "series: one more slice transform per applied training sample). "
                if series else "")
+              + ("ring: undecided samples the node keeps (--pending): "
+                 f"{rings_words(split.pendings, t)}. " if rings else "")
               + "est. RAM: a training node's peak heap (rocknet.planning.capacity, calibrated on "
               "nodes measured by `rocknet bench memory`), rocknet's code included: "
               + ", ".join(f"{fp.code_heap_bytes(h) / 1000:.1f} KB from {fp.CODE_FROM_WORDS[h]}"

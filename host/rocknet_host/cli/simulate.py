@@ -24,6 +24,7 @@ from ..sim.radio import PROFILES
 from .common import (
     add_dataset_args,
     add_keep_arg,
+    add_pending_arg,
     add_plan_args,
     add_wire_arg,
     fit_plan,
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=d.batch, help=f"mini-batch (default {d.batch})")
     add_wire_arg(p)
     add_keep_arg(p)
+    add_pending_arg(p)
     p.add_argument("--topology", choices=simulate.TOPOLOGIES, default=d.topology)
     p.add_argument("--hops", type=int, default=None,
                    help="line/grid/random: radio range in hops (default: the sparsest connected)")
@@ -130,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                           deadline_s=args.deadline, runtime=args.runtime, board=args.board,
                           profile=args.profile, heap_budget=args.heap_budget,
                           code_format=args.code, compute=args.compute, wire=args.wire,
-                          keep=args.keep)
+                          keep=args.keep, pending=args.pending)
     con = Console()
     try:
         sim = simulate.Simulation(pl, ds, cfg)

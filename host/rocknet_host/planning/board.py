@@ -9,7 +9,12 @@ Each node plan gets three sections beside its features:
   8-bit feature codes, F_i bytes) or "series" (its int8 series, L bytes, transformed again
   when the sample is applied: one more slice transform per applied training sample).
   ``Training.keep`` "auto" (the default) makes it "series" for a node whose heap estimate
-  keeping codes exceeds its board's budget (`capacity.node_keep`), else "codes".
+  keeping codes exceeds its board's budget (`capacity.node_keep`), else "codes"; and
+  ``pending``: the ring's slots, undecided samples the node holds. ``Training.pending`` None
+  ("auto", the default) makes it 2 w + 4 (w the relay window), or w + 4 for a node whose heap
+  estimate with the full ring (its keep resolved) exceeds its board's budget
+  (`capacity.node_pending`). A node whose decision comes after its slot was reused desyncs
+  and rejoins the fleet; a plan without it gets the node's default, 2 w + 4.
 
 and each node gets a data file ``node_XX.data`` (checked like a plan; kind ``data``): its own
 share of the training series and of the evaluated test series, int8-quantized with the plan's
@@ -22,6 +27,7 @@ series, so evaluation costs at most as many rounds as training).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +67,25 @@ def owner_split(n_samples: int, n_nodes: int) -> list[tuple[int, int]]:
     return out
 
 
+def full_pending(window: int) -> int:
+    """The ring a node keeps by default (`rocknet.node`): 2 w + 4 undecided samples, room for
+    decisions that loss delays by up to w + 4 rounds beyond the usual ~5."""
+    return 2 * window + 4
+
+
+def floor_pending(window: int) -> int:
+    """The ring ``--pending auto`` shrinks to where the full one does not fit: about 5 samples
+    (a decision comes back ~4 rounds after its sample) plus w rounds of loss-induced delay."""
+    return window + 4
+
+
+def min_pending(window: int) -> int:
+    """The smallest ring a plan may ask for: a sample is decided two rounds after its own at
+    the earliest and its decision travels for up to w rounds, so a smaller ring overwrites
+    samples before any decision for them can arrive."""
+    return window + 2
+
+
 def row_size_for(wire_profile: str, make_geometry: Callable[[int], Any]) -> int:
     """The row size of a round that fits one advert of the profile ('extended' or 'legacy';
     ``make_geometry(row_size)`` -> `node.Geometry`): the fewest rows a round can have, in the
@@ -98,6 +123,7 @@ class Training:
     gap: int = 0  # idle rounds after each batch: every block equals a central head's
     wire: str = head_plan.DEFAULT_WIRE  # partial logits on the air: int16 codes or float32
     keep: str = "auto"  # what a node keeps of a sample awaiting its decision (KEEP_CHOICES)
+    pending: int | None = None  # the ring's slots, undecided samples kept; None: auto
 
     def check(self) -> None:
         if self.mode not in head_plan.MODES:
@@ -108,6 +134,15 @@ class Training:
             raise UserError(f"--radio must be one of {RADIOS}, not {self.radio!r}")
         if self.keep not in KEEP_CHOICES:
             raise UserError(f"--keep must be one of {KEEP_CHOICES}, not {self.keep!r}")
+        w = self.window
+        if self.pending is not None and self.pending < min_pending(w):
+            raise UserError(
+                f"--pending {self.pending}: a node's ring must hold at least window + 2 = "
+                f"{min_pending(w)} undecided samples (a sample is decided two rounds after "
+                f"its own at the earliest and its decision travels for up to window = {w} "
+                f"rounds; a smaller ring overwrites samples before their decisions arrive): "
+                f"use --pending auto (2 x window + 4 = {2 * w + 4}, or window + 4 = {w + 4} "
+                f"where the heap needs it) or at least {min_pending(w)}")
         if self.epochs < 1:
             raise UserError(f"--epochs must be at least 1, not {self.epochs}")
         if self.batch < 1:
@@ -137,26 +172,53 @@ def node_keeps(pl: Plan, ds: Dataset, t: Training, board: Any = None,
     """Each node's ``run.keep``: ``t.keep``, or for "auto" `capacity.node_keep` on ``board``
     (a `boards.Board`; default: `RADIO_BOARDS` of ``t.radio``) with rocknet's code held as
     ``code`` (a `capacity.code_heap_bytes` key; default: the board file's ``code_from``, not
-    what this machine's deploy tools would install: `capacity.fit` counts that for a fleet)."""
+    what this machine's deploy tools would install: `capacity.fit` counts that for a fleet),
+    weighed with the ring ``t.pending`` (auto: the full one, `full_pending`)."""
     if t.keep != "auto":
         return [t.keep] * pl.n_nodes
     from .. import boards
     from . import capacity
 
     b = board if board is not None else boards.load(RADIO_BOARDS[t.radio])
+    ring = full_pending(t.window) if t.pending is None else t.pending
     geo = capacity.plan_shape(pl.length, pl.n_classes, pl.n_features, pl.variant, pl.n_nodes,
-                              len(ds.X_test) if t.predict else 0, t.radio, t.wire)
+                              len(ds.X_test) if t.predict else 0, t.radio, t.wire,
+                              pending=ring)
     return [capacity.node_keep(b, geo, len(pl.node_feature_index(i)),
                                len(pl.node_features(i)["centre"]), code or b.code_from)
             for i in range(pl.n_nodes)]
 
 
+def node_pendings(pl: Plan, ds: Dataset, t: Training, keeps: list[str] | None = None,
+                  board: Any = None, code: str | None = None) -> list[int]:
+    """Each node's ``run.pending``: ``t.pending``, or for None ("auto")
+    `capacity.node_pending` on ``board`` with the node's keep (``keeps``, else `node_keeps`)
+    resolved; ``board`` and ``code`` as for `node_keeps`."""
+    if t.pending is not None:
+        return [t.pending] * pl.n_nodes
+    from .. import boards
+    from . import capacity
+
+    b = board if board is not None else boards.load(RADIO_BOARDS[t.radio])
+    if keeps is None:
+        keeps = node_keeps(pl, ds, t, b, code)
+    geo = capacity.plan_shape(pl.length, pl.n_classes, pl.n_features, pl.variant, pl.n_nodes,
+                              len(ds.X_test) if t.predict else 0, t.radio, t.wire)
+    return [capacity.node_pending(b, dataclasses.replace(geo, keep=keeps[i]),
+                                  len(pl.node_feature_index(i)),
+                                  len(pl.node_features(i)["centre"]), code or b.code_from,
+                                  t.window)
+            for i in range(pl.n_nodes)]
+
+
 def node_plans(pl: Plan, ds: Dataset, t: Training,
                heads: list[dict[str, Any]] | None = None, keeps: list[str] | None = None,
-               board: Any = None, code: str | None = None) -> list[dict[str, Any]]:
+               board: Any = None, code: str | None = None,
+               pendings: list[int] | None = None) -> list[dict[str, Any]]:
     """Node plans with head, schedule and run sections. ``heads``: head sections already
     made (e.g. of a trained `RockNetClassifier`), else `head_plan.sections` for ``t``;
-    ``keeps``: each node's ``run.keep``, else `node_keeps` (``board``, ``code``)."""
+    ``keeps``: each node's ``run.keep``, else `node_keeps` (``board``, ``code``);
+    ``pendings``: each node's ``run.pending``, else `node_pendings`."""
     t.check()
     if not 2 <= pl.n_classes <= MAX_CLASSES:
         raise UserError(f"{ds.name} has {pl.n_classes} classes; a board trains a classifier of "
@@ -195,9 +257,13 @@ def node_plans(pl: Plan, ds: Dataset, t: Training,
         keeps = node_keeps(pl, ds, t, board, code)
     if len(keeps) != n:
         raise ValueError(f"{len(keeps)} keeps for {n} nodes")
-    for p, keep in zip(nps, keeps, strict=True):
+    if pendings is None:
+        pendings = node_pendings(pl, ds, t, keeps, board, code)
+    if len(pendings) != n:
+        raise ValueError(f"{len(pendings)} rings for {n} nodes")
+    for p, keep, pending in zip(nps, keeps, pendings, strict=True):
         p["schedule"] = sched.to_dict()
-        p["run"] = {**run, "keep": keep}
+        p["run"] = {**run, "keep": keep, "pending": int(pending)}
     return nps
 
 
@@ -237,8 +303,9 @@ def write_plans(pl: Plan, ds: Dataset, t: Training, out: str | Path, split: Any 
                 board: Any = None) -> RoundsDoNotFit | None:
     """Write what ``rocknet plan`` writes: the node plans with their training sections and the
     node data files (``split``, ``mapping``: a capacity split, `capacity.fit` / `without`,
-    whose ``keeps`` the plans carry; ``heads``: head sections to use, a trained estimator's,
-    else made for ``t``; ``board``: the boards' kind `node_keeps` resolves "auto" on).
+    whose ``keeps`` and ``pendings`` the plans carry; ``heads``: head sections to use, a
+    trained estimator's, else made for ``t``; ``board``: the boards' kind `node_keeps` and
+    `node_pendings` resolve "auto" on).
 
     If a round cannot fit the radio (only then), the plans go without training sections
     (fine for `rocknet validate`, not for ``rocknet.run()``) and the reason is returned;
@@ -246,8 +313,10 @@ def write_plans(pl: Plan, ds: Dataset, t: Training, out: str | Path, split: Any 
     why: RoundsDoNotFit | None = None
     nps: list[dict[str, Any]] | None
     try:
-        keeps = split.keeps or None if split is not None else None  # a fleet's, per board
-        nps = node_plans(pl, ds, t, heads, keeps=keeps, board=board)
+        # a fleet's, per board
+        keeps = split.keeps or None if split is not None else None
+        pendings = split.pendings or None if split is not None else None
+        nps = node_plans(pl, ds, t, heads, keeps=keeps, board=board, pendings=pendings)
     except RoundsDoNotFit as exc:
         why, nps = exc, None
     if split is not None:

@@ -26,7 +26,7 @@ from ..hardware.fleet_toml import FleetFile, Group
 from ..resources import BOARDS_DIR
 from . import features as planmod
 from . import head as head_plan
-from .board import Training, row_size_for
+from .board import Training, floor_pending, full_pending, row_size_for
 
 # --- memory model (bytes on the board) -----------------------------------------------------
 # A training node's heap, code included, as `rocknet bench memory` measures it (its peak need):
@@ -36,7 +36,8 @@ from .board import Training, row_size_for
 #                        (the round's control messages carry the plan's wire: 2 or 4 bytes a
 #                        class)
 # + ring_bytes           partial-logit rows of every node for the ring of undecided samples
-#                        (2 or 4 bytes a class), and one prediction byte per test series
+#                        (``pending`` slots, the plan's ``run.pending``; 2 or 4 bytes a
+#                        class), and one prediction byte per test series
 # + kept_series_bytes    with keep="series", the ring's int8 series (L bytes a slot; with
 #                        keep="codes" the ring's codes are a byte a slot per feature, below)
 # + slice buffers        x, 3x, s9, c (int16) and the transform's temporaries
@@ -55,9 +56,11 @@ TEMP_BYTES = 2 * 2048 * 2
 # to, its coding vector and two list slots.
 ROW_OBJECT_BYTES = 48
 # The relay window a plan uses by default; a node's ring holds 2 w + 4 undecided samples
-# (`rocknet.node`'s default ``pending``).
+# (`rocknet.node`'s default ``pending``), or the plan's ``run.pending`` (`node_pending`):
+# w + 4 where the full ring does not fit, never fewer than w + 2 (`board.min_pending`).
 WINDOW = Training.window
-PENDING_SAMPLES = 2 * WINDOW + 4
+PENDING_SAMPLES = full_pending(WINDOW)
+
 # What the ring keeps of a training sample until its decision (`rocknet.node`'s ``keep``, the
 # plan's ``run.keep``): its 8-bit codes (F_i bytes), or its int8 series (L bytes, transformed
 # again when the sample is applied: one more slice transform per applied training sample)
@@ -99,16 +102,17 @@ def link_bytes(n_nodes: int, length: int, n_classes: int, radio: str = "extended
 
 
 def ring_bytes(n_nodes: int, n_classes: int, n_test: int = 0,
-               wire: str = head_plan.DEFAULT_WIRE) -> int:
-    """The ring's partial-logit rows of every node (``wire``: int16 rows hold half of float32
-    ones), and the predictions (a byte per test series of the fleet)."""
-    return PENDING_SAMPLES * n_nodes * n_classes * head_plan.logit_bytes(wire) + n_test
+               wire: str = head_plan.DEFAULT_WIRE, pending: int = PENDING_SAMPLES) -> int:
+    """The ring's partial-logit rows of every node for ``pending`` slots (``wire``: int16
+    rows hold half of float32 ones), and the predictions (a byte per test series of the
+    fleet)."""
+    return pending * n_nodes * n_classes * head_plan.logit_bytes(wire) + n_test
 
 
 def kept_series_bytes(geo: PlanShape) -> int:
     """The ring's int8 series when the node keeps series (one bytearray), else 0 (its codes
     count per feature: `bytes_per_feature`)."""
-    return PENDING_SAMPLES * geo.length if geo.keep == "series" else 0
+    return geo.pending * geo.length if geo.keep == "series" else 0
 
 
 def bytes_per_feature(board: Board, geo: PlanShape) -> int:
@@ -116,7 +120,7 @@ def bytes_per_feature(board: Board, geo: PlanShape) -> int:
     being scored (a byte for series up to 255 values, else two) and, when it keeps codes, the
     ring of undecided samples' codes, and what the default head (plain SGD, batch 8, int16
     weights) holds per feature on this board's float (read off the device Head's arrays)."""
-    return (4 + (1 if geo.length <= 255 else 2) + (PENDING_SAMPLES if geo.keep == "codes" else 0)
+    return (4 + (1 if geo.length <= 255 else 2) + (geo.pending if geo.keep == "codes" else 0)
             + head_plan.head_bytes_per_feature(geo.n_classes, board.float_bits // 8))
 
 
@@ -164,6 +168,7 @@ class PlanShape:
     wire: str = head_plan.DEFAULT_WIRE  # partial logits on the air (and in the ring)
     biases_per_dilation: tuple[int, ...] = ()  # () : features_per_kernel at one dilation
     keep: str = "codes"  # what the ring keeps of a training sample (KEEPS)
+    pending: int = PENDING_SAMPLES  # the ring's slots (the plan's ``run.pending``)
 
     @property
     def n_features(self) -> int:
@@ -181,11 +186,12 @@ class PlanShape:
 
 def plan_shape(length: int, n_classes: int, n_features: int, variant: str, n_nodes: int = 1,
                n_test: int = 0, radio: str = "extended",
-               wire: str = head_plan.DEFAULT_WIRE, keep: str = "codes") -> PlanShape:
+               wire: str = head_plan.DEFAULT_WIRE, keep: str = "codes",
+               pending: int = PENDING_SAMPLES) -> PlanShape:
     dil = planmod.rocknet_dilations if variant == "rocknet" else planmod.minirocket_dilations
     dilations, per_dil = dil(length, n_features)
     return PlanShape(length, n_classes, list(dilations), int(sum(per_dil)), n_nodes, n_test,
-                     radio, wire, tuple(int(n) for n in per_dil), keep)
+                     radio, wire, tuple(int(n) for n in per_dil), keep, pending)
 
 
 def fixed_bytes(board: Board, geo: PlanShape, code: str) -> int:
@@ -194,7 +200,7 @@ def fixed_bytes(board: Board, geo: PlanShape, code: str) -> int:
     padded = geo.length + 8 * max(geo.dilations)
     return (code_heap_bytes(code) + runtime_bytes(geo.n_nodes, geo.length, code)
             + link_bytes(geo.n_nodes, geo.length, geo.n_classes, geo.radio, geo.wire)
-            + ring_bytes(geo.n_nodes, geo.n_classes, geo.n_test, geo.wire)
+            + ring_bytes(geo.n_nodes, geo.n_classes, geo.n_test, geo.wire, geo.pending)
             + kept_series_bytes(geo)
             + 2 * 2 * padded + 2 * 2 * geo.length + TEMP_BYTES)  # x, 3x, s9, c int16
 
@@ -213,8 +219,8 @@ def node_keep(board: Board, geo: PlanShape, n_features: int, combos: int = 0,
               code: str | None = None, keep: str = "auto") -> str:
     """What the node keeps of a training sample until its decision: ``keep`` ("codes" or
     "series"), or for "auto" "series" when the node keeping codes would exceed the board's
-    heap budget (``node_bytes``; it saves PENDING_SAMPLES x (F_i - L) bytes and costs one
-    more slice transform per applied training sample), else "codes"."""
+    heap budget (``node_bytes``, with ``geo``'s ring; it saves ``pending`` x (F_i - L) bytes
+    and costs one more slice transform per applied training sample), else "codes"."""
     if keep == "auto":
         need = node_bytes(board, dataclasses.replace(geo, keep="codes"), n_features, combos,
                           code)
@@ -222,6 +228,22 @@ def node_keep(board: Board, geo: PlanShape, n_features: int, combos: int = 0,
     if keep not in KEEPS:
         raise ValueError(f"keep must be one of {KEEPS} or 'auto', not {keep!r}")
     return keep
+
+
+def node_pending(board: Board, geo: PlanShape, n_features: int, combos: int = 0,
+                 code: str | None = None, window: int = WINDOW,
+                 pending: int | None = None) -> int:
+    """The node's ring of undecided samples (``run.pending``): ``pending``, or for None
+    ("auto") `full_pending`, unless the node's heap estimate with that ring (``geo``'s keep
+    already resolved, `node_keep`) exceeds the board's budget: then `floor_pending`. A
+    smaller ring saves its slots' partial-logit rows and kept codes or series, and tolerates
+    less delay: a decision that arrives after its slot was reused desyncs the node, which
+    then rejoins the fleet."""
+    if pending is not None:
+        return pending
+    full = full_pending(window)
+    need = node_bytes(board, dataclasses.replace(geo, pending=full), n_features, combos, code)
+    return floor_pending(window) if need > board.heap_budget else full
 
 
 def feature_capacity(board: Board, geo: PlanShape, code_from: str | None = None) -> int:
@@ -328,7 +350,7 @@ def _most_features(fleet: FleetFile, geo: PlanShape, variant: str, code_from: st
     def fits(nf: int) -> bool:
         try:
             g2 = plan_shape(geo.length, geo.n_classes, nf, variant, geo.n_nodes, geo.n_test,
-                            geo.radio, geo.wire, geo.keep)
+                            geo.radio, geo.wire, geo.keep, geo.pending)
         except ValueError:
             return False
         caps = [feature_capacity(g.board, g2, code_from) for g in fleet.groups
@@ -404,14 +426,17 @@ class FleetSplit:
     bytes: list[int]
     holds: list[str]  # what each node holds, in words (`Plan.describe_node`)
     keeps: list[str] = dataclasses.field(default_factory=list)  # per node (KEEPS); [] codes
+    # per node, the ring's slots (``run.pending``); [] the default, PENDING_SAMPLES
+    pendings: list[int] = dataclasses.field(default_factory=list)
 
     def rows(self) -> list[dict[str, Any]]:
         keeps = self.keeps or ["codes"] * len(self.boards)
+        pendings = self.pendings or [PENDING_SAMPLES] * len(self.boards)
         return [{"node": i, "board": b.key, "port": p, "combos": c, "features": f,
-                 "bytes": m, "budget": b.heap_budget, "holds": h, "keep": kp}
-                for i, (b, p, c, f, m, h, kp) in enumerate(zip(
+                 "bytes": m, "budget": b.heap_budget, "holds": h, "keep": kp, "pending": pn}
+                for i, (b, p, c, f, m, h, kp, pn) in enumerate(zip(
                     self.boards, self.ports, self.combos, self.features, self.bytes,
-                    self.holds, keeps, strict=True))]
+                    self.holds, keeps, pendings, strict=True))]
 
 
 def split_for(fleet: FleetFile, geo: PlanShape, variant: str = "minirocket",
@@ -433,22 +458,34 @@ def split_for(fleet: FleetFile, geo: PlanShape, variant: str = "minirocket",
 
 def fit(fleet: FleetFile, dataset: Any, variant: str = "minirocket", n_features: int = 10_000,
         bias_examples: int = 1, seed: int = 0, code_from: str | None = None,
-        radio: str = "extended", wire: str = head_plan.DEFAULT_WIRE, keep: str = "codes"
+        radio: str = "extended", wire: str = head_plan.DEFAULT_WIRE, keep: str = "codes",
+        pending: int | None = PENDING_SAMPLES, window: int = WINDOW
         ) -> tuple[planmod.Plan, FleetSplit]:
     """A plan for `dataset` split across `fleet` by capacity and clock, each board's code
-    held as it gets it (`code_source`), its nodes sending partial logits as ``wire`` and
+    held as it gets it (`code_source`), its nodes sending partial logits as ``wire``,
     keeping ``keep`` of a training sample ("codes", "series", or "auto": split as if every
-    node kept codes, or, where that does not fit, series; then each node `node_keep`)."""
+    node kept codes, or, where that does not fit, series; then each node `node_keep`) in a
+    ring of ``pending`` slots (None, "auto": split with the full ring, or, where nothing
+    else fits, with the floor ring; then each node `node_pending`, its keep resolved)."""
     nodes = fleet.nodes()
+    ring = full_pending(window) if pending is None else pending
     geo = plan_shape(dataset.length, len(dataset.classes), n_features, variant, len(nodes),
-                     len(dataset.X_test), radio, wire, "codes" if keep == "auto" else keep)
-    try:
-        counts = split_for(fleet, geo, variant, code_from)
-    except FleetTooSmall:
-        if keep != "auto":
-            raise
-        geo = dataclasses.replace(geo, keep="series")  # a node keeping series holds more
-        counts = split_for(fleet, geo, variant, code_from)
+                     len(dataset.X_test), radio, wire, "codes" if keep == "auto" else keep,
+                     ring)
+    tries = [geo]
+    if keep == "auto":  # a node keeping series holds more
+        tries.append(dataclasses.replace(geo, keep="series"))
+    if pending is None:  # and more with a smaller ring
+        tries.append(dataclasses.replace(tries[-1], pending=floor_pending(window)))
+    for k, g in enumerate(tries):
+        try:
+            counts = split_for(fleet, g, variant, code_from)
+        except FleetTooSmall:
+            if k == len(tries) - 1:
+                raise
+            continue
+        geo = g
+        break
     caps = [feature_capacity(n.board, geo, code_from) for n in nodes]
     pl = planmod.fit(dataset, len(nodes), variant=variant, n_features=n_features,
                      bias_examples=bias_examples, seed=seed,
@@ -456,15 +493,19 @@ def fit(fleet: FleetFile, dataset: Any, variant: str = "minirocket", n_features:
     feats = [len(pl.node_feature_index(i)) for i in range(len(nodes))]
     combos = [sum(b - a for a, b in s) for s in pl.splits]
     srcs = [code_source(n.board, code_from) for n in nodes]
-    keeps = [node_keep(n.board, geo, f, c, src, keep)
+    g_full = dataclasses.replace(geo, pending=ring)  # keep resolved with the plan's ring
+    keeps = [node_keep(n.board, g_full, f, c, src, keep)
              for n, f, c, src in zip(nodes, feats, combos, srcs, strict=True)]
-    mem = [node_bytes(n.board, dataclasses.replace(geo, keep=k), f, c, src)
-           for n, f, c, src, k in zip(nodes, feats, combos, srcs, keeps, strict=True)]
+    rings = [node_pending(n.board, dataclasses.replace(geo, keep=k), f, c, src, window,
+                          pending)
+             for n, f, c, src, k in zip(nodes, feats, combos, srcs, keeps, strict=True)]
+    mem = [node_bytes(n.board, dataclasses.replace(geo, keep=k, pending=p), f, c, src)
+           for n, f, c, src, k, p in zip(nodes, feats, combos, srcs, keeps, rings, strict=True)]
     over = [i for i, n in enumerate(nodes) if mem[i] > n.board.heap_budget]
     if over:  # the geometry estimate and the fitted plan disagree: never ship that
         raise FleetTooSmall(f"node(s) {over} would exceed their heap budget; plan fewer features")
     split = FleetSplit([n.board for n in nodes], [n.port for n in nodes], combos, feats, mem,
-                       [pl.describe_node(i) for i in range(len(nodes))], keeps)
+                       [pl.describe_node(i) for i in range(len(nodes))], keeps, rings)
     return pl, split
 
 

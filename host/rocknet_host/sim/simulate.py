@@ -71,6 +71,9 @@ class Config:
     keep: str = "auto"  # what a node keeps of a sample awaiting its decision: codes, series,
     #                     auto (series where codes exceed the budget of the board, `board` or
     #                     the radio's, its code as the boards load it)
+    pending: int | None = None  # each node's ring of undecided samples; None: auto (2 w + 4,
+    #                             or w + 4 where the heap estimate with 2 w + 4 exceeds the
+    #                             budget, weighed as for keep)
 
 
 @dataclass
@@ -194,7 +197,7 @@ class Simulation:
         self.training = board_plan.Training(
             mode=cfg.mode, epochs=cfg.epochs, batch=cfg.batch, eval=0, predict=True,
             radio=self.model.wire_profile, deadline_ms=int(self.deadline_s * 1000),
-            seed=cfg.seed, wire=cfg.wire, keep=cfg.keep)
+            seed=cfg.seed, wire=cfg.wire, keep=cfg.keep, pending=cfg.pending)
         code = {"mpy": "files", "py": "py"}.get(cfg.code_format or "")
         nps = board_plan.node_plans(self.plan, self.ds, self.training,
                                     board=boards.load(self.clock_board), code=code)
@@ -424,6 +427,7 @@ class Simulation:
             "loss": self.cfg.loss, "radio": self.cfg.radio, "row_size": self.row_size,
             "wire": self.node_plans[0]["head"]["wire"],
             "keep": [p["run"]["keep"] for p in self.node_plans],
+            "pending": [p["run"]["pending"] for p in self.node_plans],
             "deadline_s": self.deadline_s, "loop": "rocknet.runner.Runner",
             "adapter": "rocknet.radio." + ("bleio over a virtual _bleio" if fl.radio == "bleio"
                                            else "bluetooth over a virtual bluetooth"),
