@@ -91,7 +91,9 @@ def init(self, plan, head=None):
     self.q_moments = _cfg(cfg, "moments", "int8", ("int8", "float")) == "int8"
     self.owns_bias = self.node == int(cfg.get("bias_node", 0))
     self.n_train = int(cfg.get("n_train", 0))
-    self.lambdas = [float(v) for v in cfg.get("lambdas", _LAMBDAS)]
+    # the dual solver's regularisation grid (`head_dual.solve`); no other head reads it
+    self.lambdas = ([float(v) for v in cfg.get("lambdas", _LAMBDAS)]
+                    if self.solver == "dual" else None)
     self.total_features = int(cfg.get("total_features", 0))
     _layout(self, feats)
     F = self.n_features

@@ -56,8 +56,14 @@ def init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, 
     self.capacity = cap
     nf = self.slice.n_features
     # the sample being scored: a count is at most the series length, so a byte holds it
-    # for series up to 255 values (half the bytes)
-    self._counts = np.zeros(nf, dtype=xp.uint8 if self.slice.length <= 255 else xp.uint16)
+    # for series up to 255 values (half the bytes). Those counts are the head's codes
+    # (`Head.codes`: no rescaling when every counted length is <= 255), so the slice counts
+    # straight into the head's code buffer: one F_i buffer, not two
+    if self.slice.length <= 255 and getattr(head, "_den", 0) is None \
+            and len(head._u) == nf and head._u.dtype == xp.uint8:
+        self._counts = head._u
+    else:
+        self._counts = np.zeros(nf, dtype=xp.uint8 if self.slice.length <= 255 else xp.uint16)
     # what a slot keeps of its training sample for head.apply: its head.codes (8-bit for
     # rocknet.head, F_i bytes), or with keep="series" its int8 series (L bytes, one bytearray
     # for the whole ring), transformed again into _counts when the sample is applied
