@@ -339,8 +339,10 @@ def build_runner(self, plan, key, samples, radio=None, clock=None, out=None, pid
     # dicts whose keys come and go, or arrive the first time something rare happens (a
     # round's replay windows, reasons counted), get their tables now: the heap between
     # rounds does not step up when a third round or a new reason turns up
-    for d in self.link.codec.replay._spare:
+    replay = self.link.codec.replay
+    for d in replay._spare:
         _sized(d, plan["nodes"])
+    _sized(replay._rounds, len(replay._spare))  # as many rounds as it keeps windows for
     _sized(self.link.codec.rejected, 11)  # wire's reasons, and the link's stale, future
     _sized(node.drop_why, 8)  # the leader's reasons (`node.Node._why`)
     self.radio = (radio or open_radio)(self.link)
