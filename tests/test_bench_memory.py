@@ -32,6 +32,13 @@ def test_figures_from_checkpoints():
     assert fig["peak_need_bytes"] == 8500 + 4000
     assert fig["growth_bytes_per_round"] == 0 and fig["steady"]
     assert fig["round_heap_bytes"] == [8500, 8600, 8600, 8600]
+    # the simulator's clock meter, measured by a "harness" checkpoint after "built", counts
+    # with the baseline: every figure above the baseline is that much lower
+    metered = trace[:3] + [("harness", _cp(9300))] + [(k, _cp(f["board"] + 300, f["big"]))
+                                                      for k, f in trace[3:]]
+    same = node_figures(metered, {"live": 700, "board": 700}, warmup=2, report={})
+    assert same["base_bytes"] == 1300 and same["round_heap_bytes"] == fig["round_heap_bytes"]
+    assert same["peak_heap_bytes"] == fig["peak_heap_bytes"] and same["steady"]
     grow = node_figures(trace + [("round4", _cp(9700)), ("round5", _cp(9800))], None, 2, {})
     assert not grow["steady"] and grow["growth_bytes_per_round"] > 0
     assert grow["own_data_bytes"] is None and grow["state_bytes"] is None

@@ -99,6 +99,8 @@ def test_newer_round_keeps_the_previous_one_served():
         rounds_sent.append(adv[5])  # low byte of the round
     assert sorted(set(rounds_sent)) == [5, 6]  # the two rounds take turns
     assert b.round_no == 6 and b.previous.round_no == 5  # b followed a into round 6
+    # a link's rounds hold one node list and index between them (they never change)
+    assert a.round.nodes is a.previous.nodes and a.round._index is a.previous._index
     for t in range(7, 12):
         a.on_advert(b.next_advert(t), t)
     assert a.previous.full_rank and a.previous.rows() == [b"a5a5", b"b5b5"]

@@ -37,6 +37,16 @@ def test_real_head_fleet_learns_and_agrees_under_loss():
     assert all(nd.stats["steps"] > 0 for nd in fr.nodes)
 
 
+def test_the_slice_counts_into_the_heads_code_buffer_when_codes_are_counts():
+    """Series up to 255 values: a count is its own 8-bit code (`Head.codes`), so a node keeps
+    one buffer for both; the fleet above trains on it, every runtime alike."""
+    make, _ = real_fleet(1)
+    nd = make(0)
+    assert nd.head._den is None and nd._counts is nd.head._u
+    c = nd.slice.transform(bytes(64), nd._counts)
+    assert c is nd.head._u and list(nd.head.codes(c)) == list(c)
+
+
 def test_real_head_checkpoint_resume_and_rejoin():
     make, sched = real_fleet(4, checkpoint_every=8)
     fr = FleetRun(3, make, loss=0.02, seed=2,
