@@ -82,6 +82,9 @@ def test_schedule_batch_must_fit_the_head():
         node_mod.Node(0, 3, None, nd.head, 3, 80, sched, slice_=nd.slice)
     with pytest.raises(ValueError, match="keep must be 'codes' or 'series', not 'counts'"):
         node_mod.Node(0, 3, None, nd.head, 3, 80, nd.schedule, slice_=nd.slice, keep="counts")
+    # a ring that cannot hold a sample until its earliest decision (a hand-edited plan)
+    with pytest.raises(ValueError, match="window \\+ 2 = 6 .*--pending auto"):
+        node_mod.Node(0, 3, None, nd.head, 3, 80, nd.schedule, slice_=nd.slice, pending=5)
 
 
 RUN_SRC = """

@@ -20,6 +20,10 @@ def init(self, node_id, n_nodes, features, head, n_classes, row_size, schedule, 
                          "plan --keep codes|series|auto`" % (keep,))
     if gone_after < 2:
         raise ValueError("gone_after must be >= 2 rounds")
+    if pending is not None and (not isinstance(pending, int) or pending < window + 2):
+        raise ValueError("a ring of %r undecided samples: it holds at least window + 2 = %d "
+                         "(a decision comes 2 rounds after its sample at the earliest); "
+                         "re-plan with `rocknet plan --pending auto`" % (pending, window + 2))
     hb = getattr(head, "batch", None)
     if isinstance(hb, int) and hb < schedule.batch:
         raise ValueError("the schedule's batch of %d exceeds the head's %d; build the "
