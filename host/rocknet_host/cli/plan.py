@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args)
     if args.fleet:
         return plan_fleet.run(args, ds)
-    from ..planning import board as board_plan
+    from pathlib import Path
+
+    from ..planning import features as planmod
 
     t = training(args)  # checked before the (slow) fit
     pl = fit_plan(args, ds)
@@ -60,12 +62,12 @@ def run(args: argparse.Namespace) -> int:
               f"features per node, dilations {s['dilations']}")
     for i, (n, holds) in enumerate(zip(s["features_per_node"], s["holds"], strict=True)):
         con.print(f"  node {i}: {n} features, (dilation, kernel) {holds}")
-    if trains:
-        keeps = board_plan.node_keeps(pl, ds, t)
+    if trains:  # what each node plan written says (its run section), not worked out again
+        runs = [planmod.read_node(Path(args.out) / planmod.node_file(i))["run"]
+                for i in range(pl.n_nodes)]
         con.print(f"training: {t.mode} head, {t.epochs} epochs, batch {t.batch}, {t.wire} "
-                  f"partial logits, {t.radio} adverts; {keeps_words(keeps)}; "
-                  f"{rings_words(board_plan.node_pendings(pl, ds, t, keeps), t)}",
-                  soft_wrap=True)
+                  f"partial logits, {t.radio} adverts; {keeps_words([r['keep'] for r in runs])}; "
+                  f"{rings_words([r['pending'] for r in runs], t)}", soft_wrap=True)
     con.print(f"wrote {pl.n_nodes} node plans{', node data files' if trains else ''} and "
               f"fleet.json to {args.out}")
     return 0
